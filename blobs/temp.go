@@ -1,0 +1,90 @@
+package blobs
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// staleTemp is how long a temp file must be untouched before Open removes
+// it on systems without file locks.
+const staleTemp = 24 * time.Hour
+
+// createTemp creates a new empty file in tmp/ named <kind>-<random>. Where
+// lockTemps holds, the file is returned locked, and it is checked to still
+// be in the directory after locking (a concurrent Open may have removed it
+// between creation and lock).
+func (s *Store) createTemp(kind string) (*os.File, error) {
+	var rnd [8]byte
+	for range 100 {
+		rand.Read(rnd[:])
+		name := filepath.Join(s.tmp, kind+"-"+hex.EncodeToString(rnd[:]))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create temp file: %w", noSpace(err))
+		}
+		if !lockTemps {
+			return f, nil
+		}
+		ok, err := tryLock(f)
+		if err == nil && ok && stillThere(f) {
+			return f, nil
+		}
+		f.Close()
+		if err != nil {
+			os.Remove(name)
+			return nil, fmt.Errorf("lock temp file: %w", err)
+		}
+		// An Open holds or removed the file: try another name.
+	}
+	return nil, fmt.Errorf("create temp file in %s: no free name", s.tmp)
+}
+
+// stillThere reports whether the open file f is still the one at its name.
+func stillThere(f *os.File) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(f.Name())
+	return err == nil && os.SameFile(a, b)
+}
+
+// cleanTemp removes temp files left by interrupted uploads: those nobody
+// holds locked, or where there are no locks, those untouched for staleTemp.
+// It is best effort: a file it cannot remove is left for the next Open.
+func (s *Store) cleanTemp() error {
+	entries, err := os.ReadDir(s.tmp)
+	if err != nil {
+		return fmt.Errorf("clean temp files: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		name := filepath.Join(s.tmp, e.Name())
+		if !lockTemps {
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+				os.Remove(name)
+			}
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			continue
+		}
+		if ok, err := tryLock(f); err == nil && ok && stillThere(f) {
+			os.Remove(name)
+		}
+		f.Close()
+	}
+	return nil
+}

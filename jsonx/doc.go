@@ -1,0 +1,31 @@
+// Package jsonx checks, compacts and parses the JSON that clients send to
+// strata, without encoding/json in the hot path.
+//
+// What it promises:
+//
+//   - Strict RFC 8259. Exactly one value per document; whitespace is only
+//     space, tab, CR and LF; no leading zeros, no "1.", ".5", "1e", no NaN,
+//     no comments, no trailing commas, no byte order mark. Raw control
+//     characters and invalid UTF-8 inside strings are errors. Nesting deeper
+//     than MaxDepth is an error (it bounds stack use per request).
+//   - Byte for byte preservation. Compact removes insignificant whitespace
+//     and nothing else: number text, string escapes and member order come
+//     back exactly as sent, because the event hash covers the data bytes as
+//     served (DESIGN.md: "the server never rewrites a client's data").
+//     Escaped lone surrogates such as "\ud800" are valid RFC 8259 grammar
+//     and are kept, as encoding/json does; only ParseEvents, which must turn
+//     strings into Go strings, rejects them.
+//   - Speed. One pass over the input, no reflection, a handful of
+//     allocations per request rather than per event: ParseEvents copies all
+//     events' data and meta into one buffer and all their strings into one
+//     string, and hands out slices of those. Nothing returned aliases the
+//     request body, so the caller may reuse the body at once.
+//
+// ParseEvents reads the body of PUT /events (one object, an array of
+// objects, or NDJSON) into Input values and reports problems as *FieldError
+// naming the event and the field. It checks JSON shape only; content rules
+// (the type pattern, entity length) belong to the caller.
+//
+// AppendString is the encoder's half: it writes a Go string as a JSON string
+// literal for serving events.
+package jsonx

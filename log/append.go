@@ -1,0 +1,568 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Proposed is one event a client asks to append.
+type Proposed struct {
+	Type   string
+	Entity string
+	Key    string // idempotency key; "" for none
+	Data   []byte // compacted JSON, stored and served as it is
+	Meta   []byte // compacted JSON object, or nil
+	// ExpectedVersion is the version the entity must be at: 0 means it must
+	// have no events yet; -1 means no expectation.
+	ExpectedVersion int64
+}
+
+// Request is one atomic append: all its events are stored, or none.
+type Request struct {
+	Events []Proposed
+	// IfHead, when set, is the id the log's head must have (the zero id: the
+	// log must be empty), checked in the same locked step as the write.
+	IfHead *[32]byte
+}
+
+// Result reports an accepted Request.
+type Result struct {
+	// Events has one entry per proposed event: the stored event, or, where
+	// its key repeated an earlier event with the same content, that event.
+	Events   []*Event
+	Repeated []bool
+	// Stored counts the new events.
+	Stored int
+	Head   Head
+}
+
+// writer is the state of the append path. Only the group leader touches it,
+// holding mu.
+type writer struct {
+	mu     sync.Mutex
+	broken error // set by a failed write or fsync: refuse appends
+	dirty  bool  // indexes changed since the last sync
+
+	seen uint64 // head.through when last refreshed; the fields below match it
+	last Head
+	end  int64 // where the next record goes in the active segment
+
+	// ents caches entity states across groups in a long-running process;
+	// it is dropped whenever another process has appended.
+	ents map[string]entState
+}
+
+// entState is where an entity stands: its newest event's seq and version,
+// and the seq its hash-index slot holds (0: no slot yet).
+type entState struct {
+	seq, version uint64
+	slot         uint64
+}
+
+// entCacheMax bounds the entity cache of a long-running process.
+const entCacheMax = 1 << 16
+
+// syncEvery bounds how far the indexes' synced mark may fall behind: the
+// replay after a machine crash covers at most this many events.
+const syncEvery = 1 << 16
+
+// pending is one Request waiting in the append queue.
+type pending struct {
+	req  *Request
+	res  *Result
+	err  error
+	wake chan bool // true: lead the next group; false: res/err are ready
+}
+
+// Append stores the request's events atomically and durably, and returns
+// once they are fsynced. Concurrent appends in one process share a write
+// and an fsync (group commit); each request still succeeds or fails alone.
+func (l *Log) Append(req *Request) (*Result, error) {
+	if len(req.Events) == 0 {
+		return nil, &InvalidError{Index: 0, Field: "", Err: errors.New("no events")}
+	}
+	for i := range req.Events {
+		if err := checkProposed(i, &req.Events[i]); err != nil {
+			return nil, err
+		}
+	}
+	p := &pending{req: req, wake: make(chan bool, 1)}
+	l.qmu.Lock()
+	l.queue = append(l.queue, p)
+	if l.leading {
+		l.qmu.Unlock()
+		if lead := <-p.wake; !lead {
+			return p.res, p.err
+		}
+	} else {
+		l.leading = true
+		l.qmu.Unlock()
+	}
+	// This goroutine leads: write everything queued, itself included, then
+	// hand the lead to the first request that queued meanwhile.
+	l.qmu.Lock()
+	group := l.queue
+	l.queue = nil
+	l.qmu.Unlock()
+	l.commit(group)
+	l.qmu.Lock()
+	if len(l.queue) > 0 {
+		l.queue[0].wake <- true
+	} else {
+		l.leading = false
+	}
+	l.qmu.Unlock()
+	return p.res, p.err
+}
+
+func checkProposed(i int, p *Proposed) error {
+	if err := ValidateType(p.Type); err != nil {
+		return &InvalidError{Index: i, Field: "type", Err: err}
+	}
+	if err := ValidateEntity(p.Entity); err != nil {
+		return &InvalidError{Index: i, Field: "entity", Err: err}
+	}
+	if p.Key != "" {
+		if err := ValidateKey(p.Key); err != nil {
+			return &InvalidError{Index: i, Field: "key", Err: err}
+		}
+	}
+	if len(p.Data) == 0 {
+		return &InvalidError{Index: i, Field: "data", Err: errors.New("is empty (send null for no data)")}
+	}
+	if p.Meta != nil && (len(p.Meta) < 2 || p.Meta[0] != '{') {
+		return &InvalidError{Index: i, Field: "meta", Err: errors.New("must be a JSON object")}
+	}
+	if p.ExpectedVersion < -1 {
+		return &InvalidError{Index: i, Field: "expected_version", Err: errors.New("must be 0 or more")}
+	}
+	if len(p.Data)+len(p.Meta) > maxRecordLen-4096 {
+		return &InvalidError{Index: i, Field: "data", Err: ErrTooLarge}
+	}
+	return nil
+}
+
+// commit runs one group under the tenant lock and wakes every request in it.
+func (l *Log) commit(group []*pending) {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	err := l.commitLocked(group)
+	for _, p := range group {
+		if err != nil && p.err == nil {
+			p.res, p.err = nil, err
+		}
+		p.wake <- false
+	}
+}
+
+func (l *Log) commitLocked(queued []*pending) error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.w.broken != nil {
+		return &Error{Op: "append", Dir: l.dir, Err: ErrFailed, Hint: l.w.broken.Error()}
+	}
+	if err := l.lk.lock(l.opts.LockTimeout); err != nil {
+		return &Error{Op: "append", Dir: l.dir, Err: err}
+	}
+	defer l.lk.unlock()
+	if err := l.refreshLocked(); err != nil {
+		return err
+	}
+	g := &group{l: l, seq: l.w.last.Seq, prev: l.w.last.ID, time: l.w.last.Time,
+		ents: map[string]entState{}, keys: map[string]*Event{}}
+	for _, p := range queued {
+		p.res, p.err = g.add(p.req)
+	}
+	if len(g.events) == 0 {
+		return nil
+	}
+	if err := l.write(g); err != nil {
+		return err
+	}
+	head := Head{Seq: g.seq, ID: g.prev, Time: g.time}
+	for _, p := range queued {
+		if p.res != nil {
+			p.res.Head = head
+		}
+	}
+	return nil
+}
+
+// refreshLocked brings the writer's state up to the log as other processes
+// left it, and runs recovery if one of them crashed mid-append. The tenant
+// lock is held.
+func (l *Log) refreshLocked() error {
+	if !sameBoot(l.head) && l.head.synced() != l.head.through() {
+		return l.recoverLocked()
+	}
+	if err := l.openSegments(); err != nil {
+		return &Error{Op: "append", Dir: l.dir, Err: err}
+	}
+	through := l.head.through()
+	if through != l.w.seen || l.w.end == 0 {
+		if through != l.w.seen {
+			l.w.ents = nil // another process appended
+		}
+		if err := l.loadTail(through); err != nil {
+			return err
+		}
+	}
+	segs := l.segments()
+	if len(segs) == 0 {
+		return nil
+	}
+	st, err := segs[len(segs)-1].f.Stat()
+	if err != nil {
+		return &Error{Op: "append", Dir: l.dir, Err: err}
+	}
+	if st.Size() != l.w.end {
+		// Bytes past the committed head: a writer died between its write
+		// and its index update. Recovery keeps whole records, cuts a torn
+		// tail, and reports anything else.
+		return l.recoverLocked()
+	}
+	return nil
+}
+
+// loadTail sets the writer's head and end-of-log from the committed seq.
+func (l *Log) loadTail(through uint64) error {
+	l.w.seen = through
+	l.w.last = Head{}
+	l.w.end = segmentHeaderLen
+	segs := l.segments()
+	if through == 0 {
+		return nil
+	}
+	e, s, err := l.readSeq(through)
+	if err != nil {
+		return &Error{Op: "append", Dir: l.dir, Seq: through, Err: err}
+	}
+	l.w.last = Head{Seq: e.Seq, ID: e.ID, Time: e.Time}
+	if s == segs[len(segs)-1] {
+		off, _ := readOffset(s, through)
+		l.w.end = off + int64(recordSize(e))
+	}
+	return nil
+}
+
+// group is the state of one group commit: events accepted so far and the
+// entity and key states they produce.
+type group struct {
+	l      *Log
+	seq    uint64
+	prev   [32]byte
+	time   int64
+	events []*Event
+	ents   map[string]entState
+	keys   map[string]*Event
+	size   int
+}
+
+// add checks one request against the log and the group so far; it changes
+// the group only if the whole request is accepted.
+func (g *group) add(req *Request) (*Result, error) {
+	if req.IfHead != nil && *req.IfHead != g.prev {
+		return nil, &HeadConflictError{Expected: *req.IfHead, Current: Head{Seq: g.seq, ID: g.prev, Time: g.time}}
+	}
+	now := g.l.opts.Now().UnixNano()
+	if now < g.time {
+		now = g.time
+	}
+	res := &Result{Events: make([]*Event, len(req.Events)), Repeated: make([]bool, len(req.Events))}
+	seq, prev := g.seq, g.prev
+	ents := map[string]entState{}
+	keys := map[string]*Event{}
+	var fresh []*Event
+	size := 0
+	for i := range req.Events {
+		p := &req.Events[i]
+		if p.Key != "" {
+			orig, err := g.keyed(p.Key, keys)
+			if err != nil {
+				return nil, err
+			}
+			if orig != nil {
+				if !sameContent(orig, p) {
+					return nil, &KeyConflictError{Index: i, Key: p.Key, Existing: orig}
+				}
+				res.Events[i], res.Repeated[i] = orig, true
+				continue
+			}
+		}
+		st, ok := ents[p.Entity]
+		if !ok {
+			var err error
+			if st, err = g.entity(p.Entity); err != nil {
+				return nil, err
+			}
+		}
+		if p.ExpectedVersion >= 0 && uint64(p.ExpectedVersion) != st.version {
+			return nil, &VersionConflictError{Index: i, Entity: p.Entity, Expected: uint64(p.ExpectedVersion), Current: st.version}
+		}
+		seq++
+		e := &Event{Prev: prev, Seq: seq, Time: now, Type: p.Type, Entity: p.Entity,
+			Version: st.version + 1, Key: p.Key, Data: p.Data, Meta: p.Meta, PrevInEntity: st.seq}
+		e.ID = ComputeID(e)
+		prev = e.ID
+		ents[p.Entity] = entState{seq: seq, version: e.Version, slot: st.slot}
+		if p.Key != "" {
+			keys[p.Key] = e
+		}
+		res.Events[i] = e
+		fresh = append(fresh, e)
+		size += recordSize(e)
+	}
+	if g.size+size > maxGroupBytes && len(g.events) > 0 {
+		return nil, &Error{Op: "append", Dir: g.l.dir, Err: ErrLockTimeout, Hint: "too much queued at once"}
+	}
+	g.seq, g.prev = seq, prev
+	if len(fresh) > 0 {
+		g.time = now
+	}
+	g.events = append(g.events, fresh...)
+	g.size += size
+	for k, v := range ents {
+		g.ents[k] = v
+	}
+	for k, v := range keys {
+		g.keys[k] = v
+	}
+	res.Stored = len(fresh)
+	return res, nil
+}
+
+// maxGroupBytes keeps one group's records well inside a segment's 32-bit
+// offsets; requests past it wait for the next group.
+const maxGroupBytes = 1 << 30
+
+func sameContent(e *Event, p *Proposed) bool {
+	return e.Type == p.Type && e.Entity == p.Entity && bytes.Equal(e.Data, p.Data) && bytes.Equal(e.Meta, p.Meta)
+}
+
+// keyed returns the event that already used key, or nil.
+func (g *group) keyed(key string, req map[string]*Event) (*Event, error) {
+	if e := req[key]; e != nil {
+		return e, nil
+	}
+	if e := g.keys[key]; e != nil {
+		return e, nil
+	}
+	l := g.l
+	var found *Event
+	var ferr error
+	l.keys.find(l.keys.tagString(key), func(seq uint64) bool {
+		e, _, err := l.readSeq(seq)
+		if err != nil {
+			ferr = err
+			return true
+		}
+		if e.Key == key {
+			found = e
+			return true
+		}
+		return false
+	})
+	if ferr != nil {
+		return nil, &Error{Op: "key lookup", Dir: l.dir, Err: ferr}
+	}
+	return found, nil
+}
+
+// entity returns where entity stands before this request.
+func (g *group) entity(name string) (entState, error) {
+	if st, ok := g.ents[name]; ok {
+		return st, nil
+	}
+	l := g.l
+	if st, ok := l.w.ents[name]; ok {
+		return st, nil
+	}
+	var st entState
+	var ferr error
+	l.ents.find(l.ents.tagString(name), func(seq uint64) bool {
+		e, _, err := l.readSeq(seq)
+		if err != nil {
+			ferr = err
+			return true
+		}
+		if e.Entity == name {
+			st = entState{seq: seq, version: e.Version, slot: seq}
+			return true
+		}
+		return false
+	})
+	if ferr != nil {
+		return st, &Error{Op: "entity lookup", Dir: l.dir, Err: ferr}
+	}
+	return st, nil
+}
+
+// write puts the group's records in the active segment (rolling to a new
+// one first if it is full), fsyncs, updates the indexes and finally moves
+// the committed head. The tenant lock is held.
+func (l *Log) write(g *group) error {
+	buf := make([]byte, 0, g.size)
+	for _, e := range g.events {
+		buf = appendRecord(buf, e)
+	}
+	first := g.events[0].Seq
+	segs := l.segments()
+	if len(segs) == 0 || l.w.end > segmentHeaderLen && l.w.end+int64(len(buf)) > l.opts.SegmentSize {
+		if err := createSegment(l.logDir(), segmentHeader{First: first, Prev: g.events[0].Prev}, l.opts.NoSync); err != nil {
+			return l.fail("start segment", err)
+		}
+		if err := l.openSegments(); err != nil {
+			return l.fail("start segment", err)
+		}
+		segs = l.segments()
+		l.w.end = segmentHeaderLen
+		if l.w.dirty {
+			// A sealed segment is a natural point to put the indexes on disk.
+			if err := l.syncIndexesLocked(); err != nil {
+				return l.fail("sync indexes", err)
+			}
+		}
+	}
+	s := segs[len(segs)-1]
+	if _, err := s.f.WriteAt(buf, l.w.end); err != nil {
+		s.f.Truncate(l.w.end) // best effort: leave no partial records
+		return l.fail("write", err)
+	}
+	if !l.opts.NoSync {
+		if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+			return l.fail("fsync", err)
+		}
+	}
+	// Durable from here on. The rest only makes the events visible.
+	offs := make([]byte, 4*len(g.events))
+	pos := l.w.end
+	for i, e := range g.events {
+		binary.LittleEndian.PutUint32(offs[4*i:], uint32(pos))
+		pos += int64(recordSize(e))
+	}
+	if _, err := s.off.WriteAt(offs, int64(first-s.first)*4); err != nil {
+		return l.fail("index", err)
+	}
+	if err := l.indexEvents(g); err != nil {
+		return l.fail("index", err)
+	}
+	l.w.end += int64(len(buf))
+	l.w.dirty = true
+	if !sameBoot(l.head) {
+		// refreshLocked saw the indexes synced (or recovered them), so they
+		// are whole as of this boot.
+		l.head.setBoot(bootID())
+	}
+	l.head.setThrough(g.seq)
+	l.w.seen = g.seq
+	l.w.last = Head{Seq: g.seq, ID: g.prev, Time: g.time}
+	if l.w.ents == nil || len(l.w.ents)+len(g.ents) > entCacheMax {
+		l.w.ents = make(map[string]entState, len(g.ents))
+	}
+	for name, st := range g.ents {
+		st.slot = st.seq
+		l.w.ents[name] = st
+	}
+	if g.seq-l.head.synced() >= syncEvery {
+		if err := l.syncIndexesLocked(); err != nil {
+			return l.fail("sync indexes", err)
+		}
+	}
+	return nil
+}
+
+// indexEvents adds the group's events to the hash indexes.
+func (l *Log) indexEvents(g *group) error {
+	newEnts, nkeys := 0, 0
+	for _, st := range g.ents {
+		if st.slot == 0 {
+			newEnts++
+		}
+	}
+	for _, e := range g.events {
+		if e.Key != "" {
+			nkeys++
+		}
+	}
+	if err := l.reserve(uint64(len(g.events)), uint64(newEnts), uint64(nkeys), false); err != nil {
+		return err
+	}
+	for _, e := range g.events {
+		l.ids.insert(tagID(&e.ID), e.Seq)
+		if e.Key != "" {
+			l.keys.insert(l.keys.tagString(e.Key), e.Seq)
+		}
+	}
+	for name, st := range g.ents {
+		tag := l.ents.tagString(name)
+		if st.slot == 0 || !l.ents.replace(tag, st.slot, st.seq) {
+			l.ents.insert(tag, st.seq)
+		}
+	}
+	return nil
+}
+
+// reserve grows the hash indexes that need room; a grown table replaces the
+// old one under the view lock (taken here unless viewLocked) and the head's
+// gen tells other processes.
+func (l *Log) reserve(ids, ents, keys uint64, viewLocked bool) error {
+	lock, unlock := l.vmu.Lock, l.vmu.Unlock
+	if viewLocked {
+		lock, unlock = func() {}, func() {}
+	}
+	grown := false
+	for _, r := range []struct {
+		x *hashIndex
+		n uint64
+	}{{l.ids, ids}, {l.ents, ents}, {l.keys, keys}} {
+		if r.x.used()+r.n <= r.x.slots()/2 {
+			continue
+		}
+		y, err := r.x.grow(r.n)
+		if err != nil {
+			return err
+		}
+		lock()
+		old := r.x
+		l.setIndex(y.kind, y)
+		old.close()
+		unlock()
+		grown = true
+	}
+	if grown {
+		lock()
+		l.head.bumpGen()
+		l.gen = l.head.gen()
+		unlock()
+	}
+	return nil
+}
+
+// fail marks the log broken after a failed write, fsync or index update:
+// from now on it refuses appends until reopened, because the state of the
+// file (and of the kernel's page cache) is no longer known.
+func (l *Log) fail(op string, err error) error {
+	l.w.broken = fmt.Errorf("%s: %w", op, err)
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return &Error{Op: "append", Dir: l.dir, Err: err}
+}
+
+// removeTemps deletes *.tmp files left by a crash in the middle of an atomic
+// file write. The tenant lock is held, so no one is writing one now.
+func removeTemps(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	for _, m := range matches {
+		os.Remove(m)
+	}
+}

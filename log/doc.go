@@ -1,0 +1,31 @@
+// Package log is the heart of strata: one append-only, hash-chained event log
+// per tenant directory.
+//
+// What it promises:
+//
+//   - Durability: Append returns only after the records are written and
+//     fsynced. Nothing acknowledged is lost by a crash of the process or of
+//     the machine.
+//   - Order: every event gets the next seq (1, 2, 3 … no gaps), a receive
+//     time that never decreases, and the next version of its entity.
+//   - The chain: every event's id is the BLAKE3 hash of its fields and of the
+//     previous event's id (FORMAT.md, "hash recipe"), so anyone holding an
+//     old head can check that today's log extends it.
+//   - Many writers: any number of processes may open the same directory and
+//     append at once; each append runs under the tenant's flock, and
+//     preconditions (expected versions, the expected head, idempotency keys)
+//     are checked in the same locked step as the write.
+//   - Honest recovery: a torn tail (a crash in the middle of a write) is cut
+//     back to the last whole record, keeping a .broken copy of what was cut;
+//     damage anywhere else is reported as ErrCorrupt, never truncated.
+//   - Fail stop: after a failed write or fsync the open Log refuses further
+//     appends until it is reopened.
+//
+// Everything under index/ is a cache derived from the segments under log/:
+// it can be deleted at any time and is rebuilt on the next open (Reindex
+// does it on purpose). The committed head — what readers may see — is the
+// seq stored in index/head, advanced only after the records are fsynced.
+//
+// The package knows nothing of HTTP. FORMAT.md describes the files byte by
+// byte.
+package log

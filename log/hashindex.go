@@ -1,0 +1,230 @@
+package log
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/zeebo/blake3"
+)
+
+// A hashIndex maps a 64-bit tag to seqs: an open-addressing table with
+// linear probing, kept in a memory-mapped file (FORMAT.md, "Hash indexes").
+//
+//	page 0: [8] magic "STRATHIX" | u32 version | u32 kind | u64 slots |
+//	        u64 used | [32] seed
+//	then slots × 16 bytes: u64 tag (0 = empty) | u64 seq
+//
+// Tags are 63 bits of a hash with the low bit forced to 1, so 0 never
+// appears. Different keys may share a tag: every hit is checked against the
+// record it names, so a collision costs a read, never a wrong answer. The
+// table doubles when it is half full; the bigger table is built beside it
+// and renamed over it, and the head file's gen tells other processes to
+// map it again.
+const (
+	hixMagic     = "STRATHIX"
+	hixVersion   = 1
+	hixHeaderLen = 4096
+	hixSlotLen   = 16
+	hixMinSlots  = 1 << 12
+
+	hixOffSlots = 16
+	hixOffUsed  = 24
+	hixOffSeed  = 32
+)
+
+// Kinds of hash index, by what they map to seqs.
+const (
+	kindIDs      = 1 // event id → its seq
+	kindEntities = 2 // entity → seq of its newest event
+	kindKeys     = 3 // idempotency key → seq
+)
+
+var hixNames = map[uint32]string{kindIDs: "ids.hix", kindEntities: "entities.hix", kindKeys: "keys.hix"}
+
+type hashIndex struct {
+	path string
+	kind uint32
+	m    *mapping
+	mask uint64
+	seed [32]byte
+}
+
+// createHashIndex writes an empty table with room for at least n keys and
+// renames it over path.
+func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashIndex, error) {
+	slots := uint64(hixMinSlots)
+	for slots/2 < n {
+		slots *= 2
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	size := hixHeaderLen + int64(slots)*hixSlotLen
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	h := make([]byte, 64)
+	copy(h, hixMagic)
+	binary.LittleEndian.PutUint32(h[8:], hixVersion)
+	binary.LittleEndian.PutUint32(h[12:], kind)
+	binary.LittleEndian.PutUint64(h[16:], slots)
+	if seed == nil {
+		seed = new([32]byte)
+		rand.Read(seed[:])
+	}
+	copy(h[hixOffSeed:], seed[:])
+	if _, err := f.WriteAt(h, 0); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	m, err := mapFile(f, int(size))
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		m.close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, seed: *seed}, nil
+}
+
+func openHashIndex(path string, kind uint32) (*hashIndex, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	var h [64]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read header of %s: %w", path, err)
+	}
+	slots := binary.LittleEndian.Uint64(h[16:])
+	switch {
+	case string(h[:8]) != hixMagic || binary.LittleEndian.Uint32(h[8:]) != hixVersion:
+		err = errors.New("bad magic or version")
+	case binary.LittleEndian.Uint32(h[12:]) != kind:
+		err = errors.New("wrong kind")
+	case slots < hixMinSlots || slots&(slots-1) != 0 || st.Size() != hixHeaderLen+int64(slots)*hixSlotLen:
+		err = errors.New("size does not match the slot count")
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	m, err := mapFile(f, int(st.Size()))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	x := &hashIndex{path: path, kind: kind, m: m, mask: slots - 1}
+	copy(x.seed[:], h[hixOffSeed:])
+	return x, nil
+}
+
+func (x *hashIndex) slots() uint64 { return x.mask + 1 }
+func (x *hashIndex) used() uint64  { return x.m.load(hixOffUsed) }
+
+func (x *hashIndex) slotOff(i uint64) int { return hixHeaderLen + int(i)*hixSlotLen }
+
+// tagID is the tag of an event id: ids are already uniformly random.
+func tagID(id *[32]byte) uint64 { return binary.LittleEndian.Uint64(id[:8]) | 1 }
+
+// tagString is the tag of an entity or key: a hash keyed with the table's
+// secret seed, so that clients cannot choose names that pile up in one run
+// of slots.
+func (x *hashIndex) tagString(s string) uint64 {
+	var buf [32 + MaxEntityLen]byte
+	b := append(append(buf[:0], x.seed[:]...), s...)
+	sum := blake3.Sum256(b)
+	return binary.LittleEndian.Uint64(sum[:8]) | 1
+}
+
+// find calls fn with every seq stored under tag, until fn returns true.
+func (x *hashIndex) find(tag uint64, fn func(seq uint64) bool) {
+	for i := tag & x.mask; ; i = (i + 1) & x.mask {
+		off := x.slotOff(i)
+		t := x.m.load(off)
+		if t == 0 {
+			return
+		}
+		if t == tag {
+			// The seq is stored before the tag, so a tag seen means its
+			// seq is there too; 0 can only come from a torn crash page.
+			if seq := x.m.load(off + 8); seq != 0 && fn(seq) {
+				return
+			}
+		}
+	}
+}
+
+// insert adds tag → seq. The caller holds the tenant lock and has made room
+// with reserve.
+func (x *hashIndex) insert(tag, seq uint64) {
+	for i := tag & x.mask; ; i = (i + 1) & x.mask {
+		off := x.slotOff(i)
+		if x.m.load(off) == 0 {
+			x.m.store(off+8, seq)
+			x.m.store(off, tag)
+			x.m.store(hixOffUsed, x.used()+1)
+			return
+		}
+	}
+}
+
+// replace changes the seq of the slot holding tag → old to new, and reports
+// whether there was one.
+func (x *hashIndex) replace(tag, old, new uint64) bool {
+	for i := tag & x.mask; ; i = (i + 1) & x.mask {
+		off := x.slotOff(i)
+		t := x.m.load(off)
+		if t == 0 {
+			return false
+		}
+		if t == tag && x.m.load(off+8) == old {
+			x.m.store(off+8, new)
+			return true
+		}
+	}
+}
+
+// grow builds a table with room for n more keys beside x and renames it
+// over x's file. The caller swaps it in and closes x.
+func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
+	y, err := createHashIndex(x.path+".grow", x.kind, (x.used()+n)*2, &x.seed)
+	if err != nil {
+		return nil, fmt.Errorf("grow %s: %w", x.path, err)
+	}
+	for i := uint64(0); i <= x.mask; i++ {
+		off := x.slotOff(i)
+		if tag := x.m.load(off); tag != 0 {
+			y.insert(tag, x.m.load(off+8))
+		}
+	}
+	if err := os.Rename(y.path, x.path); err != nil {
+		y.close()
+		os.Remove(y.path)
+		return nil, fmt.Errorf("grow %s: %w", x.path, err)
+	}
+	y.path = x.path
+	return y, nil
+}
+
+func (x *hashIndex) sync() error { return x.m.sync() }
+
+func (x *hashIndex) close() error { return x.m.close() }

@@ -1,0 +1,108 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"sync"
+)
+
+// The head file, index/head, says how far the indexes reach: the committed
+// seq that readers may serve. It is one page, shared by memory map:
+//
+//	[8] magic "STRATHED" | u32 version | u32 reserved |
+//	u64 through  — last committed seq; advanced after fsync and indexing |
+//	u64 synced   — last seq whose index pages are known to be on disk |
+//	u64 gen      — bumped whenever an index file is replaced |
+//	[40] boot id of the machine that last advanced through
+//
+// through and gen are read without the lock; everything is written under it.
+const (
+	headFileName = "head"
+	headMagic    = "STRATHED"
+	headVersion  = 1
+	headSize     = 4096
+
+	headOffThrough = 16
+	headOffSynced  = 24
+	headOffGen     = 32
+	headOffBoot    = 40
+	headBootLen    = 40
+)
+
+type headFile struct{ m *mapping }
+
+// openHead maps an existing head file; create makes a fresh one.
+func openHead(path string, create bool) (*headFile, error) {
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if create {
+		b := make([]byte, headSize)
+		copy(b, headMagic)
+		binary.LittleEndian.PutUint32(b[8:], headVersion)
+		if _, err := f.WriteAt(b, 0); err != nil {
+			f.Close()
+			return nil, err
+		}
+	} else if st, err := f.Stat(); err != nil || st.Size() != headSize {
+		f.Close()
+		return nil, errors.New("head file has the wrong size")
+	}
+	m, err := mapFile(f, headSize)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if string(m.mem[:8]) != headMagic || binary.LittleEndian.Uint32(m.mem[8:]) != headVersion {
+		m.close()
+		return nil, errors.New("head file has a bad magic or version")
+	}
+	return &headFile{m: m}, nil
+}
+
+func (h *headFile) through() uint64 { return h.m.load(headOffThrough) }
+func (h *headFile) synced() uint64  { return h.m.load(headOffSynced) }
+func (h *headFile) gen() uint64     { return h.m.load(headOffGen) }
+
+func (h *headFile) setThrough(seq uint64) { h.m.store(headOffThrough, seq) }
+func (h *headFile) bumpGen()             { h.m.store(headOffGen, h.gen()+1) }
+
+func (h *headFile) boot() []byte {
+	return bytes.TrimRight(h.m.mem[headOffBoot:headOffBoot+headBootLen], "\x00")
+}
+
+func (h *headFile) setBoot(id []byte) {
+	b := h.m.mem[headOffBoot : headOffBoot+headBootLen]
+	clear(b)
+	copy(b, id)
+}
+
+// markSynced records that every index page up to through is on disk.
+func (h *headFile) markSynced(seq uint64) error {
+	h.m.store(headOffSynced, seq)
+	return h.m.sync()
+}
+
+// bootID names this run of the machine. The indexes are written to the page
+// cache without fsync; a process crash loses none of that, a machine crash
+// may. A head stamped with another boot id therefore trusts only its synced
+// mark. Where the kernel offers no boot id, nothing but the synced mark is
+// ever trusted after a crash.
+var bootID = sync.OnceValue(func() []byte {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return nil
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) > headBootLen {
+		b = b[:headBootLen]
+	}
+	return b
+})

@@ -1,0 +1,338 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Directory and file names under a tenant directory.
+const (
+	indexDirName = "index"
+	offsetsExt   = ".off"
+)
+
+// Defaults for Options.
+const (
+	DefaultSegmentSize = 64 << 20
+	DefaultLockTimeout = 10 * time.Second
+)
+
+// Options tune a Log. The zero value is ready to use.
+type Options struct {
+	// SegmentSize is the size at which the active segment is sealed and a
+	// new one started. A single batch never spans two segments, so a
+	// segment may exceed it by one batch.
+	SegmentSize int64
+	// LockTimeout bounds the wait for the tenant lock.
+	LockTimeout time.Duration
+	// NoSync skips fsync. UNSAFE: acknowledged events can be lost in a
+	// machine crash. For tests and benchmarks only.
+	NoSync bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (o *Options) fill() {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Head is the newest committed event of a log. Seq 0 means the log is empty.
+type Head struct {
+	Seq  uint64
+	ID   [32]byte
+	Time int64
+}
+
+// Log is one tenant's event log. It is safe for concurrent use by many
+// goroutines, and many processes may open the same directory at once.
+type Log struct {
+	dir  string
+	opts Options
+	lk   *fileLock
+
+	// The append queue: the first appender to find no leader leads a
+	// group and writes everything queued (group commit).
+	qmu     sync.Mutex
+	queue   []*pending
+	leading bool
+
+	// w is the writer's state; only the group leader touches it.
+	w writer
+
+	// segs is the list of open segments, replaced whole (copy on write) by
+	// openSegments under segMu, so readers load it without locking.
+	segs  atomic.Pointer[[]*segment]
+	segMu sync.Mutex
+
+	// vmu guards the memory maps: readers hold it shared while they use
+	// them; the writer takes it exclusively only to swap an index file.
+	vmu    sync.RWMutex
+	head   *headFile
+	ids    *hashIndex
+	ents   *hashIndex
+	keys   *hashIndex
+	gen    uint64 // head gen when the hash indexes were mapped
+	closed bool
+}
+
+// segment is one open segment file and its offsets index.
+type segment struct {
+	first uint64
+	prev  [32]byte // id of the event before first, from the header
+	f     *os.File // the records
+	off   *os.File // index/<first>.off: u32 LE offset of each record
+}
+
+func (l *Log) logDir() string   { return filepath.Join(l.dir, logDirName) }
+func (l *Log) indexDir() string { return filepath.Join(l.dir, indexDirName) }
+
+// Open opens (creating if needed) the log in dir. If the indexes are
+// missing, behind the log, or possibly lost in a machine crash, Open takes
+// the tenant lock and brings them up to date first; a torn tail is cut then.
+func Open(dir string, opts Options) (*Log, error) {
+	opts.fill()
+	l := &Log{dir: dir, opts: opts}
+	for _, d := range []string{l.logDir(), l.indexDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, &Error{Op: "open", Dir: dir, Err: err}
+		}
+	}
+	lk, err := openLock(filepath.Join(dir, lockFileName))
+	if err != nil {
+		return nil, &Error{Op: "open", Dir: dir, Err: err}
+	}
+	l.lk = lk
+	if err := l.load(); err != nil {
+		if err := l.withLock(l.recoverLocked); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Dir returns the tenant directory.
+func (l *Log) Dir() string { return l.dir }
+
+// withLock runs fn holding the tenant flock.
+func (l *Log) withLock(fn func() error) error {
+	if err := l.lk.lock(l.opts.LockTimeout); err != nil {
+		return &Error{Op: "lock", Dir: l.dir, Err: err}
+	}
+	defer l.lk.unlock()
+	return fn()
+}
+
+// load maps the index files and opens the segments, and reports an error if
+// anything is missing or does not agree with the log, which calls for
+// recoverLocked.
+func (l *Log) load() error {
+	l.closeView()
+	head, err := openHead(filepath.Join(l.indexDir(), headFileName), false)
+	if err != nil {
+		return err
+	}
+	l.head = head
+	if err := l.mapIndexes(); err != nil {
+		return err
+	}
+	if err := l.openSegments(); err != nil {
+		return err
+	}
+	through := head.through()
+	if !sameBoot(head) && head.synced() != through {
+		return errors.New("indexes written before a machine restart")
+	}
+	if through == 0 {
+		if segs := l.segments(); len(segs) > 0 {
+			if st, err := segs[0].f.Stat(); err != nil || st.Size() > segmentHeaderLen {
+				return errors.New("index is empty but the log is not")
+			}
+		}
+		return nil
+	}
+	e, _, err := l.readSeq(through)
+	if err != nil {
+		return err
+	}
+	if e.Seq != through {
+		return fmt.Errorf("index points seq %d at seq %d", through, e.Seq)
+	}
+	return nil
+}
+
+func sameBoot(h *headFile) bool {
+	id := bootID()
+	return id != nil && string(h.boot()) == string(id)
+}
+
+// mapIndexes maps the three hash indexes and notes the head gen they match.
+func (l *Log) mapIndexes() error {
+	gen := l.head.gen()
+	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+		x, err := openHashIndex(filepath.Join(l.indexDir(), hixNames[k]), k)
+		if err != nil {
+			return err
+		}
+		l.setIndex(k, x)
+	}
+	l.gen = gen
+	return nil
+}
+
+func (l *Log) setIndex(kind uint32, x *hashIndex) {
+	switch kind {
+	case kindIDs:
+		l.ids = x
+	case kindEntities:
+		l.ents = x
+	case kindKeys:
+		l.keys = x
+	}
+}
+
+// segments returns the open segments in log order.
+func (l *Log) segments() []*segment {
+	if p := l.segs.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// openSegments opens every segment that appeared since the last call.
+func (l *Log) openSegments() error {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	firsts, err := listSegments(l.logDir())
+	if err != nil {
+		return err
+	}
+	segs := l.segments()
+	added := segs[:len(segs):len(segs)]
+	for _, first := range firsts {
+		if n := len(added); n > 0 && first <= added[n-1].first {
+			continue
+		}
+		s, err := l.openSegment(first)
+		if err != nil {
+			return err
+		}
+		added = append(added, s)
+	}
+	if len(added) != len(segs) {
+		l.segs.Store(&added)
+	}
+	return nil
+}
+
+func (l *Log) openSegment(first uint64) (*segment, error) {
+	f, err := os.OpenFile(filepath.Join(l.logDir(), segmentName(first)), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	var hb [segmentHeaderLen]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: segment %d: header: %v", ErrCorrupt, first, err)
+	}
+	h, err := decodeSegmentHeader(hb[:])
+	if err == nil && h.First != first {
+		err = fmt.Errorf("%w: segment named %d says it starts at %d", ErrCorrupt, first, h.First)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	off, err := os.OpenFile(l.offsetsPath(first), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &segment{first: first, f: f, off: off, prev: h.Prev}, nil
+}
+
+func (l *Log) offsetsPath(first uint64) string {
+	return filepath.Join(l.indexDir(), fmt.Sprintf("%020d%s", first, offsetsExt))
+}
+
+// Close releases the files. Appends in flight finish first.
+func (l *Log) Close() error {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	l.vmu.Lock()
+	defer l.vmu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var err error
+	if l.head != nil && l.w.dirty && l.w.broken == nil {
+		// A clean close leaves the indexes on disk so that a machine crash
+		// later costs no replay.
+		err = l.withLock(l.syncIndexesLocked)
+	}
+	l.closeView()
+	if l.lk != nil {
+		l.lk.close()
+	}
+	return err
+}
+
+// closeView closes segments and index files (vmu held or not yet shared).
+func (l *Log) closeView() {
+	for _, s := range l.segments() {
+		s.f.Close()
+		s.off.Close()
+	}
+	l.segs.Store(nil)
+	for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
+		if x != nil {
+			x.close()
+		}
+	}
+	l.ids, l.ents, l.keys = nil, nil, nil
+	if l.head != nil {
+		l.head.m.close()
+		l.head = nil
+	}
+}
+
+// syncIndexesLocked writes every index page to disk and marks the head
+// synced, so that after a machine crash nothing before it is replayed.
+func (l *Log) syncIndexesLocked() error {
+	if l.opts.NoSync {
+		l.head.setBoot(bootID())
+		l.head.m.store(headOffSynced, l.head.through())
+		l.w.dirty = false
+		return nil
+	}
+	for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
+		if err := x.sync(); err != nil {
+			return err
+		}
+	}
+	for _, s := range l.segments() {
+		if err := s.off.Sync(); err != nil {
+			return err
+		}
+	}
+	l.head.setBoot(bootID())
+	if err := l.head.markSynced(l.head.through()); err != nil {
+		return err
+	}
+	l.w.dirty = false
+	return nil
+}

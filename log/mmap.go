@@ -1,0 +1,51 @@
+package log
+
+import (
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapping is a shared, writable memory map of a whole index file. Index
+// files are shared between processes through the page cache: a store by one
+// process is seen by every other at once, without a system call.
+type mapping struct {
+	f   *os.File
+	mem []byte
+}
+
+// mapFile maps f, which must already have its final size.
+func mapFile(f *os.File, size int) (*mapping, error) {
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return &mapping{f: f, mem: mem}, nil
+}
+
+// u64 returns the 8-byte word at off (which must be 8-aligned) for atomic
+// access: readers in other goroutines and processes race with the writer by
+// design, and an aligned 8-byte load or store is never torn.
+func (m *mapping) u64(off int) *uint64 { return (*uint64)(unsafe.Pointer(&m.mem[off])) }
+
+func (m *mapping) load(off int) uint64 { return atomic.LoadUint64(m.u64(off)) }
+
+func (m *mapping) store(off int, v uint64) { atomic.StoreUint64(m.u64(off), v) }
+
+// sync writes dirty pages to disk.
+func (m *mapping) sync() error { return unix.Msync(m.mem, unix.MS_SYNC) }
+
+// release drops this process's page-table entries for the mapping. The data
+// stays in the page cache (dirty pages of a shared file mapping are not
+// lost), so this only keeps a long-running process's resident size down.
+func (m *mapping) release() { unix.Madvise(m.mem, unix.MADV_DONTNEED) }
+
+func (m *mapping) close() error {
+	err := unix.Munmap(m.mem)
+	if cerr := m.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

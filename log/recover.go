@@ -1,0 +1,368 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// recoverLocked brings the indexes up to the log and the log to a whole
+// record: it replays every record after the last point the indexes can be
+// trusted, cuts a torn tail (keeping a .broken copy), and fails with
+// ErrCorrupt on damage anywhere else. The tenant lock is held.
+func (l *Log) recoverLocked() error {
+	l.vmu.Lock()
+	defer l.vmu.Unlock()
+	if err := l.rebuildLocked(); err != nil {
+		return &Error{Op: "recover", Dir: l.dir, Err: err, Hint: "run strata verify for details"}
+	}
+	l.w.seen, l.w.end, l.w.ents = 0, 0, nil
+	return l.loadTail(l.head.through())
+}
+
+func (l *Log) rebuildLocked() error {
+	removeTemps(l.logDir())
+	removeTemps(l.indexDir())
+	if l.head == nil {
+		path := filepath.Join(l.indexDir(), headFileName)
+		h, err := openHead(path, false)
+		if err != nil {
+			if h, err = openHead(path, true); err != nil {
+				return err
+			}
+		}
+		l.head = h
+	}
+	trusted := l.head.through()
+	if !sameBoot(l.head) && l.head.synced() != trusted {
+		trusted = l.head.synced() // pages after the synced mark may be lost
+	}
+	if l.ids == nil || l.ents == nil || l.keys == nil {
+		for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
+			if x != nil {
+				x.close()
+			}
+		}
+		l.ids, l.ents, l.keys = nil, nil, nil
+		if err := l.mapIndexes(); err != nil {
+			trusted = 0
+		}
+	}
+	if err := l.openSegments(); err != nil {
+		return err
+	}
+	if trusted > 0 {
+		if e, _, err := l.readSeq(trusted); err != nil || e.Seq != trusted {
+			trusted = 0
+		}
+	}
+	if err := l.resetIndexes(trusted); err != nil {
+		return err
+	}
+	// Pass 1 checks the chain, cuts a torn tail and writes the offsets;
+	// pass 2 fills the hash indexes, whose checks read records by seq and
+	// so need every offset in place.
+	last := trusted
+	if err := l.walkTail(trusted, true, l.replayOffsets(&last)); err != nil {
+		return err
+	}
+	var chunk []*Event
+	flush := func() error {
+		err := l.replayIndex(chunk)
+		chunk = chunk[:0]
+		return err
+	}
+	err := l.walkTail(trusted, false, func(s *segment, off int64, e *Event) error {
+		chunk = append(chunk, &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key})
+		if len(chunk) == 4096 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return err
+	}
+	if last > trusted && !l.opts.NoSync {
+		// The replayed records may be a dead writer's, never fsynced.
+		for _, s := range l.segments() {
+			if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+				return err
+			}
+		}
+	}
+	l.head.setThrough(last)
+	l.w.dirty = true
+	return l.syncIndexesLocked()
+}
+
+// resetIndexes drops every index entry after trusted: all of them when
+// trusted is 0 (new, empty hash tables); otherwise only the offsets, since
+// hash entries are replayed idempotently.
+func (l *Log) resetIndexes(trusted uint64) error {
+	l.head.setThrough(trusted)
+	segs := l.segments()
+	for _, s := range segs {
+		keep := int64(0)
+		if trusted >= s.first {
+			keep = int64(trusted-s.first+1) * 4
+		}
+		if st, err := s.off.Stat(); err != nil {
+			return err
+		} else if st.Size() > keep {
+			if err := s.off.Truncate(keep); err != nil {
+				return err
+			}
+		}
+	}
+	if trusted > 0 {
+		return nil
+	}
+	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+		x, err := createHashIndex(filepath.Join(l.indexDir(), hixNames[k]), k, 0, nil)
+		if err != nil {
+			return err
+		}
+		var old *hashIndex
+		switch k {
+		case kindIDs:
+			old = l.ids
+		case kindEntities:
+			old = l.ents
+		case kindKeys:
+			old = l.keys
+		}
+		if old != nil {
+			old.close()
+		}
+		l.setIndex(k, x)
+	}
+	l.head.bumpGen()
+	l.gen = l.head.gen()
+	return nil
+}
+
+// replayOffsets returns a walkTail callback that writes each record's
+// offset, buffered per segment, and counts the records in *last.
+func (l *Log) replayOffsets(last *uint64) func(*segment, int64, *Event) error {
+	var cur *segment
+	var base uint64
+	var buf []byte
+	flush := func() error {
+		if cur == nil || len(buf) == 0 {
+			return nil
+		}
+		_, err := cur.off.WriteAt(buf, int64(base-cur.first)*4)
+		buf = buf[:0]
+		return err
+	}
+	return func(s *segment, off int64, e *Event) error {
+		if e == nil { // end of walk
+			return flush()
+		}
+		if s != cur || len(buf) >= 1<<20 {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur, base = s, e.Seq
+		}
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(off))
+		*last = e.Seq
+		return nil
+	}
+}
+
+// replayIndex adds events to the hash indexes unless they are there already
+// (a dead writer may have indexed some), keeping for each entity the newest
+// seq.
+func (l *Log) replayIndex(events []*Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	n := uint64(len(events))
+	if err := l.reserve(n, n, n, true); err != nil { // recovery holds vmu
+		return err
+	}
+	for _, e := range events {
+		if !hasSeq(l.ids, tagID(&e.ID), e.Seq) {
+			l.ids.insert(tagID(&e.ID), e.Seq)
+		}
+		if e.Key != "" {
+			if tag := l.keys.tagString(e.Key); !hasSeq(l.keys, tag, e.Seq) {
+				l.keys.insert(tag, e.Seq)
+			}
+		}
+		tag := l.ents.tagString(e.Entity)
+		var slot uint64
+		var ferr error
+		l.ents.find(tag, func(seq uint64) bool {
+			if seq == e.Seq {
+				slot = seq
+				return true
+			}
+			r, _, err := l.readSeq(seq)
+			if err != nil {
+				ferr = err
+				return true
+			}
+			if r.Entity == e.Entity {
+				slot = seq
+				return true
+			}
+			return false
+		})
+		if ferr != nil {
+			return ferr
+		}
+		switch {
+		case slot == 0:
+			l.ents.insert(tag, e.Seq)
+		case slot < e.Seq:
+			l.ents.replace(tag, slot, e.Seq)
+		}
+	}
+	return nil
+}
+
+func hasSeq(x *hashIndex, tag, want uint64) bool {
+	found := false
+	x.find(tag, func(seq uint64) bool {
+		found = seq == want
+		return found
+	})
+	return found
+}
+
+// walkTail calls fn for every record after seq after, in log order, checking
+// that seqs are gapless and each prev is the id before it. With repair, a
+// torn tail of the last segment is cut (and fn is called once more with a
+// nil event at the end); without, any damage is an error. The event passed
+// to fn is only valid during the call.
+func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Event) error) error {
+	segs := l.segments()
+	start, off := 0, int64(segmentHeaderLen)
+	var prev [32]byte
+	expect := after + 1
+	if after > 0 {
+		e, s, err := l.readSeq(after)
+		if err != nil {
+			return err
+		}
+		at, err := readOffset(s, after)
+		if err != nil {
+			return err
+		}
+		for segs[start] != s {
+			start++
+		}
+		off, prev = at+int64(recordSize(e)), e.ID
+	}
+	var e Event
+	for i := start; i < len(segs); i++ {
+		s := segs[i]
+		if i > start || after == 0 {
+			if s.first != expect || s.prev != prev {
+				return fmt.Errorf("%w: segment %d does not continue the chain at seq %d", ErrCorrupt, s.first, expect)
+			}
+			off = segmentHeaderLen
+		}
+		sc := newScanner(s.f, off)
+		for {
+			body, at, err := sc.next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err == nil {
+				err = decodeBody(body, &e)
+			}
+			if err != nil {
+				if !repair || i != len(segs)-1 || !isTail(err) {
+					return fmt.Errorf("%w: segment %d offset %d (seq %d): %v", ErrCorrupt, s.first, at, expect, err)
+				}
+				if later, ok := findRecordAfter(s.f, at); ok {
+					return fmt.Errorf("%w: segment %d offset %d (seq %d): %v, yet a whole record follows at offset %d", ErrCorrupt, s.first, at, expect, err, later)
+				}
+				if err := l.cutTail(s, at); err != nil {
+					return err
+				}
+				break
+			}
+			if e.Seq != expect || e.Prev != prev {
+				return fmt.Errorf("%w: segment %d offset %d: seq %d does not follow seq %d", ErrCorrupt, s.first, at, e.Seq, expect-1)
+			}
+			if err := fn(s, at, &e); err != nil {
+				return err
+			}
+			prev = e.ID
+			expect++
+		}
+	}
+	if repair {
+		return fn(nil, 0, nil)
+	}
+	return nil
+}
+
+// isTail says whether a decoding error can be a torn write: a cut-short
+// record, or one whose bytes did not all reach the disk.
+func isTail(err error) bool {
+	return errors.Is(err, errShort) || errors.Is(err, errBadCRC) || errors.Is(err, errBadBody)
+}
+
+// findRecordAfter looks for any whole, checksummed record starting after
+// offset at. Finding one means the damage at at is not a torn tail but a hole
+// in the middle, which must be reported, not cut.
+func findRecordAfter(f *os.File, at int64) (int64, bool) {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= at+1 {
+		return 0, false
+	}
+	b := make([]byte, st.Size()-at-1)
+	if _, err := f.ReadAt(b, at+1); err != nil && !errors.Is(err, io.EOF) {
+		return 0, false
+	}
+	for i := 0; i+recordHeaderLen+minBodyLen <= len(b); i++ {
+		size := int(binary.LittleEndian.Uint32(b[i:]))
+		if size < minBodyLen || size > len(b)-i-recordHeaderLen || b[i+recordHeaderLen] != recordKindEvent {
+			continue
+		}
+		body := b[i+recordHeaderLen : i+recordHeaderLen+size]
+		if crc32.Checksum(body, castagnoli) == binary.LittleEndian.Uint32(b[i+4:]) {
+			return at + 1 + int64(i), true
+		}
+	}
+	return 0, false
+}
+
+// cutTail keeps a copy of the torn bytes beside the segment
+// (<segment>.broken-<unix time>) and truncates the segment to at.
+func (l *Log) cutTail(s *segment, at int64) error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return err
+	}
+	torn := make([]byte, st.Size()-at)
+	if _, err := s.f.ReadAt(torn, at); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	name := filepath.Join(l.logDir(), fmt.Sprintf("%s.broken-%d", segmentName(s.first), time.Now().UnixNano()))
+	if err := writeFileAtomic(name, torn, l.opts.NoSync); err != nil {
+		return fmt.Errorf("keep torn tail: %w", err)
+	}
+	if err := s.f.Truncate(at); err != nil {
+		return err
+	}
+	if l.opts.NoSync {
+		return nil
+	}
+	return s.f.Sync()
+}

@@ -1,0 +1,76 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+)
+
+// scanner reads the records of one segment in order from an offset, with a
+// buffer, so that a long read costs sequential I/O and no per-record system
+// call.
+type scanner struct {
+	f   *os.File
+	off int64 // file offset of buf[0]
+	buf []byte
+	pos int // next record in buf
+	eof bool
+}
+
+const scanChunk = 1 << 20
+
+func newScanner(f *os.File, off int64) *scanner {
+	return &scanner{f: f, off: off, buf: make([]byte, 0, scanChunk)}
+}
+
+// next returns the body of the next record and its offset in the file. At
+// a clean end it returns io.EOF; bytes that do not form a whole record give
+// errShort; a damaged record gives errBadCRC or errBadBody. The body is
+// valid until the following call.
+func (s *scanner) next() (body []byte, off int64, err error) {
+	for {
+		rest := s.buf[s.pos:]
+		if len(rest) >= recordHeaderLen {
+			size := recordHeaderLen + int(binary.LittleEndian.Uint32(rest))
+			if size <= len(rest) || s.eof || size > recordHeaderLen+maxRecordLen {
+				body, n, err := frame(rest)
+				if err != nil {
+					return nil, s.off + int64(s.pos), err
+				}
+				off = s.off + int64(s.pos)
+				s.pos += n
+				return body, off, nil
+			}
+			if size > cap(s.buf) {
+				grown := make([]byte, len(rest), size+scanChunk)
+				copy(grown, rest)
+				s.off += int64(s.pos)
+				s.buf, s.pos = grown, 0
+			}
+		} else if s.eof {
+			if len(rest) == 0 {
+				return nil, s.off + int64(s.pos), io.EOF
+			}
+			return nil, s.off + int64(s.pos), errShort
+		}
+		if err := s.fill(); err != nil {
+			return nil, s.off + int64(s.pos), err
+		}
+	}
+}
+
+// fill moves the unread bytes to the front and reads more after them.
+func (s *scanner) fill() error {
+	rest := len(s.buf) - s.pos
+	copy(s.buf[:rest], s.buf[s.pos:])
+	s.off += int64(s.pos)
+	s.buf, s.pos = s.buf[:rest], 0
+	n, err := s.f.ReadAt(s.buf[rest:cap(s.buf)], s.off+int64(rest))
+	s.buf = s.buf[:rest+n]
+	if errors.Is(err, io.EOF) {
+		s.eof = true
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,71 @@
+package log
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on client-supplied fields (DESIGN.md, "The event").
+const (
+	MaxTypeLen   = 128
+	MaxEntityLen = 256
+	MaxKeyLen    = 256
+)
+
+// ValidateType checks an event type: lowercase dot notation,
+// ^[a-z0-9]+([._-][a-z0-9]+)*$, at most MaxTypeLen bytes.
+func ValidateType(s string) error {
+	if s == "" {
+		return fmt.Errorf("is required")
+	}
+	if len(s) > MaxTypeLen {
+		return fmt.Errorf("is longer than %d bytes", MaxTypeLen)
+	}
+	sep := true // a separator may not start the type
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			sep = false
+		case c == '.' || c == '_' || c == '-':
+			if sep {
+				return fmt.Errorf("must match ^[a-z0-9]+([._-][a-z0-9]+)*$ (lowercase dot notation)")
+			}
+			sep = true
+		default:
+			return fmt.Errorf("must match ^[a-z0-9]+([._-][a-z0-9]+)*$ (lowercase dot notation)")
+		}
+	}
+	if sep {
+		return fmt.Errorf("must match ^[a-z0-9]+([._-][a-z0-9]+)*$ (lowercase dot notation)")
+	}
+	return nil
+}
+
+// ValidateEntity checks an entity id: 1–MaxEntityLen bytes of printable
+// UTF-8 without control characters. "/" is allowed (hierarchies).
+func ValidateEntity(s string) error { return validatePrintable(s, MaxEntityLen) }
+
+// ValidateKey checks an idempotency key: like an entity, 1–MaxKeyLen bytes.
+func ValidateKey(s string) error { return validatePrintable(s, MaxKeyLen) }
+
+func validatePrintable(s string, max int) error {
+	if s == "" {
+		return fmt.Errorf("is required")
+	}
+	if len(s) > max {
+		return fmt.Errorf("is longer than %d bytes", max)
+	}
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return fmt.Errorf("is not valid UTF-8")
+			}
+		}
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("contains a control character (U+%04X)", r)
+		}
+	}
+	return nil
+}
