@@ -72,7 +72,7 @@ func (h *headFile) synced() uint64  { return h.m.load(headOffSynced) }
 func (h *headFile) gen() uint64     { return h.m.load(headOffGen) }
 
 func (h *headFile) setThrough(seq uint64) { h.m.store(headOffThrough, seq) }
-func (h *headFile) bumpGen()             { h.m.store(headOffGen, h.gen()+1) }
+func (h *headFile) bumpGen()              { h.m.store(headOffGen, h.gen()+1) }
 
 func (h *headFile) boot() []byte {
 	return bytes.TrimRight(h.m.mem[headOffBoot:headOffBoot+headBootLen], "\x00")

@@ -336,3 +336,31 @@ func (l *Log) syncIndexesLocked() error {
 	l.w.dirty = false
 	return nil
 }
+
+// Stale reports whether the index files this Log mapped were replaced
+// behind its back (someone deleted the index directory to force a rebuild):
+// a long-running process should then reopen the log.
+func (l *Log) Stale() bool {
+	l.vmu.RLock()
+	defer l.vmu.RUnlock()
+	if l.closed || l.head == nil {
+		return true
+	}
+	mapped, err1 := l.head.m.f.Stat()
+	onDisk, err2 := os.Stat(filepath.Join(l.indexDir(), headFileName))
+	return err1 != nil || err2 != nil || !os.SameFile(mapped, onDisk)
+}
+
+// Reindex throws every index away and rebuilds it from the segments, under
+// the tenant lock: what `strata reindex` runs.
+func (l *Log) Reindex() error {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	return l.withLock(func() error {
+		l.vmu.Lock()
+		l.head.setThrough(0)
+		l.head.m.store(headOffSynced, 0)
+		l.vmu.Unlock()
+		return l.recoverLocked()
+	})
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"strata/jsonx"
+	"strata/log"
+)
+
+// events serves /events: GET reads, PUT and POST append.
+func (h *Handler) events(w http.ResponseWriter, r *http.Request, t *tenant) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		h.read(w, r, t)
+		return
+	}
+	h.append(w, r, t)
+}
+
+// append stores one event, a JSON array of events, or NDJSON, atomically.
+func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
+	ndjson, err := bodyFormat(r.Header.Get("Content-Type"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var ifHead *[32]byte
+	if m := r.Header.Get("If-Match"); m != "" && m != "*" {
+		id, ok := log.ParseID(strings.Trim(strings.TrimPrefix(m, "W/"), `"`))
+		if !ok {
+			writeError(w, errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted head id: "<64 lowercase hex>" (64 zeros for an empty log)`))
+			return
+		}
+		ifHead = &id
+	}
+	body, err := readBody(r, h.cfg.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	inputs, err := jsonx.ParseEvents(body, ndjson)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
+	for i, in := range inputs {
+		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
+			writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: "event_too_large",
+				message: "event " + strconv.Itoa(i) + ": data and meta are " + strconv.Itoa(len(in.Data)+len(in.Meta)) + " bytes, over this server's limit of " + strconv.FormatInt(h.cfg.MaxEvent, 10),
+				extra:   map[string]any{"index": i}})
+			return
+		}
+		req.Events[i] = log.Proposed{Type: in.Type, Entity: in.Entity, Key: in.Key, Data: in.Data, Meta: in.Meta, ExpectedVersion: in.ExpectedVersion}
+	}
+	res, err := t.log.Append(req)
+	if err != nil {
+		if errors.Is(err, log.ErrFailed) {
+			h.reopen(t)
+		}
+		writeError(w, err)
+		return
+	}
+	// The answer: a receipt per event (an object for an object sent, an
+	// array otherwise), and the new head in headers.
+	single := !ndjson && len(inputs) == 1 && firstByte(body) == '{'
+	b := make([]byte, 0, 160*len(res.Events)+2)
+	if !single {
+		b = append(b, '[')
+	}
+	for i, e := range res.Events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendReceipt(b, e, res.Repeated[i])
+	}
+	if !single {
+		b = append(b, ']')
+	}
+	setHead(w, res.Head)
+	status := http.StatusCreated
+	if res.Stored == 0 {
+		status = http.StatusOK // every event repeated an earlier one by its key
+	}
+	writeJSON(w, status, b)
+}
+
+// appendReceipt is what an append answers for each event.
+func appendReceipt(b []byte, e *log.Event, repeated bool) []byte {
+	b = append(b, `{"id":"`...)
+	b = hex.AppendEncode(b, e.ID[:])
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = log.AppendTime(b, e.Time)
+	b = append(b, `","entity":`...)
+	b = jsonx.AppendString(b, e.Entity)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	if repeated {
+		b = append(b, `,"repeated":true`...)
+	}
+	return append(b, '}')
+}
+
+// setHead puts the log's head in the answer's headers.
+func setHead(w http.ResponseWriter, head log.Head) {
+	id := hex.EncodeToString(head.ID[:])
+	w.Header().Set("Strata-Head", id)
+	w.Header().Set("Strata-Head-Seq", strconv.FormatUint(head.Seq, 10))
+	w.Header().Set("ETag", `"`+id+`"`)
+}
+
+func firstByte(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// bodyFormat reads the Content-Type of an append: NDJSON, or JSON (also
+// what curl --data sends by default, and no type at all).
+func bodyFormat(ct string) (ndjson bool, err error) {
+	if ct == "" {
+		return false, nil
+	}
+	mt, _, perr := mime.ParseMediaType(ct)
+	if perr != nil {
+		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "cannot read Content-Type %q", ct)
+	}
+	switch {
+	case mt == "application/x-ndjson", mt == "application/ndjson", mt == "application/jsonl", mt == "application/x-jsonlines":
+		return true, nil
+	case mt == "application/json", strings.HasSuffix(mt, "+json"), mt == "text/plain", mt == "application/x-www-form-urlencoded":
+		return false, nil
+	}
+	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send events as application/json (an object or an array) or application/x-ndjson, not %s", mt)
+}
+
+// readBody reads a whole request body of at most max bytes. A body without
+// a length must be chunked (411 otherwise); a longer one is refused whole
+// with 413 before anything is stored.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is %d bytes, over this server's limit of %d", r.ContentLength, max)
+	}
+	if r.ContentLength == 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
+		return nil, errorf(http.StatusLengthRequired, "length_required", "send a Content-Length or a chunked body")
+	}
+	size := r.ContentLength
+	if size < 0 {
+		size = 64 << 10
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+1))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "body_unreadable", "reading the request body: %v", err)
+	}
+	if n > max {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is over this server's limit of %d bytes", max)
+	}
+	if n == 0 {
+		return nil, errorf(http.StatusBadRequest, "empty_body", "the request body is empty; send an event, an array of events, or NDJSON")
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,196 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"strata/log"
+	"strata/query"
+)
+
+// DefaultLimit is the page size of GET /events without a limit.
+const DefaultLimit = 1000
+
+// read serves GET /events.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, t *tenant) {
+	p, err := readParams(r.URL.Query())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ndjson := wantsNDJSON(r.Header.Get("Accept"))
+	bw := bufio.NewWriterSize(w, 64<<10)
+	started := false
+	var buf []byte
+	start := func() {
+		started = true
+		hd := w.Header()
+		if ndjson {
+			hd.Set("Content-Type", "application/x-ndjson")
+		} else {
+			hd.Set("Content-Type", "application/json")
+		}
+		hd.Set("Strata-Head-Seq", strconv.FormatUint(t.log.Through(), 10))
+		if !ndjson {
+			bw.WriteByte('[')
+		}
+	}
+	n := 0
+	pg, err := query.Run(t.log, p, func(e *log.Event) error {
+		if !started {
+			start()
+		}
+		buf = buf[:0]
+		if n > 0 && !ndjson {
+			buf = append(buf, ',')
+		}
+		buf = e.AppendJSON(buf)
+		if ndjson {
+			buf = append(buf, '\n')
+		}
+		n++
+		_, err := bw.Write(buf)
+		return err
+	})
+	if err != nil {
+		if !started {
+			writeError(w, err)
+			return
+		}
+		// The status is sent; cutting the connection is the only honest way
+		// left to say the answer is incomplete.
+		bw.Flush()
+		panic(http.ErrAbortHandler)
+	}
+	if !started {
+		start()
+	}
+	if pg.Next != 0 {
+		q := r.URL.Query()
+		for _, k := range []string{"from", "after", "since"} {
+			q.Del(k)
+		}
+		q.Set("after", strconv.FormatUint(pg.Next, 10))
+		// A relative reference keeps whatever path the client used, so the
+		// link works behind any rewrite or mount point.
+		w.Header().Set("Link", "<?"+q.Encode()+`>; rel="next"`)
+		w.Header().Set("Strata-Next-After", strconv.FormatUint(pg.Next, 10))
+	}
+	if !ndjson {
+		bw.WriteString("]\n")
+	}
+	bw.Flush()
+}
+
+func wantsNDJSON(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		switch strings.TrimSpace(mt) {
+		case "application/x-ndjson", "application/ndjson", "application/jsonl":
+			return true
+		}
+	}
+	return false
+}
+
+// readParams parses the query of GET /events; an unknown parameter is an
+// error (a misspelt filter must not silently read everything), except ones
+// starting with "_", which clients use to defeat caches.
+func readParams(q url.Values) (query.Params, error) {
+	p := query.Params{Limit: DefaultLimit}
+	bad := func(name, why string) error {
+		e := errorf(http.StatusBadRequest, "invalid_parameter", "parameter %s: %s", name, why)
+		e.extra = map[string]any{"parameter": name}
+		return e
+	}
+	for name, vals := range q {
+		v := vals[len(vals)-1]
+		switch name {
+		case "from", "to":
+			id, ok := log.ParseID(v)
+			if !ok {
+				return p, bad(name, "must be an event id (64 lowercase hex)")
+			}
+			if name == "from" {
+				p.From = &id
+			} else {
+				p.To = &id
+			}
+		case "after":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return p, bad(name, "must be a seq (a whole number)")
+			}
+			p.After = n
+		case "limit":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return p, bad(name, "must be a whole number of at least 1")
+			}
+			p.Limit = n
+		case "type", "entity":
+			if v == "" || !query.ValidPattern(v) {
+				return p, bad(name, "must be a name or a glob (* ? [...])")
+			}
+			if name == "type" {
+				p.Type = v
+			} else {
+				p.Entity = v
+			}
+		case "since", "until":
+			ns, err := log.ParseTime(v)
+			if err != nil {
+				return p, bad(name, "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
+			}
+			if name == "since" {
+				p.Since = &ns
+			} else {
+				p.Until = &ns
+			}
+		default:
+			if !strings.HasPrefix(name, "_") {
+				return p, bad(name, "unknown; use from, to, after, limit, type, entity, since, until")
+			}
+		}
+	}
+	return p, nil
+}
+
+// event serves GET /events/<id>.
+func (h *Handler) event(w http.ResponseWriter, r *http.Request, t *tenant) {
+	id, ok := log.ParseID(strings.TrimPrefix(r.URL.Path, "/events/"))
+	if !ok {
+		writeError(w, errorf(http.StatusBadRequest, "invalid_id", "an event id is 64 lowercase hex digits"))
+		return
+	}
+	seq, err := t.log.Lookup(id)
+	if err == nil {
+		var e *log.Event
+		if e, err = t.log.Event(seq); err == nil {
+			w.Header().Set("ETag", `"`+e.IDString()+`"`)
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+			writeJSON(w, http.StatusOK, e.AppendJSON(nil))
+			return
+		}
+	}
+	if errors.Is(err, log.ErrNotFound) {
+		err = errorf(http.StatusNotFound, "not_found", "no event with id %x on this chain", id)
+	}
+	writeError(w, err)
+}
+
+// head serves GET /head.
+func (h *Handler) head(w http.ResponseWriter, r *http.Request, t *tenant) {
+	head, err := t.log.Head()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	setHead(w, head)
+	w.Header().Set("Cache-Control", "no-cache")
+	writeJSON(w, http.StatusOK, headJSON(head))
+}

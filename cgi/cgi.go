@@ -1,0 +1,74 @@
+// Package cgi runs an http.Handler as a CGI program (one request per
+// process) or under a FastCGI process manager such as mod_fcgid, mending
+// what real web servers do differently from Go's own test host
+// (../shared/CGI-NOTES.md):
+//
+//   - routing: r.URL.Path is set to PATH_INFO, the path below the script,
+//     whatever REQUEST_URI said (a rewrite from /api/… leaves /api in it);
+//   - chunked uploads: Apache passes them with no CONTENT_LENGTH, and the
+//     body must then be read to the end of standard input;
+//   - early answers: the body is always drained before the program exits,
+//     or mod_cgid drops the answer.
+package cgi
+
+import (
+	"io"
+	"net/http"
+	"net/http/cgi"
+	"net/http/fcgi"
+	"os"
+	"strings"
+)
+
+// IsCGI reports whether the process was started as a CGI program.
+func IsCGI() bool { return os.Getenv("GATEWAY_INTERFACE") != "" }
+
+// Serve answers the one request of this CGI process with h.
+func Serve(h http.Handler) error {
+	return cgi.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fix(r, os.Getenv("PATH_INFO"), os.Getenv("HTTP_TRANSFER_ENCODING"), os.Getenv("CONTENT_LENGTH"), os.Stdin)
+		h.ServeHTTP(w, r)
+		// Read what the handler left unread, so the server sends the answer.
+		io.Copy(io.Discard, r.Body)
+		io.Copy(io.Discard, os.Stdin)
+	}))
+}
+
+// fix applies the environment of a CGI request to r (a pure function of its
+// inputs, for tests).
+func fix(r *http.Request, pathInfo, transferEncoding, contentLength string, stdin io.Reader) {
+	if pathInfo == "" {
+		pathInfo = "/"
+	}
+	r.URL.Path = pathInfo
+	r.URL.RawPath = ""
+	if contentLength == "" && strings.Contains(strings.ToLower(transferEncoding), "chunked") {
+		r.Body = io.NopCloser(stdin)
+		r.ContentLength = -1
+		r.TransferEncoding = []string{"chunked"}
+	}
+}
+
+// IsFastCGI reports whether standard input is a socket, which is how a
+// FastCGI process manager (mod_fcgid) starts its workers.
+func IsFastCGI() bool {
+	st, err := os.Stdin.Stat()
+	return err == nil && st.Mode()&os.ModeSocket != 0
+}
+
+// ServeFastCGI serves requests from the FastCGI listener on standard input
+// until the process manager closes it.
+func ServeFastCGI(h http.Handler) error {
+	return fcgi.Serve(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		env := fcgi.ProcessEnv(r)
+		if pi, ok := env["PATH_INFO"]; ok || env["SCRIPT_NAME"] != "" {
+			r.URL.Path = pi
+			if pi == "" {
+				r.URL.Path = "/"
+			}
+			r.URL.RawPath = ""
+		}
+		h.ServeHTTP(w, r)
+		io.Copy(io.Discard, r.Body)
+	}))
+}
