@@ -147,3 +147,5 @@ func ParseID(s string) ([32]byte, bool) {
 	hex.Decode(id[:], []byte(s))
 	return id, true
 }
+
+func hashOf(b []byte) [32]byte { return blake3.Sum256(b) }

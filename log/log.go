@@ -86,6 +86,7 @@ type Log struct {
 	keys   *hashIndex
 	gen    uint64 // head gen when the hash indexes were mapped
 	closed bool
+	floor  uint64 // during recovery: the last seq known acknowledged
 }
 
 // segment is one open segment file and its offsets index.
@@ -164,12 +165,20 @@ func (l *Log) load() error {
 		}
 		return nil
 	}
-	e, _, err := l.readSeq(through)
+	e, s, err := l.readSeq(through)
 	if err != nil {
 		return err
 	}
-	if e.Seq != through {
-		return fmt.Errorf("index points seq %d at seq %d", through, e.Seq)
+	// Bytes past the committed head are a writer at work or a writer that
+	// died; Open then waits for the lock and looks again, which repairs
+	// the latter.
+	end := int64(segmentHeaderLen)
+	if segs := l.segments(); s == segs[len(segs)-1] {
+		off, _ := readOffset(s, through)
+		end = off + int64(recordSize(e))
+	}
+	if st, err := l.segments()[len(l.segments())-1].f.Stat(); err != nil || st.Size() != end {
+		return errors.New("bytes past the committed head")
 	}
 	return nil
 }

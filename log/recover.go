@@ -44,6 +44,9 @@ func (l *Log) rebuildLocked() error {
 	if !sameBoot(l.head) && l.head.synced() != trusted {
 		trusted = l.head.synced() // pages after the synced mark may be lost
 	}
+	// Events up to floor were acknowledged: damage to them is corruption to
+	// report, never a torn tail to cut.
+	l.floor = trusted
 	if l.ids == nil || l.ents == nil || l.keys == nil {
 		for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
 			if x != nil {
@@ -287,6 +290,9 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 			if err != nil {
 				if !repair || i != len(segs)-1 || !isTail(err) {
 					return fmt.Errorf("%w: segment %d offset %d (seq %d): %v", ErrCorrupt, s.first, at, expect, err)
+				}
+				if expect <= l.floor {
+					return fmt.Errorf("%w: segment %d offset %d: acknowledged seq %d is damaged: %v", ErrCorrupt, s.first, at, expect, err)
 				}
 				if later, ok := findRecordAfter(s.f, at); ok {
 					return fmt.Errorf("%w: segment %d offset %d (seq %d): %v, yet a whole record follows at offset %d", ErrCorrupt, s.first, at, expect, err, later)

@@ -1,6 +1,8 @@
 package log
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +31,15 @@ func Verify(dir string) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep := &VerifyReport{}
+	// The head file, if any, says how far events were acknowledged: a bad
+	// record up to there is damage, not a torn write.
+	var committed uint64
+	if b, err := os.ReadFile(filepath.Join(dir, indexDirName, headFileName)); err == nil && len(b) == headSize && string(b[:8]) == headMagic {
+		committed = binary.LittleEndian.Uint64(b[headOffSynced:])
+		if through := binary.LittleEndian.Uint64(b[headOffThrough:]); string(bytes.TrimRight(b[headOffBoot:headOffBoot+headBootLen], "\x00")) == string(bootID()) {
+			committed = through
+		}
+	}
 	var prev [32]byte
 	var lastTime int64
 	type entPos struct{ version, seq uint64 }
@@ -67,6 +78,9 @@ func Verify(dir string) (*VerifyReport, error) {
 			}
 			if err != nil {
 				if i == len(firsts)-1 && isTail(err) {
+					if expect <= committed {
+						return rep, bad("offset %d: acknowledged seq %d is damaged: %v", at, expect, err)
+					}
 					if later, ok := findRecordAfter(f, at); !ok {
 						rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), at, err)
 						break
