@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cgi"
-	"net/http/fcgi"
 	"os"
 	"strings"
 )
@@ -54,21 +53,4 @@ func fix(r *http.Request, pathInfo, transferEncoding, contentLength string, stdi
 func IsFastCGI() bool {
 	st, err := os.Stdin.Stat()
 	return err == nil && st.Mode()&os.ModeSocket != 0
-}
-
-// ServeFastCGI serves requests from the FastCGI listener on standard input
-// until the process manager closes it.
-func ServeFastCGI(h http.Handler) error {
-	return fcgi.Serve(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		env := fcgi.ProcessEnv(r)
-		if pi, ok := env["PATH_INFO"]; ok || env["SCRIPT_NAME"] != "" {
-			r.URL.Path = pi
-			if pi == "" {
-				r.URL.Path = "/"
-			}
-			r.URL.RawPath = ""
-		}
-		h.ServeHTTP(w, r)
-		io.Copy(io.Discard, r.Body)
-	}))
 }

@@ -1,0 +1,347 @@
+package cgi
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"strconv"
+)
+
+// A minimal FastCGI responder (the protocol of mod_fcgid). Go's own
+// net/http/fcgi hides PATH_INFO and SCRIPT_NAME from the handler, and
+// routing needs PATH_INFO, so strata speaks the protocol itself. It serves
+// one request at a time per connection, which is all mod_fcgid sends.
+
+// Record types and flags of FastCGI 1.0.
+const (
+	fcgiVersion      = 1
+	typeBeginRequest = 1
+	typeAbortRequest = 2
+	typeEndRequest   = 3
+	typeParams       = 4
+	typeStdin        = 5
+	typeStdout       = 6
+	typeGetValues    = 9
+	typeGetValuesRes = 10
+	typeUnknownType  = 11
+	flagKeepConn     = 1
+	roleResponder    = 1
+	maxRecordContent = 65535
+)
+
+// ServeFastCGI serves requests from the FastCGI listener on standard input
+// until the process manager closes it.
+func ServeFastCGI(h http.Handler) error {
+	ln, err := net.FileListener(os.Stdin)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go serveConn(conn, h)
+	}
+}
+
+type header struct {
+	typ     byte
+	id      uint16
+	length  uint16
+	padding byte
+}
+
+type fcgiConn struct {
+	r *bufio.Reader
+	w *bufio.Writer
+	c net.Conn
+}
+
+func (c *fcgiConn) readHeader() (header, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(c.r, b[:]); err != nil {
+		return header{}, err
+	}
+	if b[0] != fcgiVersion {
+		return header{}, fmt.Errorf("fastcgi: version %d", b[0])
+	}
+	return header{typ: b[1], id: binary.BigEndian.Uint16(b[2:]), length: binary.BigEndian.Uint16(b[4:]), padding: b[6]}, nil
+}
+
+// content reads a whole record's content and skips its padding.
+func (c *fcgiConn) content(h header) ([]byte, error) {
+	b := make([]byte, int(h.length)+int(h.padding))
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		return nil, err
+	}
+	return b[:h.length], nil
+}
+
+func (c *fcgiConn) writeRecord(typ byte, id uint16, content []byte) error {
+	var hb [8]byte
+	hb[0], hb[1] = fcgiVersion, typ
+	binary.BigEndian.PutUint16(hb[2:], id)
+	binary.BigEndian.PutUint16(hb[4:], uint16(len(content)))
+	c.w.Write(hb[:])
+	_, err := c.w.Write(content)
+	return err
+}
+
+func serveConn(conn net.Conn, h http.Handler) {
+	defer conn.Close()
+	c := &fcgiConn{r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10), c: conn}
+	for {
+		hd, err := c.readHeader()
+		if err != nil {
+			return
+		}
+		body, err := c.content(hd)
+		if err != nil {
+			return
+		}
+		switch hd.typ {
+		case typeBeginRequest:
+			if len(body) < 3 || binary.BigEndian.Uint16(body) != roleResponder {
+				c.writeRecord(typeEndRequest, hd.id, []byte{0, 0, 0, 0, 3, 0, 0, 0}) // unknown role
+				c.w.Flush()
+				continue
+			}
+			keep := body[2]&flagKeepConn != 0
+			if err := c.serveRequest(hd.id, h); err != nil || !keep {
+				return
+			}
+		case typeGetValues:
+			c.writeRecord(typeGetValuesRes, 0, nameValues(map[string]string{"FCGI_MPXS_CONNS": "0", "FCGI_MAX_CONNS": "1", "FCGI_MAX_REQS": "1"}))
+			c.w.Flush()
+		case typeAbortRequest:
+		default:
+			if hd.id == 0 {
+				c.writeRecord(typeUnknownType, 0, []byte{hd.typ, 0, 0, 0, 0, 0, 0, 0})
+				c.w.Flush()
+			}
+		}
+	}
+}
+
+// serveRequest reads the params of request id, runs the handler with a body
+// streamed from the STDIN records, and ends the request.
+func (c *fcgiConn) serveRequest(id uint16, h http.Handler) error {
+	var params []byte
+	for {
+		hd, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		b, err := c.content(hd)
+		if err != nil {
+			return err
+		}
+		if hd.typ == typeAbortRequest {
+			return errors.New("fastcgi: aborted")
+		}
+		if hd.typ != typeParams {
+			continue
+		}
+		if len(b) == 0 {
+			break
+		}
+		params = append(params, b...)
+	}
+	env, err := parseNameValues(params)
+	if err != nil {
+		return err
+	}
+	stdin := &stdinReader{c: c}
+	w := &response{c: c, id: id, header: http.Header{}}
+	w.out = bufio.NewWriterSize(recordWriter{w}, maxRecordContent)
+	r, err := cgi.RequestFromMap(env)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+	} else {
+		r.Body = stdin
+		if r.ContentLength == 0 && env["CONTENT_LENGTH"] == "" {
+			r.ContentLength = -1 // a body without a length: read to the end of STDIN
+		}
+		if cl, _ := strconv.ParseInt(env["CONTENT_LENGTH"], 10, 64); cl == 0 && env["CONTENT_LENGTH"] != "" {
+			r.Body = http.NoBody
+		}
+		fix(r, env["PATH_INFO"], "", "x", nil)
+		r.RemoteAddr = net.JoinHostPort(env["REMOTE_ADDR"], env["REMOTE_PORT"])
+		h.ServeHTTP(w, r)
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.out.Flush()
+	// The whole STDIN stream must be consumed before the next request.
+	io.Copy(io.Discard, stdin)
+	c.writeRecord(typeStdout, id, nil)
+	c.writeRecord(typeEndRequest, id, []byte{0, 0, 0, 0, 0, 0, 0, 0})
+	return c.w.Flush()
+}
+
+// stdinReader streams the request body out of STDIN records.
+type stdinReader struct {
+	c    *fcgiConn
+	left int // content bytes left in the current record
+	pad  int
+	eof  bool
+}
+
+func (s *stdinReader) Read(p []byte) (int, error) {
+	for s.left == 0 {
+		if s.eof {
+			return 0, io.EOF
+		}
+		if s.pad > 0 {
+			if _, err := s.c.r.Discard(s.pad); err != nil {
+				return 0, err
+			}
+			s.pad = 0
+		}
+		hd, err := s.c.readHeader()
+		if err != nil {
+			return 0, err
+		}
+		switch hd.typ {
+		case typeStdin:
+			s.left, s.pad = int(hd.length), int(hd.padding)
+			if hd.length == 0 {
+				s.c.r.Discard(s.pad)
+				s.pad = 0
+				s.eof = true
+			}
+		case typeAbortRequest:
+			return 0, errors.New("fastcgi: request aborted")
+		default:
+			if _, err := s.c.content(hd); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if len(p) > s.left {
+		p = p[:s.left]
+	}
+	n, err := s.c.r.Read(p)
+	s.left -= n
+	return n, err
+}
+
+func (s *stdinReader) Close() error { return nil }
+
+// response writes a CGI-style answer ("Status:" line, headers, body) into
+// STDOUT records.
+type response struct {
+	c           *fcgiConn
+	id          uint16
+	header      http.Header
+	out         *bufio.Writer
+	wroteHeader bool
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+func (w *response) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if w.header.Get("Content-Type") == "" && code != http.StatusNoContent && code != http.StatusNotModified {
+		w.header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	fmt.Fprintf(w.out, "Status: %d %s\r\n", code, http.StatusText(code))
+	w.header.Write(w.out)
+	w.out.WriteString("\r\n")
+}
+
+func (w *response) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		if w.header.Get("Content-Type") == "" {
+			w.header.Set("Content-Type", http.DetectContentType(b))
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.out.Write(b)
+}
+
+// Flush sends what is buffered to the web server now (streaming answers).
+func (w *response) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.out.Flush()
+	w.c.w.Flush()
+}
+
+// recordWriter cuts a byte stream into STDOUT records.
+type recordWriter struct{ w *response }
+
+func (rw recordWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), maxRecordContent)]
+		if err := rw.w.c.writeRecord(typeStdout, rw.w.id, chunk); err != nil {
+			return n, err
+		}
+		n += len(chunk)
+		p = p[len(chunk):]
+	}
+	return n, nil
+}
+
+// parseNameValues decodes FastCGI name-value pairs.
+func parseNameValues(b []byte) (map[string]string, error) {
+	env := map[string]string{}
+	size := func() (int, bool) {
+		if len(b) == 0 {
+			return 0, false
+		}
+		if b[0]&0x80 == 0 {
+			n := int(b[0])
+			b = b[1:]
+			return n, true
+		}
+		if len(b) < 4 {
+			return 0, false
+		}
+		n := int(binary.BigEndian.Uint32(b) & 0x7fffffff)
+		b = b[4:]
+		return n, true
+	}
+	for len(b) > 0 {
+		nl, ok1 := size()
+		vl, ok2 := size()
+		if !ok1 || !ok2 || nl+vl > len(b) {
+			return nil, errors.New("fastcgi: malformed params")
+		}
+		env[string(b[:nl])] = string(b[nl : nl+vl])
+		b = b[nl+vl:]
+	}
+	return env, nil
+}
+
+func nameValues(m map[string]string) []byte {
+	var b []byte
+	put := func(n int) {
+		if n < 128 {
+			b = append(b, byte(n))
+		} else {
+			b = binary.BigEndian.AppendUint32(b, uint32(n)|1<<31)
+		}
+	}
+	for k, v := range m {
+		put(len(k))
+		put(len(v))
+		b = append(b, k...)
+		b = append(b, v...)
+	}
+	return b
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Latency of strata behind a real Apache, one client, Connection: close:
+#   - single-event appends under mod_cgid (300) and mod_fcgid (2000),
+#   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000.
+#
+#   sudo tests/apache/bench.sh [path/to/strata]      (default ./strata)
+#
+# Same setup as e2e.sh (see lib.sh); needs go to build loadgen. Prints one
+# line per figure beside its target; targets are reported, never enforced.
+# CGI_N, FCGID_N, READ_N override the request counts.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+BIN=${1:-./strata}
+[ -x "$BIN" ] || { echo "error: no executable strata binary at $BIN (run make build)" >&2; exit 2; }
+BIN=$(realpath "$BIN")
+for t in curl jq go; do
+	command -v "$t" >/dev/null || { echo "error: $t not installed" >&2; exit 2; }
+done
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$HERE/lib.sh"
+
+WORK=$(mktemp -d /tmp/strata-bench.XXXXXX)
+# shellcheck disable=SC2317 # called by trap
+cleanup() {
+	stop_apache
+	if [ -n "${KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/loadgen" ./tests/apache/loadgen) ||
+	die "cannot build tests/apache/loadgen"
+LG=$WORK/loadgen
+
+setup_apache "$BIN"
+start_apache
+CGI=http://127.0.0.1:$PORT_CGI/api
+FCGID=http://127.0.0.1:$PORT_FCGID/api
+echo "# apache: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID; $(nproc) cores; $(stat -c %s "$BIN") byte binary"
+rc=0
+
+# Bulk-load 10,000 events into the CGI log: 20 batches of 500 through Apache.
+: >"$WORK/ids"
+for b in $(seq 0 19); do
+	{
+		printf '['
+		for i in $(seq 0 499); do
+			[ "$i" -gt 0 ] && printf ','
+			printf '{"type":"bench.loaded","entity":"load-%d","data":{"batch":%d,"i":%d,"pad":"0123456789abcdef0123456789abcdef"}}' \
+				$((b * 500 + i)) "$b" "$i"
+		done
+		printf ']'
+	} >"$WORK/batch.json"
+	st=$(curl -sS -o "$WORK/batch.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		--data-binary @"$WORK/batch.json" "$CGI/events")
+	if [ "$st" != 201 ]; then
+		echo "error: bulk load batch $b: status $st: $(head -c 300 "$WORK/batch.out")" >&2
+		dump_apache_log 20
+		exit 1
+	fi
+	jq -r '.[] | "\(.seq) \(.id)"' "$WORK/batch.out" >>"$WORK/ids"
+done
+head_seq=$(curl -sS "$CGI/head" | jq -r .seq)
+from_seq=$((head_seq - 1000))
+from_id=$(awk -v s="$from_seq" '$1 == s { print $2 }' "$WORK/ids")
+[ -n "$from_id" ] || die "no id for seq $from_seq (head seq $head_seq)"
+got=$(curl -sS "$CGI/events?from=$from_id" | jq length)
+echo "# loaded $head_seq events; GET /events?from=<seq $from_seq> returns $got events"
+
+"$LG" -label "cgi read from=<head-1000>" -n "${READ_N:-200}" -method GET -want 200 \
+	"$CGI/events?from=$from_id" || rc=1
+
+BODY='{"type":"bench.appended","entity":"bench-{i}","data":{"i":{i},"sku":"A-1","qty":3}}'
+"$LG" -label "cgi append" -n "${CGI_N:-300}" -target 5 -method POST -want 201 -body "$BODY" \
+	"$CGI/events" || rc=1
+"$LG" -label "fcgid append" -n "${FCGID_N:-2000}" -target 1 -method POST -want 201 -body "$BODY" \
+	"$FCGID/events" || rc=1
+
+if [ "$rc" != 0 ]; then dump_apache_log 30; fi
+exit "$rc"

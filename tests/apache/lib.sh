@@ -1,0 +1,190 @@
+# shellcheck shell=bash
+# Shared by e2e.sh and bench.sh: a private Apache (its own config, ports,
+# logs and run directory under $WORK) serving two document roots, each
+# deployed exactly as cgi-bin/README.md tells a user to:
+#
+#   http://127.0.0.1:$PORT_CGI/api/...   -> www-cgi/cgi-bin/strata.cgi     (mod_cgid)
+#   http://127.0.0.1:$PORT_FCGID/api/... -> www-fcgid/cgi-bin/strata.fcgi (mod_fcgid)
+#
+# The shipped .htaccess files are copied verbatim; only the example data
+# path is replaced. The system Apache (/etc/apache2, port 80) is not touched.
+#
+# Needs: apache2, libapache2-mod-fcgid, curl. Run as root (Apache then
+# drops to www-data, as on a real host); as another user Apache keeps it.
+
+APACHE_BIN=${APACHE_BIN:-/usr/sbin/apache2}
+APACHE_MODULES=${APACHE_MODULES:-/usr/lib/apache2/modules}
+
+die() { echo "error: $*" >&2; exit 2; }
+
+# free_port N: first port >= N that nothing listens on (loopback).
+free_port() {
+	local p=$1
+	while (: >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# apache_user: the user CGI programs run as.
+apache_user() {
+	if [ "$(id -u)" = 0 ]; then echo www-data; else id -un; fi
+}
+
+# as_apache_user CMD...: run a command as that user (e.g. strata verify),
+# so that nothing in the data directory ends up owned by root.
+as_apache_user() {
+	if [ "$(id -u)" = 0 ]; then runuser -u www-data -- "$@"; else "$@"; fi
+}
+
+# setup_apache BIN: lays out $WORK and writes the Apache config.
+# Sets PORT_CGI PORT_FCGID DATA_CGI DATA_FCGID WWW_CGI WWW_FCGID.
+# Optional: MAX_BODY (bytes) is configured the way a user would.
+setup_apache() {
+	local bin=$1 ship=$REPO/cgi-bin f user
+	for f in cgi.htaccess fcgid.htaccess docroot.htaccess docroot-fcgid.htaccess; do
+		[ -f "$ship/$f" ] || die "missing $ship/$f"
+	done
+	[ -x "$APACHE_BIN" ] || die "apache2 not installed ($APACHE_BIN)"
+	[ -f "$APACHE_MODULES/mod_fcgid.so" ] || die "libapache2-mod-fcgid not installed"
+	user=$(apache_user)
+
+	mkdir -p "$WORK"/{conf,logs,run} || die "mkdir $WORK"
+	chmod 755 "$WORK"
+	WWW_CGI=$WORK/www-cgi
+	WWW_FCGID=$WORK/www-fcgid
+	DATA_CGI=$WORK/data-cgi     # outside both document roots
+	DATA_FCGID=$WORK/data-fcgid
+	mkdir -p "$WWW_CGI/cgi-bin" "$WWW_FCGID/cgi-bin" "$DATA_CGI" "$DATA_FCGID"
+	chown "$user" "$DATA_CGI" "$DATA_FCGID"
+
+	# mod_cgid: binary as strata.cgi; data dir via SetEnv in .htaccess.
+	install -m 755 "$bin" "$WWW_CGI/cgi-bin/strata.cgi"
+	cp "$ship/docroot.htaccess" "$WWW_CGI/.htaccess"
+	sed -e "s|^SetEnv STRATA_DATA .*|SetEnv STRATA_DATA $DATA_CGI|" \
+		"$ship/cgi.htaccess" >"$WWW_CGI/cgi-bin/.htaccess"
+	grep -q "^SetEnv STRATA_DATA $DATA_CGI\$" "$WWW_CGI/cgi-bin/.htaccess" ||
+		die "cgi.htaccess has no 'SetEnv STRATA_DATA' line to point at the test data"
+	if [ -n "${MAX_BODY:-}" ]; then
+		echo "SetEnv STRATA_MAX_BODY $MAX_BODY" >>"$WWW_CGI/cgi-bin/.htaccess"
+	fi
+
+	# mod_fcgid: binary as strata.fcgi; data dir via strata.conf next to it.
+	install -m 755 "$bin" "$WWW_FCGID/cgi-bin/strata.fcgi"
+	cp "$ship/docroot-fcgid.htaccess" "$WWW_FCGID/.htaccess"
+	cp "$ship/fcgid.htaccess" "$WWW_FCGID/cgi-bin/.htaccess"
+	{
+		echo "STRATA_DATA=$DATA_FCGID"
+		[ -n "${MAX_BODY:-}" ] && echo "STRATA_MAX_BODY=$MAX_BODY"
+	} >"$WWW_FCGID/cgi-bin/strata.conf"
+	chmod 644 "$WWW_FCGID/cgi-bin/strata.conf"
+
+	PORT_CGI=$(free_port "${PORT_CGI:-8089}")
+	PORT_FCGID=$(free_port $((PORT_CGI + 1)))
+
+	cat >"$WORK/conf/ports.conf" <<-EOF
+		Listen 127.0.0.1:$PORT_CGI
+		Listen 127.0.0.1:$PORT_FCGID
+	EOF
+
+	local m mods="mpm_event authz_core authz_host mime env setenvif
+		rewrite cgid fcgid filter deflate dir"
+	{
+		for m in $mods; do
+			echo "LoadModule ${m}_module $APACHE_MODULES/mod_$m.so"
+		done
+		cat <<-EOF
+			ServerName 127.0.0.1
+			DefaultRuntimeDir $WORK/run
+			PidFile $WORK/run/httpd.pid
+			Mutex file:$WORK/run default
+			ErrorLog $WORK/logs/error.log
+			LogLevel warn
+			LogFormat "%h %t \"%r\" %>s %O %Dus" timed
+			CustomLog $WORK/logs/access.log timed
+			TypesConfig /etc/mime.types
+			Timeout 300
+			KeepAlive On
+			Include $WORK/conf/ports.conf
+			ScriptSock $WORK/run/cgisock
+			# What a host must set for big uploads under mod_fcgid (server
+			# config only; the default 128 KiB refuses larger bodies).
+			FcgidMaxRequestLen 1073741824
+			FcgidIPCDir $WORK/run/fcgid
+			FcgidProcessTableFile $WORK/run/fcgid_shm
+			FcgidConnectTimeout 20
+			FcgidIOTimeout 120
+			# As Debian's default deflate.conf.
+			AddOutputFilterByType DEFLATE text/html text/plain text/xml text/css text/javascript
+			AddOutputFilterByType DEFLATE application/javascript application/xml
+			AccessFileName .htaccess
+			<Directory />
+			    Options FollowSymLinks
+			    AllowOverride None
+			    Require all denied
+			</Directory>
+			<FilesMatch "^\.ht">
+			    Require all denied
+			</FilesMatch>
+		EOF
+		if [ "$(id -u)" = 0 ]; then
+			echo "User www-data"
+			echo "Group www-data"
+		fi
+		local port root
+		for pair in "$PORT_CGI $WWW_CGI" "$PORT_FCGID $WWW_FCGID"; do
+			read -r port root <<<"$pair"
+			cat <<-EOF
+				<VirtualHost 127.0.0.1:$port>
+				    DocumentRoot $root
+				    <Directory $root>
+				        Options FollowSymLinks
+				        # What cgi-bin/README.md asks of the host:
+				        AllowOverride FileInfo AuthConfig Options=ExecCGI,FollowSymLinks,SymLinksIfOwnerMatch
+				        Require all granted
+				    </Directory>
+				</VirtualHost>
+			EOF
+		done
+	} >"$WORK/conf/httpd.conf"
+}
+
+# start_apache: starts it and waits until both ports answer.
+start_apache() {
+	"$APACHE_BIN" -t -f "$WORK/conf/httpd.conf" >"$WORK/logs/configtest.log" 2>&1 || {
+		cat "$WORK/logs/configtest.log" >&2
+		die "apache config test failed"
+	}
+	"$APACHE_BIN" -f "$WORK/conf/httpd.conf" -k start || die "apache did not start"
+	APACHE_STARTED=1
+	local port
+	for port in "$PORT_CGI" "$PORT_FCGID"; do
+		for _ in $(seq 1 100); do
+			curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+			sleep 0.1
+		done
+		curl -s -o /dev/null "http://127.0.0.1:$port/" || {
+			dump_apache_log 60
+			die "apache does not answer on port $port"
+		}
+	done
+}
+
+# stop_apache: stops it (and with it the cgid daemon and fcgid processes).
+stop_apache() {
+	[ -n "${APACHE_STARTED:-}" ] || return 0
+	APACHE_STARTED=
+	local pid
+	pid=$(cat "$WORK/run/httpd.pid" 2>/dev/null)
+	"$APACHE_BIN" -f "$WORK/conf/httpd.conf" -k stop 2>/dev/null
+	if [ -n "$pid" ]; then
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+}
+
+dump_apache_log() {
+	echo "# ---- apache error log ($WORK/logs/error.log) ----"
+	sed 's/^/# /' "$WORK/logs/error.log" 2>/dev/null | tail -n "${1:-60}"
+	echo "# ----"
+}
