@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +24,11 @@ type Proposed struct {
 	// ExpectedVersion is the version the entity must be at: 0 means it must
 	// have no events yet; -1 means no expectation.
 	ExpectedVersion int64
+
+	// digests of data and meta, computed by Append before the request
+	// queues, so that the hashing that does not depend on the chain runs
+	// in the callers' goroutines, in parallel.
+	dataDigest, metaDigest [32]byte
 }
 
 // Request is one atomic append: all its events are stored, or none.
@@ -54,21 +60,14 @@ type writer struct {
 	seen uint64 // head.through when last refreshed; the fields below match it
 	last Head
 	end  int64 // where the next record goes in the active segment
-
-	// ents caches entity states across groups in a long-running process;
-	// it is dropped whenever another process has appended.
-	ents map[string]entState
 }
 
 // entState is where an entity stands: its newest event's seq and version,
-// and the seq its hash-index slot holds (0: no slot yet).
+// and its hash in the entity index.
 type entState struct {
 	seq, version uint64
-	slot         uint64
+	tag, check   uint64
 }
-
-// entCacheMax bounds the entity cache of a long-running process.
-const entCacheMax = 1 << 16
 
 // syncEvery bounds how far the indexes' synced mark may fall behind: the
 // replay after a machine crash covers at most this many events.
@@ -90,8 +89,14 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		return nil, &InvalidError{Index: 0, Field: "", Err: errors.New("no events")}
 	}
 	for i := range req.Events {
-		if err := checkProposed(i, &req.Events[i]); err != nil {
+		p := &req.Events[i]
+		if err := checkProposed(i, p); err != nil {
 			return nil, err
+		}
+		p.dataDigest = blake3.Sum256(p.Data)
+		p.metaDigest = emptyDigest
+		if p.Meta != nil {
+			p.metaDigest = blake3.Sum256(p.Meta)
 		}
 	}
 	p := &pending{req: req, wake: make(chan bool, 1)}
@@ -209,9 +214,6 @@ func (l *Log) refreshLocked() error {
 	}
 	through := l.head.through()
 	if through != l.w.seen || l.w.end == 0 {
-		if through != l.w.seen {
-			l.w.ents = nil // another process appended
-		}
 		if err := l.loadTail(through); err != nil {
 			return err
 		}
@@ -279,7 +281,7 @@ func (g *group) add(req *Request) (*Result, error) {
 	}
 	res := &Result{Events: make([]*Event, len(req.Events)), Repeated: make([]bool, len(req.Events))}
 	seq, prev := g.seq, g.prev
-	ents := map[string]entState{}
+	ents := make(map[string]entState, len(req.Events))
 	keys := map[string]*Event{}
 	var fresh []*Event
 	size := 0
@@ -311,9 +313,9 @@ func (g *group) add(req *Request) (*Result, error) {
 		seq++
 		e := &Event{Prev: prev, Seq: seq, Time: now, Type: p.Type, Entity: p.Entity,
 			Version: st.version + 1, Key: p.Key, Data: p.Data, Meta: p.Meta, PrevInEntity: st.seq}
-		e.ID = ComputeID(e)
+		e.ID = computeID(e, p.dataDigest, p.metaDigest)
 		prev = e.ID
-		ents[p.Entity] = entState{seq: seq, version: e.Version, slot: st.slot}
+		ents[p.Entity] = entState{seq: seq, version: e.Version, tag: st.tag, check: st.check}
 		if p.Key != "" {
 			keys[p.Key] = e
 		}
@@ -383,26 +385,9 @@ func (g *group) entity(name string) (entState, error) {
 		return st, nil
 	}
 	l := g.l
-	if st, ok := l.w.ents[name]; ok {
-		return st, nil
-	}
-	var st entState
-	var ferr error
-	l.ents.find(l.ents.tagString(name), func(seq uint64) bool {
-		e, _, err := l.readSeq(seq)
-		if err != nil {
-			ferr = err
-			return true
-		}
-		if e.Entity == name {
-			st = entState{seq: seq, version: e.Version, slot: seq}
-			return true
-		}
-		return false
-	})
-	if ferr != nil {
-		return st, &Error{Op: "entity lookup", Dir: l.dir, Err: ferr}
-	}
+	st := entState{}
+	st.tag, st.check = l.ents.hashString(name)
+	st.seq, st.version = l.ents.entity(st.tag, st.check)
 	return st, nil
 }
 
@@ -465,13 +450,6 @@ func (l *Log) write(g *group) error {
 	l.head.setThrough(g.seq)
 	l.w.seen = g.seq
 	l.w.last = Head{Seq: g.seq, ID: g.prev, Time: g.time}
-	if l.w.ents == nil || len(l.w.ents)+len(g.ents) > entCacheMax {
-		l.w.ents = make(map[string]entState, len(g.ents))
-	}
-	for name, st := range g.ents {
-		st.slot = st.seq
-		l.w.ents[name] = st
-	}
 	if g.seq-l.head.synced() >= syncEvery {
 		if err := l.syncIndexesLocked(); err != nil {
 			return l.fail("sync indexes", err)
@@ -482,12 +460,9 @@ func (l *Log) write(g *group) error {
 
 // indexEvents adds the group's events to the hash indexes.
 func (l *Log) indexEvents(g *group) error {
-	newEnts, nkeys := 0, 0
-	for _, st := range g.ents {
-		if st.slot == 0 {
-			newEnts++
-		}
-	}
+	// Entities already in the table need no room; counting them anyway
+	// only grows the table a little early.
+	newEnts, nkeys := len(g.ents), 0
 	for _, e := range g.events {
 		if e.Key != "" {
 			nkeys++
@@ -502,11 +477,8 @@ func (l *Log) indexEvents(g *group) error {
 			l.keys.insert(l.keys.tagString(e.Key), e.Seq)
 		}
 	}
-	for name, st := range g.ents {
-		tag := l.ents.tagString(name)
-		if st.slot == 0 || !l.ents.replace(tag, st.slot, st.seq) {
-			l.ents.insert(tag, st.seq)
-		}
+	for _, st := range g.ents {
+		l.ents.putEntity(st.tag, st.check, st.seq, st.version, false)
 	}
 	return nil
 }

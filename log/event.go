@@ -41,17 +41,25 @@ const hashPrefix = "strata-event-v1\n"
 // ComputeID returns the event's id by hash recipe version 1 (FORMAT.md).
 // It reads every field except ID.
 func ComputeID(e *Event) [32]byte {
+	metaDigest := emptyDigest
+	if e.Meta != nil {
+		metaDigest = blake3.Sum256(e.Meta)
+	}
 	if e.Erased {
 		var digest [32]byte
 		copy(digest[:], e.Data)
-		return computeID(e, digest)
+		return computeID(e, digest, metaDigest)
 	}
-	return computeID(e, blake3.Sum256(e.Data))
+	return computeID(e, blake3.Sum256(e.Data), metaDigest)
 }
 
-// computeID is ComputeID with the data digest given, so that an event whose
-// data was erased can still be checked against its digest.
-func computeID(e *Event, dataDigest [32]byte) [32]byte {
+// emptyDigest is the BLAKE3 hash of nothing: the meta digest of an event
+// without meta.
+var emptyDigest = blake3.Sum256(nil)
+
+// computeID is ComputeID with the digests given: an erased event keeps only
+// its data digest, and the append path computes digests ahead of the lock.
+func computeID(e *Event, dataDigest, metaDigest [32]byte) [32]byte {
 	var buf [512]byte
 	b := append(buf[:0], hashPrefix...)
 	b = hex.AppendEncode(b, e.Prev[:])
@@ -70,7 +78,6 @@ func computeID(e *Event, dataDigest [32]byte) [32]byte {
 	b = append(b, '\n')
 	b = hex.AppendEncode(b, dataDigest[:])
 	b = append(b, '\n')
-	metaDigest := blake3.Sum256(e.Meta)
 	b = hex.AppendEncode(b, metaDigest[:])
 	return blake3.Sum256(b)
 }

@@ -15,19 +15,22 @@ import (
 //
 //	page 0: [8] magic "STRATHIX" | u32 version | u32 kind | u64 slots |
 //	        u64 used | [32] seed
-//	then slots × 16 bytes: u64 tag (0 = empty) | u64 seq
+//	then the slots: for ids and keys 16 bytes, u64 tag (0 = empty) | u64 seq;
+//	for entities 32 bytes, u64 tag | u64 check | u64 seq | u64 version.
 //
 // Tags are 63 bits of a hash with the low bit forced to 1, so 0 never
-// appears. Different keys may share a tag: every hit is checked against the
-// record it names, so a collision costs a read, never a wrong answer. The
-// table doubles when it is half full; the bigger table is built beside it
-// and renamed over it, and the head file's gen tells other processes to
+// appears. Different ids or keys may share a tag: every hit is checked
+// against the record it names, so a collision costs a read, never a wrong
+// answer. Entities carry 64 more bits of their hash (check) and their
+// version, so the append path learns an entity's version without reading a
+// record; two names agreeing on all 127 bits is not a risk worth a read.
+// The table doubles when it is half full; the bigger table is built beside
+// it and renamed over it, and the head file's gen tells other processes to
 // map it again.
 const (
 	hixMagic     = "STRATHIX"
 	hixVersion   = 1
 	hixHeaderLen = 4096
-	hixSlotLen   = 16
 	hixMinSlots  = 1 << 12
 
 	hixOffSlots = 16
@@ -45,11 +48,19 @@ const (
 var hixNames = map[uint32]string{kindIDs: "ids.hix", kindEntities: "entities.hix", kindKeys: "keys.hix"}
 
 type hashIndex struct {
-	path string
-	kind uint32
-	m    *mapping
-	mask uint64
-	seed [32]byte
+	path    string
+	kind    uint32
+	m       *mapping
+	mask    uint64
+	slotLen int
+	seed    [32]byte
+}
+
+func slotLen(kind uint32) int {
+	if kind == kindEntities {
+		return 32
+	}
+	return 16
 }
 
 // createHashIndex writes an empty table with room for at least n keys and
@@ -64,7 +75,7 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 	if err != nil {
 		return nil, err
 	}
-	size := hixHeaderLen + int64(slots)*hixSlotLen
+	size := hixHeaderLen + int64(slots)*int64(slotLen(kind))
 	if err := f.Truncate(size); err != nil {
 		f.Close()
 		os.Remove(tmp)
@@ -96,7 +107,7 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		os.Remove(tmp)
 		return nil, err
 	}
-	return &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, seed: *seed}, nil
+	return &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, slotLen: slotLen(kind), seed: *seed}, nil
 }
 
 func openHashIndex(path string, kind uint32) (*hashIndex, error) {
@@ -120,7 +131,7 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 		err = errors.New("bad magic or version")
 	case binary.LittleEndian.Uint32(h[12:]) != kind:
 		err = errors.New("wrong kind")
-	case slots < hixMinSlots || slots&(slots-1) != 0 || st.Size() != hixHeaderLen+int64(slots)*hixSlotLen:
+	case slots < hixMinSlots || slots&(slots-1) != 0 || st.Size() != hixHeaderLen+int64(slots)*int64(slotLen(kind)):
 		err = errors.New("size does not match the slot count")
 	}
 	if err != nil {
@@ -132,7 +143,7 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 		f.Close()
 		return nil, err
 	}
-	x := &hashIndex{path: path, kind: kind, m: m, mask: slots - 1}
+	x := &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, slotLen: slotLen(kind)}
 	copy(x.seed[:], h[hixOffSeed:])
 	return x, nil
 }
@@ -140,7 +151,7 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 func (x *hashIndex) slots() uint64 { return x.mask + 1 }
 func (x *hashIndex) used() uint64  { return x.m.load(hixOffUsed) }
 
-func (x *hashIndex) slotOff(i uint64) int { return hixHeaderLen + int(i)*hixSlotLen }
+func (x *hashIndex) slotOff(i uint64) int { return hixHeaderLen + int(i)*x.slotLen }
 
 // tagID is the tag of an event id: ids are already uniformly random.
 func tagID(id *[32]byte) uint64 { return binary.LittleEndian.Uint64(id[:8]) | 1 }
@@ -149,10 +160,55 @@ func tagID(id *[32]byte) uint64 { return binary.LittleEndian.Uint64(id[:8]) | 1 
 // secret seed, so that clients cannot choose names that pile up in one run
 // of slots.
 func (x *hashIndex) tagString(s string) uint64 {
+	tag, _ := x.hashString(s)
+	return tag
+}
+
+// hashString returns the tag of s and 64 further bits of its hash.
+func (x *hashIndex) hashString(s string) (tag, check uint64) {
 	var buf [32 + MaxEntityLen]byte
 	b := append(append(buf[:0], x.seed[:]...), s...)
 	sum := blake3.Sum256(b)
-	return binary.LittleEndian.Uint64(sum[:8]) | 1
+	return binary.LittleEndian.Uint64(sum[:8]) | 1, binary.LittleEndian.Uint64(sum[8:16])
+}
+
+// entity returns the seq and version stored for an entity's hash, or zeros.
+func (x *hashIndex) entity(tag, check uint64) (seq, version uint64) {
+	for i := tag & x.mask; ; i = (i + 1) & x.mask {
+		off := x.slotOff(i)
+		t := x.m.load(off)
+		if t == 0 {
+			return 0, 0
+		}
+		if t == tag && x.m.load(off+8) == check {
+			return x.m.load(off + 16), x.m.load(off + 24)
+		}
+	}
+}
+
+// putEntity sets an entity's newest seq and version, adding its slot if it
+// has none; with onlyNewer it leaves a slot that already holds a later seq
+// (replay after a crash). The tenant lock is held and room reserved.
+func (x *hashIndex) putEntity(tag, check, seq, version uint64, onlyNewer bool) {
+	for i := tag & x.mask; ; i = (i + 1) & x.mask {
+		off := x.slotOff(i)
+		t := x.m.load(off)
+		if t == 0 {
+			x.m.store(off+16, seq)
+			x.m.store(off+24, version)
+			x.m.store(off+8, check)
+			x.m.store(off, tag)
+			x.m.store(hixOffUsed, x.used()+1)
+			return
+		}
+		if t == tag && x.m.load(off+8) == check {
+			if !onlyNewer || x.m.load(off+16) < seq {
+				x.m.store(off+16, seq)
+				x.m.store(off+24, version)
+			}
+			return
+		}
+	}
 }
 
 // find calls fn with every seq stored under tag, until fn returns true.
@@ -187,22 +243,6 @@ func (x *hashIndex) insert(tag, seq uint64) {
 	}
 }
 
-// replace changes the seq of the slot holding tag → old to new, and reports
-// whether there was one.
-func (x *hashIndex) replace(tag, old, new uint64) bool {
-	for i := tag & x.mask; ; i = (i + 1) & x.mask {
-		off := x.slotOff(i)
-		t := x.m.load(off)
-		if t == 0 {
-			return false
-		}
-		if t == tag && x.m.load(off+8) == old {
-			x.m.store(off+8, new)
-			return true
-		}
-	}
-}
-
 // grow builds a table with room for n more keys beside x and renames it
 // over x's file. The caller swaps it in and closes x.
 func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
@@ -212,7 +252,12 @@ func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
 	}
 	for i := uint64(0); i <= x.mask; i++ {
 		off := x.slotOff(i)
-		if tag := x.m.load(off); tag != 0 {
+		tag := x.m.load(off)
+		switch {
+		case tag == 0:
+		case x.kind == kindEntities:
+			y.putEntity(tag, x.m.load(off+8), x.m.load(off+16), x.m.load(off+24), false)
+		default:
 			y.insert(tag, x.m.load(off+8))
 		}
 	}

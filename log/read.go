@@ -118,34 +118,17 @@ func (l *Log) EntityHead(entity string) (uint64, error) {
 	through := l.Through()
 	l.vmu.RLock()
 	defer l.vmu.RUnlock()
-	var best uint64
-	var ferr error
-	l.ents.find(l.ents.tagString(entity), func(seq uint64) bool {
+	seq, _ := l.ents.entity(l.ents.hashString(entity))
+	// The writer may have moved the slot past what is committed: walk back
+	// along the entity's chain.
+	for seq > through {
 		e, _, err := l.readSeq(seq)
 		if err != nil {
-			ferr = err
-			return true
+			return 0, &Error{Op: "entity lookup", Dir: l.dir, Err: err}
 		}
-		if e.Entity != entity {
-			return false
-		}
-		// The writer may have moved the slot past what is committed:
-		// walk back along the entity's chain.
-		for e.Seq > through && e.PrevInEntity != 0 {
-			if e, _, err = l.readSeq(e.PrevInEntity); err != nil {
-				ferr = err
-				return true
-			}
-		}
-		if e.Seq <= through {
-			best = e.Seq
-		}
-		return true
-	})
-	if ferr != nil {
-		return 0, &Error{Op: "entity lookup", Dir: l.dir, Err: ferr}
+		seq = e.PrevInEntity
 	}
-	return best, nil
+	return seq, nil
 }
 
 // SeqAtTime returns the first committed seq whose time is at or after ns,

@@ -23,7 +23,7 @@ func (l *Log) recoverLocked() error {
 	if err := l.rebuildLocked(); err != nil {
 		return &Error{Op: "recover", Dir: l.dir, Err: err, Hint: "run strata verify for details"}
 	}
-	l.w.seen, l.w.end, l.w.ents = 0, 0, nil
+	l.w.seen, l.w.end = 0, 0
 	return l.loadTail(l.head.through())
 }
 
@@ -83,7 +83,7 @@ func (l *Log) rebuildLocked() error {
 		return err
 	}
 	err := l.walkTail(trusted, false, func(s *segment, off int64, e *Event) error {
-		chunk = append(chunk, &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key})
+		chunk = append(chunk, &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key, Version: e.Version})
 		if len(chunk) == 4096 {
 			return flush()
 		}
@@ -204,34 +204,8 @@ func (l *Log) replayIndex(events []*Event) error {
 				l.keys.insert(tag, e.Seq)
 			}
 		}
-		tag := l.ents.tagString(e.Entity)
-		var slot uint64
-		var ferr error
-		l.ents.find(tag, func(seq uint64) bool {
-			if seq == e.Seq {
-				slot = seq
-				return true
-			}
-			r, _, err := l.readSeq(seq)
-			if err != nil {
-				ferr = err
-				return true
-			}
-			if r.Entity == e.Entity {
-				slot = seq
-				return true
-			}
-			return false
-		})
-		if ferr != nil {
-			return ferr
-		}
-		switch {
-		case slot == 0:
-			l.ents.insert(tag, e.Seq)
-		case slot < e.Seq:
-			l.ents.replace(tag, slot, e.Seq)
-		}
+		tag, check := l.ents.hashString(e.Entity)
+		l.ents.putEntity(tag, check, e.Seq, e.Version, true)
 	}
 	return nil
 }

@@ -1,0 +1,60 @@
+package log
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func benchEvents(n, offset int) []Proposed {
+	evs := make([]Proposed, n)
+	for i := range evs {
+		evs[i] = Proposed{Type: "order.placed", Entity: fmt.Sprintf("order-%d", (offset+i)%100000),
+			Data:            []byte(fmt.Sprintf(`{"sku":"SKU-%06d","qty":%d,"price":"19.99","currency":"EUR","customer":"cust-%d","note":"a realistic note of some length"}`, i, i%7, i%997)),
+			ExpectedVersion: -1}
+	}
+	return evs
+}
+
+// BenchmarkAppendBatch: 1,000 events per request, fsync per request.
+func BenchmarkAppendBatch(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := l.Append(&Request{Events: benchEvents(1000, i*1000)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendConcurrent: 64 goroutines appending one event each time
+// (group commit).
+func BenchmarkAppendConcurrent(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := b.N/64 + 1
+	for g := 0; g < 64; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				if _, err := l.Append(&Request{Events: benchEvents(1, g*per+i)}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(per*64)/b.Elapsed().Seconds(), "events/s")
+}
