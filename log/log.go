@@ -89,13 +89,28 @@ type Log struct {
 	floor  uint64 // during recovery: the last seq known acknowledged
 }
 
-// segment is one open segment file and its offsets index.
+// segment is one segment file and its offsets index. The files are opened
+// on first use (ensure): a CGI process reading near the head of a long log
+// opens one segment, not all of them.
 type segment struct {
 	first uint64
-	prev  [32]byte // id of the event before first, from the header
-	f     *os.File // the records
-	off   *os.File // index/<first>.off: u32 LE offset of each record
+	dir   *Log
+
+	once sync.Once
+	err  error
+	open atomic.Bool // set once the files below are open
+	prev [32]byte // id of the event before first, from the header
+	f    *os.File // the records
+	off  *os.File // index/<first>.off: u32 LE offset of each record
 }
+
+// ensure opens the segment's files if they are not open yet.
+func (s *segment) ensure() error {
+	s.once.Do(func() { s.err = s.dir.openSegmentFiles(s) })
+	return s.err
+}
+
+func (s *segment) opened() bool { return s.open.Load() }
 
 func (l *Log) logDir() string   { return filepath.Join(l.dir, logDirName) }
 func (l *Log) indexDir() string { return filepath.Join(l.dir, indexDirName) }
@@ -159,6 +174,9 @@ func (l *Log) load() error {
 	}
 	if through == 0 {
 		if segs := l.segments(); len(segs) > 0 {
+			if err := segs[0].ensure(); err != nil {
+				return err
+			}
 			if st, err := segs[0].f.Stat(); err != nil || st.Size() > segmentHeaderLen {
 				return errors.New("index is empty but the log is not")
 			}
@@ -221,7 +239,8 @@ func (l *Log) segments() []*segment {
 	return nil
 }
 
-// openSegments opens every segment that appeared since the last call.
+// openSegments adds every segment that appeared since the last call; the
+// last one, where appends go, is opened at once.
 func (l *Log) openSegments() error {
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
@@ -235,42 +254,43 @@ func (l *Log) openSegments() error {
 		if n := len(added); n > 0 && first <= added[n-1].first {
 			continue
 		}
-		s, err := l.openSegment(first)
-		if err != nil {
-			return err
-		}
-		added = append(added, s)
+		added = append(added, &segment{first: first, dir: l})
 	}
 	if len(added) != len(segs) {
 		l.segs.Store(&added)
 	}
+	if len(added) > 0 {
+		return added[len(added)-1].ensure()
+	}
 	return nil
 }
 
-func (l *Log) openSegment(first uint64) (*segment, error) {
-	f, err := os.OpenFile(filepath.Join(l.logDir(), segmentName(first)), os.O_RDWR, 0)
+func (l *Log) openSegmentFiles(s *segment) error {
+	f, err := os.OpenFile(filepath.Join(l.logDir(), segmentName(s.first)), os.O_RDWR, 0)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var hb [segmentHeaderLen]byte
 	if _, err := f.ReadAt(hb[:], 0); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%w: segment %d: header: %v", ErrCorrupt, first, err)
+		return fmt.Errorf("%w: segment %d: header: %v", ErrCorrupt, s.first, err)
 	}
 	h, err := decodeSegmentHeader(hb[:])
-	if err == nil && h.First != first {
-		err = fmt.Errorf("%w: segment named %d says it starts at %d", ErrCorrupt, first, h.First)
+	if err == nil && h.First != s.first {
+		err = fmt.Errorf("%w: segment named %d says it starts at %d", ErrCorrupt, s.first, h.First)
 	}
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	off, err := os.OpenFile(l.offsetsPath(first), os.O_RDWR|os.O_CREATE, 0o644)
+	off, err := os.OpenFile(l.offsetsPath(s.first), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return &segment{first: first, f: f, off: off, prev: h.Prev}, nil
+	s.f, s.off, s.prev = f, off, h.Prev
+	s.open.Store(true)
+	return nil
 }
 
 func (l *Log) offsetsPath(first uint64) string {
@@ -303,8 +323,10 @@ func (l *Log) Close() error {
 // closeView closes segments and index files (vmu held or not yet shared).
 func (l *Log) closeView() {
 	for _, s := range l.segments() {
-		s.f.Close()
-		s.off.Close()
+		if s.ensure() == nil {
+			s.f.Close()
+			s.off.Close()
+		}
 	}
 	l.segs.Store(nil)
 	for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
@@ -334,6 +356,9 @@ func (l *Log) syncIndexesLocked() error {
 		}
 	}
 	for _, s := range l.segments() {
+		if !s.opened() {
+			continue // nothing written through it by this process
+		}
 		if err := s.off.Sync(); err != nil {
 			return err
 		}

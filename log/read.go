@@ -170,6 +170,9 @@ func (l *Log) locate(seq uint64) (*segment, int64, error) {
 	for attempt := 0; ; attempt++ {
 		s := l.findSegment(seq)
 		if s != nil {
+			if err := s.ensure(); err != nil {
+				return nil, 0, err
+			}
 			off, err := readOffset(s, seq)
 			if err == nil {
 				return s, off, nil

@@ -98,6 +98,9 @@ func (l *Log) rebuildLocked() error {
 	if last > trusted && !l.opts.NoSync {
 		// The replayed records may be a dead writer's, never fsynced.
 		for _, s := range l.segments() {
+			if !s.opened() {
+				continue
+			}
 			if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
 				return err
 			}
@@ -115,6 +118,9 @@ func (l *Log) resetIndexes(trusted uint64) error {
 	l.head.setThrough(trusted)
 	segs := l.segments()
 	for _, s := range segs {
+		if err := s.ensure(); err != nil {
+			return err
+		}
 		keep := int64(0)
 		if trusted >= s.first {
 			keep = int64(trusted-s.first+1) * 4
@@ -246,6 +252,9 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 	var e Event
 	for i := start; i < len(segs); i++ {
 		s := segs[i]
+		if err := s.ensure(); err != nil {
+			return err
+		}
 		if i > start || after == 0 {
 			if s.first != expect || s.prev != prev {
 				return fmt.Errorf("%w: segment %d does not continue the chain at seq %d", ErrCorrupt, s.first, expect)
