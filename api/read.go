@@ -15,75 +15,108 @@ import (
 // DefaultLimit is the page size of GET /events without a limit.
 const DefaultLimit = 1000
 
-// read serves GET /events.
+// maxBufferedPage bounds the memory of a filtered page, which is held until
+// it ends so that its Link header can go first; past it the page ends early
+// and the Link says where to go on.
+const maxBufferedPage = 8 << 20
+
+// read serves GET /events. A page whose end is known before reading (no
+// filter, or one entity) streams; a filtered scan is buffered, up to
+// maxBufferedPage, because its next cursor is known only at its end and
+// must go out in the headers.
 func (h *Handler) read(w http.ResponseWriter, r *http.Request, t *tenant) {
 	p, err := readParams(r.URL.Query())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	plan, err := query.Prepare(t.log, p)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	ndjson := wantsNDJSON(r.Header.Get("Accept"))
-	bw := bufio.NewWriterSize(w, 64<<10)
-	started := false
+	hd := w.Header()
+	if ndjson {
+		hd.Set("Content-Type", "application/x-ndjson")
+	} else {
+		hd.Set("Content-Type", "application/json")
+	}
+	hd.Set("Strata-Head-Seq", strconv.FormatUint(t.log.Through(), 10))
+	next, known := plan.Next()
+	var out *bufio.Writer
 	var buf []byte
-	start := func() {
-		started = true
-		hd := w.Header()
-		if ndjson {
-			hd.Set("Content-Type", "application/x-ndjson")
-		} else {
-			hd.Set("Content-Type", "application/json")
-		}
-		hd.Set("Strata-Head-Seq", strconv.FormatUint(t.log.Through(), 10))
-		if !ndjson {
-			bw.WriteByte('[')
-		}
+	if known {
+		setNext(w, r, next)
+		out = bufio.NewWriterSize(w, 64<<10)
 	}
 	n := 0
-	pg, err := query.Run(t.log, p, func(e *log.Event) error {
-		if !started {
-			start()
-		}
-		buf = buf[:0]
-		if n > 0 && !ndjson {
-			buf = append(buf, ',')
+	pg, err := plan.Run(func(e *log.Event) error {
+		mark := len(buf)
+		if !ndjson {
+			if n == 0 {
+				buf = append(buf, '[')
+			} else {
+				buf = append(buf, ',')
+			}
 		}
 		buf = e.AppendJSON(buf)
 		if ndjson {
 			buf = append(buf, '\n')
 		}
+		if out != nil {
+			_, err := out.Write(buf)
+			buf = buf[:0]
+			n++
+			return err
+		}
+		if len(buf) > maxBufferedPage && n > 0 {
+			buf = buf[:mark]
+			return query.ErrPageFull
+		}
 		n++
-		_, err := bw.Write(buf)
-		return err
+		return nil
 	})
 	if err != nil {
-		if !started {
+		if out == nil || n == 0 {
+			hd.Del("Link")
+			hd.Del("Strata-Next-After")
 			writeError(w, err)
 			return
 		}
 		// The status is sent; cutting the connection is the only honest way
 		// left to say the answer is incomplete.
-		bw.Flush()
+		out.Flush()
 		panic(http.ErrAbortHandler)
 	}
-	if !started {
-		start()
-	}
-	if pg.Next != 0 {
-		q := r.URL.Query()
-		for _, k := range []string{"from", "after", "since"} {
-			q.Del(k)
-		}
-		q.Set("after", strconv.FormatUint(pg.Next, 10))
-		// A relative reference keeps whatever path the client used, so the
-		// link works behind any rewrite or mount point.
-		w.Header().Set("Link", "<?"+q.Encode()+`>; rel="next"`)
-		w.Header().Set("Strata-Next-After", strconv.FormatUint(pg.Next, 10))
+	if !known {
+		setNext(w, r, pg.Next)
+		out = bufio.NewWriterSize(w, 64<<10)
 	}
 	if !ndjson {
-		bw.WriteString("]\n")
+		if n == 0 {
+			buf = append(buf, '[')
+		}
+		buf = append(buf, "]\n"...)
 	}
-	bw.Flush()
+	out.Write(buf)
+	out.Flush()
+}
+
+// setNext puts the cursor of the following page in the headers, as a
+// relative reference, which keeps whatever path the client used, so the
+// link works behind any rewrite or mount point.
+func setNext(w http.ResponseWriter, r *http.Request, next uint64) {
+	if next == 0 {
+		return
+	}
+	q := r.URL.Query()
+	for _, k := range []string{"from", "after", "since"} {
+		q.Del(k)
+	}
+	q.Set("after", strconv.FormatUint(next, 10))
+	w.Header().Set("Link", "<?"+q.Encode()+`>; rel="next"`)
+	w.Header().Set("Strata-Next-After", strconv.FormatUint(next, 10))
 }
 
 func wantsNDJSON(accept string) bool {

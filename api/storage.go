@@ -74,7 +74,7 @@ func looksLikeHash(s string) bool {
 }
 
 func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, t *tenant, want string) {
-	if r.ContentLength < 0 && len(r.TransferEncoding) == 0 {
+	if r.ContentLength <= 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
 		writeError(w, errorf(http.StatusLengthRequired, "length_required", "send a Content-Length or a chunked body"))
 		return
 	}

@@ -206,8 +206,24 @@ func (l *Log) commitLocked(queued []*pending) error {
 // left it, and runs recovery if one of them crashed mid-append. The tenant
 // lock is held.
 func (l *Log) refreshLocked() error {
+	if l.Stale() {
+		// The index directory was deleted or replaced under us: map what
+		// is there now (recovering it if it is not whole).
+		l.vmu.Lock()
+		l.closeView()
+		err := l.load()
+		l.vmu.Unlock()
+		if err != nil {
+			return l.recoverLocked()
+		}
+		l.w.seen, l.w.end = 0, 0
+	}
 	if !sameBoot(l.head) && l.head.synced() != l.head.through() {
 		return l.recoverLocked()
+	}
+	// Another process may have grown (replaced) a hash index.
+	if err := l.remapIfStale(); err != nil {
+		return err
 	}
 	if err := l.openSegments(); err != nil {
 		return &Error{Op: "append", Dir: l.dir, Err: err}

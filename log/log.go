@@ -99,9 +99,9 @@ type segment struct {
 	once sync.Once
 	err  error
 	open atomic.Bool // set once the files below are open
-	prev [32]byte // id of the event before first, from the header
-	f    *os.File // the records
-	off  *os.File // index/<first>.off: u32 LE offset of each record
+	prev [32]byte    // id of the event before first, from the header
+	f    *os.File    // the records
+	off  *os.File    // index/<first>.off: u32 LE offset of each record
 }
 
 // ensure opens the segment's files if they are not open yet.
@@ -218,6 +218,16 @@ func (l *Log) mapIndexes() error {
 	}
 	l.gen = gen
 	return nil
+}
+
+func (l *Log) index(kind uint32) *hashIndex {
+	switch kind {
+	case kindIDs:
+		return l.ids
+	case kindEntities:
+		return l.ents
+	}
+	return l.keys
 }
 
 func (l *Log) setIndex(kind uint32, x *hashIndex) {

@@ -92,6 +92,12 @@ func (l *Log) Lookup(id [32]byte) (uint64, error) {
 
 // remapIfStale maps the hash indexes again if another process replaced them.
 func (l *Log) remapIfStale() error {
+	l.vmu.RLock()
+	fresh := l.closed || l.head.gen() == l.gen
+	l.vmu.RUnlock()
+	if fresh {
+		return nil
+	}
 	l.vmu.Lock()
 	defer l.vmu.Unlock()
 	if l.closed {

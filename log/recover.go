@@ -136,27 +136,25 @@ func (l *Log) resetIndexes(trusted uint64) error {
 	if trusted > 0 {
 		return nil
 	}
+	replaced := false
 	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+		if x := l.index(k); x != nil && x.used() == 0 {
+			continue // already empty: keep it, so no other process must remap
+		}
+		replaced = true
 		x, err := createHashIndex(filepath.Join(l.indexDir(), hixNames[k]), k, 0, nil)
 		if err != nil {
 			return err
 		}
-		var old *hashIndex
-		switch k {
-		case kindIDs:
-			old = l.ids
-		case kindEntities:
-			old = l.ents
-		case kindKeys:
-			old = l.keys
-		}
-		if old != nil {
+		if old := l.index(k); old != nil {
 			old.close()
 		}
 		l.setIndex(k, x)
 	}
-	l.head.bumpGen()
-	l.gen = l.head.gen()
+	if replaced {
+		l.head.bumpGen()
+		l.gen = l.head.gen()
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ package query
 import (
 	"errors"
 	"path"
+	"slices"
 	"strings"
 
 	"strata/log"
@@ -51,67 +52,123 @@ func ValidPattern(s string) bool {
 	return err == nil
 }
 
-// Run calls emit for each event of the page, in seq order. The event is
-// only valid during the call.
-func Run(l *log.Log, p Params, emit func(*log.Event) error) (Page, error) {
-	var pg Page
-	after, last := p.After, l.Through()
+// Plan is a read with its bounds resolved, ready to run.
+type Plan struct {
+	l           *log.Log
+	p           Params
+	after, last uint64
+	// seqs is the page of an exact-entity read, found ahead of running it.
+	seqs   []uint64
+	next   uint64
+	known  bool
+	entity bool
+}
+
+// Prepare resolves a read's bounds through the indexes (id → seq, time →
+// seq) and, where it is cheap, where the page will end.
+func Prepare(l *log.Log, p Params) (*Plan, error) {
+	pl := &Plan{l: l, p: p, after: p.After, last: l.Through()}
 	if p.From != nil {
 		seq, err := l.Lookup(*p.From)
 		if errors.Is(err, log.ErrNotFound) {
-			return pg, ErrFromNotFound
+			return nil, ErrFromNotFound
 		}
 		if err != nil {
-			return pg, err
+			return nil, err
 		}
-		after = max(after, seq)
+		pl.after = max(pl.after, seq)
 	}
 	if p.To != nil {
 		seq, err := l.Lookup(*p.To)
 		if errors.Is(err, log.ErrNotFound) {
-			return pg, ErrToNotFound
+			return nil, ErrToNotFound
 		}
 		if err != nil {
-			return pg, err
+			return nil, err
 		}
-		last = min(last, seq)
+		pl.last = min(pl.last, seq)
 	}
 	if p.Since != nil {
 		seq, err := l.SeqAtTime(*p.Since)
 		if err != nil {
-			return pg, err
+			return nil, err
 		}
-		after = max(after, seq-1)
+		pl.after = max(pl.after, seq-1)
 	}
 	if p.Until != nil {
 		seq, err := l.SeqAtTime(*p.Until)
 		if err != nil {
-			return pg, err
+			return nil, err
 		}
-		last = min(last, seq-1)
+		pl.last = min(pl.last, seq-1)
 	}
-	if after >= last || p.Limit <= 0 {
+	if pl.after >= pl.last || p.Limit <= 0 {
+		pl.known = true
+		return pl, nil
+	}
+	switch {
+	case p.Entity != "" && !IsGlob(p.Entity):
+		pl.entity = true
+		if err := pl.entitySeqs(); err != nil {
+			return nil, err
+		}
+	case p.Type == "" && p.Entity == "":
+		// Every seq in range matches: the page is the next Limit seqs.
+		pl.known = true
+		if pl.last-pl.after > uint64(p.Limit) {
+			pl.next = pl.after + uint64(p.Limit)
+		}
+	}
+	return pl, nil
+}
+
+// Next says where the following page starts (0: there is none), if that
+// is known before running; a filtered scan only knows when it has run.
+func (pl *Plan) Next() (next uint64, known bool) { return pl.next, pl.known }
+
+// Run calls emit for each event of the page, in seq order, until the page
+// is full or emit returns ErrPageFull (the caller's buffer is full: the page
+// ends before that event). The event is only valid during the call.
+func (pl *Plan) Run(emit func(*log.Event) error) (Page, error) {
+	var pg Page
+	if pl.after >= pl.last || pl.p.Limit <= 0 {
 		return pg, nil
 	}
-	if p.Entity != "" && !IsGlob(p.Entity) {
-		return entityRun(l, p, after, last, emit)
+	if pl.entity {
+		return pl.runEntity(emit)
 	}
-	it := l.Scan(after+1, last)
+	it := pl.l.Scan(pl.after+1, pl.last)
 	for it.Next() {
 		e := it.Event()
-		if !matches(p.Type, e.Type) || !matches(p.Entity, e.Entity) {
+		if !matches(pl.p.Type, e.Type) || !matches(pl.p.Entity, e.Entity) {
 			continue
 		}
-		if pg.Count == p.Limit {
+		if pg.Count == pl.p.Limit {
 			pg.Next = e.Seq - 1
 			return pg, nil
 		}
 		if err := emit(e); err != nil {
+			if errors.Is(err, ErrPageFull) && pg.Count > 0 {
+				pg.Next = e.Seq - 1
+				return pg, nil
+			}
 			return pg, err
 		}
 		pg.Count++
 	}
 	return pg, it.Err()
+}
+
+// ErrPageFull is returned by an emit function to end the page early.
+var ErrPageFull = errors.New("page full")
+
+// Run prepares and runs a read in one step.
+func Run(l *log.Log, p Params, emit func(*log.Event) error) (Page, error) {
+	pl, err := Prepare(l, p)
+	if err != nil {
+		return Page{}, err
+	}
+	return pl.Run(emit)
 }
 
 func matches(pattern, s string) bool {
@@ -125,31 +182,37 @@ func matches(pattern, s string) bool {
 	return ok
 }
 
-// entityRun reads one entity's events by walking its chain back from its
-// newest event, so that it touches only that entity's records.
-func entityRun(l *log.Log, p Params, after, last uint64, emit func(*log.Event) error) (Page, error) {
-	var pg Page
-	seq, err := l.EntityHead(p.Entity)
+// entitySeqs finds the page of an exact-entity read by walking the
+// entity's chain back from its newest event, touching only its records.
+func (pl *Plan) entitySeqs() error {
+	seq, err := pl.l.EntityHead(pl.p.Entity)
 	if err != nil {
-		return pg, err
+		return err
 	}
 	var seqs []uint64
-	for seq > after {
-		e, err := l.Event(seq)
+	for seq > pl.after {
+		e, err := pl.l.Event(seq)
 		if err != nil {
-			return pg, err
+			return err
 		}
-		if seq <= last && matches(p.Type, e.Type) {
+		if seq <= pl.last && matches(pl.p.Type, e.Type) {
 			seqs = append(seqs, seq)
 		}
 		seq = e.PrevInEntity
 	}
-	for i := len(seqs) - 1; i >= 0; i-- {
-		if pg.Count == p.Limit {
-			pg.Next = seqs[i+1]
-			return pg, nil
-		}
-		e, err := l.Event(seqs[i])
+	slices.Reverse(seqs)
+	if len(seqs) > pl.p.Limit {
+		pl.next = seqs[pl.p.Limit-1]
+		seqs = seqs[:pl.p.Limit]
+	}
+	pl.seqs, pl.known = seqs, true
+	return nil
+}
+
+func (pl *Plan) runEntity(emit func(*log.Event) error) (Page, error) {
+	var pg Page
+	for _, seq := range pl.seqs {
+		e, err := pl.l.Event(seq)
 		if err != nil {
 			return pg, err
 		}
@@ -158,5 +221,6 @@ func entityRun(l *log.Log, p Params, after, last uint64, emit func(*log.Event) e
 		}
 		pg.Count++
 	}
+	pg.Next = pl.next
 	return pg, nil
 }
