@@ -410,6 +410,10 @@ func (g *group) entity(name string) (entState, error) {
 // write puts the group's records in the active segment (rolling to a new
 // one first if it is full), fsyncs, updates the indexes and finally moves
 // the committed head. The tenant lock is held.
+//
+// Space is reserved before the first byte is written — index room, the
+// offsets, and the segment's blocks — so a full disk fails the append
+// cleanly, with nothing written and the log still usable.
 func (l *Log) write(g *group) error {
 	buf := make([]byte, 0, g.size)
 	for _, e := range g.events {
@@ -419,10 +423,10 @@ func (l *Log) write(g *group) error {
 	segs := l.segments()
 	if len(segs) == 0 || l.w.end > segmentHeaderLen && l.w.end+int64(len(buf)) > l.opts.SegmentSize {
 		if err := createSegment(l.logDir(), segmentHeader{First: first, Prev: g.events[0].Prev}, l.opts.NoSync); err != nil {
-			return l.fail("start segment", err)
+			return l.refuse("start segment", err)
 		}
 		if err := l.openSegments(); err != nil {
-			return l.fail("start segment", err)
+			return l.refuse("start segment", err)
 		}
 		segs = l.segments()
 		l.w.end = segmentHeaderLen
@@ -434,6 +438,16 @@ func (l *Log) write(g *group) error {
 		}
 	}
 	s := segs[len(segs)-1]
+	if err := l.reserveIndexes(g); err != nil {
+		return l.refuse("grow indexes", err)
+	}
+	offsAt := int64(first-s.first) * 4
+	if err := reserveSpace(s.off, offsAt, int64(4*len(g.events))); err != nil {
+		return l.refuse("reserve offsets", err)
+	}
+	if err := reserveSpace(s.f, l.w.end, int64(len(buf))); err != nil {
+		return l.refuse("reserve segment space", err)
+	}
 	if _, err := s.f.WriteAt(buf, l.w.end); err != nil {
 		s.f.Truncate(l.w.end) // best effort: leave no partial records
 		return l.fail("write", err)
@@ -450,12 +464,10 @@ func (l *Log) write(g *group) error {
 		binary.LittleEndian.PutUint32(offs[4*i:], uint32(pos))
 		pos += int64(recordSize(e))
 	}
-	if _, err := s.off.WriteAt(offs, int64(first-s.first)*4); err != nil {
+	if _, err := s.off.WriteAt(offs, offsAt); err != nil {
 		return l.fail("index", err)
 	}
-	if err := l.indexEvents(g); err != nil {
-		return l.fail("index", err)
-	}
+	l.indexEvents(g)
 	l.w.end += int64(len(buf))
 	l.w.dirty = true
 	if !sameBoot(l.head) {
@@ -474,19 +486,32 @@ func (l *Log) write(g *group) error {
 	return nil
 }
 
-// indexEvents adds the group's events to the hash indexes.
-func (l *Log) indexEvents(g *group) error {
+// reserveSpace reserves disk blocks for n bytes at off without changing the
+// file's size, so that the write into them cannot fail for space.
+func reserveSpace(f *os.File, off, n int64) error {
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return nil // the file system cannot reserve: the write will tell
+	}
+	return err
+}
+
+// reserveIndexes makes room in the hash indexes for the group.
+func (l *Log) reserveIndexes(g *group) error {
 	// Entities already in the table need no room; counting them anyway
 	// only grows the table a little early.
-	newEnts, nkeys := len(g.ents), 0
+	nkeys := 0
 	for _, e := range g.events {
 		if e.Key != "" {
 			nkeys++
 		}
 	}
-	if err := l.reserve(uint64(len(g.events)), uint64(newEnts), uint64(nkeys), false); err != nil {
-		return err
-	}
+	return l.reserve(uint64(len(g.events)), uint64(len(g.ents)), uint64(nkeys), false)
+}
+
+// indexEvents adds the group's events to the hash indexes, which
+// reserveIndexes made room in.
+func (l *Log) indexEvents(g *group) {
 	for _, e := range g.events {
 		l.ids.insert(tagID(&e.ID), e.Seq)
 		if e.Key != "" {
@@ -496,7 +521,6 @@ func (l *Log) indexEvents(g *group) error {
 	for _, st := range g.ents {
 		l.ents.putEntity(st.tag, st.check, st.seq, st.version, false)
 	}
-	return nil
 }
 
 // reserve grows the hash indexes that need room; a grown table replaces the
@@ -533,6 +557,15 @@ func (l *Log) reserve(ids, ents, keys uint64, viewLocked bool) error {
 		unlock()
 	}
 	return nil
+}
+
+// refuse reports an append that failed before writing anything: the log
+// stays usable.
+func (l *Log) refuse(op string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return &Error{Op: "append", Dir: l.dir, Err: fmt.Errorf("%s: %w", op, err)}
 }
 
 // fail marks the log broken after a failed write, fsync or index update:

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
 )
 
 // A hashIndex maps a 64-bit tag to seqs: an open-addressing table with
@@ -76,7 +77,7 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		return nil, err
 	}
 	size := hixHeaderLen + int64(slots)*int64(slotLen(kind))
-	if err := f.Truncate(size); err != nil {
+	if err := allocate(f, size); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return nil, err
@@ -108,6 +109,18 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		return nil, err
 	}
 	return &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, slotLen: slotLen(kind), seed: *seed}, nil
+}
+
+// allocate gives f its size with every block reserved on disk. A memory
+// map cannot report a full disk: a store into a hole the file system cannot
+// fill kills the process with SIGBUS. Reserving the blocks up front turns a
+// full disk into an error here instead.
+func allocate(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return f.Truncate(size) // the file system cannot reserve; best effort
+	}
+	return err
 }
 
 func openHashIndex(path string, kind uint32) (*hashIndex, error) {
