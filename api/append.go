@@ -61,8 +61,8 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 	}
 	res, err := t.log.Append(req)
 	if err != nil {
-		if errors.Is(err, log.ErrFailed) {
-			h.reopen(t)
+		if errors.Is(err, log.ErrFailed) || errors.Is(err, log.ErrNoSpace) {
+			h.failed(t)
 		}
 		writeError(w, err)
 		return

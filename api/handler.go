@@ -63,12 +63,19 @@ func New(cfg Config) *Handler {
 // TenantDir is where a tenant's files live.
 func TenantDir(dataDir, name string) string { return filepath.Join(dataDir, "tenants", name) }
 
-// tenant returns the open tenant, opening it on first use.
+// tenant returns the open tenant, opening it on first use, and reopening
+// it if its log failed a write over a second ago (reopening runs recovery,
+// which either finds the log whole again or reports what is wrong).
 func (h *Handler) tenant(name string) (*tenant, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t := h.tenants[name]; t != nil {
-		return t, nil
+		if t.failedAt.IsZero() || time.Since(t.failedAt) < time.Second {
+			return t, nil
+		}
+		delete(h.tenants, name)
+		// Requests in flight finish on the old log; give them time.
+		time.AfterFunc(time.Minute, func() { t.log.Close() })
 	}
 	dir := TenantDir(h.cfg.DataDir, name)
 	l, err := log.Open(dir, h.cfg.Log)
@@ -85,20 +92,13 @@ func (h *Handler) tenant(name string) (*tenant, error) {
 	return t, nil
 }
 
-// reopen replaces a tenant whose log refused appends after a failed write,
-// at most once a second: reopening runs recovery, which either finds the
-// log whole again or reports what is wrong.
-func (h *Handler) reopen(t *tenant) {
+// failed notes that t's log refused an append after a failed write.
+func (h *Handler) failed(t *tenant) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.tenants[t.name] != t || time.Since(t.failedAt) < time.Second {
-		if t.failedAt.IsZero() {
-			t.failedAt = time.Now()
-		}
-		return
+	if t.failedAt.IsZero() {
+		t.failedAt = time.Now()
 	}
-	delete(h.tenants, t.name)
-	go t.log.Close() // in-flight readers finish on the old view
 }
 
 // Close closes every open tenant; call it after the server has drained.

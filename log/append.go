@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
@@ -25,10 +26,27 @@ type Proposed struct {
 	// have no events yet; -1 means no expectation.
 	ExpectedVersion int64
 
-	// digests of data and meta, computed by Append before the request
-	// queues, so that the hashing that does not depend on the chain runs
-	// in the callers' goroutines, in parallel.
+	// Hashes computed by Append before the request queues, so that the
+	// hashing that does not depend on the chain runs in the callers'
+	// goroutines, in parallel: the digests of data and meta, and the index
+	// hashes of entity and key as of index generation gen.
 	dataDigest, metaDigest [32]byte
+	entTag, entCheck       uint64
+	keyTag                 uint64
+	gen                    uint64
+}
+
+// hashNames computes p's index hashes, if the indexes were replaced since.
+func (l *Log) hashNames(p *Proposed) {
+	v := l.v()
+	if v == nil || (p.entTag != 0 && p.gen == v.gen) {
+		return
+	}
+	p.gen = v.gen
+	p.entTag, p.entCheck = v.ents.hashString(p.Entity)
+	if p.Key != "" {
+		p.keyTag = v.keys.tagString(p.Key)
+	}
 }
 
 // Request is one atomic append: all its events are stored, or none.
@@ -60,6 +78,8 @@ type writer struct {
 	seen uint64 // head.through when last refreshed; the fields below match it
 	last Head
 	end  int64 // where the next record goes in the active segment
+
+	checked time.Time // when refreshLocked last ran its full checks
 }
 
 // entState is where an entity stands: its newest event's seq and version,
@@ -98,6 +118,8 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		if p.Meta != nil {
 			p.metaDigest = blake3.Sum256(p.Meta)
 		}
+		p.entTag = 0
+		l.hashNames(p)
 	}
 	p := &pending{req: req, wake: make(chan bool, 1)}
 	l.qmu.Lock()
@@ -169,7 +191,7 @@ func (l *Log) commit(group []*pending) {
 }
 
 func (l *Log) commitLocked(queued []*pending) error {
-	if l.closed {
+	if l.closed.Load() {
 		return ErrClosed
 	}
 	if l.w.broken != nil {
@@ -206,19 +228,18 @@ func (l *Log) commitLocked(queued []*pending) error {
 // left it, and runs recovery if one of them crashed mid-append. The tenant
 // lock is held.
 func (l *Log) refreshLocked() error {
+	if l.quiet() {
+		return nil
+	}
 	if l.Stale() {
 		// The index directory was deleted or replaced under us: map what
 		// is there now (recovering it if it is not whole).
-		l.vmu.Lock()
-		l.closeView()
-		err := l.load()
-		l.vmu.Unlock()
-		if err != nil {
+		if err := l.load(); err != nil {
 			return l.recoverLocked()
 		}
 		l.w.seen, l.w.end = 0, 0
 	}
-	if !sameBoot(l.head) && l.head.synced() != l.head.through() {
+	if !sameBoot(l.v().head) && l.v().head.synced() != l.v().head.through() {
 		return l.recoverLocked()
 	}
 	// Another process may have grown (replaced) a hash index.
@@ -228,7 +249,7 @@ func (l *Log) refreshLocked() error {
 	if err := l.openSegments(); err != nil {
 		return &Error{Op: "append", Dir: l.dir, Err: err}
 	}
-	through := l.head.through()
+	through := l.v().head.through()
 	if through != l.w.seen || l.w.end == 0 {
 		if err := l.loadTail(through); err != nil {
 			return err
@@ -248,7 +269,34 @@ func (l *Log) refreshLocked() error {
 		// tail, and reports anything else.
 		return l.recoverLocked()
 	}
+	l.w.checked = time.Now()
 	return nil
+}
+
+// quiet reports, for the price of a stat or two, that nothing changed since
+// this writer's last append: no other process committed or replaced an
+// index, the active segment ends where this writer left it, and no writer
+// started a segment after it and died. Once a second it says no anyway, so
+// the full checks of refreshLocked run (a replaced index directory, a
+// machine restart).
+func (l *Log) quiet() bool {
+	if l.w.end == 0 || l.v().head.through() != l.w.seen || l.v().head.gen() != l.v().gen || time.Since(l.w.checked) > time.Second {
+		return false
+	}
+	segs := l.segments()
+	if len(segs) == 0 {
+		return false
+	}
+	active := segs[len(segs)-1]
+	if st, err := active.f.Stat(); err != nil || st.Size() != l.w.end {
+		return false
+	}
+	if next := l.w.seen + 1; active.first != next {
+		if _, err := os.Stat(filepath.Join(l.logDir(), segmentName(next))); err == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // loadTail sets the writer's head and end-of-log from the committed seq.
@@ -303,8 +351,9 @@ func (g *group) add(req *Request) (*Result, error) {
 	size := 0
 	for i := range req.Events {
 		p := &req.Events[i]
+		g.l.hashNames(p) // no-op unless the indexes were replaced meanwhile
 		if p.Key != "" {
-			orig, err := g.keyed(p.Key, keys)
+			orig, err := g.keyed(p, keys)
 			if err != nil {
 				return nil, err
 			}
@@ -318,10 +367,7 @@ func (g *group) add(req *Request) (*Result, error) {
 		}
 		st, ok := ents[p.Entity]
 		if !ok {
-			var err error
-			if st, err = g.entity(p.Entity); err != nil {
-				return nil, err
-			}
+			st = g.entity(p)
 		}
 		if p.ExpectedVersion >= 0 && uint64(p.ExpectedVersion) != st.version {
 			return nil, &VersionConflictError{Index: i, Entity: p.Entity, Expected: uint64(p.ExpectedVersion), Current: st.version}
@@ -330,6 +376,7 @@ func (g *group) add(req *Request) (*Result, error) {
 		e := &Event{Prev: prev, Seq: seq, Time: now, Type: p.Type, Entity: p.Entity,
 			Version: st.version + 1, Key: p.Key, Data: p.Data, Meta: p.Meta, PrevInEntity: st.seq}
 		e.ID = computeID(e, p.dataDigest, p.metaDigest)
+		e.keyTag = p.keyTag
 		prev = e.ID
 		ents[p.Entity] = entState{seq: seq, version: e.Version, tag: st.tag, check: st.check}
 		if p.Key != "" {
@@ -366,24 +413,24 @@ func sameContent(e *Event, p *Proposed) bool {
 	return e.Type == p.Type && e.Entity == p.Entity && bytes.Equal(e.Data, p.Data) && bytes.Equal(e.Meta, p.Meta)
 }
 
-// keyed returns the event that already used key, or nil.
-func (g *group) keyed(key string, req map[string]*Event) (*Event, error) {
-	if e := req[key]; e != nil {
+// keyed returns the event that already used p's key, or nil.
+func (g *group) keyed(p *Proposed, req map[string]*Event) (*Event, error) {
+	if e := req[p.Key]; e != nil {
 		return e, nil
 	}
-	if e := g.keys[key]; e != nil {
+	if e := g.keys[p.Key]; e != nil {
 		return e, nil
 	}
 	l := g.l
 	var found *Event
 	var ferr error
-	l.keys.find(l.keys.tagString(key), func(seq uint64) bool {
+	l.v().keys.find(p.keyTag, func(seq uint64) bool {
 		e, _, err := l.readSeq(seq)
 		if err != nil {
 			ferr = err
 			return true
 		}
-		if e.Key == key {
+		if e.Key == p.Key {
 			found = e
 			return true
 		}
@@ -395,16 +442,14 @@ func (g *group) keyed(key string, req map[string]*Event) (*Event, error) {
 	return found, nil
 }
 
-// entity returns where entity stands before this request.
-func (g *group) entity(name string) (entState, error) {
-	if st, ok := g.ents[name]; ok {
-		return st, nil
+// entity returns where p's entity stands before this request.
+func (g *group) entity(p *Proposed) entState {
+	if st, ok := g.ents[p.Entity]; ok {
+		return st
 	}
-	l := g.l
-	st := entState{}
-	st.tag, st.check = l.ents.hashString(name)
-	st.seq, st.version = l.ents.entity(st.tag, st.check)
-	return st, nil
+	st := entState{tag: p.entTag, check: p.entCheck}
+	st.seq, st.version = g.l.v().ents.entity(st.tag, st.check)
+	return st
 }
 
 // write puts the group's records in the active segment (rolling to a new
@@ -470,15 +515,15 @@ func (l *Log) write(g *group) error {
 	l.indexEvents(g)
 	l.w.end += int64(len(buf))
 	l.w.dirty = true
-	if !sameBoot(l.head) {
+	if !sameBoot(l.v().head) {
 		// refreshLocked saw the indexes synced (or recovered them), so they
 		// are whole as of this boot.
-		l.head.setBoot(bootID())
+		l.v().head.setBoot(bootID())
 	}
-	l.head.setThrough(g.seq)
+	l.v().head.setThrough(g.seq)
 	l.w.seen = g.seq
 	l.w.last = Head{Seq: g.seq, ID: g.prev, Time: g.time}
-	if g.seq-l.head.synced() >= syncEvery {
+	if g.seq-l.v().head.synced() >= syncEvery {
 		if err := l.syncIndexesLocked(); err != nil {
 			return l.fail("sync indexes", err)
 		}
@@ -506,36 +551,33 @@ func (l *Log) reserveIndexes(g *group) error {
 			nkeys++
 		}
 	}
-	return l.reserve(uint64(len(g.events)), uint64(len(g.ents)), uint64(nkeys), false)
+	return l.reserve(uint64(len(g.events)), uint64(len(g.ents)), uint64(nkeys))
 }
 
 // indexEvents adds the group's events to the hash indexes, which
 // reserveIndexes made room in.
 func (l *Log) indexEvents(g *group) {
 	for _, e := range g.events {
-		l.ids.insert(tagID(&e.ID), e.Seq)
+		l.v().ids.insert(tagID(&e.ID), e.Seq)
 		if e.Key != "" {
-			l.keys.insert(l.keys.tagString(e.Key), e.Seq)
+			l.v().keys.insert(e.keyTag, e.Seq)
 		}
 	}
 	for _, st := range g.ents {
-		l.ents.putEntity(st.tag, st.check, st.seq, st.version, false)
+		l.v().ents.putEntity(st.tag, st.check, st.seq, st.version, false)
 	}
 }
 
 // reserve grows the hash indexes that need room; a grown table replaces the
-// old one under the view lock (taken here unless viewLocked) and the head's
-// gen tells other processes.
-func (l *Log) reserve(ids, ents, keys uint64, viewLocked bool) error {
-	lock, unlock := l.vmu.Lock, l.vmu.Unlock
-	if viewLocked {
-		lock, unlock = func() {}, func() {}
-	}
+// old one in a new view, and the head's gen tells other processes. The
+// tenant lock is held.
+func (l *Log) reserve(ids, ents, keys uint64) error {
 	grown := false
+	v := l.v()
 	for _, r := range []struct {
 		x *hashIndex
 		n uint64
-	}{{l.ids, ids}, {l.ents, ents}, {l.keys, keys}} {
+	}{{v.ids, ids}, {v.ents, ents}, {v.keys, keys}} {
 		if r.x.used()+r.n <= r.x.slots()/2 {
 			continue
 		}
@@ -543,18 +585,15 @@ func (l *Log) reserve(ids, ents, keys uint64, viewLocked bool) error {
 		if err != nil {
 			return err
 		}
-		lock()
-		old := r.x
-		l.setIndex(y.kind, y)
-		old.close()
-		unlock()
+		v = v.with(y)
 		grown = true
 	}
 	if grown {
-		lock()
-		l.head.bumpGen()
-		l.gen = l.head.gen()
-		unlock()
+		v.head.bumpGen()
+		v.gen = v.head.gen()
+		l.vmu.Lock()
+		l.setView(v)
+		l.vmu.Unlock()
 	}
 	return nil
 }

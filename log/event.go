@@ -33,6 +33,8 @@ type Event struct {
 	// first): each entity's events form a chain that can be walked without
 	// scanning the log.
 	PrevInEntity uint64
+
+	keyTag uint64 // the key's hash in the key index, while appending
 }
 
 // hashPrefix opens every version-1 event hash.

@@ -117,10 +117,18 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 // full disk into an error here instead.
 func allocate(f *os.File, size int64) error {
 	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		return f.Truncate(size) // the file system cannot reserve; best effort
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
 	}
-	return err
+	// The file system cannot reserve blocks: write the zeros instead.
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func openHashIndex(path string, kind uint32) (*hashIndex, error) {
@@ -187,6 +195,7 @@ func (x *hashIndex) hashString(s string) (tag, check uint64) {
 
 // entity returns the seq and version stored for an entity's hash, or zeros.
 func (x *hashIndex) entity(tag, check uint64) (seq, version uint64) {
+	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		t := x.m.load(off)
@@ -203,6 +212,7 @@ func (x *hashIndex) entity(tag, check uint64) (seq, version uint64) {
 // has none; with onlyNewer it leaves a slot that already holds a later seq
 // (replay after a crash). The tenant lock is held and room reserved.
 func (x *hashIndex) putEntity(tag, check, seq, version uint64, onlyNewer bool) {
+	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		t := x.m.load(off)
@@ -226,6 +236,7 @@ func (x *hashIndex) putEntity(tag, check, seq, version uint64, onlyNewer bool) {
 
 // find calls fn with every seq stored under tag, until fn returns true.
 func (x *hashIndex) find(tag uint64, fn func(seq uint64) bool) {
+	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		t := x.m.load(off)
@@ -245,6 +256,7 @@ func (x *hashIndex) find(tag uint64, fn func(seq uint64) bool) {
 // insert adds tag → seq. The caller holds the tenant lock and has made room
 // with reserve.
 func (x *hashIndex) insert(tag, seq uint64) {
+	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		if x.m.load(off) == 0 {

@@ -77,16 +77,83 @@ type Log struct {
 	segs  atomic.Pointer[[]*segment]
 	segMu sync.Mutex
 
-	// vmu guards the memory maps: readers hold it shared while they use
-	// them; the writer takes it exclusively only to swap an index file.
-	vmu    sync.RWMutex
-	head   *headFile
-	ids    *hashIndex
-	ents   *hashIndex
-	keys   *hashIndex
-	gen    uint64 // head gen when the hash indexes were mapped
-	closed bool
-	floor  uint64 // during recovery: the last seq known acknowledged
+	// view holds the memory maps, replaced whole under vmu; retired maps
+	// stay mapped (their pages released) until Close, because a reader may
+	// still be using one.
+	view    atomic.Pointer[view]
+	vmu     sync.Mutex
+	retired []*mapping
+	closed  atomic.Bool
+	floor   uint64 // during recovery: the last seq known acknowledged
+}
+
+// view is one consistent set of memory-mapped index files. It is never
+// changed once stored: an operation loads it once and sees one generation
+// of the indexes throughout.
+type view struct {
+	head            *headFile
+	ids, ents, keys *hashIndex
+	gen             uint64 // head gen when the hash indexes were mapped
+}
+
+func (v *view) index(kind uint32) *hashIndex {
+	switch kind {
+	case kindIDs:
+		return v.ids
+	case kindEntities:
+		return v.ents
+	}
+	return v.keys
+}
+
+// with returns a copy of v with the index of x's kind replaced by x.
+func (v *view) with(x *hashIndex) *view {
+	nv := *v
+	switch x.kind {
+	case kindIDs:
+		nv.ids = x
+	case kindEntities:
+		nv.ents = x
+	default:
+		nv.keys = x
+	}
+	return &nv
+}
+
+func (v *view) maps() []*mapping {
+	var ms []*mapping
+	if v.head != nil {
+		ms = append(ms, v.head.m)
+	}
+	for _, x := range []*hashIndex{v.ids, v.ents, v.keys} {
+		if x != nil {
+			ms = append(ms, x.m)
+		}
+	}
+	return ms
+}
+
+// v returns the current view.
+func (l *Log) v() *view { return l.view.Load() }
+
+// setView replaces the view and retires the maps the new one dropped. vmu
+// is held.
+func (l *Log) setView(nv *view) {
+	old := l.view.Swap(nv)
+	if old == nil {
+		return
+	}
+	keep := map[*mapping]bool{}
+	for _, m := range nv.maps() {
+		keep[m] = true
+	}
+	for _, m := range old.maps() {
+		if !keep[m] {
+			m.release()
+			m.f.Close()
+			l.retired = append(l.retired, m)
+		}
+	}
 }
 
 // segment is one segment file and its offsets index. The files are opened
@@ -156,15 +223,18 @@ func (l *Log) withLock(fn func() error) error {
 // anything is missing or does not agree with the log, which calls for
 // recoverLocked.
 func (l *Log) load() error {
-	l.closeView()
 	head, err := openHead(filepath.Join(l.indexDir(), headFileName), false)
 	if err != nil {
 		return err
 	}
-	l.head = head
-	if err := l.mapIndexes(); err != nil {
+	nv, err := mapIndexes(l.indexDir(), head)
+	if err != nil {
+		head.m.close()
 		return err
 	}
+	l.vmu.Lock()
+	l.setView(nv)
+	l.vmu.Unlock()
 	if err := l.openSegments(); err != nil {
 		return err
 	}
@@ -191,11 +261,12 @@ func (l *Log) load() error {
 	// died; Open then waits for the lock and looks again, which repairs
 	// the latter.
 	end := int64(segmentHeaderLen)
-	if segs := l.segments(); s == segs[len(segs)-1] {
+	segs := l.segments()
+	if s == segs[len(segs)-1] {
 		off, _ := readOffset(s, through)
 		end = off + int64(recordSize(e))
 	}
-	if st, err := l.segments()[len(l.segments())-1].f.Stat(); err != nil || st.Size() != end {
+	if st, err := segs[len(segs)-1].f.Stat(); err != nil || st.Size() != end {
 		return errors.New("bytes past the committed head")
 	}
 	return nil
@@ -206,39 +277,20 @@ func sameBoot(h *headFile) bool {
 	return id != nil && string(h.boot()) == string(id)
 }
 
-// mapIndexes maps the three hash indexes and notes the head gen they match.
-func (l *Log) mapIndexes() error {
-	gen := l.head.gen()
+// mapIndexes maps the three hash indexes beside head into a view.
+func mapIndexes(dir string, head *headFile) (*view, error) {
+	nv := &view{head: head, gen: head.gen()}
 	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
-		x, err := openHashIndex(filepath.Join(l.indexDir(), hixNames[k]), k)
+		x, err := openHashIndex(filepath.Join(dir, hixNames[k]), k)
 		if err != nil {
-			return err
+			for _, m := range nv.maps()[1:] {
+				m.close()
+			}
+			return nil, err
 		}
-		l.setIndex(k, x)
+		nv = nv.with(x)
 	}
-	l.gen = gen
-	return nil
-}
-
-func (l *Log) index(kind uint32) *hashIndex {
-	switch kind {
-	case kindIDs:
-		return l.ids
-	case kindEntities:
-		return l.ents
-	}
-	return l.keys
-}
-
-func (l *Log) setIndex(kind uint32, x *hashIndex) {
-	switch kind {
-	case kindIDs:
-		l.ids = x
-	case kindEntities:
-		l.ents = x
-	case kindKeys:
-		l.keys = x
-	}
+	return nv, nil
 }
 
 // segments returns the open segments in log order.
@@ -311,56 +363,50 @@ func (l *Log) offsetsPath(first uint64) string {
 func (l *Log) Close() error {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
-	l.vmu.Lock()
-	defer l.vmu.Unlock()
-	if l.closed {
+	if l.closed.Swap(true) {
 		return nil
 	}
-	l.closed = true
 	var err error
-	if l.head != nil && l.w.dirty && l.w.broken == nil {
+	if v := l.v(); v != nil && v.head != nil && v.ids != nil && l.w.dirty && l.w.broken == nil {
 		// A clean close leaves the indexes on disk so that a machine crash
 		// later costs no replay.
 		err = l.withLock(l.syncIndexesLocked)
 	}
-	l.closeView()
+	for _, s := range l.segments() {
+		if s.opened() {
+			s.f.Close()
+			s.off.Close()
+		}
+	}
+	l.segs.Store(nil)
+	l.vmu.Lock()
+	if v := l.view.Swap(nil); v != nil {
+		for _, m := range v.maps() {
+			m.close()
+		}
+	}
+	for _, m := range l.retired {
+		m.unmap()
+	}
+	l.retired = nil
+	l.vmu.Unlock()
 	if l.lk != nil {
 		l.lk.close()
 	}
 	return err
 }
 
-// closeView closes segments and index files (vmu held or not yet shared).
-func (l *Log) closeView() {
-	for _, s := range l.segments() {
-		if s.ensure() == nil {
-			s.f.Close()
-			s.off.Close()
-		}
-	}
-	l.segs.Store(nil)
-	for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
-		if x != nil {
-			x.close()
-		}
-	}
-	l.ids, l.ents, l.keys = nil, nil, nil
-	if l.head != nil {
-		l.head.m.close()
-		l.head = nil
-	}
-}
-
 // syncIndexesLocked writes every index page to disk and marks the head
 // synced, so that after a machine crash nothing before it is replayed.
 func (l *Log) syncIndexesLocked() error {
 	if l.opts.NoSync {
-		l.head.setBoot(bootID())
-		l.head.m.store(headOffSynced, l.head.through())
+		l.v().head.setBoot(bootID())
+		l.v().head.m.store(headOffSynced, l.v().head.through())
 		l.w.dirty = false
 		return nil
 	}
-	for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
+	v := l.v()
+	for _, x := range []*hashIndex{v.ids, v.ents, v.keys} {
 		if err := x.sync(); err != nil {
 			return err
 		}
@@ -373,8 +419,8 @@ func (l *Log) syncIndexesLocked() error {
 			return err
 		}
 	}
-	l.head.setBoot(bootID())
-	if err := l.head.markSynced(l.head.through()); err != nil {
+	l.v().head.setBoot(bootID())
+	if err := l.v().head.markSynced(l.v().head.through()); err != nil {
 		return err
 	}
 	l.w.dirty = false
@@ -385,12 +431,11 @@ func (l *Log) syncIndexesLocked() error {
 // behind its back (someone deleted the index directory to force a rebuild):
 // a long-running process should then reopen the log.
 func (l *Log) Stale() bool {
-	l.vmu.RLock()
-	defer l.vmu.RUnlock()
-	if l.closed || l.head == nil {
+	v := l.v()
+	if l.closed.Load() || v == nil || v.head == nil {
 		return true
 	}
-	mapped, err1 := l.head.m.f.Stat()
+	mapped, err1 := v.head.m.f.Stat()
 	onDisk, err2 := os.Stat(filepath.Join(l.indexDir(), headFileName))
 	return err1 != nil || err2 != nil || !os.SameFile(mapped, onDisk)
 }
@@ -401,10 +446,8 @@ func (l *Log) Reindex() error {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
 	return l.withLock(func() error {
-		l.vmu.Lock()
-		l.head.setThrough(0)
-		l.head.m.store(headOffSynced, 0)
-		l.vmu.Unlock()
+		l.v().head.setThrough(0)
+		l.v().head.m.store(headOffSynced, 0)
 		return l.recoverLocked()
 	})
 }

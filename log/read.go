@@ -11,12 +11,11 @@ import (
 
 // Through returns the committed head seq: readers see events 1..Through.
 func (l *Log) Through() uint64 {
-	l.vmu.RLock()
-	defer l.vmu.RUnlock()
-	if l.closed {
+	v := l.v()
+	if v == nil {
 		return 0
 	}
-	return l.head.through()
+	return v.head.through()
 }
 
 // Head returns the newest committed event's seq, id and time.
@@ -48,17 +47,15 @@ func (l *Log) Event(seq uint64) (*Event, error) {
 // ErrNotFound: the id is not on this chain.
 func (l *Log) Lookup(id [32]byte) (uint64, error) {
 	for attempt := 0; attempt < 2; attempt++ {
-		through := l.Through()
-		var found uint64
-		var ferr error
-		l.vmu.RLock()
-		if l.closed {
-			l.vmu.RUnlock()
+		v := l.v()
+		if v == nil {
 			return 0, ErrClosed
 		}
-		stale := l.head.gen() != l.gen
-		if !stale {
-			l.ids.find(tagID(&id), func(seq uint64) bool {
+		through := v.head.through()
+		var found uint64
+		var ferr error
+		if v.head.gen() == v.gen {
+			v.ids.find(tagID(&id), func(seq uint64) bool {
 				if seq > through {
 					return false
 				}
@@ -74,7 +71,6 @@ func (l *Log) Lookup(id [32]byte) (uint64, error) {
 				return false
 			})
 		}
-		l.vmu.RUnlock()
 		if ferr != nil {
 			return 0, &Error{Op: "lookup", Dir: l.dir, Err: ferr}
 		}
@@ -92,26 +88,23 @@ func (l *Log) Lookup(id [32]byte) (uint64, error) {
 
 // remapIfStale maps the hash indexes again if another process replaced them.
 func (l *Log) remapIfStale() error {
-	l.vmu.RLock()
-	fresh := l.closed || l.head.gen() == l.gen
-	l.vmu.RUnlock()
-	if fresh {
+	v := l.v()
+	if v == nil {
+		return ErrClosed
+	}
+	if v.head.gen() == v.gen {
 		return nil
 	}
 	l.vmu.Lock()
 	defer l.vmu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if l.head.gen() == l.gen {
+	if v = l.v(); v == nil || v.head.gen() == v.gen {
 		return nil
 	}
-	for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
-		x.close()
-	}
-	if err := l.mapIndexes(); err != nil {
+	nv, err := mapIndexes(l.indexDir(), v.head)
+	if err != nil {
 		return &Error{Op: "map indexes", Dir: l.dir, Err: err}
 	}
+	l.setView(nv)
 	return nil
 }
 
@@ -121,10 +114,9 @@ func (l *Log) EntityHead(entity string) (uint64, error) {
 	if err := l.remapIfStale(); err != nil {
 		return 0, err
 	}
-	through := l.Through()
-	l.vmu.RLock()
-	defer l.vmu.RUnlock()
-	seq, _ := l.ents.entity(l.ents.hashString(entity))
+	v := l.v()
+	through := v.head.through()
+	seq, _ := v.ents.entity(v.ents.hashString(entity))
 	// The writer may have moved the slot past what is committed: walk back
 	// along the entity's chain.
 	for seq > through {

@@ -18,19 +18,21 @@ import (
 // trusted, cuts a torn tail (keeping a .broken copy), and fails with
 // ErrCorrupt on damage anywhere else. The tenant lock is held.
 func (l *Log) recoverLocked() error {
-	l.vmu.Lock()
-	defer l.vmu.Unlock()
 	if err := l.rebuildLocked(); err != nil {
 		return &Error{Op: "recover", Dir: l.dir, Err: err, Hint: "run strata verify for details"}
 	}
 	l.w.seen, l.w.end = 0, 0
-	return l.loadTail(l.head.through())
+	return l.loadTail(l.v().head.through())
 }
 
 func (l *Log) rebuildLocked() error {
 	removeTemps(l.logDir())
 	removeTemps(l.indexDir())
-	if l.head == nil {
+	nv := &view{}
+	if v := l.v(); v != nil {
+		*nv = *v
+	}
+	if nv.head == nil {
 		path := filepath.Join(l.indexDir(), headFileName)
 		h, err := openHead(path, false)
 		if err != nil {
@@ -38,26 +40,26 @@ func (l *Log) rebuildLocked() error {
 				return err
 			}
 		}
-		l.head = h
+		nv.head = h
 	}
-	trusted := l.head.through()
-	if !sameBoot(l.head) && l.head.synced() != trusted {
-		trusted = l.head.synced() // pages after the synced mark may be lost
+	trusted := nv.head.through()
+	if !sameBoot(nv.head) && nv.head.synced() != trusted {
+		trusted = nv.head.synced() // pages after the synced mark may be lost
 	}
 	// Events up to floor were acknowledged: damage to them is corruption to
 	// report, never a torn tail to cut.
 	l.floor = trusted
-	if l.ids == nil || l.ents == nil || l.keys == nil {
-		for _, x := range []*hashIndex{l.ids, l.ents, l.keys} {
-			if x != nil {
-				x.close()
-			}
-		}
-		l.ids, l.ents, l.keys = nil, nil, nil
-		if err := l.mapIndexes(); err != nil {
+	if nv.ids == nil || nv.ents == nil || nv.keys == nil {
+		mapped, err := mapIndexes(l.indexDir(), nv.head)
+		if err != nil {
 			trusted = 0
+		} else {
+			nv = mapped
 		}
 	}
+	l.vmu.Lock()
+	l.setView(nv)
+	l.vmu.Unlock()
 	if err := l.openSegments(); err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func (l *Log) rebuildLocked() error {
 			}
 		}
 	}
-	l.head.setThrough(last)
+	l.v().head.setThrough(last)
 	l.w.dirty = true
 	return l.syncIndexesLocked()
 }
@@ -115,7 +117,7 @@ func (l *Log) rebuildLocked() error {
 // trusted is 0 (new, empty hash tables); otherwise only the offsets, since
 // hash entries are replayed idempotently.
 func (l *Log) resetIndexes(trusted uint64) error {
-	l.head.setThrough(trusted)
+	l.v().head.setThrough(trusted)
 	segs := l.segments()
 	for _, s := range segs {
 		if err := s.ensure(); err != nil {
@@ -136,24 +138,25 @@ func (l *Log) resetIndexes(trusted uint64) error {
 	if trusted > 0 {
 		return nil
 	}
+	nv := l.v()
 	replaced := false
 	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
-		if x := l.index(k); x != nil && x.used() == 0 {
+		if x := nv.index(k); x != nil && x.used() == 0 {
 			continue // already empty: keep it, so no other process must remap
 		}
-		replaced = true
 		x, err := createHashIndex(filepath.Join(l.indexDir(), hixNames[k]), k, 0, nil)
 		if err != nil {
 			return err
 		}
-		if old := l.index(k); old != nil {
-			old.close()
-		}
-		l.setIndex(k, x)
+		nv = nv.with(x)
+		replaced = true
 	}
 	if replaced {
-		l.head.bumpGen()
-		l.gen = l.head.gen()
+		nv.head.bumpGen()
+		nv.gen = nv.head.gen()
+		l.vmu.Lock()
+		l.setView(nv)
+		l.vmu.Unlock()
 	}
 	return nil
 }
@@ -196,20 +199,21 @@ func (l *Log) replayIndex(events []*Event) error {
 		return nil
 	}
 	n := uint64(len(events))
-	if err := l.reserve(n, n, n, true); err != nil { // recovery holds vmu
+	if err := l.reserve(n, n, n); err != nil {
 		return err
 	}
+	v := l.v()
 	for _, e := range events {
-		if !hasSeq(l.ids, tagID(&e.ID), e.Seq) {
-			l.ids.insert(tagID(&e.ID), e.Seq)
+		if !hasSeq(v.ids, tagID(&e.ID), e.Seq) {
+			v.ids.insert(tagID(&e.ID), e.Seq)
 		}
 		if e.Key != "" {
-			if tag := l.keys.tagString(e.Key); !hasSeq(l.keys, tag, e.Seq) {
-				l.keys.insert(tag, e.Seq)
+			if tag := v.keys.tagString(e.Key); !hasSeq(v.keys, tag, e.Seq) {
+				v.keys.insert(tag, e.Seq)
 			}
 		}
-		tag, check := l.ents.hashString(e.Entity)
-		l.ents.putEntity(tag, check, e.Seq, e.Version, true)
+		tag, check := v.ents.hashString(e.Entity)
+		v.ents.putEntity(tag, check, e.Seq, e.Version, true)
 	}
 	return nil
 }
