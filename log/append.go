@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +32,7 @@ type Proposed struct {
 	// goroutines, in parallel: the digests of data and meta, and the index
 	// hashes of entity and key as of index generation gen.
 	dataDigest, metaDigest [32]byte
+	dataHex, metaHex       [64]byte
 	entTag, entCheck       uint64
 	keyTag                 uint64
 	gen                    uint64
@@ -118,6 +120,8 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		if p.Meta != nil {
 			p.metaDigest = blake3.Sum256(p.Meta)
 		}
+		hex.Encode(p.dataHex[:], p.dataDigest[:])
+		hex.Encode(p.metaHex[:], p.metaDigest[:])
 		p.entTag = 0
 		l.hashNames(p)
 	}
@@ -345,6 +349,8 @@ func (g *group) add(req *Request) (*Result, error) {
 	}
 	res := &Result{Events: make([]*Event, len(req.Events)), Repeated: make([]bool, len(req.Events))}
 	seq, prev := g.seq, g.prev
+	var prevHex [64]byte
+	hex.Encode(prevHex[:], prev[:])
 	ents := make(map[string]entState, len(req.Events))
 	keys := map[string]*Event{}
 	var fresh []*Event
@@ -375,7 +381,8 @@ func (g *group) add(req *Request) (*Result, error) {
 		seq++
 		e := &Event{Prev: prev, Seq: seq, Time: now, Type: p.Type, Entity: p.Entity,
 			Version: st.version + 1, Key: p.Key, Data: p.Data, Meta: p.Meta, PrevInEntity: st.seq}
-		e.ID = computeID(e, p.dataDigest, p.metaDigest)
+		e.ID = computeIDHex(e, &prevHex, &p.dataHex, &p.metaHex)
+		hex.Encode(prevHex[:], e.ID[:])
 		e.keyTag = p.keyTag
 		prev = e.ID
 		ents[p.Entity] = entState{seq: seq, version: e.Version, tag: st.tag, check: st.check}

@@ -62,9 +62,19 @@ var emptyDigest = blake3.Sum256(nil)
 // computeID is ComputeID with the digests given: an erased event keeps only
 // its data digest, and the append path computes digests ahead of the lock.
 func computeID(e *Event, dataDigest, metaDigest [32]byte) [32]byte {
+	var prev, data, meta [64]byte
+	hex.Encode(prev[:], e.Prev[:])
+	hex.Encode(data[:], dataDigest[:])
+	hex.Encode(meta[:], metaDigest[:])
+	return computeIDHex(e, &prev, &data, &meta)
+}
+
+// computeIDHex is computeID with the hex forms given: the append path
+// encodes the digests before the lock and each id once, as the next prev.
+func computeIDHex(e *Event, prevHex, dataHex, metaHex *[64]byte) [32]byte {
 	var buf [512]byte
 	b := append(buf[:0], hashPrefix...)
-	b = hex.AppendEncode(b, e.Prev[:])
+	b = append(b, prevHex[:]...)
 	b = append(b, '\n')
 	b = strconv.AppendUint(b, e.Seq, 10)
 	b = append(b, '\n')
@@ -78,9 +88,9 @@ func computeID(e *Event, dataDigest, metaDigest [32]byte) [32]byte {
 	b = append(b, '\n')
 	b = append(b, e.Key...)
 	b = append(b, '\n')
-	b = hex.AppendEncode(b, dataDigest[:])
+	b = append(b, dataHex[:]...)
 	b = append(b, '\n')
-	b = hex.AppendEncode(b, metaDigest[:])
+	b = append(b, metaHex[:]...)
 	return blake3.Sum256(b)
 }
 
@@ -88,9 +98,53 @@ func computeID(e *Event, dataDigest, metaDigest [32]byte) [32]byte {
 // fractional digits, so that the text is fixed-width and sorts as it reads.
 const TimeLayout = "2006-01-02T15:04:05.000000000Z"
 
-// AppendTime appends the served form of a unix-nanosecond time.
+// AppendTime appends the served form of a unix-nanosecond time. It is on
+// the hot path of every append and read, so it does the calendar arithmetic
+// itself (days to civil date, after Howard Hinnant's algorithm) instead of
+// going through time.Format.
 func AppendTime(dst []byte, ns int64) []byte {
-	return time.Unix(0, ns).UTC().AppendFormat(dst, TimeLayout)
+	if ns < 0 {
+		return time.Unix(0, ns).UTC().AppendFormat(dst, TimeLayout)
+	}
+	secs, frac := ns/1e9, ns%1e9
+	days, sod := secs/86400, secs%86400
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	var b [30]byte
+	put := func(at int, v int64, width int) {
+		for i := at + width - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, y, 4)
+	b[4] = '-'
+	put(5, m, 2)
+	b[7] = '-'
+	put(8, d, 2)
+	b[10] = 'T'
+	put(11, sod/3600, 2)
+	b[13] = ':'
+	put(14, sod/60%60, 2)
+	b[16] = ':'
+	put(17, sod%60, 2)
+	b[19] = '.'
+	put(20, frac, 9)
+	b[29] = 'Z'
+	return append(dst, b[:]...)
 }
 
 // FormatTime returns the served form of a unix-nanosecond time.

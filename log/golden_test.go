@@ -118,3 +118,24 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendTime checks the hand-written time formatting against the
+// standard library across four centuries, leap days included.
+func TestAppendTime(t *testing.T) {
+	check := func(ns int64) {
+		want := time.Unix(0, ns).UTC().Format(TimeLayout)
+		if got := FormatTime(ns); got != want {
+			t.Fatalf("FormatTime(%d) = %s, want %s", ns, got, want)
+		}
+	}
+	for _, ns := range []int64{0, 1, 999_999_999, 951_782_400_000_000_000 /* 2000-02-29 */, 4_107_542_399_999_999_999, -1, 1<<63 - 1} {
+		check(ns)
+	}
+	x := uint64(88172645463325252)
+	for i := 0; i < 200_000; i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		check(int64(x >> 1))
+	}
+}

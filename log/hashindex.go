@@ -212,7 +212,6 @@ func (x *hashIndex) entity(tag, check uint64) (seq, version uint64) {
 // has none; with onlyNewer it leaves a slot that already holds a later seq
 // (replay after a crash). The tenant lock is held and room reserved.
 func (x *hashIndex) putEntity(tag, check, seq, version uint64, onlyNewer bool) {
-	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		t := x.m.load(off)
@@ -256,7 +255,6 @@ func (x *hashIndex) find(tag uint64, fn func(seq uint64) bool) {
 // insert adds tag → seq. The caller holds the tenant lock and has made room
 // with reserve.
 func (x *hashIndex) insert(tag, seq uint64) {
-	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		if x.m.load(off) == 0 {
