@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"strata/jsonx"
 	"strata/log"
@@ -39,12 +40,14 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 		}
 		ifHead = &id
 	}
-	body, err := readBody(r, h.cfg.MaxBody)
+	bp := bodyBufs.Get().(*bytes.Buffer)
+	defer bodyBufs.Put(bp)
+	body, err := readBody(r, h.cfg.MaxBody, bp)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	inputs, err := jsonx.ParseEvents(body, ndjson)
+	inputs, err := jsonx.ParseEvents(body, ndjson) // copies what it keeps
 	if err != nil {
 		writeError(w, err)
 		return
@@ -74,11 +77,12 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 	if !single {
 		b = append(b, '[')
 	}
+	var tc timeCache
 	for i, e := range res.Events {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendReceipt(b, e, res.Repeated[i])
+		b = appendReceipt(b, e, res.Repeated[i], &tc)
 	}
 	if !single {
 		b = append(b, ']')
@@ -92,13 +96,13 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 }
 
 // appendReceipt is what an append answers for each event.
-func appendReceipt(b []byte, e *log.Event, repeated bool) []byte {
+func appendReceipt(b []byte, e *log.Event, repeated bool, tc *timeCache) []byte {
 	b = append(b, `{"id":"`...)
 	b = hex.AppendEncode(b, e.ID[:])
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
 	b = append(b, `,"time":"`...)
-	b = log.AppendTime(b, e.Time)
+	b = tc.append(b, e.Time)
 	b = append(b, `","entity":`...)
 	b = jsonx.AppendString(b, e.Entity)
 	b = append(b, `,"version":`...)
@@ -144,21 +148,23 @@ func bodyFormat(ct string) (ndjson bool, err error) {
 	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send events as application/json (an object or an array) or application/x-ndjson, not %s", mt)
 }
 
+// bodyBufs recycles request-body buffers between appends.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // readBody reads a whole request body of at most max bytes. A body without
 // a length must be chunked (411 otherwise); a longer one is refused whole
 // with 413 before anything is stored.
-func readBody(r *http.Request, max int64) ([]byte, error) {
+func readBody(r *http.Request, max int64, buf *bytes.Buffer) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is %d bytes, over this server's limit of %d", r.ContentLength, max)
 	}
 	if r.ContentLength == 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
 		return nil, errorf(http.StatusLengthRequired, "length_required", "send a Content-Length or a chunked body")
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 64 << 10
+	buf.Reset()
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "body_unreadable", "reading the request body: %v", err)
@@ -170,4 +176,18 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 		return nil, errorf(http.StatusBadRequest, "empty_body", "the request body is empty; send an event, an array of events, or NDJSON")
 	}
 	return buf.Bytes(), nil
+}
+
+// timeCache formats a time once for the many events of a request that
+// share it.
+type timeCache struct {
+	ns   int64
+	text []byte
+}
+
+func (c *timeCache) append(b []byte, ns int64) []byte {
+	if c.text == nil || c.ns != ns {
+		c.ns, c.text = ns, log.AppendTime(c.text[:0], ns)
+	}
+	return append(b, c.text...)
 }

@@ -347,7 +347,10 @@ func (g *group) add(req *Request) (*Result, error) {
 	if now < g.time {
 		now = g.time
 	}
+	var timeText [30]byte
+	AppendTime(timeText[:0], now)
 	res := &Result{Events: make([]*Event, len(req.Events)), Repeated: make([]bool, len(req.Events))}
+	stored := make([]Event, len(req.Events)) // one allocation for the request's events
 	seq, prev := g.seq, g.prev
 	var prevHex [64]byte
 	hex.Encode(prevHex[:], prev[:])
@@ -379,9 +382,10 @@ func (g *group) add(req *Request) (*Result, error) {
 			return nil, &VersionConflictError{Index: i, Entity: p.Entity, Expected: uint64(p.ExpectedVersion), Current: st.version}
 		}
 		seq++
-		e := &Event{Prev: prev, Seq: seq, Time: now, Type: p.Type, Entity: p.Entity,
+		e := &stored[i]
+		*e = Event{Prev: prev, Seq: seq, Time: now, Type: p.Type, Entity: p.Entity,
 			Version: st.version + 1, Key: p.Key, Data: p.Data, Meta: p.Meta, PrevInEntity: st.seq}
-		e.ID = computeIDHex(e, &prevHex, &p.dataHex, &p.metaHex)
+		e.ID = computeIDHex(e, &timeText, &prevHex, &p.dataHex, &p.metaHex)
 		hex.Encode(prevHex[:], e.ID[:])
 		e.keyTag = p.keyTag
 		prev = e.ID
@@ -467,10 +471,13 @@ func (g *group) entity(p *Proposed) entState {
 // offsets, and the segment's blocks — so a full disk fails the append
 // cleanly, with nothing written and the log still usable.
 func (l *Log) write(g *group) error {
-	buf := make([]byte, 0, g.size)
+	bp := writeBufs.Get().(*[]byte)
+	defer writeBufs.Put(bp)
+	buf := (*bp)[:0]
 	for _, e := range g.events {
 		buf = appendRecord(buf, e)
 	}
+	*bp = buf
 	first := g.events[0].Seq
 	segs := l.segments()
 	if len(segs) == 0 || l.w.end > segmentHeaderLen && l.w.end+int64(len(buf)) > l.opts.SegmentSize {
@@ -537,6 +544,10 @@ func (l *Log) write(g *group) error {
 	}
 	return nil
 }
+
+// writeBufs recycles the buffers records are encoded into: a busy server
+// would otherwise allocate (and zero) megabytes per group commit.
+var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // reserveSpace reserves disk blocks for n bytes at off without changing the
 // file's size, so that the write into them cannot fail for space.

@@ -66,19 +66,22 @@ func computeID(e *Event, dataDigest, metaDigest [32]byte) [32]byte {
 	hex.Encode(prev[:], e.Prev[:])
 	hex.Encode(data[:], dataDigest[:])
 	hex.Encode(meta[:], metaDigest[:])
-	return computeIDHex(e, &prev, &data, &meta)
+	var tm [30]byte
+	AppendTime(tm[:0], e.Time)
+	return computeIDHex(e, &tm, &prev, &data, &meta)
 }
 
-// computeIDHex is computeID with the hex forms given: the append path
-// encodes the digests before the lock and each id once, as the next prev.
-func computeIDHex(e *Event, prevHex, dataHex, metaHex *[64]byte) [32]byte {
+// computeIDHex is computeID with the text forms given: the append path
+// encodes the digests before the lock, each id once (as the next prev), and
+// the time once per request (all its events share it).
+func computeIDHex(e *Event, timeText *[30]byte, prevHex, dataHex, metaHex *[64]byte) [32]byte {
 	var buf [512]byte
 	b := append(buf[:0], hashPrefix...)
 	b = append(b, prevHex[:]...)
 	b = append(b, '\n')
 	b = strconv.AppendUint(b, e.Seq, 10)
 	b = append(b, '\n')
-	b = AppendTime(b, e.Time)
+	b = append(b, timeText[:]...)
 	b = append(b, '\n')
 	b = append(b, e.Type...)
 	b = append(b, '\n')
