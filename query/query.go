@@ -211,12 +211,16 @@ func (pl *Plan) entitySeqs() error {
 
 func (pl *Plan) runEntity(emit func(*log.Event) error) (Page, error) {
 	var pg Page
-	for _, seq := range pl.seqs {
+	for i, seq := range pl.seqs {
 		e, err := pl.l.Event(seq)
 		if err != nil {
 			return pg, err
 		}
 		if err := emit(e); err != nil {
+			if errors.Is(err, ErrPageFull) && i > 0 {
+				pg.Next = pl.seqs[i-1]
+				return pg, nil
+			}
 			return pg, err
 		}
 		pg.Count++
