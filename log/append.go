@@ -92,8 +92,10 @@ type entState struct {
 }
 
 // syncEvery bounds how far the indexes' synced mark may fall behind: the
-// replay after a machine crash covers at most this many events.
-const syncEvery = 1 << 16
+// replay after a machine crash covers at most this many events. Syncing is
+// dear beyond its I/O: it write-protects every mapped index page, and each
+// next insert into one takes a fault, so it is done seldom.
+const syncEvery = 1 << 20
 
 // pending is one Request waiting in the append queue.
 type pending struct {
@@ -489,12 +491,6 @@ func (l *Log) write(g *group) error {
 		}
 		segs = l.segments()
 		l.w.end = segmentHeaderLen
-		if l.w.dirty {
-			// A sealed segment is a natural point to put the indexes on disk.
-			if err := l.syncIndexesLocked(); err != nil {
-				return l.fail("sync indexes", err)
-			}
-		}
 	}
 	s := segs[len(segs)-1]
 	if err := l.reserveIndexes(g); err != nil {

@@ -58,3 +58,39 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(per*64)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkAppendBatchConcurrent: 8 goroutines appending 1,000-event
+// batches, as 8 HTTP clients would.
+func BenchmarkAppendBatchConcurrent(b *testing.B) {
+	for _, noSync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("nosync=%v", noSync), func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{NoSync: noSync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			batches := make([][]Proposed, 8)
+			for i := range batches {
+				batches[i] = benchEvents(1000, i*1000)
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N/8 + 1
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < per; i++ {
+						evs := append([]Proposed(nil), batches[g]...)
+						if _, err := l.Append(&Request{Events: evs}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(per*8*1000)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

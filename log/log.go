@@ -71,6 +71,11 @@ type Log struct {
 
 	// w is the writer's state; only the group leader touches it.
 	w writer
+	// pipe orders the groups between their write and their publication.
+	pipe pipeline
+	// imu keeps hash-index inserts (publish) and table growth (prepare)
+	// apart.
+	imu sync.Mutex
 
 	// segs is the list of open segments, replaced whole (copy on write) by
 	// openSegments under segMu, so readers load it without locking.
@@ -166,6 +171,11 @@ type segment struct {
 	once sync.Once
 	err  error
 	open atomic.Bool // set once the files below are open
+
+	// written and synced are pipeline tickets: the last written into this
+	// segment, and the last made durable by fdatasync.
+	written, synced atomic.Uint64
+	syncMu          sync.Mutex
 	prev [32]byte    // id of the event before first, from the header
 	f    *os.File    // the records
 	off  *os.File    // index/<first>.off: u32 LE offset of each record
@@ -188,6 +198,7 @@ func (l *Log) indexDir() string { return filepath.Join(l.dir, indexDirName) }
 func Open(dir string, opts Options) (*Log, error) {
 	opts.fill()
 	l := &Log{dir: dir, opts: opts}
+	l.pipe.cond.L = &l.pipe.mu
 	for _, d := range []string{l.logDir(), l.indexDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, &Error{Op: "open", Dir: dir, Err: err}
@@ -366,8 +377,9 @@ func (l *Log) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	broken := l.drain()
 	var err error
-	if v := l.v(); v != nil && v.head != nil && v.ids != nil && l.w.dirty && l.w.broken == nil {
+	if v := l.v(); v != nil && v.head != nil && v.ids != nil && l.w.dirty && broken == nil {
 		// A clean close leaves the indexes on disk so that a machine crash
 		// later costs no replay.
 		err = l.withLock(l.syncIndexesLocked)
@@ -394,6 +406,17 @@ func (l *Log) Close() error {
 		l.lk.close()
 	}
 	return err
+}
+
+// drain waits until every group in flight is published (w.mu held, so no
+// new one starts) and returns the error that broke the log, if any.
+func (l *Log) drain() error {
+	l.pipe.mu.Lock()
+	defer l.pipe.mu.Unlock()
+	for len(l.pipe.inflight) > 0 {
+		l.pipe.cond.Wait()
+	}
+	return l.pipe.broken
 }
 
 // syncIndexesLocked writes every index page to disk and marks the head
@@ -445,6 +468,7 @@ func (l *Log) Stale() bool {
 func (l *Log) Reindex() error {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
+	l.drain()
 	return l.withLock(func() error {
 		l.v().head.setThrough(0)
 		l.v().head.m.store(headOffSynced, 0)
