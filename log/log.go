@@ -176,9 +176,9 @@ type segment struct {
 	// segment, and the last made durable by fdatasync.
 	written, synced atomic.Uint64
 	syncMu          sync.Mutex
-	prev [32]byte    // id of the event before first, from the header
-	f    *os.File    // the records
-	off  *os.File    // index/<first>.off: u32 LE offset of each record
+	prev            [32]byte // id of the event before first, from the header
+	f               *os.File // the records
+	off             *os.File // index/<first>.off: u32 LE offset of each record
 }
 
 // ensure opens the segment's files if they are not open yet.
