@@ -195,7 +195,6 @@ func (x *hashIndex) hashString(s string) (tag, check uint64) {
 
 // entity returns the seq and version stored for an entity's hash, or zeros.
 func (x *hashIndex) entity(tag, check uint64) (seq, version uint64) {
-	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		t := x.m.load(off)
@@ -235,7 +234,6 @@ func (x *hashIndex) putEntity(tag, check, seq, version uint64, onlyNewer bool) {
 
 // find calls fn with every seq stored under tag, until fn returns true.
 func (x *hashIndex) find(tag uint64, fn func(seq uint64) bool) {
-	x.m.touch(1)
 	for i := tag & x.mask; ; i = (i + 1) & x.mask {
 		off := x.slotOff(i)
 		t := x.m.load(off)
@@ -269,7 +267,9 @@ func (x *hashIndex) insert(tag, seq uint64) {
 // grow builds a table with room for n more keys beside x and renames it
 // over x's file. The caller swaps it in and closes x.
 func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
-	y, err := createHashIndex(x.path+".grow", x.kind, (x.used()+n)*2, &x.seed)
+	// Double, or more if one batch needs it; createHashIndex keeps the
+	// table at most half full.
+	y, err := createHashIndex(x.path+".grow", x.kind, max(x.slots(), x.used()+n), &x.seed)
 	if err != nil {
 		return nil, fmt.Errorf("grow %s: %w", x.path, err)
 	}
@@ -291,6 +291,54 @@ func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
 	}
 	y.path = x.path
 	return y, nil
+}
+
+// The read* methods are find and entity for readers: they go through
+// pread instead of the memory map, so a process that only serves reads keeps
+// none of a big index resident, whatever it looks up. A slot is written seq
+// first and tag last, and pread copies in address order, so a slot seen
+// with its tag has its seq.
+
+// readSlots calls visit with the slots from i on, a page at a time, until
+// visit returns true or an empty slot ends the run.
+func (x *hashIndex) readSlots(i uint64, visit func(slot []byte) bool) error {
+	var page [4096]byte
+	for {
+		n := min(uint64(len(page)/x.slotLen), x.mask+1-i) // to the end of the table
+		b := page[:n*uint64(x.slotLen)]
+		if _, err := x.m.f.ReadAt(b, int64(x.slotOff(i))); err != nil {
+			return err
+		}
+		for ; len(b) > 0; b = b[x.slotLen:] {
+			if binary.LittleEndian.Uint64(b) == 0 || visit(b) {
+				return nil
+			}
+		}
+		i = (i + n) & x.mask
+	}
+}
+
+// readFind is find through pread.
+func (x *hashIndex) readFind(tag uint64, fn func(seq uint64) bool) error {
+	return x.readSlots(tag&x.mask, func(s []byte) bool {
+		if binary.LittleEndian.Uint64(s) != tag {
+			return false
+		}
+		seq := binary.LittleEndian.Uint64(s[8:])
+		return seq != 0 && fn(seq)
+	})
+}
+
+// readEntity is entity through pread.
+func (x *hashIndex) readEntity(tag, check uint64) (seq uint64, err error) {
+	err = x.readSlots(tag&x.mask, func(s []byte) bool {
+		if binary.LittleEndian.Uint64(s) == tag && binary.LittleEndian.Uint64(s[8:]) == check {
+			seq = binary.LittleEndian.Uint64(s[16:])
+			return true
+		}
+		return false
+	})
+	return seq, err
 }
 
 func (x *hashIndex) sync() error { return x.m.sync() }

@@ -154,8 +154,9 @@ func (l *Log) setView(nv *view) {
 	}
 	for _, m := range old.maps() {
 		if !keep[m] {
+			// A reader may still be reading it, through the map or the
+			// file: release the pages, close the rest at Close.
 			m.release()
-			m.f.Close()
 			l.retired = append(l.retired, m)
 		}
 	}
@@ -398,7 +399,7 @@ func (l *Log) Close() error {
 		}
 	}
 	for _, m := range l.retired {
-		m.unmap()
+		m.close()
 	}
 	l.retired = nil
 	l.vmu.Unlock()

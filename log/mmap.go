@@ -12,9 +12,8 @@ import (
 // files are shared between processes through the page cache: a store by one
 // process is seen by every other at once, without a system call.
 type mapping struct {
-	f       *os.File
-	mem     []byte
-	touches atomic.Int64
+	f   *os.File
+	mem []byte
 }
 
 // mapFile maps f, which must already have its final size.
@@ -23,27 +22,10 @@ func mapFile(f *os.File, size int) (*mapping, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Hash indexes are read at random: read-ahead around a fault would
-	// only fill memory with pages nobody asked for.
+	// The writer inserts at random: read-ahead around a fault would only
+	// fill memory with pages nobody asked for.
 	unix.Madvise(mem, unix.MADV_RANDOM)
 	return &mapping{f: f, mem: mem}, nil
-}
-
-// touchBudget is how many slot visits a mapping takes before release drops
-// its pages from this process: it bounds what a long-running process keeps
-// resident of an index bigger than memory needs to hold.
-const touchBudget = 1 << 14
-
-// touch counts n visits and releases the mapping's pages when the budget
-// is spent.
-func (m *mapping) touch(n int64) {
-	if len(m.mem) <= touchBudget*4096 {
-		return // small enough to keep whole
-	}
-	if m.touches.Add(n) >= touchBudget {
-		m.touches.Store(0)
-		m.release()
-	}
 }
 
 // u64 returns the 8-byte word at off (which must be 8-aligned) for atomic
@@ -60,11 +42,8 @@ func (m *mapping) sync() error { return unix.Msync(m.mem, unix.MS_SYNC) }
 
 // release drops this process's page-table entries for the mapping. The data
 // stays in the page cache (dirty pages of a shared file mapping are not
-// lost), so this only keeps a long-running process's resident size down.
+// lost), so this only gives back the resident memory of a replaced map.
 func (m *mapping) release() { unix.Madvise(m.mem, unix.MADV_DONTNEED) }
-
-// unmap removes the mapping of a retired map, whose file is closed.
-func (m *mapping) unmap() { unix.Munmap(m.mem) }
 
 func (m *mapping) close() error {
 	err := unix.Munmap(m.mem)

@@ -55,7 +55,7 @@ func (l *Log) Lookup(id [32]byte) (uint64, error) {
 		var found uint64
 		var ferr error
 		if v.head.gen() == v.gen {
-			v.ids.find(tagID(&id), func(seq uint64) bool {
+			ferr = v.ids.readFind(tagID(&id), func(seq uint64) bool {
 				if seq > through {
 					return false
 				}
@@ -116,7 +116,10 @@ func (l *Log) EntityHead(entity string) (uint64, error) {
 	}
 	v := l.v()
 	through := v.head.through()
-	seq, _ := v.ents.entity(v.ents.hashString(entity))
+	seq, err := v.ents.readEntity(v.ents.hashString(entity))
+	if err != nil {
+		return 0, &Error{Op: "entity lookup", Dir: l.dir, Err: err}
+	}
 	// The writer may have moved the slot past what is committed: walk back
 	// along the entity's chain.
 	for seq > through {
