@@ -203,6 +203,7 @@ func serveFastCGI(stderr io.Writer) int {
 		fmt.Fprintln(stderr, "strata:", err)
 		return 1
 	}
+	cfg.Log.SyncOnClose = true
 	h := api.New(cfg)
 	defer h.Close()
 	if err := cgi.ServeFastCGI(h); err != nil {
@@ -227,6 +228,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "strata:", err)
 		return 2
 	}
+	cfg.Log.SyncOnClose = true
 	h := api.New(cfg)
 	err = standalone.Serve(context.Background(), net.JoinHostPort(*addr, strconv.Itoa(*port)), h, standalone.Options{
 		Ready: func(a net.Addr) { fmt.Fprintf(stderr, "strata: serving %s on http://%s\n", cfg.DataDir, a) },
@@ -297,7 +299,7 @@ func cmdReindex(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	l, err := log.Open(dir, log.Options{})
+	l, err := log.Open(dir, log.Options{SyncOnClose: true})
 	if err == nil {
 		err = l.Reindex()
 		if cerr := l.Close(); err == nil {

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/zeebo/blake3"
+	"strata/internal/blake3"
 )
 
 // bufSize is the one buffer a Put streams through, whatever the blob size.

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
+	"strata/internal/blake3"
 )
 
 // Proposed is one event a client asks to append.

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/zeebo/blake3"
+	"strata/internal/blake3"
 
 	"strata/jsonx"
 )

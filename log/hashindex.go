@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
+	"strata/internal/blake3"
 )
 
 // A hashIndex maps a 64-bit tag to seqs: an open-addressing table with

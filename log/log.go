@@ -35,6 +35,11 @@ type Options struct {
 	NoSync bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// SyncOnClose puts the indexes on disk when the Log is closed, so that
+	// a machine crash afterwards costs no replay at the next open. Right
+	// for a long-running process; a CGI process, which closes after every
+	// request, leaves it off and relies on the periodic sync.
+	SyncOnClose bool
 }
 
 func (o *Options) fill() {
@@ -380,7 +385,7 @@ func (l *Log) Close() error {
 	}
 	broken := l.drain()
 	var err error
-	if v := l.v(); v != nil && v.head != nil && v.ids != nil && l.w.dirty && broken == nil {
+	if v := l.v(); l.opts.SyncOnClose && v != nil && v.head != nil && v.ids != nil && l.w.dirty && broken == nil {
 		// A clean close leaves the indexes on disk so that a machine crash
 		// later costs no replay.
 		err = l.withLock(l.syncIndexesLocked)

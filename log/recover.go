@@ -327,7 +327,7 @@ func findRecordAfter(f *os.File, at int64) (int64, bool) {
 			continue
 		}
 		body := b[i+recordHeaderLen : i+recordHeaderLen+size]
-		if crc32.Checksum(body, castagnoli) == binary.LittleEndian.Uint32(b[i+4:]) {
+		if crc32.ChecksumIEEE(body) == binary.LittleEndian.Uint32(b[i+4:]) {
 			return at + 1 + int64(i), true
 		}
 	}

@@ -55,7 +55,7 @@ func listSegments(dir string) ([]uint64, error) {
 // segmentHeader opens every segment (FORMAT.md, "Segment files"):
 //
 //	[8] magic "STRATLOG" | u16 version | u16 flags | u32 header length (64) |
-//	u64 first seq | [32] id of the event before the first | u32 CRC-32C of
+//	u64 first seq | [32] id of the event before the first | u32 CRC-32 of
 //	bytes 0..55 | u32 reserved
 type segmentHeader struct {
 	First uint64
@@ -69,7 +69,7 @@ func (h segmentHeader) encode() []byte {
 	binary.LittleEndian.PutUint32(b[12:], segmentHeaderLen)
 	binary.LittleEndian.PutUint64(b[16:], h.First)
 	copy(b[24:56], h.Prev[:])
-	binary.LittleEndian.PutUint32(b[56:], crc32.Checksum(b[:56], castagnoli))
+	binary.LittleEndian.PutUint32(b[56:], crc32.ChecksumIEEE(b[:56]))
 	return b
 }
 
@@ -81,7 +81,7 @@ func decodeSegmentHeader(b []byte) (segmentHeader, error) {
 	if v := binary.LittleEndian.Uint16(b[8:]); v != segmentVersion {
 		return h, fmt.Errorf("%w: segment format version %d, this build reads %d", ErrCorrupt, v, segmentVersion)
 	}
-	if crc32.Checksum(b[:56], castagnoli) != binary.LittleEndian.Uint32(b[56:]) {
+	if crc32.ChecksumIEEE(b[:56]) != binary.LittleEndian.Uint32(b[56:]) {
 		return h, fmt.Errorf("%w: segment header checksum mismatch", ErrCorrupt)
 	}
 	h.First = binary.LittleEndian.Uint64(b[16:])
