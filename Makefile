@@ -26,6 +26,7 @@ fuzz:
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzCompact$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/blake3 -run '^$$' -fuzz '^FuzzSum256$$' -fuzztime $(FUZZTIME)
 
 soak: build
 	STRATA_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Concurrent' -v ./tests/...

@@ -44,10 +44,11 @@ func TestLayering(t *testing.T) {
 		allow  []string // strata packages it may depend on (transitively)
 		noHTTP bool
 	}{
+		{"strata/internal/blake3", nil, true},
 		{"strata/jsonx", nil, true},
-		{"strata/blobs", nil, true},
-		{"strata/log", []string{"strata/jsonx"}, true},
-		{"strata/query", []string{"strata/log", "strata/jsonx"}, true},
+		{"strata/blobs", []string{"strata/internal/blake3"}, true},
+		{"strata/log", []string{"strata/jsonx", "strata/internal/blake3"}, true},
+		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3"}, true},
 		{"strata/cgi", nil, false},
 		{"strata/standalone", nil, false},
 	} {
