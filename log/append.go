@@ -2,7 +2,6 @@ package log
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -70,16 +69,16 @@ type Result struct {
 	Head   Head
 }
 
-// writer is the state of the append path. Only the group leader touches it,
-// holding mu.
+// writer is the state of the prepare half of the append path. Only the
+// group leader touches it, holding mu. Its head and end run ahead of the
+// committed head by the groups in flight.
 type writer struct {
-	mu     sync.Mutex
-	broken error // set by a failed write or fsync: refuse appends
-	dirty  bool  // indexes changed since the last sync
+	mu    sync.Mutex
+	dirty bool // indexes changed since the last sync
 
-	seen uint64 // head.through when last refreshed; the fields below match it
-	last Head
-	end  int64 // where the next record goes in the active segment
+	seen uint64 // head.through once everything written is published
+	last Head   // the newest event written
+	end  int64  // where the next record goes in the active segment
 
 	checked time.Time // when refreshLocked last ran its full checks
 }
@@ -139,13 +138,13 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		l.leading = true
 		l.qmu.Unlock()
 	}
-	// This goroutine leads: write everything queued, itself included, then
-	// hand the lead to the first request that queued meanwhile.
+	// This goroutine leads: prepare and write the next group, itself
+	// included, hand the lead to the first request still queued, then
+	// wait for the disk and publish.
 	l.qmu.Lock()
-	group := l.queue
-	l.queue = nil
+	group := l.takeGroup()
 	l.qmu.Unlock()
-	l.commit(group)
+	t := l.prepare(group)
 	l.qmu.Lock()
 	if len(l.queue) > 0 {
 		l.queue[0].wake <- true
@@ -153,7 +152,27 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		l.leading = false
 	}
 	l.qmu.Unlock()
+	if t != nil {
+		l.finish(t, group)
+	}
 	return p.res, p.err
+}
+
+// groupEvents caps the events of one group commit. Smaller groups keep the
+// pipeline full: while one waits for its fsync the next is prepared.
+const groupEvents = 4096
+
+// takeGroup takes the requests of the next group off the queue: at least
+// one, then more while they fit under groupEvents. qmu is held.
+func (l *Log) takeGroup() []*pending {
+	n, events := 1, len(l.queue[0].req.Events)
+	for n < len(l.queue) && events+len(l.queue[n].req.Events) <= groupEvents {
+		events += len(l.queue[n].req.Events)
+		n++
+	}
+	group := l.queue[:n:n]
+	l.queue = l.queue[n:]
+	return group
 }
 
 func checkProposed(i int, p *Proposed) error {
@@ -183,51 +202,53 @@ func checkProposed(i int, p *Proposed) error {
 	return nil
 }
 
-// commit runs one group under the tenant lock and wakes every request in it.
-func (l *Log) commit(group []*pending) {
+// prepare checks and writes one group under w.mu and returns its ticket
+// for finish; it returns nil only when it woke every request itself
+// (nothing entered the pipeline).
+func (l *Log) prepare(queued []*pending) *ticket {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
-	err := l.commitLocked(group)
-	for _, p := range group {
-		if err != nil && p.err == nil {
-			p.res, p.err = nil, err
+	failAll := func(err error) *ticket {
+		for _, q := range queued {
+			q.res, q.err = nil, err
+			q.wake <- false
 		}
-		p.wake <- false
-	}
-}
-
-func (l *Log) commitLocked(queued []*pending) error {
-	if l.closed.Load() {
-		return ErrClosed
-	}
-	if l.w.broken != nil {
-		return &Error{Op: "append", Dir: l.dir, Err: ErrFailed, Hint: l.w.broken.Error()}
-	}
-	if err := l.lk.lock(l.opts.LockTimeout); err != nil {
-		return &Error{Op: "append", Dir: l.dir, Err: err}
-	}
-	defer l.lk.unlock()
-	if err := l.refreshLocked(); err != nil {
-		return err
-	}
-	g := &group{l: l, seq: l.w.last.Seq, prev: l.w.last.ID, time: l.w.last.Time,
-		ents: map[string]entState{}, keys: map[string]*Event{}}
-	for _, p := range queued {
-		p.res, p.err = g.add(p.req)
-	}
-	if len(g.events) == 0 {
 		return nil
 	}
-	if err := l.write(g); err != nil {
-		return err
+	if l.closed.Load() {
+		return failAll(ErrClosed)
 	}
-	head := Head{Seq: g.seq, ID: g.prev, Time: g.time}
-	for _, p := range queued {
-		if p.res != nil {
-			p.res.Head = head
+	if err := l.pipe.failed(); err != nil {
+		return failAll(&Error{Op: "append", Dir: l.dir, Err: ErrFailed, Hint: err.Error()})
+	}
+	t, held := l.pipe.begin()
+	if !held {
+		// Nothing in flight holds the tenant lock: take it, and look at
+		// what other processes did since.
+		if err := l.lk.lock(l.opts.LockTimeout); err != nil {
+			t.err = &Error{Op: "append", Dir: l.dir, Err: err}
+			return t
+		}
+		l.pipe.locked()
+		if err := l.refreshLocked(); err != nil {
+			t.err = err
+			return t
 		}
 	}
-	return nil
+	g := &group{l: l, seq: l.w.last.Seq, prev: l.w.last.ID, time: l.w.last.Time,
+		ents: map[string]entState{}, keys: map[string]*Event{}, ahead: l.pipe.inFlight(t)}
+	for _, q := range queued {
+		q.res, q.err = g.add(q.req)
+	}
+	if len(g.events) == 0 {
+		return t
+	}
+	if err := l.write(t, g); err != nil {
+		t.err = err
+		return t
+	}
+	t.g = g
+	return t
 }
 
 // refreshLocked brings the writer's state up to the log as other processes
@@ -337,6 +358,9 @@ type group struct {
 	ents   map[string]entState
 	keys   map[string]*Event
 	size   int
+	// ahead are the groups written before this one and not yet published,
+	// newest first: the hash indexes do not have their states yet.
+	ahead []*group
 }
 
 // add checks one request against the log and the group so far; it changes
@@ -434,6 +458,11 @@ func (g *group) keyed(p *Proposed, req map[string]*Event) (*Event, error) {
 	if e := g.keys[p.Key]; e != nil {
 		return e, nil
 	}
+	for _, a := range g.ahead {
+		if e := a.keys[p.Key]; e != nil {
+			return e, nil
+		}
+	}
 	l := g.l
 	var found *Event
 	var ferr error
@@ -460,19 +489,24 @@ func (g *group) entity(p *Proposed) entState {
 	if st, ok := g.ents[p.Entity]; ok {
 		return st
 	}
+	for _, a := range g.ahead {
+		if st, ok := a.ents[p.Entity]; ok {
+			return st
+		}
+	}
 	st := entState{tag: p.entTag, check: p.entCheck}
 	st.seq, st.version = g.l.v().ents.entity(st.tag, st.check)
 	return st
 }
 
 // write puts the group's records in the active segment (rolling to a new
-// one first if it is full), fsyncs, updates the indexes and finally moves
-// the committed head. The tenant lock is held.
+// one first if it is full) and fills in t for finish, which fsyncs and
+// publishes. The tenant lock is held.
 //
 // Space is reserved before the first byte is written — index room, the
 // offsets, and the segment's blocks — so a full disk fails the append
 // cleanly, with nothing written and the log still usable.
-func (l *Log) write(g *group) error {
+func (l *Log) write(t *ticket, g *group) error {
 	bp := writeBufs.Get().(*[]byte)
 	defer writeBufs.Put(bp)
 	buf := (*bp)[:0]
@@ -507,22 +541,8 @@ func (l *Log) write(g *group) error {
 		s.f.Truncate(l.w.end) // best effort: leave no partial records
 		return l.fail("write", err)
 	}
-	if !l.opts.NoSync {
-		if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-			return l.fail("fsync", err)
-		}
-	}
-	// Durable from here on. The rest only makes the events visible.
-	offs := make([]byte, 4*len(g.events))
-	pos := l.w.end
-	for i, e := range g.events {
-		binary.LittleEndian.PutUint32(offs[4*i:], uint32(pos))
-		pos += int64(recordSize(e))
-	}
-	if _, err := s.off.WriteAt(offs, offsAt); err != nil {
-		return l.fail("index", err)
-	}
-	l.indexEvents(g)
+	s.written.Store(t.n)
+	t.seg, t.offsAt, t.offs = s, offsAt, offsetsOf(g, l.w.end)
 	l.w.end += int64(len(buf))
 	l.w.dirty = true
 	if !sameBoot(l.v().head) {
@@ -530,7 +550,6 @@ func (l *Log) write(g *group) error {
 		// are whole as of this boot.
 		l.v().head.setBoot(bootID())
 	}
-	l.v().head.setThrough(g.seq)
 	l.w.seen = g.seq
 	l.w.last = Head{Seq: g.seq, ID: g.prev, Time: g.time}
 	if g.seq-l.v().head.synced() >= syncEvery {
@@ -555,17 +574,22 @@ func reserveSpace(f *os.File, off, n int64) error {
 	return err
 }
 
-// reserveIndexes makes room in the hash indexes for the group.
+// reserveIndexes makes room in the hash indexes for the group and for the
+// groups ahead of it, which are not in them yet.
 func (l *Log) reserveIndexes(g *group) error {
 	// Entities already in the table need no room; counting them anyway
 	// only grows the table a little early.
-	nkeys := 0
-	for _, e := range g.events {
-		if e.Key != "" {
-			nkeys++
+	var ids, ents, keys uint64
+	for _, x := range append([]*group{g}, g.ahead...) {
+		ids += uint64(len(x.events))
+		ents += uint64(len(x.ents))
+		for _, e := range x.events {
+			if e.Key != "" {
+				keys++
+			}
 		}
 	}
-	return l.reserve(uint64(len(g.events)), uint64(len(g.ents)), uint64(nkeys))
+	return l.reserve(ids, ents, keys)
 }
 
 // indexEvents adds the group's events to the hash indexes, which
@@ -584,8 +608,11 @@ func (l *Log) indexEvents(g *group) {
 
 // reserve grows the hash indexes that need room; a grown table replaces the
 // old one in a new view, and the head's gen tells other processes. The
-// tenant lock is held.
+// tenant lock is held; imu keeps a publish from inserting into a table
+// while it is copied.
 func (l *Log) reserve(ids, ents, keys uint64) error {
+	l.imu.Lock()
+	defer l.imu.Unlock()
 	grown := false
 	v := l.v()
 	for _, r := range []struct {
@@ -625,7 +652,11 @@ func (l *Log) refuse(op string, err error) error {
 // from now on it refuses appends until reopened, because the state of the
 // file (and of the kernel's page cache) is no longer known.
 func (l *Log) fail(op string, err error) error {
-	l.w.broken = fmt.Errorf("%s: %w", op, err)
+	l.pipe.mu.Lock()
+	if l.pipe.broken == nil {
+		l.pipe.broken = fmt.Errorf("%s: %w", op, err)
+	}
+	l.pipe.mu.Unlock()
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
