@@ -101,4 +101,3 @@ func (l *Log) loadTail(through uint64) error {
 	}
 	return nil
 }
-
