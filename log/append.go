@@ -158,6 +158,34 @@ func (l *Log) Append(req *Request) (*Result, error) {
 	return p.res, p.err
 }
 
+// yieldWait bounds how long a pipeline that let go of the tenant lock waits
+// for the process that asked for it to take it.
+const yieldWait = 50 * time.Millisecond
+
+// yieldLock lets another process have the tenant lock when it waits for it:
+// under steady load the pipeline would otherwise hold the lock for ever
+// (flock is not fair). It lets the groups in flight finish — the last
+// releases the lock — and waits until the waiter has taken it. w.mu is
+// held.
+func (l *Log) yieldLock() {
+	head := l.v().head
+	l.pipe.mu.Lock()
+	held := l.pipe.held
+	l.pipe.mu.Unlock()
+	if !held || head.waiters() <= 0 {
+		return
+	}
+	l.drain()
+	deadline := time.Now().Add(yieldWait)
+	for head.waiters() > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Microsecond)
+	}
+	if head.waiters() > 0 {
+		// Nobody came: a process counted itself in and died waiting.
+		head.clearWaiters()
+	}
+}
+
 // groupEvents caps the events of one group commit. Smaller groups keep the
 // pipeline full: while one waits for its fsync the next is prepared.
 const groupEvents = 4096
@@ -221,11 +249,12 @@ func (l *Log) prepare(queued []*pending) *ticket {
 	if err := l.pipe.failed(); err != nil {
 		return failAll(&Error{Op: "append", Dir: l.dir, Err: ErrFailed, Hint: err.Error()})
 	}
+	l.yieldLock()
 	t, held := l.pipe.begin()
 	if !held {
 		// Nothing in flight holds the tenant lock: take it, and look at
 		// what other processes did since.
-		if err := l.lk.lock(l.opts.LockTimeout); err != nil {
+		if err := l.lockTenant(); err != nil {
 			t.err = &Error{Op: "append", Dir: l.dir, Err: err}
 			return t
 		}

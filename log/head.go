@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // The head file, index/head, says how far the indexes reach: the committed
@@ -15,7 +16,8 @@ import (
 //	u64 through  — last committed seq; advanced after fsync and indexing |
 //	u64 synced   — last seq whose index pages are known to be on disk |
 //	u64 gen      — bumped whenever an index file is replaced |
-//	[40] boot id of the machine that last advanced through
+//	[40] boot id of the machine that last advanced through |
+//	i64 waiters  — processes waiting for the tenant lock
 //
 // through and gen are read without the lock; everything is written under it.
 const (
@@ -29,6 +31,7 @@ const (
 	headOffGen     = 32
 	headOffBoot    = 40
 	headBootLen    = 40
+	headOffWaiters = 80
 )
 
 type headFile struct{ m *mapping }
@@ -83,6 +86,18 @@ func (h *headFile) setBoot(id []byte) {
 	clear(b)
 	copy(b, id)
 }
+
+// waiters is how many processes wait for the tenant lock right now.
+func (h *headFile) waiters() int64 { return int64(h.m.load(headOffWaiters)) }
+
+// addWaiter counts a process in (+1) or out (-1) of the wait for the lock.
+func (h *headFile) addWaiter(delta int64) {
+	atomic.AddUint64(h.m.u64(headOffWaiters), uint64(delta))
+}
+
+// clearWaiters forgets waiters that never came: a process killed while it
+// waited cannot count itself out.
+func (h *headFile) clearWaiters() { h.m.store(headOffWaiters, 0) }
 
 // markSynced records that every index page up to through is on disk.
 func (h *headFile) markSynced(seq uint64) error {

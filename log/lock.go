@@ -28,14 +28,26 @@ func openLock(path string) (*fileLock, error) {
 
 // lock takes the lock, polling with a growing pause so that a waiting CGI
 // process neither spins nor sleeps long past the holder's release; it gives
-// up with ErrLockTimeout after timeout.
-func (l *fileLock) lock(timeout time.Duration) error {
+// up with ErrLockTimeout after timeout. waiting, if not nil, is called with
+// +1 when the lock is first found taken and with -1 when the wait ends, so
+// that a long-running holder can see that someone waits and let go.
+func (l *fileLock) lock(timeout time.Duration, waiting func(delta int64)) error {
 	deadline := time.Now().Add(timeout)
 	pause := 20 * time.Microsecond
+	announced := false
+	defer func() {
+		if announced {
+			waiting(-1)
+		}
+	}()
 	for {
 		err := unix.Flock(int(l.f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			return nil
+		}
+		if !announced && waiting != nil {
+			announced = true
+			waiting(+1)
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			return err

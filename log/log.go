@@ -227,9 +227,19 @@ func Open(dir string, opts Options) (*Log, error) {
 // Dir returns the tenant directory.
 func (l *Log) Dir() string { return l.dir }
 
+// lockTenant takes the tenant flock, counting itself among the head's
+// waiters while it waits (when there is a head to count in).
+func (l *Log) lockTenant() error {
+	var waiting func(int64)
+	if v := l.v(); v != nil && v.head != nil {
+		waiting = v.head.addWaiter
+	}
+	return l.lk.lock(l.opts.LockTimeout, waiting)
+}
+
 // withLock runs fn holding the tenant flock.
 func (l *Log) withLock(fn func() error) error {
-	if err := l.lk.lock(l.opts.LockTimeout); err != nil {
+	if err := l.lockTenant(); err != nil {
 		return &Error{Op: "lock", Dir: l.dir, Err: err}
 	}
 	defer l.lk.unlock()

@@ -297,3 +297,43 @@ func TestManyWriters(t *testing.T) {
 		t.Fatalf("verify counts %d events, %d acknowledged", rep.Events, len(seen))
 	}
 }
+
+// TestLockYield: while one Log keeps its pipeline busy (and so the tenant
+// lock held), another (a CGI process, say) still gets to append, well
+// within its lock timeout.
+func TestLockYield(t *testing.T) {
+	dir := t.TempDir()
+	busy := mustOpen(t, dir, Options{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := busy.Append(&Request{Events: []Proposed{ev("busy.write", fmt.Sprint("b", g), "1")}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	other := mustOpen(t, dir, Options{LockTimeout: 2 * time.Second})
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		if _, err := other.Append(&Request{Events: []Proposed{ev("other.write", "o", "1")}}); err != nil {
+			t.Fatalf("append %d from the other log while one is busy: %v", i, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("append %d waited %v for the lock", i, d)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
