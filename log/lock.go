@@ -62,6 +62,11 @@ func (l *fileLock) lock(timeout time.Duration, waiting func(delta int64)) error 
 	}
 }
 
+// tryLock takes the lock if it is free, without waiting.
+func (l *fileLock) tryLock() bool {
+	return unix.Flock(int(l.f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
+}
+
 func (l *fileLock) unlock() error { return unix.Flock(int(l.f.Fd()), unix.LOCK_UN) }
 
 func (l *fileLock) close() error { return l.f.Close() }

@@ -216,6 +216,13 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.lk = lk
 	if err := l.load(); err != nil {
+		if errors.Is(err, errPastHead) && !l.lk.tryLock() {
+			// A writer holds the lock and is between its write and its
+			// publication: what is committed is whole, serve that.
+			return l, nil
+		} else if errors.Is(err, errPastHead) {
+			l.lk.unlock() // no writer: a dead one left the bytes; recover
+		}
 		if err := l.withLock(l.recoverLocked); err != nil {
 			l.Close()
 			return nil, err
@@ -245,6 +252,10 @@ func (l *Log) withLock(fn func() error) error {
 	defer l.lk.unlock()
 	return fn()
 }
+
+// errPastHead: the active segment holds bytes past the committed head — a
+// writer at work, or one that died.
+var errPastHead = errors.New("bytes past the committed head")
 
 // load maps the index files and opens the segments, and reports an error if
 // anything is missing or does not agree with the log, which calls for
@@ -293,8 +304,10 @@ func (l *Log) load() error {
 		off, _ := readOffset(s, through)
 		end = off + int64(recordSize(e))
 	}
-	if st, err := segs[len(segs)-1].f.Stat(); err != nil || st.Size() != end {
-		return errors.New("bytes past the committed head")
+	if st, err := segs[len(segs)-1].f.Stat(); err != nil {
+		return err
+	} else if st.Size() != end {
+		return errPastHead
 	}
 	return nil
 }
