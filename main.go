@@ -249,10 +249,15 @@ func cmdServe(args []string, stderr io.Writer) int {
 // tuneGC lets a long-running process's heap grow to five times what is live
 // before collecting (GOGC=400) unless GOGC says otherwise: ingest allocates
 // a request's worth of short-lived events at a time, and the live heap is
-// small, so collecting less often buys ~15% throughput for a few MB.
+// small, so collecting less often buys ~15% throughput for a few MB…
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// …but collect early rather than let a burst of reads or appends
+		// take the heap past a few tens of MB.
+		debug.SetMemoryLimit(48 << 20)
 	}
 }
 
