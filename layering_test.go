@@ -45,10 +45,11 @@ func TestLayering(t *testing.T) {
 		noHTTP bool
 	}{
 		{"strata/internal/blake3", nil, true},
+		{"strata/internal/fsx", nil, true},
 		{"strata/jsonx", nil, true},
-		{"strata/blobs", []string{"strata/internal/blake3"}, true},
-		{"strata/log", []string{"strata/jsonx", "strata/internal/blake3"}, true},
-		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3"}, true},
+		{"strata/blobs", []string{"strata/internal/blake3", "strata/internal/fsx"}, true},
+		{"strata/log", []string{"strata/jsonx", "strata/internal/blake3", "strata/internal/fsx"}, true},
+		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fsx"}, true},
 		{"strata/cgi", nil, false},
 		{"strata/standalone", nil, false},
 	} {

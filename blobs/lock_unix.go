@@ -5,6 +5,7 @@ package blobs
 import (
 	"errors"
 	"os"
+	"strata/internal/fsx"
 	"syscall"
 )
 
@@ -30,20 +31,10 @@ func tryLock(f *os.File) (bool, error) {
 	}
 }
 
-// syncDir fsyncs a directory, making the renames in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // isNoSpace reports a full disk or an exhausted quota (shared hosting).
 func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// syncDir fsyncs a directory, making the renames in it durable.
+func syncDir(dir string) error { return fsx.SyncDir(dir) }

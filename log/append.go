@@ -563,13 +563,19 @@ func (l *Log) reserve(ids, ents, keys uint64) error {
 		grown = true
 	}
 	if grown {
-		v.head.bumpGen()
-		v.gen = v.head.gen()
-		l.vmu.Lock()
-		l.setView(v)
-		l.vmu.Unlock()
+		l.replaceIndexes(v)
 	}
 	return nil
+}
+
+// replaceIndexes makes nv, whose hash indexes are new files, the view, and
+// bumps the head's gen so that other processes map them too.
+func (l *Log) replaceIndexes(nv *view) {
+	nv.head.bumpGen()
+	nv.gen = nv.head.gen()
+	l.vmu.Lock()
+	l.setView(nv)
+	l.vmu.Unlock()
 }
 
 // refuse reports an append that failed before writing anything: the log

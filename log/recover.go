@@ -152,11 +152,7 @@ func (l *Log) resetIndexes(trusted uint64) error {
 		replaced = true
 	}
 	if replaced {
-		nv.head.bumpGen()
-		nv.gen = nv.head.gen()
-		l.vmu.Lock()
-		l.setView(nv)
-		l.vmu.Unlock()
+		l.replaceIndexes(nv)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strata/internal/fsx"
 	"strconv"
 	"strings"
 )
@@ -122,17 +123,5 @@ func writeFileAtomic(path string, data []byte, noSync bool) error {
 	if noSync {
 		return nil
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fsx.SyncDir(filepath.Dir(path))
 }
