@@ -18,6 +18,9 @@
 //   - Honest recovery: a torn tail (a crash in the middle of a write) is cut
 //     back to the last whole record, keeping a .broken copy of what was cut;
 //     damage anywhere else is reported as ErrCorrupt, never truncated.
+//   - Group commit: concurrent appends in one process share writes and
+//     fsyncs, and the next group is prepared while the last one waits for
+//     the disk (pipeline.go); a process waiting for the lock is let in.
 //   - Fail stop: after a failed write or fsync the open Log refuses further
 //     appends until it is reopened.
 //
