@@ -208,7 +208,7 @@ func serveFastCGI(stderr io.Writer) int {
 	tuneGC()
 	h := api.New(cfg)
 	defer h.Close()
-	if err := cgi.ServeFastCGI(h); err != nil {
+	if err := cgi.ServeFastCGI(h, 30*time.Second); err != nil {
 		fmt.Fprintln(stderr, "strata:", err)
 		return 1
 	}

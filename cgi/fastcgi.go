@@ -10,7 +10,11 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"os"
+	"os/signal"
 	"strconv"
+	"sync"
+	"syscall"
+	"time"
 )
 
 // A minimal FastCGI responder (the protocol of mod_fcgid). Go's own
@@ -36,20 +40,96 @@ const (
 )
 
 // ServeFastCGI serves requests from the FastCGI listener on standard input
-// until the process manager closes it.
-func ServeFastCGI(h http.Handler) error {
+// until the process manager closes it or stops the process with SIGTERM;
+// then it lets the requests in flight finish (up to drain) and returns.
+func ServeFastCGI(h http.Handler, drain time.Duration) error {
 	ln, err := net.FileListener(os.Stdin)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	sv := &server{h: h, conns: map[*fcgiConn]bool{}}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(stop)
+	go func() {
+		if _, ok := <-stop; ok {
+			sv.stop()
+			ln.Close()
+		}
+	}()
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
+			done := make(chan struct{})
+			go func() { sv.inflight.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(drain):
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil // stopped by a signal
+			}
 			return err
 		}
-		go serveConn(conn, h)
+		sv.inflight.Add(1)
+		go func() {
+			defer sv.inflight.Done()
+			sv.serveConn(conn)
+		}()
 	}
+}
+
+// server tracks the connections of ServeFastCGI, so that stopping closes
+// the idle ones at once and lets the busy ones finish their request.
+type server struct {
+	h        http.Handler
+	inflight sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[*fcgiConn]bool // true: idle, between requests
+	stopping bool
+}
+
+func (sv *server) stop() {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	sv.stopping = true
+	for c, idle := range sv.conns {
+		if idle {
+			c.c.Close()
+		}
+	}
+}
+
+// setIdle records whether c waits for a request; it reports false when the
+// server is stopping and c should close instead.
+func (sv *server) setIdle(c *fcgiConn, idle bool) bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if sv.stopping && idle {
+		return false
+	}
+	sv.conns[c] = idle
+	return true
+}
+
+// counts returns how many connections there are and how many are idle
+// (for tests).
+func (sv *server) counts() (all, idle int) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	for _, i := range sv.conns {
+		if i {
+			idle++
+		}
+	}
+	return len(sv.conns), idle
+}
+
+func (sv *server) forget(c *fcgiConn) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	delete(sv.conns, c)
 }
 
 type header struct {
@@ -95,14 +175,27 @@ func (c *fcgiConn) writeRecord(typ byte, id uint16, content []byte) error {
 	return err
 }
 
-func serveConn(conn net.Conn, h http.Handler) {
-	defer conn.Close()
+func (sv *server) serveConn(conn net.Conn) {
 	c := &fcgiConn{r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10), c: conn}
+	defer sv.forget(c)
+	serveConn(c, sv.h, sv.setIdle)
+}
+
+// serveConn answers the records of one connection. idle, if not nil, is
+// told when the connection waits for a request (true) or serves one
+// (false), and ends the connection by returning false.
+func serveConn(c *fcgiConn, h http.Handler, idle func(*fcgiConn, bool) bool) {
+	defer c.c.Close()
+	setIdle := func(v bool) bool { return idle == nil || idle(c, v) }
 	for {
+		if !setIdle(true) {
+			return
+		}
 		hd, err := c.readHeader()
 		if err != nil {
 			return
 		}
+		setIdle(false)
 		body, err := c.content(hd)
 		if err != nil {
 			return

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fcgiRequest plays mod_fcgid's side of one request on conn and returns the
@@ -62,7 +63,7 @@ func TestFastCGIRoutesOnPathInfo(t *testing.T) {
 		io.WriteString(w, r.Method+" "+r.URL.Path+" "+r.URL.RawQuery+" "+string(body))
 	})
 	server, client := net.Pipe()
-	go serveConn(server, h)
+	go serveConn(&fcgiConn{r: bufio.NewReader(server), w: bufio.NewWriter(server), c: server}, h, nil)
 	env := map[string]string{
 		"REQUEST_METHOD": "PUT", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_URI": "/api/events?x=1",
 		"SCRIPT_NAME": "/cgi-bin/strata.fcgi", "PATH_INFO": "/events", "QUERY_STRING": "x=1",
@@ -83,4 +84,46 @@ func TestFastCGIRoutesOnPathInfo(t *testing.T) {
 		t.Fatalf("no PATH_INFO: answer %q", out)
 	}
 	client.Close()
+}
+
+// TestFastCGIStop: stopping closes a connection waiting for its next
+// request, and lets one that is serving a request finish it first.
+func TestFastCGIStop(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	})
+	sv := &server{h: h, conns: map[*fcgiConn]bool{}}
+	env := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_URI": "/x", "PATH_INFO": "/slow", "CONTENT_LENGTH": "0"}
+
+	// A busy connection: the answer still arrives after stop.
+	busyServer, busyClient := net.Pipe()
+	go sv.serveConn(busyServer)
+	answer := make(chan string)
+	go func() { answer <- fcgiRequest(t, busyClient, 1, env, nil, true) }()
+	for all, idle := sv.counts(); all != 1 || idle != 0; all, idle = sv.counts() {
+		time.Sleep(time.Millisecond)
+	}
+	// An idle connection: closed at once by stop.
+	idleServer, idleClient := net.Pipe()
+	closed := make(chan struct{})
+	go func() { sv.serveConn(idleServer); close(closed) }()
+	for _, idle := sv.counts(); idle != 1; _, idle = sv.counts() {
+		time.Sleep(time.Millisecond)
+	}
+	sv.stop()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle connection stayed open after stop")
+	}
+	close(release)
+	if got := <-answer; !strings.HasSuffix(got, "done /slow") {
+		t.Fatalf("the request in flight answered %q", got)
+	}
+	idleClient.Close()
+	busyClient.Close()
 }
