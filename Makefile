@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: build run test test-short fuzz soak bench apache-test clean
+.PHONY: build run test fuzz soak race bench apache-test clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -30,6 +30,12 @@ fuzz:
 
 soak: build
 	STRATA_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Concurrent' -v ./tests/...
+
+# Every package under the race detector, and the end-to-end tests against a
+# server built with it (slow: minutes).
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./log ./api ./cgi ./query ./blobs ./jsonx ./internal/...
+	STRATA_E2E_RACE=1 $(GO) test -count=1 -timeout 20m ./tests/e2e
 
 bench: build
 	$(GO) run ./tests/bench

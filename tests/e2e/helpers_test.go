@@ -46,6 +46,14 @@ func testMain(m *testing.M) int {
 	cmd := exec.Command("go", "build", "-o", bin, "strata")
 	cmd.Dir = filepath.Join("..", "..")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("STRATA_E2E_RACE") == "1" {
+		// The server under the race detector, stopping at the first race:
+		// the tests then fail on the dead server.
+		cmd = exec.Command("go", "build", "-race", "-o", bin, "strata")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		os.Setenv("GORACE", "halt_on_error=1")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building strata: %v\n%s", err, out)
 		return 1
