@@ -269,14 +269,12 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 				err = decodeBody(body, &e)
 			}
 			if err != nil {
-				if !repair || i != len(segs)-1 || !isTail(err) {
-					return fmt.Errorf("%w: segment %d offset %d (seq %d): %v", ErrCorrupt, s.first, at, expect, err)
+				why := judgeDamage(s.f, at, expect, l.floor, i == len(segs)-1, err)
+				if !repair && why == nil {
+					why = fmt.Errorf("offset %d (seq %d): %v", at, expect, err)
 				}
-				if expect <= l.floor {
-					return fmt.Errorf("%w: segment %d offset %d: acknowledged seq %d is damaged: %v", ErrCorrupt, s.first, at, expect, err)
-				}
-				if later, ok := findRecordAfter(s.f, at); ok {
-					return fmt.Errorf("%w: segment %d offset %d (seq %d): %v, yet a whole record follows at offset %d", ErrCorrupt, s.first, at, expect, err, later)
+				if why != nil {
+					return fmt.Errorf("%w: segment %d %v", ErrCorrupt, s.first, why)
 				}
 				if err := l.cutTail(s, at); err != nil {
 					return err
@@ -303,6 +301,22 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 // record, or one whose bytes did not all reach the disk.
 func isTail(err error) bool {
 	return errors.Is(err, errShort) || errors.Is(err, errBadCRC) || errors.Is(err, errBadBody)
+}
+
+// judgeDamage decides what a record that does not decode at offset at is:
+// nil for a torn tail — in the last segment, never acknowledged, nothing
+// whole after it — which may be cut; otherwise why it is corruption.
+func judgeDamage(f *os.File, at int64, seq, acknowledged uint64, lastSegment bool, err error) error {
+	switch {
+	case !lastSegment || !isTail(err):
+		return fmt.Errorf("offset %d (seq %d): %v", at, seq, err)
+	case seq <= acknowledged:
+		return fmt.Errorf("offset %d: acknowledged seq %d is damaged: %v", at, seq, err)
+	}
+	if later, ok := findRecordAfter(f, at); ok {
+		return fmt.Errorf("offset %d (seq %d): %v, yet a whole record follows at offset %d", at, seq, err, later)
+	}
+	return nil
 }
 
 // findRecordAfter looks for any whole, checksummed record starting after

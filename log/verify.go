@@ -77,18 +77,11 @@ func Verify(dir string) (*VerifyReport, error) {
 				err = decodeBody(body, &e)
 			}
 			if err != nil {
-				if i == len(firsts)-1 && isTail(err) {
-					if expect <= committed {
-						return rep, bad("offset %d: acknowledged seq %d is damaged: %v", at, expect, err)
-					}
-					if later, ok := findRecordAfter(f, at); !ok {
-						rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), at, err)
-						break
-					} else {
-						return rep, bad("offset %d (seq %d): %v, yet a whole record follows at offset %d", at, expect, err, later)
-					}
+				if why := judgeDamage(f, at, expect, committed, i == len(firsts)-1, err); why != nil {
+					return rep, bad("%v", why)
 				}
-				return rep, bad("offset %d (seq %d): %v", at, expect, err)
+				rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), at, err)
+				break
 			}
 			switch {
 			case e.Seq != expect:
