@@ -296,8 +296,8 @@ type group struct {
 	ahead []*group
 }
 
-// add checks one request against the log and the group so far; it changes
-// the group only if the whole request is accepted.
+// add checks one request against the log and the group so far; the group
+// keeps its changes only if the whole request is accepted.
 func (g *group) add(req *Request) (*Result, error) {
 	if req.IfHead != nil && *req.IfHead != g.prev {
 		return nil, &HeadConflictError{Expected: *req.IfHead, Current: Head{Seq: g.seq, ID: g.prev, Time: g.time}}
@@ -313,32 +313,52 @@ func (g *group) add(req *Request) (*Result, error) {
 	seq, prev := g.seq, g.prev
 	var prevHex [64]byte
 	hex.Encode(prevHex[:], prev[:])
-	ents := make(map[string]entState, len(req.Events))
-	keys := map[string]*Event{}
+	// The request's states go straight into the group's maps; if the
+	// request fails, the undo list puts back what it changed.
+	type undo struct {
+		name string
+		st   entState
+		had  bool
+	}
+	var undone []undo
+	var keyed []string
+	fail := func(err error) (*Result, error) {
+		for i := len(undone) - 1; i >= 0; i-- {
+			if u := undone[i]; u.had {
+				g.ents[u.name] = u.st
+			} else {
+				delete(g.ents, u.name)
+			}
+		}
+		for _, k := range keyed {
+			delete(g.keys, k)
+		}
+		return nil, err
+	}
 	var fresh []*Event
 	size := 0
 	for i := range req.Events {
 		p := &req.Events[i]
 		g.l.hashNames(p) // no-op unless the indexes were replaced meanwhile
 		if p.Key != "" {
-			orig, err := g.keyed(p, keys)
+			orig, err := g.keyed(p)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			if orig != nil {
 				if !sameContent(orig, p) {
-					return nil, &KeyConflictError{Index: i, Key: p.Key, Existing: orig}
+					return fail(&KeyConflictError{Index: i, Key: p.Key, Existing: orig})
 				}
 				res.Events[i], res.Repeated[i] = orig, true
 				continue
 			}
 		}
-		st, ok := ents[p.Entity]
-		if !ok {
+		st, had := g.ents[p.Entity]
+		if !had {
 			st = g.entity(p)
 		}
 		if p.ExpectedVersion >= 0 && uint64(p.ExpectedVersion) != st.version {
-			return nil, &VersionConflictError{Index: i, Entity: p.Entity, Expected: uint64(p.ExpectedVersion), Current: st.version}
+			return fail(&VersionConflictError{Index: i, Entity: p.Entity, Expected: uint64(p.ExpectedVersion), Current: st.version})
 		}
 		seq++
 		e := &stored[i]
@@ -348,16 +368,18 @@ func (g *group) add(req *Request) (*Result, error) {
 		hex.Encode(prevHex[:], e.ID[:])
 		e.keyTag = p.keyTag
 		prev = e.ID
-		ents[p.Entity] = entState{seq: seq, version: e.Version, tag: st.tag, check: st.check}
+		undone = append(undone, undo{p.Entity, st, had})
+		g.ents[p.Entity] = entState{seq: seq, version: e.Version, tag: st.tag, check: st.check}
 		if p.Key != "" {
-			keys[p.Key] = e
+			g.keys[p.Key] = e
+			keyed = append(keyed, p.Key)
 		}
 		res.Events[i] = e
 		fresh = append(fresh, e)
 		size += recordSize(e)
 	}
 	if g.size+size > maxGroupBytes && len(g.events) > 0 {
-		return nil, &Error{Op: "append", Dir: g.l.dir, Err: ErrLockTimeout, Hint: "too much queued at once"}
+		return fail(&Error{Op: "append", Dir: g.l.dir, Err: ErrLockTimeout, Hint: "too much queued at once"})
 	}
 	g.seq, g.prev = seq, prev
 	if len(fresh) > 0 {
@@ -365,12 +387,6 @@ func (g *group) add(req *Request) (*Result, error) {
 	}
 	g.events = append(g.events, fresh...)
 	g.size += size
-	for k, v := range ents {
-		g.ents[k] = v
-	}
-	for k, v := range keys {
-		g.keys[k] = v
-	}
 	res.Stored = len(fresh)
 	return res, nil
 }
@@ -384,10 +400,7 @@ func sameContent(e *Event, p *Proposed) bool {
 }
 
 // keyed returns the event that already used p's key, or nil.
-func (g *group) keyed(p *Proposed, req map[string]*Event) (*Event, error) {
-	if e := req[p.Key]; e != nil {
-		return e, nil
-	}
+func (g *group) keyed(p *Proposed) (*Event, error) {
 	if e := g.keys[p.Key]; e != nil {
 		return e, nil
 	}

@@ -337,3 +337,41 @@ func TestLockYield(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestGroupUndo: a request that fails inside a group commit leaves the
+// group as the requests before it left it.
+func TestGroupUndo(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{})
+	mustAppend(t, l, ev("seed.it", "e1", "1"))
+	g := &group{l: l, seq: 1, prev: l.w.last.ID, time: l.w.last.Time, ents: map[string]entState{}, keys: map[string]*Event{}}
+	prep := func(evs ...Proposed) *Request {
+		for i := range evs {
+			l.hashNames(&evs[i])
+		}
+		return &Request{Events: evs}
+	}
+	keyed := ev("k.v", "e3", "3")
+	keyed.Key = "k-1"
+	if _, err := g.add(prep(ev("a.b", "e1", "2"))); err != nil {
+		t.Fatal(err)
+	}
+	bad := ev("a.b", "e1", "4")
+	bad.ExpectedVersion = 7
+	_, err := g.add(prep(ev("a.b", "e2", "x"), ev("a.b", "e1", "3"), keyed, bad))
+	var vc *VersionConflictError
+	if !errors.As(err, &vc) || vc.Current != 3 {
+		t.Fatalf("want a version conflict at version 3, got %v", err)
+	}
+	if _, ok := g.ents["e2"]; ok {
+		t.Error("the failed request's new entity stayed in the group")
+	}
+	if st := g.ents["e1"]; st.version != 2 {
+		t.Errorf("e1 at version %d after the failed request, want 2", st.version)
+	}
+	if g.keys["k-1"] != nil {
+		t.Error("the failed request's key stayed in the group")
+	}
+	if g.seq != 2 || len(g.events) != 1 {
+		t.Errorf("group at seq %d with %d events", g.seq, len(g.events))
+	}
+}
