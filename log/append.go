@@ -125,6 +125,12 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		hex.Encode(p.metaHex[:], p.metaDigest[:])
 		p.entTag = 0
 		l.hashNames(p)
+		if v := l.v(); v != nil {
+			// Touch the entity's slot here, in parallel with other
+			// requests, so that the leader finds it in the cache rather
+			// than taking the miss (or the page fault) on the serial path.
+			v.ents.entity(p.entTag, p.entCheck)
+		}
 	}
 	p := &pending{req: req, wake: make(chan bool, 1)}
 	l.qmu.Lock()
@@ -557,10 +563,16 @@ func (l *Log) indexEvents(g *group) {
 // tenant lock is held; imu keeps a publish from inserting into a table
 // while it is copied.
 func (l *Log) reserve(ids, ents, keys uint64) error {
+	v := l.v()
+	if v.ids.used()+ids <= v.ids.slots()/2 && v.ents.used()+ents <= v.ents.slots()/2 && v.keys.used()+keys <= v.keys.slots()/2 {
+		// Room enough, and used only grows by what the counts already
+		// include: no need to stop a publish with imu.
+		return nil
+	}
 	l.imu.Lock()
 	defer l.imu.Unlock()
 	grown := false
-	v := l.v()
+	v = l.v()
 	for _, r := range []struct {
 		x *hashIndex
 		n uint64
