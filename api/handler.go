@@ -46,6 +46,9 @@ type tenant struct {
 	// failedAt is when the log last refused appends after a failed write;
 	// it is reopened (and so recovered) on a later request.
 	failedAt time.Time
+	// checkedAt is when the log was last checked for a replaced index
+	// directory (someone deleted it to have it rebuilt).
+	checkedAt time.Time
 }
 
 // New returns the handler. It opens tenants lazily, on their first request.
@@ -65,12 +68,18 @@ func TenantDir(dataDir, name string) string { return filepath.Join(dataDir, "ten
 
 // tenant returns the open tenant, opening it on first use, and reopening
 // it if its log failed a write over a second ago (reopening runs recovery,
-// which either finds the log whole again or reports what is wrong).
+// which either finds the log whole again or reports what is wrong) or if
+// its index directory was replaced (checked at most once a second).
 func (h *Handler) tenant(name string) (*tenant, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t := h.tenants[name]; t != nil {
-		if t.failedAt.IsZero() || time.Since(t.failedAt) < time.Second {
+		stale := false
+		if time.Since(t.checkedAt) > time.Second {
+			t.checkedAt = time.Now()
+			stale = t.log.Stale()
+		}
+		if !stale && (t.failedAt.IsZero() || time.Since(t.failedAt) < time.Second) {
 			return t, nil
 		}
 		delete(h.tenants, name)
@@ -87,7 +96,7 @@ func (h *Handler) tenant(name string) (*tenant, error) {
 		l.Close()
 		return nil, err
 	}
-	t := &tenant{name: name, log: l, blobs: bs}
+	t := &tenant{name: name, log: l, blobs: bs, checkedAt: time.Now()}
 	h.tenants[name] = t
 	return t, nil
 }

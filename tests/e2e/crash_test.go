@@ -312,3 +312,38 @@ func TestIndexIsACache(t *testing.T) {
 	}
 	mustVerify(t, data, 30)
 }
+
+// TestIndexReplacedUnderServer: the index directory is deleted while a
+// server runs, another process rebuilds it and appends; within a second or
+// two the running server serves from the new index, the new event included.
+func TestIndexReplacedUnderServer(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	s := startServer(t, data)
+	first := mustAppend(t, s.url, `{"type":"t","entity":"e","data":1}`)
+	if err := os.RemoveAll(filepath.Join(data, "tenants", "default", "index")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "reindex", "--data", data)
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("strata reindex: %v\n%s", err, out)
+	}
+	other := startServer(t, data) // another process on the same data
+	second := mustAppend(t, other.url, `{"type":"t","entity":"e","data":2}`)
+	if second.Seq != first.Seq+1 {
+		t.Fatalf("the other process appended seq %d after %d", second.Seq, first.Seq)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h := mustHead(t, s.url)
+		if h.ID == second.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first server still says head seq %d, not the other's seq %d", h.Seq, second.Seq)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	do(t, "GET", s.url+"/events/"+second.ID, nil).want(t, 200)
+}
