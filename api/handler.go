@@ -40,15 +40,29 @@ type Handler struct {
 // tenant is one tenant's open log and blob store, kept open between
 // requests in long-running modes.
 type tenant struct {
-	name  string
-	log   *log.Log
-	blobs *blobs.Store
+	name string
+	log  *log.Log
+
+	// The blob store opens on first use: a CGI request about events need
+	// not pay for it.
+	blobDir   string
+	blobOpts  blobs.Options
+	blobsOnce sync.Once
+	blobs     *blobs.Store
+	blobsErr  error
+
 	// failedAt is when the log last refused appends after a failed write;
 	// it is reopened (and so recovered) on a later request.
 	failedAt time.Time
 	// checkedAt is when the log was last checked for a replaced index
 	// directory (someone deleted it to have it rebuilt).
 	checkedAt time.Time
+}
+
+// store returns the tenant's blob store, opening it on first use.
+func (t *tenant) store() (*blobs.Store, error) {
+	t.blobsOnce.Do(func() { t.blobs, t.blobsErr = blobs.Open(t.blobDir, t.blobOpts) })
+	return t.blobs, t.blobsErr
 }
 
 // New returns the handler. It opens tenants lazily, on their first request.
@@ -91,12 +105,8 @@ func (h *Handler) tenant(name string) (*tenant, error) {
 	if err != nil {
 		return nil, err
 	}
-	bs, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{MaxSize: h.cfg.MaxBlob, NoSync: h.cfg.NoSync})
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	t := &tenant{name: name, log: l, blobs: bs, checkedAt: time.Now()}
+	t := &tenant{name: name, log: l, checkedAt: time.Now(),
+		blobDir: filepath.Join(dir, "blobs"), blobOpts: blobs.Options{MaxSize: h.cfg.MaxBlob, NoSync: h.cfg.NoSync}}
 	h.tenants[name] = t
 	return t, nil
 }

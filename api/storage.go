@@ -19,6 +19,11 @@ func (h *Handler) storagePut(w http.ResponseWriter, r *http.Request, t *tenant) 
 // what `curl -T report.pdf …/storage/` sends: the name only hints at the
 // content type and never touches the file system.
 func (h *Handler) storage(w http.ResponseWriter, r *http.Request, t *tenant) {
+	store, err := t.store()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	hash := strings.TrimPrefix(r.URL.Path, "/storage/")
 	if !blobs.ValidHash(hash) {
 		if r.Method == http.MethodPut && !looksLikeHash(hash) && !strings.Contains(hash, "/") {
@@ -37,13 +42,13 @@ func (h *Handler) storage(w http.ResponseWriter, r *http.Request, t *tenant) {
 	case http.MethodPut:
 		h.putBlob(w, r, t, hash)
 	case http.MethodDelete:
-		if err := t.blobs.Delete(hash); err != nil {
+		if err := store.Delete(hash); err != nil {
 			writeError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		f, info, err := t.blobs.Open(hash)
+		f, info, err := store.Open(hash)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -82,7 +87,12 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, t *tenant, wan
 		writeError(w, blobs.ErrTooLarge)
 		return
 	}
-	info, created, err := t.blobs.Put(r.Body, want, r.Header.Get("Content-Type"))
+	store, err := t.store()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	info, created, err := store.Put(r.Body, want, r.Header.Get("Content-Type"))
 	if err != nil {
 		writeError(w, err)
 		return
