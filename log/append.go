@@ -56,6 +56,11 @@ type Request struct {
 	// IfHead, when set, is the id the log's head must have (the zero id: the
 	// log must be empty), checked in the same locked step as the write.
 	IfHead *[32]byte
+	// Admit, when set, is asked whether the request may be stored, under
+	// the tenant lock and in the same step as the write, so that a quota
+	// holds across processes: an error refuses the request (nothing of it
+	// is stored) and is returned as it is.
+	Admit func(Usage) error
 }
 
 // Result reports an accepted Request.
@@ -81,6 +86,11 @@ type writer struct {
 	end  int64  // where the next record goes in the active segment
 
 	checked time.Time // when refreshLocked last ran its full checks
+
+	// day is the midnight (UTC, unix ns) that dayFirst belongs to: the
+	// first seq stored on that day, for quotas on events per day.
+	day      int64
+	dayFirst uint64
 }
 
 // entState is where an entity stands: its newest event's seq and version,
@@ -384,6 +394,11 @@ func (g *group) add(req *Request) (*Result, error) {
 		fresh = append(fresh, e)
 		size += recordSize(e)
 	}
+	if req.Admit != nil && len(fresh) > 0 {
+		if err := g.admit(req, g.seq, len(fresh), size); err != nil {
+			return fail(err)
+		}
+	}
 	if g.size+size > maxGroupBytes && len(g.events) > 0 {
 		return fail(&Error{Op: "append", Dir: g.l.dir, Err: ErrLockTimeout, Hint: "too much queued at once"})
 	}
@@ -395,6 +410,25 @@ func (g *group) add(req *Request) (*Result, error) {
 	g.size += size
 	res.Stored = len(fresh)
 	return res, nil
+}
+
+// admit asks req.Admit about a request that would store adding events of
+// size bytes after seq.
+func (g *group) admit(req *Request, seq uint64, adding, size int) error {
+	l := g.l
+	var u Usage
+	var err error
+	u.Adding = adding
+	if u.Today, err = l.today(g.l.opts.Now().UnixNano(), seq); err != nil {
+		return err
+	}
+	if u.Bytes, err = l.bytes(); err != nil {
+		return err
+	}
+	// Groups written but not yet published are in w.end already; this
+	// group's earlier requests are not.
+	u.Bytes += int64(g.size + size)
+	return req.Admit(u)
 }
 
 // maxGroupBytes keeps one group's records well inside a segment's 32-bit

@@ -183,6 +183,9 @@ type segment struct {
 	written, synced atomic.Uint64
 	syncMu          sync.Mutex
 	prev            [32]byte // id of the event before first, from the header
+	// size is the file's size once it is sealed (0: not known yet); only
+	// the writer, holding w.mu, uses it.
+	size int64
 	f               *os.File // the records
 	off             *os.File // index/<first>.off: u32 LE offset of each record
 }

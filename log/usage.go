@@ -1,0 +1,94 @@
+package log
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Usage is what a quota check sees of the log, under the tenant lock, in
+// the same step as the write it is asked about.
+type Usage struct {
+	// Today counts the events stored since midnight UTC, before this
+	// request.
+	Today uint64
+	// Adding counts the new events this request would store (events that
+	// repeat an earlier one by key are not new).
+	Adding int
+	// Bytes is the size of the log's segments once this request is
+	// written.
+	Bytes int64
+}
+
+// dayNanos is one UTC day.
+const dayNanos = int64(24 * time.Hour)
+
+// today returns how many events the log holds from midnight UTC of the day
+// of now through seq. w.mu is held.
+func (l *Log) today(now int64, seq uint64) (uint64, error) {
+	midnight := now - now%dayNanos
+	if l.w.day != midnight || l.w.dayFirst == 0 {
+		first, err := l.SeqAtTime(midnight)
+		if err != nil {
+			return 0, err
+		}
+		// Events still in flight are not published yet, so the search
+		// cannot see them; they are newer than everything it saw.
+		l.w.day, l.w.dayFirst = midnight, first
+	}
+	if seq < l.w.dayFirst {
+		return 0, nil
+	}
+	return seq - l.w.dayFirst + 1, nil
+}
+
+// bytes returns the size of every segment but the active one (stat'ed once
+// each: a sealed segment never changes) plus the active segment's end.
+// w.mu is held.
+func (l *Log) bytes() (int64, error) {
+	segs := l.segments()
+	var n int64
+	for i, s := range segs {
+		if i == len(segs)-1 {
+			break
+		}
+		if s.size == 0 {
+			fi, err := os.Stat(filepath.Join(l.logDir(), segmentName(s.first)))
+			if err != nil {
+				return 0, &Error{Op: "size", Dir: l.dir, Err: err}
+			}
+			s.size = fi.Size()
+		}
+		n += s.size
+	}
+	return n + l.w.end, nil
+}
+
+// Bytes returns the size of the log's segments as of now, the log's share
+// of a storage quota. It takes no lock; a write in progress may or may not
+// be counted.
+func (l *Log) Bytes() (int64, error) {
+	if err := l.openSegments(); err != nil {
+		return 0, &Error{Op: "size", Dir: l.dir, Err: err}
+	}
+	var n int64
+	for _, s := range l.segments() {
+		fi, err := os.Stat(filepath.Join(l.logDir(), segmentName(s.first)))
+		if err != nil {
+			return 0, &Error{Op: "size", Dir: l.dir, Err: err}
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}
+
+// EventsToday returns how many committed events were stored since midnight
+// UTC.
+func (l *Log) EventsToday() (uint64, error) {
+	now := l.opts.Now().UnixNano()
+	first, err := l.SeqAtTime(now - now%dayNanos)
+	if err != nil {
+		return 0, err
+	}
+	return l.Through() + 1 - first, nil
+}
