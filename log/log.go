@@ -186,8 +186,8 @@ type segment struct {
 	// size is the file's size once it is sealed (0: not known yet); only
 	// the writer, holding w.mu, uses it.
 	size int64
-	f               *os.File // the records
-	off             *os.File // index/<first>.off: u32 LE offset of each record
+	f    *os.File // the records
+	off  *os.File // index/<first>.off: u32 LE offset of each record
 }
 
 // ensure opens the segment's files if they are not open yet.
