@@ -427,7 +427,8 @@ func (g *group) admit(req *Request, seq uint64, adding, size int) error {
 	}
 	// Groups written but not yet published are in w.end already; this
 	// group's earlier requests are not.
-	u.Bytes += int64(g.size + size)
+	u.Bytes += int64(g.size)
+	u.AddingBytes = int64(size)
 	return req.Admit(u)
 }
 

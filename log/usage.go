@@ -15,9 +15,9 @@ type Usage struct {
 	// Adding counts the new events this request would store (events that
 	// repeat an earlier one by key are not new).
 	Adding int
-	// Bytes is the size of the log's segments once this request is
-	// written.
-	Bytes int64
+	// Bytes is the size of the log's segments before this request, and
+	// AddingBytes what the request's records add to it.
+	Bytes, AddingBytes int64
 }
 
 // dayNanos is one UTC day.

@@ -73,11 +73,11 @@ func TestAdmitBytes(t *testing.T) {
 	l := mustOpen(t, t.TempDir(), Options{NoSync: true, SegmentSize: 4096})
 	var last int64
 	admit := func(u Usage) error {
-		if u.Bytes <= last {
-			return fmt.Errorf("bytes %d did not grow past %d", u.Bytes, last)
+		if u.Bytes < last || u.AddingBytes <= 0 {
+			return fmt.Errorf("bytes %d+%d: not past %d", u.Bytes, u.AddingBytes, last)
 		}
-		last = u.Bytes
-		if u.Bytes > 20000 {
+		last = u.Bytes + u.AddingBytes
+		if u.Bytes+u.AddingBytes > 20000 {
 			return errOver
 		}
 		return nil
