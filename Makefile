@@ -11,7 +11,7 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 run: build
-	./$(BIN) serve --addr 127.0.0.1 --port 8080 --data ./data
+	./$(BIN) serve --addr 127.0.0.1 --port 8080 --data ./data --auth=none
 
 # Every test, including short fuzz runs and the crash tests against the real
 # binary. The real-Apache tests are tests/apache/e2e.sh (run by .ci/run).

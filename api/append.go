@@ -11,21 +11,16 @@ import (
 	"strings"
 	"sync"
 
+	"strata/blobs"
 	"strata/jsonx"
 	"strata/log"
+	"strata/quota"
 )
 
 // events serves /events: GET reads, PUT and POST append.
-func (h *Handler) events(w http.ResponseWriter, r *http.Request, t *tenant) {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		h.read(w, r, t)
-		return
-	}
-	h.append(w, r, t)
-}
-
 // append stores one event, a JSON array of events, or NDJSON, atomically.
-func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
+func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
+	t := c.t
 	ndjson, err := bodyFormat(r.Header.Get("Content-Type"))
 	if err != nil {
 		writeError(w, err)
@@ -53,6 +48,10 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 		return
 	}
 	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
+	var by []byte
+	if !h.cfg.NoAuth {
+		by = jsonx.AppendString(nil, c.who.String())
+	}
 	for i, in := range inputs {
 		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
 			writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: "event_too_large",
@@ -60,10 +59,41 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 				extra:   map[string]any{"index": i}})
 			return
 		}
-		req.Events[i] = log.Proposed{Type: in.Type, Entity: in.Entity, Key: in.Key, Data: in.Data, Meta: in.Meta, ExpectedVersion: in.ExpectedVersion}
+		meta := in.Meta
+		if by != nil {
+			// The principal goes into meta.by, replacing whatever the
+			// client put there: who appended is the server's to say.
+			if meta, err = jsonx.SetMember(nil, in.Meta, "by", by); err != nil {
+				writeError(w, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
+				return
+			}
+		}
+		req.Events[i] = log.Proposed{Type: in.Type, Entity: in.Entity, Key: in.Key, Data: in.Data, Meta: meta, ExpectedVersion: in.ExpectedVersion}
+	}
+	if !h.cfg.NoAuth {
+		lim := c.cfg.Limits()
+		var blobBytes int64
+		if lim.StorageBytes > 0 {
+			store, err := t.store()
+			if err == nil {
+				var u blobs.Usage
+				u, err = store.Usage()
+				blobBytes = u.Bytes
+			}
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		req.Admit = admitEvents(lim, blobBytes)
 	}
 	res, err := t.log.Append(req)
 	if err != nil {
+		var qe *quota.ExceededError
+		if errors.As(err, &qe) {
+			writeError(w, quotaError(qe))
+			return
+		}
 		if errors.Is(err, log.ErrFailed) || errors.Is(err, log.ErrNoSpace) {
 			h.failed(t)
 		}
@@ -93,6 +123,22 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, t *tenant) {
 		status = http.StatusOK // every event repeated an earlier one by its key
 	}
 	writeJSON(w, status, b)
+}
+
+// admitEvents is the quota check of an append, made under the tenant lock:
+// the events per day and the tenant's storage. The log's size is known
+// there; the blobs' is read from their usage counter, so an append racing
+// a blob upload may pass a storage limit by that one request.
+func admitEvents(lim quota.Limits, blobBytes int64) func(log.Usage) error {
+	if lim.EventsPerDay <= 0 && lim.StorageBytes <= 0 {
+		return nil
+	}
+	return func(u log.Usage) error {
+		if err := lim.CheckEvents(int64(u.Today), int64(u.Adding), timeNow()); err != nil {
+			return err
+		}
+		return lim.CheckStorage(u.Bytes+blobBytes, u.AddingBytes)
+	}
 }
 
 // appendReceipt is what an append answers for each event.

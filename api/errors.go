@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"strata/blobs"
 	"strata/jsonx"
 	"strata/log"
 	"strata/query"
+	"strata/quota"
 )
 
 // apiError is an error with its HTTP answer.
@@ -20,6 +22,8 @@ type apiError struct {
 	// extra members of the error object, such as the current value after a
 	// conflict.
 	extra map[string]any
+	// retry is the Retry-After of a 429 or 503 (1 s when zero).
+	retry time.Duration
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -39,9 +43,12 @@ func classify(err error) *apiError {
 	var vc *log.VersionConflictError
 	var hc *log.HeadConflictError
 	var kc *log.KeyConflictError
+	var qe *quota.ExceededError
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &qe):
+		return quotaError(qe)
 	case errors.As(err, &fe):
 		e := errorf(http.StatusBadRequest, "invalid_event", "%s", fe.Error())
 		e.extra = map[string]any{"index": fe.Index, "field": fe.Field}
@@ -101,7 +108,11 @@ func writeError(w http.ResponseWriter, err error) {
 	h.Del("Content-Length")
 	h.Del("ETag")
 	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
-		h.Set("Retry-After", strconv.Itoa(retryAfter))
+		secs := retryAfter
+		if e.retry > 0 {
+			secs = int((e.retry + time.Second - 1) / time.Second)
+		}
+		h.Set("Retry-After", strconv.Itoa(secs))
 	}
 	w.WriteHeader(e.status)
 	b := []byte(`{"error":{"code":`)

@@ -17,6 +17,7 @@ func newHandler(t testing.TB, cfg Config) *Handler {
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.NoSync = true
+	cfg.NoAuth = true // tests of accounts use newAuthHandler
 	h := New(cfg)
 	t.Cleanup(func() { h.Close() })
 	return h
@@ -58,16 +59,16 @@ func TestMethodNotAllowed(t *testing.T) {
 	h := newHandler(t, Config{})
 	hash := strings.Repeat("a", 64)
 	for _, tc := range []struct{ method, path, allow string }{
-		{"DELETE", "/events", "GET, HEAD, PUT, POST"},
-		{"PATCH", "/events", "GET, HEAD, PUT, POST"},
-		{"POST", "/events/" + hash, "GET, HEAD"},
-		{"DELETE", "/events/" + hash, "GET, HEAD"},
-		{"PUT", "/head", "GET, HEAD"},
-		{"POST", "/head", "GET, HEAD"},
-		{"GET", "/storage/", "PUT, POST"},
-		{"DELETE", "/storage", "PUT, POST"},
-		{"POST", "/storage/" + hash, "GET, HEAD, PUT, DELETE"},
-		{"POST", "/health", "GET, HEAD"},
+		{"DELETE", "/events", "GET, HEAD, PUT, POST, OPTIONS"},
+		{"PATCH", "/events", "GET, HEAD, PUT, POST, OPTIONS"},
+		{"POST", "/events/" + hash, "GET, HEAD, OPTIONS"},
+		{"DELETE", "/events/" + hash, "GET, HEAD, OPTIONS"},
+		{"PUT", "/head", "GET, HEAD, OPTIONS"},
+		{"POST", "/head", "GET, HEAD, OPTIONS"},
+		{"GET", "/storage/", "PUT, POST, OPTIONS"},
+		{"DELETE", "/storage", "PUT, POST, OPTIONS"},
+		{"POST", "/storage/" + hash, "GET, HEAD, PUT, DELETE, OPTIONS"},
+		{"POST", "/health", "GET, HEAD, OPTIONS"},
 	} {
 		w := serve(h, tc.method, tc.path, nil)
 		if w.Code != http.StatusMethodNotAllowed {

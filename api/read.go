@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,13 +25,18 @@ const maxBufferedPage = 8 << 20
 // filter, or one entity) streams; a filtered scan is buffered, up to
 // maxBufferedPage, because its next cursor is known only at its end and
 // must go out in the headers.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request, t *tenant) {
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, c *call) {
 	p, err := readParams(r.URL.Query())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	plan, err := query.Prepare(t.log, p)
+	readLog(w, r, c.t.log, p)
+}
+
+// readLog answers a read of l.
+func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params) {
+	plan, err := query.Prepare(l, p)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -42,7 +48,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, t *tenant) {
 	} else {
 		hd.Set("Content-Type", "application/json")
 	}
-	hd.Set("Strata-Head-Seq", strconv.FormatUint(t.log.Through(), 10))
+	hd.Set("Strata-Head-Seq", strconv.FormatUint(l.Through(), 10))
 	next, known := plan.Next()
 	var out *bufio.Writer
 	var buf []byte
@@ -133,7 +139,7 @@ func wantsNDJSON(accept string) bool {
 // readParams parses the query of GET /events; an unknown parameter is an
 // error (a misspelt filter must not silently read everything), except ones
 // starting with "_", which clients use to defeat caches.
-func readParams(q url.Values) (query.Params, error) {
+func readParams(q url.Values, more ...string) (query.Params, error) {
 	p := query.Params{Limit: DefaultLimit}
 	bad := func(name, why string) error {
 		e := errorf(http.StatusBadRequest, "invalid_parameter", "parameter %s: %s", name, why)
@@ -185,7 +191,7 @@ func readParams(q url.Values) (query.Params, error) {
 				p.Until = &ns
 			}
 		default:
-			if !strings.HasPrefix(name, "_") {
+			if !strings.HasPrefix(name, "_") && !slices.Contains(more, name) {
 				return p, bad(name, "unknown; use from, to, after, limit, type, entity, since, until")
 			}
 		}
@@ -194,8 +200,9 @@ func readParams(q url.Values) (query.Params, error) {
 }
 
 // event serves GET /events/<id>.
-func (h *Handler) event(w http.ResponseWriter, r *http.Request, t *tenant) {
-	id, ok := log.ParseID(strings.TrimPrefix(r.URL.Path, "/events/"))
+func (h *Handler) event(w http.ResponseWriter, r *http.Request, c *call) {
+	t := c.t
+	id, ok := log.ParseID(c.arg)
 	if !ok {
 		writeError(w, errorf(http.StatusBadRequest, "invalid_id", "an event id is 64 lowercase hex digits"))
 		return
@@ -205,7 +212,7 @@ func (h *Handler) event(w http.ResponseWriter, r *http.Request, t *tenant) {
 		var e *log.Event
 		if e, err = t.log.Event(seq); err == nil {
 			w.Header().Set("ETag", `"`+e.IDString()+`"`)
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+			w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
 			writeJSON(w, http.StatusOK, e.AppendJSON(nil))
 			return
 		}
@@ -217,8 +224,8 @@ func (h *Handler) event(w http.ResponseWriter, r *http.Request, t *tenant) {
 }
 
 // head serves GET /head.
-func (h *Handler) head(w http.ResponseWriter, r *http.Request, t *tenant) {
-	head, err := t.log.Head()
+func (h *Handler) head(w http.ResponseWriter, r *http.Request, c *call) {
+	head, err := c.t.log.Head()
 	if err != nil {
 		writeError(w, err)
 		return

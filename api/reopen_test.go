@@ -19,7 +19,7 @@ func TestReopenAfterFailure(t *testing.T) {
 			t.Fatalf("append: %d %s", w.Code, w.Body)
 		}
 	}
-	old, err := h.tenant(DefaultTenant)
+	old, _, err := h.tenant(DefaultTenant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,29 +29,29 @@ func TestReopenAfterFailure(t *testing.T) {
 	if old.failedAt != first {
 		t.Errorf("a second failure moved failedAt from %v to %v: the second must run from the first", first, old.failedAt)
 	}
-	if same, _ := h.tenant(DefaultTenant); same != old {
+	if same, _, _ := h.tenant(DefaultTenant); same != old {
 		t.Fatal("the tenant was reopened less than a second after its failure")
 	}
 	old.failedAt = time.Now().Add(-2 * time.Second)
-	fresh, err := h.tenant(DefaultTenant)
+	fresh, _, err := h.tenant(DefaultTenant)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fresh == old || !fresh.failedAt.IsZero() {
 		t.Fatalf("a tenant failed 2 s ago was not replaced by a fresh one")
 	}
-	if again, _ := h.tenant(DefaultTenant); again != fresh {
+	if again, _, _ := h.tenant(DefaultTenant); again != fresh {
 		t.Fatal("the fresh tenant was replaced again")
 	}
 
 	w := httptest.NewRecorder()
-	h.events(w, httptest.NewRequest("GET", "/events", nil), old)
+	h.read(w, httptest.NewRequest("GET", "/events", nil), &call{t: old})
 	if w.Code != 200 || strings.Count(w.Body.String(), `"seq"`) != 3 {
 		t.Errorf("GET /events in flight across a reopen: %d %q (Strata-Head-Seq %s), want the 3 events",
 			w.Code, strings.TrimSpace(w.Body.String()), w.Header().Get("Strata-Head-Seq"))
 	}
 	w = httptest.NewRecorder()
-	h.events(w, httptest.NewRequest("PUT", "/events", strings.NewReader(`{"type":"a.b","entity":"x","data":2}`)), old)
+	h.append(w, httptest.NewRequest("PUT", "/events", strings.NewReader(`{"type":"a.b","entity":"x","data":2}`)), &call{t: old})
 	if w.Code != 201 && (w.Code != 503 || w.Header().Get("Retry-After") == "") {
 		t.Errorf("PUT /events in flight across a reopen: %d %s, want 201, or 503 with Retry-After", w.Code, strings.TrimSpace(w.Body.String()))
 	}

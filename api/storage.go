@@ -2,65 +2,86 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"mime"
 	"net/http"
 	"path"
-	"strings"
 
 	"strata/blobs"
+	"strata/quota"
 )
 
 // storagePut serves PUT /storage/: store the body, answer its hash.
-func (h *Handler) storagePut(w http.ResponseWriter, r *http.Request, t *tenant) {
-	h.putBlob(w, r, t, "")
+func (h *Handler) storagePut(w http.ResponseWriter, r *http.Request, c *call) {
+	h.putBlob(w, r, c, "")
 }
 
-// storage serves /storage/<hash>, and PUT /storage/<file name>, which is
-// what `curl -T report.pdf …/storage/` sends: the name only hints at the
+// blobPut serves PUT /storage/<hash>, and PUT /storage/<file name>, which
+// is what `curl -T report.pdf …/storage/` sends: the name only hints at the
 // content type and never touches the file system.
-func (h *Handler) storage(w http.ResponseWriter, r *http.Request, t *tenant) {
-	store, err := t.store()
+func (h *Handler) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
+	name := c.arg
+	if blobs.ValidHash(name) {
+		h.putBlob(w, r, c, name)
+		return
+	}
+	if looksLikeHash(name) {
+		writeError(w, blobs.ErrInvalidHash)
+		return
+	}
+	if r.Header.Get("Content-Type") == "" {
+		if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+			r.Header.Set("Content-Type", t)
+		}
+	}
+	h.putBlob(w, r, c, "")
+}
+
+// blobGet serves GET and HEAD /storage/<hash>, with ranges and ETags.
+func (h *Handler) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
+	hash := c.arg
+	if !blobs.ValidHash(hash) {
+		writeError(w, blobs.ErrInvalidHash)
+		return
+	}
+	store, err := c.t.store()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	hash := strings.TrimPrefix(r.URL.Path, "/storage/")
+	f, info, err := store.Open(hash)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer f.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", info.Type)
+	hd.Set("ETag", `"`+hash+`"`)
+	// The address is the content: it can never change. Private: with
+	// accounts, a shared cache must not hand it to others.
+	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", info.ModTime, f)
+}
+
+// blobDelete serves DELETE /storage/<hash>.
+func (h *Handler) blobDelete(w http.ResponseWriter, r *http.Request, c *call) {
+	hash := c.arg
 	if !blobs.ValidHash(hash) {
-		if r.Method == http.MethodPut && !looksLikeHash(hash) && !strings.Contains(hash, "/") {
-			if r.Header.Get("Content-Type") == "" {
-				if t := mime.TypeByExtension(path.Ext(hash)); t != "" {
-					r.Header.Set("Content-Type", t)
-				}
-			}
-			h.putBlob(w, r, t, "")
-			return
-		}
 		writeError(w, blobs.ErrInvalidHash)
 		return
 	}
-	switch r.Method {
-	case http.MethodPut:
-		h.putBlob(w, r, t, hash)
-	case http.MethodDelete:
-		if err := store.Delete(hash); err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		f, info, err := store.Open(hash)
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		defer f.Close()
-		hd := w.Header()
-		hd.Set("Content-Type", info.Type)
-		hd.Set("ETag", `"`+hash+`"`)
-		// The address is the content: it can never change.
-		hd.Set("Cache-Control", "public, max-age=31536000, immutable")
-		http.ServeContent(w, r, "", info.ModTime, f)
+	store, err := c.t.store()
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	if err := store.Delete(hash); err != nil {
+		writeError(w, err)
+		return
+	}
+	h.recordMutation(c, "blob.delete", http.StatusNoContent, map[string]any{"hash": hash})
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // looksLikeHash: 64 hex digits in any case — meant as a hash, so a wrong
@@ -78,22 +99,48 @@ func looksLikeHash(s string) bool {
 	return true
 }
 
-func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, t *tenant, want string) {
+// putBlob stores the body as a blob, within the server's and the tenant's
+// limits: the largest blob, and the tenant's storage, checked under the
+// blob store's usage lock together with the log's size.
+func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want string) {
 	if r.ContentLength <= 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
 		writeError(w, errorf(http.StatusLengthRequired, "length_required", "send a Content-Length or a chunked body"))
+		return
+	}
+	lim := c.cfg.Limits()
+	if h.cfg.NoAuth {
+		lim = quota.Limits{}
+	}
+	if err := lim.CheckBlob(r.ContentLength); err != nil {
+		writeError(w, err)
 		return
 	}
 	if h.cfg.MaxBlob > 0 && r.ContentLength > h.cfg.MaxBlob {
 		writeError(w, blobs.ErrTooLarge)
 		return
 	}
-	store, err := t.store()
+	store, err := c.t.store()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	info, created, err := store.Put(r.Body, want, r.Header.Get("Content-Type"))
+	opts := blobs.PutOptions{Want: want, ContentType: r.Header.Get("Content-Type"), MaxSize: lim.BlobLimit(h.cfg.MaxBlob)}
+	if lim.StorageBytes > 0 {
+		opts.Admit = func(size int64, u blobs.Usage) error {
+			logBytes, err := c.t.log.Bytes()
+			if err != nil {
+				return err
+			}
+			return lim.CheckStorage(logBytes+u.Bytes, size)
+		}
+	}
+	info, created, err := store.PutWith(r.Body, opts)
 	if err != nil {
+		if errors.Is(err, blobs.ErrTooLarge) {
+			if qe := lim.OverBlobLimit(lim.BlobLimit(h.cfg.MaxBlob)); qe != nil {
+				err = qe
+			}
+		}
 		writeError(w, err)
 		return
 	}
@@ -107,6 +154,7 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, t *tenant, wan
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+		h.recordMutation(c, "blob.put", status, map[string]any{"hash": info.Hash, "size": info.Size})
 	}
 	writeJSON(w, status, body)
 }

@@ -18,7 +18,7 @@ type appendRun struct {
 	cpu     string
 }
 
-func singleAppends(s *server, clients int, maxPerClient int, dur time.Duration, seed uint64) (appendRun, error) {
+func singleAppends(s *server, clients int, maxPerClient int, dur time.Duration, seed uint64, hdr ...string) (appendRun, error) {
 	c := newClient(clients)
 	defer c.CloseIdleConnections()
 	url := s.url + "/events"
@@ -46,7 +46,7 @@ func singleAppends(s *server, clients int, maxPerClient int, dur time.Duration, 
 				}
 				buf = g.appendEvent(buf[:0])
 				st := time.Now()
-				if err := post(c, url, "application/json", buf, 201); err != nil {
+				if err := post(c, url, "application/json", buf, 201, hdr...); err != nil {
 					once.Do(func() { firstErr = err })
 					stop.Store(true)
 					break

@@ -38,7 +38,7 @@ type bench struct {
 	ds10k *dataset // 10,000 events, for the CGI read at a small log
 }
 
-var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory"}
+var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "auth"}
 
 func main() {
 	var (
@@ -115,6 +115,7 @@ func main() {
 	run("read", b.measureRead)
 	run("disk", b.measureDisk)
 	run("memory", b.measureMemory)
+	run("auth", b.measureAuth)
 
 	b.rep.print(os.Stdout, time.Since(start))
 	// Targets are reported, not enforced: a miss is a finding, not a broken

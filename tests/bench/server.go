@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,11 @@ type server struct {
 // for its ready line.
 func (b *bench) startServer(data string, extra ...string) (*server, error) {
 	extra = append(append([]string(nil), extra...), b.serverArgs...)
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--auth") }) {
+		// The figures of the log and the API are taken without accounts;
+		// the accounts figures say --auth=required and compare.
+		extra = append(extra, "--auth=none")
+	}
 	args := append([]string{"serve", "--addr", "127.0.0.1", "--port", "0", "--data", data}, extra...)
 	cmd := exec.Command(b.bin, args...)
 	cmd.Env = cleanEnv()
@@ -231,12 +237,15 @@ func newClient(conns int) *http.Client {
 }
 
 // post sends body and reads the whole answer; it checks the status.
-func post(c *http.Client, url, ctype string, body []byte, want int) error {
+func post(c *http.Client, url, ctype string, body []byte, want int, hdr ...string) error {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", ctype)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err

@@ -18,6 +18,9 @@ import (
 // input (Go's own cgi.Handler refuses them; /plain/ mounts it unchanged).
 func cgiServer(t *testing.T, data string, env ...string) *httptest.Server {
 	t.Helper()
+	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "STRATA_AUTH=") }) {
+		env = append([]string{"STRATA_AUTH=none"}, env...)
+	}
 	h := &cgi.Handler{Path: bin, Root: "/api", Env: append([]string{"STRATA_DATA=" + data}, env...)}
 	plain := &cgi.Handler{Path: bin, Root: "/plain", Env: h.Env}
 	mux := http.NewServeMux()

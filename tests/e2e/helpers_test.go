@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,11 @@ func startServer(t testing.TB, data string, args ...string) *server {
 		data = t.TempDir()
 	}
 	s := &server{t: t, data: data, done: make(chan struct{})}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--auth") }) {
+		// Tests of the log and the API run without accounts; the tests
+		// of accounts say --auth=required.
+		args = append([]string{"--auth=none"}, args...)
+	}
 	s.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1", "--port", "0", "--data", data}, args...)...)
 	s.cmd.Env = cleanEnv()
 	pr, err := s.cmd.StderrPipe()

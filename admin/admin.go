@@ -1,0 +1,293 @@
+// Package admin carries out the changes an administrator makes to an
+// installation — tenants, their quotas and origins, users, grants and API
+// tokens — for the CLI and the admin API alike, and records each one in
+// the audit log with who made it. Whatever the way in, a change is checked
+// the same way and leaves the same record.
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"strata/audit"
+	"strata/auth"
+	"strata/tenants"
+)
+
+// Files of the accounts under <data>/system.
+const (
+	SystemDir  = "system"
+	GrantsFile = "grants"
+	TokensDir  = "tokens"
+	AuditDir   = "audit"
+)
+
+// Errors.
+var (
+	ErrInvalid  = errors.New("invalid")
+	ErrNotFound = errors.New("not found")
+)
+
+// Service makes changes on behalf of one principal.
+type Service struct {
+	Data      string // the data directory
+	UsersFile string // the htpasswd file; default <data>/system/users
+	Audit     *audit.Log
+	By        string // the principal, for the audit log: "user:alice", "cli:root"
+	Addr      string // the client's address, if any
+	Now       func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) system() string { return filepath.Join(s.Data, SystemDir) }
+
+func (s *Service) usersFile() string {
+	if s.UsersFile != "" {
+		return s.UsersFile
+	}
+	return filepath.Join(s.system(), "users")
+}
+
+func (s *Service) grantsFile() string { return filepath.Join(s.system(), GrantsFile) }
+
+// Tokens is the installation's token store.
+func (s *Service) Tokens() *auth.TokenStore {
+	return auth.OpenTokens(filepath.Join(s.system(), TokensDir))
+}
+
+// record writes one audit record; a change that cannot be recorded is
+// reported, though it was made.
+func (s *Service) record(action, tenant string, detail map[string]any) error {
+	if s.Audit == nil {
+		return nil
+	}
+	err := s.Audit.Record(audit.Record{Action: action, Principal: s.By, Tenant: tenant, Addr: s.Addr, Detail: detail})
+	if err != nil {
+		return fmt.Errorf("the change was made but not recorded in the audit log: %w", err)
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// CreateTenant makes a tenant.
+func (s *Service) CreateTenant(c tenants.Config) (tenants.Config, error) {
+	c, err := tenants.Create(s.Data, c, s.now())
+	if err != nil {
+		return c, err
+	}
+	return c, s.record("tenant.create", c.Name, map[string]any{"tier": c.Tier, "quota": c.Quota, "cors_origins": c.Origins})
+}
+
+// TenantChange is a partial update of a tenant; nil fields stay.
+type TenantChange struct {
+	Tier    *string         `json:"tier"`
+	Quota   *map[string]any `json:"-"`
+	Origins *[]string       `json:"cors_origins"`
+	State   *tenants.State  `json:"state"`
+	Reason  *string         `json:"reason"`
+}
+
+// UpdateTenant applies fn to the tenant under its lock and records the
+// change as action ("tenant.update", "quota.update", "tenant.suspend", …).
+func (s *Service) UpdateTenant(name, action string, detail map[string]any, fn func(*tenants.Config) error) (tenants.Config, error) {
+	c, err := tenants.Update(s.Data, name, s.now(), fn)
+	if err != nil {
+		return c, err
+	}
+	return c, s.record(action, name, detail)
+}
+
+// Suspend stops a tenant from serving requests; its data stays.
+func (s *Service) Suspend(name, reason string) (tenants.Config, error) {
+	return s.UpdateTenant(name, "tenant.suspend", map[string]any{"reason": reason}, func(c *tenants.Config) error {
+		c.State, c.Reason = tenants.Suspended, reason
+		return nil
+	})
+}
+
+// Resume serves a suspended tenant again.
+func (s *Service) Resume(name string) (tenants.Config, error) {
+	return s.UpdateTenant(name, "tenant.resume", nil, func(c *tenants.Config) error {
+		c.State, c.Reason = tenants.Active, ""
+		return nil
+	})
+}
+
+// DeleteTenant takes a tenant out of service; see tenants.Delete.
+func (s *Service) DeleteTenant(name string, purge bool) (string, error) {
+	moved, err := tenants.Delete(s.Data, name, purge, s.now())
+	if err != nil {
+		return "", err
+	}
+	return moved, s.record("tenant.delete", name, map[string]any{"purged": purge, "moved_to": moved})
+}
+
+// CheckGrant reports what is wrong with giving a principal tenant and
+// role: the tenant must exist, and only an administrator may have none
+// ("*" or "").
+func (s *Service) CheckGrant(tenant string, role auth.Role) error {
+	if tenant == "" || tenant == "*" {
+		if role != auth.RoleAdmin {
+			return invalid("only an admin may be bound to no tenant; give --tenant")
+		}
+		return nil
+	}
+	if !tenants.ValidName(tenant) {
+		return tenants.ErrInvalidName
+	}
+	if !tenants.Exists(s.Data, tenant) {
+		return fmt.Errorf("tenant %s: %w", tenant, tenants.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateToken makes an API token and returns its secret, which is shown
+// this once and stored nowhere.
+func (s *Service) CreateToken(tenant string, role auth.Role, name string, ttl time.Duration) (string, auth.Token, error) {
+	if err := s.CheckGrant(tenant, role); err != nil {
+		return "", auth.Token{}, err
+	}
+	if tenant == "*" {
+		tenant = ""
+	}
+	if len(name) > 128 {
+		return "", auth.Token{}, invalid("a token name is at most 128 bytes")
+	}
+	secret, digest, err := auth.NewToken()
+	if err != nil {
+		return "", auth.Token{}, err
+	}
+	now := s.now().UTC()
+	t := auth.Token{ID: auth.TokenID(digest), Tenant: tenant, Role: role, Name: name, Created: now}
+	if ttl > 0 {
+		t.Expires = now.Add(ttl)
+	}
+	copy(t.Digest[:], digest[:])
+	if err := os.MkdirAll(filepath.Join(s.system(), TokensDir), 0o700); err != nil {
+		return "", auth.Token{}, err
+	}
+	if err := s.Tokens().Create(t); err != nil {
+		return "", auth.Token{}, err
+	}
+	detail := map[string]any{"id": t.ID, "role": string(role), "name": name}
+	if !t.Expires.IsZero() {
+		detail["expires"] = t.Expires
+	}
+	return secret, t, s.record("token.create", tenant, detail)
+}
+
+// RevokeToken removes a token; requests with it fail from then on.
+func (s *Service) RevokeToken(id string) (auth.Token, error) {
+	t, err := s.Tokens().Revoke(id)
+	if err != nil {
+		return t, err
+	}
+	return t, s.record("token.revoke", t.Tenant, map[string]any{"id": t.ID, "name": t.Name})
+}
+
+// User is a user with a password and its grant.
+type User struct {
+	Name   string    `json:"name"`
+	Tenant string    `json:"tenant,omitempty"`
+	Role   auth.Role `json:"role,omitempty"`
+}
+
+// Users lists the users of the users file with their grants, and grants
+// whose user has no password (yet).
+func (s *Service) Users() ([]User, error) {
+	us, err := auth.LoadUsers(s.usersFile())
+	if err != nil {
+		return nil, err
+	}
+	gs, err := auth.LoadGrants(s.grantsFile())
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []User
+	for _, n := range us.Names() {
+		g := gs[n]
+		out = append(out, User{Name: n, Tenant: g.Tenant, Role: g.Role})
+		seen[n] = true
+	}
+	for n, g := range gs {
+		if !seen[n] {
+			out = append(out, User{Name: n, Tenant: g.Tenant, Role: g.Role})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// SetUser sets a user's password (when password is not empty) and grant
+// (when role is not empty). A new user needs both.
+func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
+	if !auth.ValidUserName(name) {
+		return invalid("user name %q: 1-64 bytes, no ':', spaces or control characters", name)
+	}
+	if role != "" {
+		if err := s.CheckGrant(tenant, role); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(s.system(), 0o700); err != nil {
+		return err
+	}
+	detail := map[string]any{"user": name}
+	if password != "" {
+		hash, err := auth.HashPassword(password)
+		if err != nil {
+			return err
+		}
+		if err := auth.SetUser(s.usersFile(), name, hash); err != nil {
+			return err
+		}
+		detail["password"] = "changed"
+	}
+	if role != "" {
+		if tenant == "" {
+			tenant = "*"
+		}
+		if err := auth.SetGrant(s.grantsFile(), name, auth.Grant{Tenant: tenant, Role: role}); err != nil {
+			return err
+		}
+		detail["role"], detail["grant_tenant"] = string(role), tenant
+	}
+	if password == "" && role == "" {
+		return invalid("nothing to change: give a password, a role, or both")
+	}
+	t := tenant
+	if t == "*" {
+		t = ""
+	}
+	return s.record("user.set", t, detail)
+}
+
+// DeleteUser removes a user's password and grant.
+func (s *Service) DeleteUser(name string) error {
+	a, err := auth.DeleteUser(s.usersFile(), name)
+	if err != nil {
+		return err
+	}
+	b, err := auth.DeleteGrant(s.grantsFile(), name)
+	if err != nil {
+		return err
+	}
+	if !a && !b {
+		return fmt.Errorf("user %s: %w", name, ErrNotFound)
+	}
+	return s.record("user.delete", "", map[string]any{"user": name})
+}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"strata/auth"
+)
+
+// scope says what a route reaches, and so what a request on it must name.
+type scope int
+
+const (
+	// public routes need no credentials.
+	public scope = iota
+	// inTenant routes reach one tenant's data: the principal's own
+	// tenant, or the one an administrator names.
+	inTenant
+	// system routes reach the installation: accounts, tenants, audit.
+	system
+)
+
+// route is one method on one path: the permission it needs, in one place
+// for the whole API. Every request passes through authorize with its
+// route's permission before any handler runs; no handler checks access on
+// its own.
+type route struct {
+	method string
+	// path is the route's path; a "{…}" segment matches any one segment,
+	// which the handler gets as call.arg.
+	path  string
+	perm  auth.Permission // "" on public routes
+	scope scope
+	serve func(h *Handler, w http.ResponseWriter, r *http.Request, c *call)
+}
+
+// routes is the API: every route and the permission it needs.
+var routes = []route{
+	{"GET", "/events", auth.PermRead, inTenant, (*Handler).read},
+	{"HEAD", "/events", auth.PermRead, inTenant, (*Handler).read},
+	{"PUT", "/events", auth.PermAppend, inTenant, (*Handler).append},
+	{"POST", "/events", auth.PermAppend, inTenant, (*Handler).append},
+	{"GET", "/events/{id}", auth.PermRead, inTenant, (*Handler).event},
+	{"HEAD", "/events/{id}", auth.PermRead, inTenant, (*Handler).event},
+	{"GET", "/head", auth.PermRead, inTenant, (*Handler).head},
+	{"HEAD", "/head", auth.PermRead, inTenant, (*Handler).head},
+	{"PUT", "/storage", auth.PermBlobWrite, inTenant, (*Handler).storagePut},
+	{"POST", "/storage", auth.PermBlobWrite, inTenant, (*Handler).storagePut},
+	{"PUT", "/storage/", auth.PermBlobWrite, inTenant, (*Handler).storagePut},
+	{"POST", "/storage/", auth.PermBlobWrite, inTenant, (*Handler).storagePut},
+	{"GET", "/storage/{blob}", auth.PermRead, inTenant, (*Handler).blobGet},
+	{"HEAD", "/storage/{blob}", auth.PermRead, inTenant, (*Handler).blobGet},
+	{"PUT", "/storage/{blob}", auth.PermBlobWrite, inTenant, (*Handler).blobPut},
+	{"DELETE", "/storage/{blob}", auth.PermBlobDelete, inTenant, (*Handler).blobDelete},
+	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},
+	{"GET", "/session", auth.PermInfo, inTenant, (*Handler).whoami},
+	{"POST", "/session", "", public, (*Handler).login},
+	{"GET", "/health", "", public, (*Handler).health},
+	{"HEAD", "/health", "", public, (*Handler).health},
+	{"GET", "/audit", auth.PermAdmin, system, (*Handler).auditRead},
+	{"GET", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantList},
+	{"POST", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantCreate},
+	{"GET", "/admin/tenants/{name}", auth.PermAdmin, system, (*Handler).tenantShow},
+	{"PATCH", "/admin/tenants/{name}", auth.PermAdmin, system, (*Handler).tenantPatch},
+	{"DELETE", "/admin/tenants/{name}", auth.PermAdmin, system, (*Handler).tenantDelete},
+	{"POST", "/admin/tenants/{name}/suspend", auth.PermAdmin, system, (*Handler).tenantSuspend},
+	{"POST", "/admin/tenants/{name}/resume", auth.PermAdmin, system, (*Handler).tenantResume},
+	{"GET", "/admin/tokens", auth.PermAdmin, system, (*Handler).tokenList},
+	{"POST", "/admin/tokens", auth.PermAdmin, system, (*Handler).tokenCreate},
+	{"DELETE", "/admin/tokens/{id}", auth.PermAdmin, system, (*Handler).tokenRevoke},
+	{"GET", "/admin/users", auth.PermAdmin, system, (*Handler).userList},
+	{"PUT", "/admin/users/{name}", auth.PermAdmin, system, (*Handler).userPut},
+	{"DELETE", "/admin/users/{name}", auth.PermAdmin, system, (*Handler).userDelete},
+}
+
+// match finds the route for method and path. With no route for the path
+// it returns nil and no methods; with routes for the path but not the
+// method, nil and the methods the path allows (for 405 and for CORS
+// preflights).
+func match(method, path string) (rt *route, arg string, methods []string) {
+	for i := range routes {
+		a, ok := matchPath(routes[i].path, path)
+		if !ok {
+			continue
+		}
+		if routes[i].method == method {
+			return &routes[i], a, nil
+		}
+		methods = append(methods, routes[i].method)
+	}
+	return nil, "", methods
+}
+
+// matchPath matches path against a route path with at most one "{…}"
+// segment and returns what that segment held.
+func matchPath(pattern, path string) (string, bool) {
+	i := strings.IndexByte(pattern, '{')
+	if i < 0 {
+		return "", pattern == path
+	}
+	j := strings.IndexByte(pattern, '}')
+	prefix, suffix := pattern[:i], pattern[j+1:]
+	if !strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, suffix) || len(path) < len(prefix)+len(suffix)+1 {
+		return "", false
+	}
+	arg := path[len(prefix) : len(path)-len(suffix)]
+	if strings.IndexByte(arg, '/') >= 0 {
+		return "", false
+	}
+	return arg, true
+}

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"strata/audit"
+	"strata/auth"
+	"strata/quota"
+	"strata/tenants"
+)
+
+// TenantHeader names the tenant of a request made by an administrator
+// (or, redundantly, by anyone for their own tenant). A path prefix
+// /t/<tenant>/ does the same and also reaches CORS preflights, which carry
+// no custom headers.
+const TenantHeader = "Strata-Tenant"
+
+// call is one request that passed authorization: who makes it, and in
+// which tenant (nil on public and system routes).
+type call struct {
+	who  auth.Principal
+	t    *tenant
+	cfg  tenants.Config
+	arg  string // what the route's {…} segment matched
+	addr string // the client's address
+}
+
+// ServeHTTP authorizes and routes a request. r.URL.Path is the path below
+// the mount point.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w, r)
+	p := r.URL.Path
+	if p == "" {
+		p = "/"
+	}
+	pathTenant := ""
+	if rest, ok := strings.CutPrefix(p, "/t/"); ok {
+		name, sub, _ := strings.Cut(rest, "/")
+		if !tenants.ValidName(name) {
+			writeError(w, errorf(http.StatusBadRequest, "invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName))
+			return
+		}
+		pathTenant, p = name, "/"+sub
+		r.URL.Path = p
+	}
+	if r.Method == http.MethodOptions {
+		h.options(w, r, p, pathTenant)
+		return
+	}
+	rt, arg, methods := match(r.Method, p)
+	if rt == nil {
+		if methods == nil {
+			writeError(w, errorf(http.StatusNotFound, "no_route", "no such path: %s", clip(p)))
+			return
+		}
+		methods = append(methods, http.MethodOptions)
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		writeError(w, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, clip(p), strings.Join(methods, ", ")))
+		return
+	}
+	c := &call{arg: arg, addr: h.clientAddr(r)}
+	if rt.scope == public {
+		h.cors(w, r, nil)
+		rt.serve(h, w, r, c)
+		return
+	}
+	if err := h.authorize(w, r, rt, c, pathTenant); err != nil {
+		h.cors(w, r, c.t)
+		writeError(w, err)
+		return
+	}
+	h.cors(w, r, c.t)
+	rt.serve(h, w, r, c)
+}
+
+// authorize authenticates the request and checks, in this order: the
+// role's permission for the route, the tenant named (a principal reaches
+// only its own), that the tenant exists and is active, and the
+// credential's request rate. It fills in c.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c *call, pathTenant string) error {
+	who, err := h.authenticate(w, r, c.addr)
+	if err != nil {
+		return err
+	}
+	c.who = who
+	if !who.Role.Can(rt.perm) {
+		h.record(c, "access.denied", "", http.StatusForbidden, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
+		return errorf(http.StatusForbidden, "forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path))
+	}
+	if rt.scope != inTenant {
+		return nil
+	}
+	name := pathTenant
+	if hn := r.Header.Get(TenantHeader); hn != "" {
+		if name != "" && hn != name {
+			return errorf(http.StatusBadRequest, "invalid_tenant", "the %s header names %q but the path names %q", TenantHeader, clip(hn), name)
+		}
+		name = hn
+	}
+	if name == "" {
+		name = who.Tenant
+	}
+	if name == "" {
+		name = DefaultTenant
+	}
+	if !tenants.ValidName(name) {
+		return errorf(http.StatusBadRequest, "invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName)
+	}
+	if who.Role != auth.RoleAdmin && name != who.Tenant {
+		// The same answer whether the tenant exists or not.
+		h.record(c, "access.denied", name, http.StatusForbidden, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
+		return errorf(http.StatusForbidden, "wrong_tenant", "these credentials are for another tenant")
+	}
+	t, cfg, err := h.tenant(name)
+	if err != nil {
+		if errors.Is(err, errNoTenant) {
+			return errorf(http.StatusNotFound, "no_tenant", "no tenant %q", name)
+		}
+		return err
+	}
+	c.t, c.cfg = t, cfg
+	if cfg.State == tenants.Suspended {
+		msg := "the tenant " + name + " is suspended; its data is kept but it serves no requests"
+		if cfg.Reason != "" {
+			msg += ": " + cfg.Reason
+		}
+		return errorf(http.StatusForbidden, "tenant_suspended", "%s", msg)
+	}
+	if lim := cfg.Limits(); lim.RequestsPerSecond > 0 && !h.cfg.NoAuth {
+		rates, err := t.rates()
+		if err != nil {
+			return err
+		}
+		if ok, retry := rates.Allow(who.CredID, lim.RequestsPerSecond, lim.Burst, timeNow()); !ok {
+			return &quota.ExceededError{Quota: quota.QuotaRequestsPerSecond, Limit: lim.RequestsPerSecond, RetryAfter: retry}
+		}
+	}
+	return nil
+}
+
+// record adds an audit record about c; a failure to record is reported
+// on standard error and does not fail the request, which has been served
+// (or refused) already.
+func (h *Handler) record(c *call, action, tenant string, status int, detail map[string]any) {
+	if tenant == "" && c.t != nil {
+		tenant = c.t.name
+	}
+	h.recordAs(c.who.String(), c.addr, action, tenant, status, detail)
+}
+
+// recordMutation records a change made outside the event log (blobs) by
+// c's principal. Appends need no record here: each event carries its
+// principal in meta.by, inside the tenant's own chain.
+func (h *Handler) recordMutation(c *call, action string, status int, detail map[string]any) {
+	if !h.cfg.NoAuth {
+		h.record(c, action, "", status, detail)
+	}
+}
+
+// recordAs adds an audit record on behalf of principal.
+func (h *Handler) recordAs(principal, addr, action, tenant string, status int, detail map[string]any) {
+	a, err := h.auditLog()
+	if err == nil {
+		err = a.Record(audit.Record{Action: action, Principal: principal, Tenant: tenant, Addr: addr, Status: status, Detail: detail})
+	}
+	if err != nil {
+		logf("audit %s: %v", action, err)
+	}
+}
+
+// clientAddr is the address failed logins are counted against.
+func (h *Handler) clientAddr(r *http.Request) string {
+	if h.cfg.TrustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			if i := strings.LastIndexByte(xff, ','); i >= 0 {
+				xff = xff[i+1:]
+			}
+			return strings.TrimSpace(xff)
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// securityHeaders go on every answer. The API serves data, never pages:
+// nothing it sends may run as a script, be framed, or leak the URL on.
+// Blobs are served with the type they were stored with, which may be
+// text/html; the sandbox keeps such a blob from running in the API's
+// origin.
+func securityHeaders(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	if r.TLS != nil {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+}
+
+// clip shortens what a client sent before it goes into a message.
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "…"
+	}
+	return s
+}

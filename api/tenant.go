@@ -1,0 +1,176 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"strata/blobs"
+	"strata/log"
+	"strata/quota"
+	"strata/tenants"
+)
+
+// tenant is one tenant's open log, blob store and configuration, kept
+// between requests in long-running modes.
+type tenant struct {
+	name string
+	dir  string
+	log  *log.Log
+
+	// The blob store and the rate table open on first use: a CGI
+	// request about events need not pay for them.
+	blobOpts  blobs.Options
+	blobsOnce sync.Once
+	blobs     *blobs.Store
+	blobsErr  error
+	rateOnce  sync.Once
+	rate      *quota.Rate
+	rateErr   error
+
+	// cfg is the tenant's configuration as of cfgStamp, looked at again at
+	// most once a second (and at once after a change made through this
+	// handler). h.mu guards the three.
+	cfg      tenants.Config
+	cfgStamp string
+	cfgAt    time.Time
+
+	// failedAt is when the log last refused appends after a failed write;
+	// it is reopened (and so recovered) on a later request.
+	failedAt time.Time
+	// checkedAt is when the log was last checked for a replaced index
+	// directory (someone deleted it to have it rebuilt).
+	checkedAt time.Time
+}
+
+// store returns the tenant's blob store, opening it on first use.
+func (t *tenant) store() (*blobs.Store, error) {
+	t.blobsOnce.Do(func() { t.blobs, t.blobsErr = blobs.Open(filepath.Join(t.dir, "blobs"), t.blobOpts) })
+	return t.blobs, t.blobsErr
+}
+
+// rates returns the tenant's request-rate table, opening it on first use.
+func (t *tenant) rates() (*quota.Rate, error) {
+	t.rateOnce.Do(func() { t.rate, t.rateErr = quota.OpenRate(filepath.Join(t.dir, "rate")) })
+	return t.rate, t.rateErr
+}
+
+func (t *tenant) close() error {
+	if t.rate != nil {
+		t.rate.Close()
+	}
+	return t.log.Close()
+}
+
+// TenantDir is where a tenant's files live.
+func TenantDir(dataDir, name string) string { return tenants.Dir(dataDir, name) }
+
+// errNoTenant: the tenant named does not exist (or no longer does).
+var errNoTenant = errors.New("no such tenant")
+
+// tenant returns the open tenant, opening it on first use. It looks at the
+// tenant's configuration again if a second has passed (so a suspension or
+// a deletion made elsewhere takes effect within a second), and reopens the
+// log if it failed a write over a second ago (reopening runs recovery,
+// which either finds the log whole again or reports what is wrong) or if
+// its index directory was replaced.
+func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if t := h.tenants[name]; t != nil {
+		if now.Sub(t.cfgAt) > time.Second {
+			if stamp := tenants.Stamp(h.cfg.DataDir, name); stamp != t.cfgStamp {
+				if stamp == "" {
+					h.dropLocked(t) // deleted
+					return nil, tenants.Config{}, errNoTenant
+				}
+				cfg, err := tenants.Get(h.cfg.DataDir, name)
+				if err != nil {
+					return nil, tenants.Config{}, err
+				}
+				t.cfg, t.cfgStamp = cfg, stamp
+			}
+			t.cfgAt = now
+		}
+		stale := false
+		if now.Sub(t.checkedAt) > time.Second {
+			t.checkedAt = now
+			stale = t.log.Stale()
+		}
+		if !stale && (t.failedAt.IsZero() || now.Sub(t.failedAt) < time.Second) {
+			return t, t.cfg, nil
+		}
+		h.dropLocked(t)
+	}
+	if h.cfg.NoAuth && !tenants.Exists(h.cfg.DataDir, name) {
+		// Without accounts a tenant springs into being on first use.
+		if err := tenants.Ensure(h.cfg.DataDir, name); err != nil {
+			return nil, tenants.Config{}, err
+		}
+	}
+	stamp := tenants.Stamp(h.cfg.DataDir, name)
+	if stamp == "" {
+		return nil, tenants.Config{}, errNoTenant
+	}
+	cfg, err := tenants.Get(h.cfg.DataDir, name)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return nil, tenants.Config{}, errNoTenant
+	}
+	if err != nil {
+		return nil, tenants.Config{}, err
+	}
+	dir := tenants.Dir(h.cfg.DataDir, name)
+	l, err := log.Open(dir, h.cfg.Log)
+	if err != nil {
+		return nil, tenants.Config{}, err
+	}
+	t := &tenant{name: name, dir: dir, log: l, checkedAt: now, cfg: cfg, cfgStamp: stamp, cfgAt: now,
+		blobOpts: blobs.Options{MaxSize: h.cfg.MaxBlob, NoSync: h.cfg.NoSync}}
+	h.tenants[name] = t
+	return t, cfg, nil
+}
+
+// dropLocked forgets t; requests in flight finish on it, so it is closed a
+// minute later. h.mu is held.
+func (h *Handler) dropLocked(t *tenant) {
+	delete(h.tenants, t.name)
+	time.AfterFunc(time.Minute, func() { t.close() })
+}
+
+// forget makes the next request for the tenant read its configuration
+// again: after this handler changed it.
+func (h *Handler) forget(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.tenants[name]; t != nil {
+		t.cfgAt = time.Time{}
+		t.cfgStamp = "?"
+	}
+}
+
+// failed notes that t's log refused an append after a failed write.
+func (h *Handler) failed(t *tenant) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.failedAt.IsZero() {
+		t.failedAt = time.Now()
+	}
+}
+
+// quotaError is the answer for a request over one of its tenant's quotas.
+func quotaError(e *quota.ExceededError) *apiError {
+	status := http.StatusTooManyRequests
+	switch e.Quota {
+	case quota.QuotaStorageBytes:
+		status = http.StatusInsufficientStorage
+	case quota.QuotaMaxBlob:
+		status = http.StatusRequestEntityTooLarge
+	}
+	ae := errorf(status, "quota_exceeded", "%s", e.Error())
+	ae.extra = map[string]any{"quota": e.Quota, "limit": e.Limit}
+	ae.retry = e.RetryAfter
+	return ae
+}

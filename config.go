@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"strata/api"
+	"strata/auth"
+	"strata/log"
+	"strata/tenants"
+)
+
+// settings are the STRATA_* variables: from the environment, else from
+// strata.conf beside the binary (KEY=VALUE lines, # comments), for hosts
+// where .htaccess cannot SetEnv.
+type settings map[string]string
+
+func loadSettings() settings {
+	s := settings{}
+	if exe, err := os.Executable(); err == nil {
+		if f, err := os.Open(filepath.Join(filepath.Dir(exe), "strata.conf")); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				line := strings.TrimSpace(sc.Text())
+				if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+					s[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+				}
+			}
+			f.Close()
+		}
+	}
+	for _, kv := range os.Environ() {
+		// Apache prefixes variables set before an internal redirect.
+		kv = strings.TrimPrefix(kv, "REDIRECT_")
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "STRATA_") {
+			s[k] = v
+		}
+	}
+	return s
+}
+
+func (s settings) get(key, def string) string {
+	if v, ok := s[key]; ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// parseSize reads a byte count: 1048576, 64K, 64M, 1G.
+func parseSize(v string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(v, "K"):
+		mult, v = 1<<10, strings.TrimSuffix(v, "K")
+	case strings.HasSuffix(v, "M"):
+		mult, v = 1<<20, strings.TrimSuffix(v, "M")
+	case strings.HasSuffix(v, "G"):
+		mult, v = 1<<30, strings.TrimSuffix(v, "G")
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size: %q (use bytes, or a number with K, M or G)", v)
+	}
+	return n * mult, nil
+}
+
+// config builds the handler's Config from settings, overridden by flags.
+type config struct {
+	data                       string
+	maxBody, maxEvent, maxBlob string
+	segmentSize                string
+	lockTimeout                time.Duration
+	unsafeNoSync               bool
+
+	authMode   string // "required" or "none"
+	users      string // the htpasswd file
+	jwtSecret  string // HS256 secret, or "@path" to read it from a file
+	jwks       string // a JWKS file of EdDSA/RS256 public keys
+	jwtIssuer  string
+	sessionTTL time.Duration
+	origins    string // comma-separated CORS origins for every tenant
+	trustProxy bool
+}
+
+func (s settings) config() config {
+	lt, _ := time.ParseDuration(s.get("STRATA_LOCK_TIMEOUT", "10s"))
+	ttl, _ := time.ParseDuration(s.get("STRATA_SESSION_TTL", "12h"))
+	return config{
+		data:         s.get("STRATA_DATA", "./data"),
+		maxBody:      s.get("STRATA_MAX_BODY", "64M"),
+		maxEvent:     s.get("STRATA_MAX_EVENT", "1M"),
+		maxBlob:      s.get("STRATA_MAX_BLOB", "0"),
+		segmentSize:  s.get("STRATA_SEGMENT_SIZE", "64M"),
+		lockTimeout:  lt,
+		unsafeNoSync: s.get("STRATA_UNSAFE_NOSYNC", "") == "1",
+		authMode:     s.get("STRATA_AUTH", "required"),
+		users:        s.get("STRATA_USERS", ""),
+		jwtSecret:    s.get("STRATA_JWT_SECRET", ""),
+		jwks:         s.get("STRATA_JWKS", ""),
+		jwtIssuer:    s.get("STRATA_JWT_ISSUER", ""),
+		sessionTTL:   ttl,
+		origins:      s.get("STRATA_CORS_ORIGINS", ""),
+		trustProxy:   s.get("STRATA_TRUST_PROXY", "") == "1",
+	}
+}
+
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", c.data, "data directory")
+	fs.StringVar(&c.maxBody, "max-body", c.maxBody, "largest append request (bytes, or with K/M/G)")
+	fs.StringVar(&c.maxEvent, "max-event", c.maxEvent, "largest data+meta of one event")
+	fs.StringVar(&c.maxBlob, "max-blob", c.maxBlob, "largest blob; 0 for no limit")
+	fs.StringVar(&c.segmentSize, "segment-size", c.segmentSize, "seal a log segment at this size")
+	fs.DurationVar(&c.lockTimeout, "lock-timeout", c.lockTimeout, "longest wait for a tenant's write lock")
+	fs.BoolVar(&c.unsafeNoSync, "unsafe-nosync", c.unsafeNoSync, "UNSAFE: never fsync (benchmarks only; a machine crash loses acknowledged events)")
+	fs.StringVar(&c.authMode, "auth", c.authMode, `"required", or "none": UNSAFE, no credentials, everyone is an administrator (local development)`)
+	fs.StringVar(&c.users, "users", c.users, "htpasswd file of users (default DATA/system/users)")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", c.jwtSecret, "accept HS256 JWTs signed with this secret (@FILE reads it from a file)")
+	fs.StringVar(&c.jwks, "jwks", c.jwks, "accept EdDSA/RS256 JWTs signed by the keys in this JWKS file")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", c.jwtIssuer, "require this iss claim in JWTs")
+	fs.DurationVar(&c.sessionTTL, "session-ttl", c.sessionTTL, "lifetime of a session token from POST /session")
+	fs.StringVar(&c.origins, "cors-origins", c.origins, "browser origins allowed in every tenant, comma-separated")
+	fs.BoolVar(&c.trustProxy, "trust-proxy", c.trustProxy, "take the client address from X-Forwarded-For (behind a reverse proxy)")
+}
+
+func (c config) api() (api.Config, error) {
+	var sizes [4]int64
+	for i, v := range []string{c.maxBody, c.maxEvent, c.maxBlob, c.segmentSize} {
+		n, err := parseSize(v)
+		if err != nil {
+			return api.Config{}, err
+		}
+		sizes[i] = n
+	}
+	cfg := api.Config{
+		DataDir:    c.data,
+		MaxBody:    sizes[0],
+		MaxEvent:   sizes[1],
+		MaxBlob:    sizes[2],
+		NoSync:     c.unsafeNoSync,
+		Log:        log.Options{SegmentSize: sizes[3], LockTimeout: c.lockTimeout},
+		UsersFile:  c.users,
+		SessionTTL: c.sessionTTL,
+		TrustProxy: c.trustProxy,
+	}
+	switch c.authMode {
+	case "required", "":
+	case "none":
+		cfg.NoAuth = true
+	default:
+		return api.Config{}, fmt.Errorf("auth %q: use required or none", c.authMode)
+	}
+	for _, o := range strings.Split(c.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			if err := tenants.CheckOrigin(o); err != nil {
+				return api.Config{}, err
+			}
+			cfg.Origins = append(cfg.Origins, o)
+		}
+	}
+	if c.jwtSecret != "" || c.jwks != "" {
+		j := &auth.JWTConfig{Issuer: c.jwtIssuer}
+		if c.jwtSecret != "" {
+			secret := []byte(c.jwtSecret)
+			if path, ok := strings.CutPrefix(c.jwtSecret, "@"); ok {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return api.Config{}, fmt.Errorf("jwt secret: %w", err)
+				}
+				secret = []byte(strings.TrimSpace(string(b)))
+			}
+			if len(secret) < 32 {
+				return api.Config{}, fmt.Errorf("jwt secret: %d bytes is too short to sign with; use at least 32", len(secret))
+			}
+			j.HS256Secret = secret
+		}
+		if c.jwks != "" {
+			keys, err := auth.LoadJWKS(c.jwks)
+			if err != nil {
+				return api.Config{}, err
+			}
+			j.Keys = keys
+		}
+		cfg.JWT = j
+	}
+	return cfg, nil
+}

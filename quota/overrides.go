@@ -1,0 +1,22 @@
+package quota
+
+// With returns o changed by the fields set in n: how an administrator's
+// partial update (PATCH, strata tenant set) lands on a tenant's overrides.
+func (o Overrides) With(n Overrides) Overrides {
+	if n.EventsPerDay != nil {
+		o.EventsPerDay = n.EventsPerDay
+	}
+	if n.StorageBytes != nil {
+		o.StorageBytes = n.StorageBytes
+	}
+	if n.MaxBlob != nil {
+		o.MaxBlob = n.MaxBlob
+	}
+	if n.RequestsPerSecond != nil {
+		o.RequestsPerSecond = n.RequestsPerSecond
+	}
+	if n.Burst != nil {
+		o.Burst = n.Burst
+	}
+	return o
+}
