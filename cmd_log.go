@@ -11,6 +11,7 @@ import (
 
 	"strata/admin"
 	"strata/api"
+	"strata/blobs"
 	"strata/log"
 	"strata/tenants"
 )
@@ -105,6 +106,15 @@ func cmdReindex(args []string, stdout, stderr io.Writer) int {
 		err = l.Reindex()
 		if cerr := l.Close(); err == nil {
 			err = cerr
+		}
+	}
+	if err == nil {
+		// The blobs' usage counter is a cache too.
+		if _, serr := os.Stat(filepath.Join(dir, "blobs")); serr == nil {
+			var st *blobs.Store
+			if st, err = blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{}); err == nil {
+				_, err = st.Recount()
+			}
 		}
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/zeebo/blake3 v0.2.4
+	golang.org/x/crypto v0.56.0
 	golang.org/x/sys v0.47.0
 )
 

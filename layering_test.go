@@ -50,6 +50,11 @@ func TestLayering(t *testing.T) {
 		{"strata/blobs", []string{"strata/internal/blake3", "strata/internal/fsx"}, true},
 		{"strata/log", []string{"strata/jsonx", "strata/internal/blake3", "strata/internal/fsx"}, true},
 		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fsx"}, true},
+		{"strata/quota", []string{"strata/internal/blake3"}, true},
+		{"strata/auth", []string{"strata/internal/blake3", "strata/internal/fsx"}, true},
+		{"strata/tenants", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fsx"}, true},
+		{"strata/audit", []string{"strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fsx"}, true},
+		{"strata/admin", []string{"strata/audit", "strata/auth", "strata/tenants", "strata/quota", "strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fsx"}, true},
 		{"strata/cgi", nil, false},
 		{"strata/standalone", nil, false},
 	} {

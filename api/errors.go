@@ -80,7 +80,7 @@ func classify(err error) *apiError {
 		return errorf(http.StatusNotFound, "not_on_chain", "the to id is not on this chain")
 	case errors.Is(err, log.ErrNotFound):
 		return errorf(http.StatusNotFound, "not_found", "no such event")
-	case errors.Is(err, log.ErrLockTimeout):
+	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout):
 		return errorf(http.StatusServiceUnavailable, "busy", "the log is busy with other writers; retry")
 	case errors.Is(err, log.ErrNoSpace), errors.Is(err, blobs.ErrNoSpace):
 		return errorf(http.StatusInsufficientStorage, "disk_full", "no space left on the server's disk; nothing was stored")

@@ -136,9 +136,10 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 	}
 	info, created, err := store.PutWith(r.Body, opts)
 	if err != nil {
-		if errors.Is(err, blobs.ErrTooLarge) {
-			if qe := lim.OverBlobLimit(lim.BlobLimit(h.cfg.MaxBlob)); qe != nil {
-				err = qe
+		var te *blobs.TooLargeError
+		if errors.As(err, &te) {
+			if qe := lim.OverBlobLimit(te.Limit); qe != nil {
+				err = qe // the tenant's quota, not the server's --max-blob
 			}
 		}
 		writeError(w, err)

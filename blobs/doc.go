@@ -15,6 +15,10 @@
 //   - The same content twice is stored once.
 //   - Hash names are validated (exactly 64 lowercase hex characters) before
 //     the file system is touched, so no name can escape the directory.
+//   - Usage (bytes and count of the blobs) is one small read, and an Admit
+//     hook given to PutWith sees it and can refuse a new blob atomically
+//     with respect to every other Put and Delete, in every process: a
+//     storage quota checked there holds exactly.
 //
 // # Layout
 //
@@ -22,21 +26,57 @@
 //	<dir>/<h[0:2]>/<h>.type   content type sidecar: the bare media type, no newline
 //	<dir>/tmp/put-<rand>      a blob upload in progress
 //	<dir>/tmp/type-<rand>     a sidecar being written
+//	<dir>/usage               the usage counter (below)
+//	<dir>/usage.lock          empty; flock'ed while blobs come and go; never remove it
 //
 // The sidecar is written atomically (temp, fsync, rename) before the blob is
 // renamed into place, so a visible blob always has its type; if a Delete
 // racing a Put still leaves a blob without its sidecar, Stat and Open report
 // the default type "application/octet-stream".
 //
+// # Usage counter
+//
+// The file usage is one 36-byte record, integers little-endian:
+//
+//	offset  size  field
+//	     0     8  magic "BLOBUSG\x00"
+//	     8     4  version, 1
+//	    12     4  zero
+//	    16     8  bytes: the blobs' sizes added up (int64)
+//	    24     8  count: the number of blobs (int64)
+//	    32     4  CRC-32 (IEEE) of bytes 0–31 (CRC-32C would cost a table build at every CGI start)
+//
+// It is rewritten in place by one pwrite at offset 0, holding the usage
+// lock, whenever a Put creates a blob (not when the content existed) and
+// whenever a Delete removes one. A record that small lies in one sector
+// and one page, so a process crash leaves the old or the new record;
+// whatever else tears it (a reader racing a writer, power loss) fails the
+// checksum, and a damaged or missing counter is recounted by walking the
+// shards the next time it is needed. Recount does the same on demand
+// (strata reindex calls it).
+//
+// The counter is a cache and is not fsynced. A Put writes it before the
+// blob's rename and a Delete after the blob's removal, so a process crash
+// can only leave it counting a blob that is not there: a quota errs on the
+// strict side. After an OS crash or power loss it may lag the blobs that
+// were made durable in the last few seconds; run Recount (strata reindex)
+// after one.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use, and several processes (CGI) may use
-// the same directory at once. Within one Store, the commit step of Put and
-// all of Delete are serialized per hash, so the first Put of a content
-// creates it and every later one reports created=false and keeps the first
-// type. Across processes the rename keeps the bytes safe (both writers hold
-// the same content), but two simultaneous first Puts may both report
-// created=true and the last one's content type wins.
+// the same directory at once. A new blob becomes visible, and a blob is
+// removed, only under the usage lock: within the process a semaphore, and
+// across processes an exclusive flock on usage.lock. Waiting for it is
+// bounded (10 s, then ErrLockTimeout), never forever. So the first Put of a
+// content, in any process, is the only one that reports created=true, and
+// its content type is the one kept. The lock is held for the check that
+// the blob is new, Admit, the counter, the two renames and the fsync of the
+// shard directory between them; the blob's bytes are written and synced
+// before it is taken. Recount holds it for its whole walk.
+//
+// Where there is no flock, the usage lock is the semaphore alone, and the
+// counter and Admit are exact only within one process.
 //
 // On Unix, every temp file is flock'ed by its writer until it has been
 // renamed into place, and Open removes only the temp files it can lock, so

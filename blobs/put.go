@@ -18,44 +18,69 @@ const bufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
 
-// Put streams r into the store and returns the blob's Info.
-//
-// want is "" or the hash the caller expects: it is checked after the last
-// byte, and on a mismatch nothing is stored and the error is
-// ErrHashMismatch. contentType is remembered the first time a content is
-// stored (DefaultType if empty); a later Put of the same content keeps the
-// first type and returns created=false. A blob larger than MaxSize is
-// refused with ErrTooLarge as soon as the limit is crossed, without reading
-// further.
+// PutOptions extends Put.
+type PutOptions struct {
+	// Want is "" or the hash the caller expects: it is checked after the
+	// last byte, and on a mismatch nothing is stored and the error is
+	// ErrHashMismatch.
+	Want string
+	// ContentType is remembered the first time a content is stored
+	// (DefaultType if empty).
+	ContentType string
+	// MaxSize is this call's largest blob; 0 = the store's MaxSize. The
+	// smaller of the two applies, and crossing it is a *TooLargeError
+	// naming it.
+	MaxSize int64
+	// Admit, if set, is called with the new blob's size and the store's
+	// Usage before it, holding the usage lock, after the bytes are on disk
+	// in the temp file and before the blob becomes visible. An error
+	// refuses the blob: nothing is stored, and PutWith returns the error
+	// wrapped with %w. It is not called when the content already exists (a
+	// repeat upload costs nothing). Admit runs while every other Put and
+	// Delete of the store, in every process, waits: it must be quick and
+	// must not call the Store.
+	Admit func(size int64, u Usage) error
+}
+
+// Put streams r into the store and returns the blob's Info; it is PutWith
+// with only Want and ContentType.
 func (s *Store) Put(r io.Reader, want, contentType string) (info Info, created bool, err error) {
-	if want != "" && !ValidHash(want) {
-		return Info{}, false, fmt.Errorf("store blob: expected hash %q: %w", want, ErrInvalidHash)
+	return s.PutWith(r, PutOptions{Want: want, ContentType: contentType})
+}
+
+// PutWith streams r into the store and returns the blob's Info, and
+// whether this call stored it (false: the content was there already; it
+// keeps its first type). A blob larger than the limit is refused as soon as
+// the limit is crossed, without reading further. A new blob is counted in
+// Usage.
+func (s *Store) PutWith(r io.Reader, o PutOptions) (info Info, created bool, err error) {
+	if o.Want != "" && !ValidHash(o.Want) {
+		return Info{}, false, fmt.Errorf("store blob: expected hash %q: %w", o.Want, ErrInvalidHash)
 	}
+	if o.MaxSize < 0 {
+		return Info{}, false, fmt.Errorf("store blob: negative MaxSize %d", o.MaxSize)
+	}
+	contentType := o.ContentType
 	if contentType == "" {
 		contentType = DefaultType
+	}
+	limit := s.opts.MaxSize
+	if o.MaxSize > 0 && (limit == 0 || o.MaxSize < limit) {
+		limit = o.MaxSize
 	}
 
 	f, err := s.createTemp(blobTempKind)
 	if err != nil {
 		return Info{}, false, fmt.Errorf("store blob: %w", err)
 	}
-	tmpName := f.Name()
-	committed := false
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-		if !committed {
-			os.Remove(tmpName)
-		}
-	}()
+	defer discard(&f)
 
-	hash, size, err := s.copy(f, r)
+	hash, size, err := s.copy(f, r, limit)
 	if err != nil {
 		return Info{}, false, fmt.Errorf("store blob: %w", err)
 	}
-	if want != "" && hash != want {
-		return Info{}, false, fmt.Errorf("store blob: got %s, expected %s: %w", hash, want, ErrHashMismatch)
+	if o.Want != "" && hash != o.Want {
+		return Info{}, false, fmt.Errorf("store blob: got %s, expected %s: %w", hash, o.Want, ErrHashMismatch)
 	}
 	if !s.opts.NoSync {
 		if err := f.Sync(); err != nil {
@@ -71,29 +96,39 @@ func (s *Store) Put(r io.Reader, want, contentType string) (info Info, created b
 	mu.Lock()
 	defer mu.Unlock()
 
-	final := s.blobPath(hash)
-	if old, err := os.Stat(final); err == nil {
-		info, err := s.info(hash, old)
-		if err != nil {
-			return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
-		}
-		return info, false, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
+	// A repeat upload, the common case, takes no lock but this one.
+	if info, ok, err := s.existing(hash); ok || err != nil {
+		return info, false, err
 	}
-
-	shard := filepath.Dir(final)
+	shard := filepath.Dir(s.blobPath(hash))
 	if err := s.mkShard(shard); err != nil {
 		return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
 	}
-	// The sidecar lands first, so a visible blob always has its type.
-	if err := s.writeType(hash, contentType); err != nil {
+	// The sidecar is written and synced before the lock is taken, so the
+	// lock is held for renames, not for writes.
+	tf, err := s.prepareType(contentType)
+	if err != nil {
 		return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
 	}
-	if err := s.commit(&f, final); err != nil {
-		return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
+	defer discard(&tf)
+
+	for try := 0; ; try++ {
+		err := s.publish(hash, size, &f, &tf, o.Admit)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errExists) {
+			return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
+		}
+		// Another process stored it first; unless it is already gone
+		// again (a Delete), that one is ours too.
+		if info, ok, err := s.existing(hash); ok || err != nil || try == 2 {
+			if !ok && err == nil {
+				err = fmt.Errorf("store blob %s: created and deleted by others meanwhile", hash)
+			}
+			return info, false, err
+		}
 	}
-	committed = true
 	if !s.opts.NoSync {
 		if err := syncDir(shard); err != nil {
 			return Info{}, false, fmt.Errorf("store blob %s: %w", hash, noSpace(err))
@@ -102,13 +137,101 @@ func (s *Store) Put(r io.Reader, want, contentType string) (info Info, created b
 	return Info{Hash: hash, Size: size, Type: contentType, ModTime: fi.ModTime()}, true, nil
 }
 
+// errExists: another process stored the content first.
+var errExists = errors.New("blob exists")
+
+// publish makes the blob in the temp file *fp visible under hash, with the
+// sidecar in the temp file *tp, holding the usage lock so that the check
+// that it is new, the admission, the counter and the renames are one step
+// for every process. It returns errExists if the blob appeared meanwhile.
+//
+// The counter is written before the renames: a crash between leaves it
+// counting a blob that is not there (stricter), never the reverse.
+func (s *Store) publish(hash string, size int64, fp, tp **os.File, admit func(int64, Usage) error) error {
+	lk, err := s.lockUsage()
+	if err != nil {
+		return err
+	}
+	defer s.unlockUsage(lk)
+
+	final := s.blobPath(hash)
+	if _, err := os.Stat(final); err == nil {
+		return errExists
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	u, _, err := s.usageLocked()
+	if err != nil {
+		return err
+	}
+	if admit != nil {
+		if err := admit(size, u); err != nil {
+			return err
+		}
+	}
+	if err := s.writeUsage(Usage{Bytes: u.Bytes + size, Count: u.Count + 1}); err != nil {
+		return err
+	}
+	if err := s.publishFiles(hash, fp, tp); err != nil {
+		// Take the blob out of the count again, unless it became visible
+		// after all (the rename worked, the close after it failed).
+		if _, serr := os.Stat(final); errors.Is(serr, fs.ErrNotExist) {
+			if uerr := s.writeUsage(u); uerr != nil {
+				s.invalidateUsage()
+			}
+		}
+		return err
+	}
+	return nil
+}
+
+// publishFiles renames the sidecar, then the blob, into place. The usage
+// lock is held.
+func (s *Store) publishFiles(hash string, fp, tp **os.File) error {
+	if err := s.commit(tp, s.typePath(hash)); err != nil {
+		return fmt.Errorf("content type: %w", err)
+	}
+	// The sidecar's rename must be durable before the blob's, so a
+	// visible blob always has its type.
+	if !s.opts.NoSync {
+		if err := syncDir(filepath.Dir(s.typePath(hash))); err != nil {
+			return fmt.Errorf("content type: %w", noSpace(err))
+		}
+	}
+	return s.commit(fp, s.blobPath(hash))
+}
+
+// existing returns the Info of the blob named hash if it is stored
+// (ok = true).
+func (s *Store) existing(hash string) (info Info, ok bool, err error) {
+	fi, err := os.Stat(s.blobPath(hash))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Info{}, false, nil
+	}
+	if err == nil {
+		info, err = s.info(hash, fi)
+	}
+	if err != nil {
+		return Info{}, false, fmt.Errorf("store blob %s: %w", hash, err)
+	}
+	return info, true, nil
+}
+
+// discard closes and removes the temp file *fp unless commit renamed it
+// (and set *fp to nil).
+func discard(fp **os.File) {
+	if f := *fp; f != nil {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
+
 // copy streams r into w through one pooled buffer, hashing on the way, and
-// stops as soon as MaxSize is exceeded.
-func (s *Store) copy(w io.Writer, r io.Reader) (hash string, size int64, err error) {
+// stops as soon as limit (0 = none) is exceeded.
+func (s *Store) copy(w io.Writer, r io.Reader, limit int64) (hash string, size int64, err error) {
 	buf := bufPool.Get().(*[bufSize]byte)
 	defer bufPool.Put(buf)
 	h := blake3.New()
-	limit := s.opts.MaxSize
 	for {
 		p := buf[:]
 		if limit > 0 && limit-size+1 < int64(len(p)) {
@@ -118,7 +241,7 @@ func (s *Store) copy(w io.Writer, r io.Reader) (hash string, size int64, err err
 		if n > 0 {
 			size += int64(n)
 			if limit > 0 && size > limit {
-				return "", size, fmt.Errorf("over %d bytes: %w", limit, ErrTooLarge)
+				return "", size, &TooLargeError{Limit: limit}
 			}
 			h.Write(p[:n]) // never fails
 			if _, err := w.Write(p[:n]); err != nil {
@@ -135,41 +258,22 @@ func (s *Store) copy(w io.Writer, r io.Reader) (hash string, size int64, err err
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
-// writeType atomically writes the content type sidecar of hash.
-func (s *Store) writeType(hash, contentType string) error {
+// prepareType writes contentType to a new temp file and syncs it, ready
+// for commit to rename it into place as a sidecar.
+func (s *Store) prepareType(contentType string) (*os.File, error) {
 	f, err := s.createTemp(typeTempKind)
 	if err != nil {
-		return fmt.Errorf("content type: %w", err)
+		return nil, fmt.Errorf("content type: %w", err)
 	}
-	tmpName := f.Name()
-	if err := s.writeTypeTemp(&f, hash, contentType); err != nil {
-		if f != nil {
-			f.Close()
-		}
-		os.Remove(tmpName)
-		return fmt.Errorf("content type: %w", err)
+	_, err = f.WriteString(contentType)
+	if err == nil && !s.opts.NoSync {
+		err = f.Sync()
 	}
-	return nil
-}
-
-// writeTypeTemp fills the temp file *fp and renames it into place; *fp is
-// nil once the file is closed.
-func (s *Store) writeTypeTemp(fp **os.File, hash, contentType string) error {
-	if _, err := (*fp).WriteString(contentType); err != nil {
-		return noSpace(err)
+	if err != nil {
+		discard(&f)
+		return nil, fmt.Errorf("content type: %w", noSpace(err))
 	}
-	if !s.opts.NoSync {
-		if err := (*fp).Sync(); err != nil {
-			return noSpace(err)
-		}
-	}
-	if err := s.commit(fp, s.typePath(hash)); err != nil {
-		return err
-	}
-	if !s.opts.NoSync {
-		return noSpace(syncDir(filepath.Dir(s.typePath(hash))))
-	}
-	return nil
+	return f, nil
 }
 
 // commit renames the synced temp file *fp to name and closes it, setting
@@ -181,10 +285,14 @@ func (s *Store) commit(fp **os.File, name string) error {
 	if !lockTemps {
 		*fp = nil
 		if err := f.Close(); err != nil {
+			os.Remove(f.Name())
 			return noSpace(err)
 		}
 	}
 	if err := os.Rename(f.Name(), name); err != nil {
+		if *fp == nil { // closed already: discard cannot see it
+			os.Remove(f.Name())
+		}
 		return err
 	}
 	if lockTemps {

@@ -44,7 +44,20 @@ var (
 	ErrHashMismatch = errors.New("content does not match the hash")
 	ErrTooLarge     = errors.New("blob too large")
 	ErrNoSpace      = errors.New("no space left on device") // the disk or the quota is full
+	ErrLockTimeout  = errors.New("timed out waiting for the blob store's usage lock")
 )
+
+// TooLargeError refuses a blob over a size limit, naming the limit that was
+// crossed (the store's MaxSize or the call's, whichever is smaller), so the
+// caller can tell whose limit it was. It matches ErrTooLarge.
+type TooLargeError struct {
+	Limit int64 // bytes
+}
+
+func (e *TooLargeError) Error() string { return fmt.Sprintf("over %d bytes: %v", e.Limit, ErrTooLarge) }
+
+// Unwrap makes errors.Is(err, ErrTooLarge) true.
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
 
 // Store is a content-addressed blob store in one directory.
 type Store struct {
@@ -56,6 +69,9 @@ type Store struct {
 	// step of Put and Delete, so that within one Store the first Put of a
 	// content is the one that creates it.
 	locks [256]sync.Mutex
+
+	// usageSem is the in-process half of the usage lock (see lockUsage).
+	usageSem chan struct{}
 }
 
 // Open opens the store in dir, creating it if needed, and removes temp files
@@ -64,7 +80,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxSize < 0 {
 		return nil, fmt.Errorf("open blob store %s: negative MaxSize %d", dir, opts.MaxSize)
 	}
-	s := &Store{dir: dir, tmp: filepath.Join(dir, tmpDirName), opts: opts}
+	s := &Store{dir: dir, tmp: filepath.Join(dir, tmpDirName), opts: opts, usageSem: make(chan struct{}, 1)}
 	if err := os.MkdirAll(s.tmp, 0o777); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", noSpace(err))
 	}
@@ -84,13 +100,14 @@ func ValidHash(h string) bool {
 		return false
 	}
 	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+		if !isLowerHex(h[i]) {
 			return false
 		}
 	}
 	return true
 }
+
+func isLowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
 // blobPath returns where the blob named hash lives; hash must be valid.
 func (s *Store) blobPath(hash string) string {
@@ -172,8 +189,8 @@ func readType(path string) (string, error) {
 	return typ, nil
 }
 
-// Delete removes the blob named hash and its content type sidecar. It
-// returns ErrNotFound if there is no such blob.
+// Delete removes the blob named hash and its content type sidecar, and
+// counts it out of Usage. It returns ErrNotFound if there is no such blob.
 func (s *Store) Delete(hash string) error {
 	if !ValidHash(hash) {
 		return fmt.Errorf("delete blob %q: %w", hash, ErrInvalidHash)
@@ -181,9 +198,17 @@ func (s *Store) Delete(hash string) error {
 	mu := s.lock(hash)
 	mu.Lock()
 	defer mu.Unlock()
+	lk, err := s.lockUsage()
+	if err != nil {
+		return fmt.Errorf("delete blob %s: %w", hash, err)
+	}
+	defer s.unlockUsage(lk)
 
 	// The blob goes first: a blob must never be visible without the
-	// sidecar written before it, while a sidecar alone is harmless.
+	// sidecar written before it, while a sidecar alone is harmless. The
+	// counter goes last, so a crash between leaves it counting a blob
+	// that is gone: stricter, never looser.
+	fi, errStat := os.Stat(s.blobPath(hash))
 	errBlob := os.Remove(s.blobPath(hash))
 	if errBlob != nil && !errors.Is(errBlob, fs.ErrNotExist) {
 		return fmt.Errorf("delete blob %s: %w", hash, errBlob)
@@ -194,10 +219,37 @@ func (s *Store) Delete(hash string) error {
 	if errBlob != nil {
 		return fmt.Errorf("delete blob %s: %w", hash, ErrNotFound)
 	}
+	if err := s.countOut(fi, errStat); err != nil {
+		return fmt.Errorf("delete blob %s: %w", hash, err)
+	}
 	if !s.opts.NoSync {
 		if err := syncDir(filepath.Dir(s.blobPath(hash))); err != nil {
 			return fmt.Errorf("delete blob %s: %w", hash, err)
 		}
+	}
+	return nil
+}
+
+// countOut takes a removed blob, as stat'ed before its removal, out of the
+// counter. If its size is unknown or the counter cannot be written, the
+// counter is removed instead, to be recounted by the next reader: the blob
+// is gone either way, and the error only says the counter could not be
+// mended. The usage lock is held.
+func (s *Store) countOut(fi fs.FileInfo, errStat error) error {
+	if errStat == nil {
+		u, recounted, err := s.usageLocked()
+		if err == nil && recounted {
+			return nil // the walk already missed the blob
+		}
+		if err == nil {
+			err = s.writeUsage(Usage{Bytes: max(u.Bytes-fi.Size(), 0), Count: max(u.Count-1, 0)})
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	if err := s.invalidateUsage(); err != nil {
+		return fmt.Errorf("usage counter: %w", err)
 	}
 	return nil
 }

@@ -535,6 +535,8 @@ func TestConcurrentStoresSameContent(t *testing.T) {
 	data := bytes.Repeat([]byte("from many processes "), 50_000)
 	const n = 8
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	creators := 0
 	for i := range n {
 		wg.Go(func() {
 			s, err := Open(dir, Options{})
@@ -542,12 +544,21 @@ func TestConcurrentStoresSameContent(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if _, _, err := s.Put(bytes.NewReader(data), hashOf(data), fmt.Sprintf("type/%d", i)); err != nil {
+			_, created, err := s.Put(bytes.NewReader(data), hashOf(data), fmt.Sprintf("type/%d", i))
+			if err != nil {
 				t.Error(err)
 			}
+			mu.Lock()
+			if created {
+				creators++
+			}
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	if lockTemps && creators != 1 {
+		t.Errorf("%d Stores reported created=true, want exactly one", creators)
+	}
 	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -605,7 +616,7 @@ func TestNoSpaceIsWrapped(t *testing.T) {
 		t.Skip("no /dev/full")
 	}
 	defer full.Close()
-	_, _, err = s.copy(full, strings.NewReader("does not fit"))
+	_, _, err = s.copy(full, strings.NewReader("does not fit"), 0)
 	if !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("write to a full disk: %v; want ErrNoSpace wrapping ENOSPC", err)
 	}
