@@ -83,9 +83,10 @@ func TestGetEventByID(t *testing.T) {
 	}
 	unknown := b3hex([]byte("no such event"))
 	do(t, "GET", s.url+"/events/"+unknown, nil).wantError(t, 404, "not_found")
-	for _, bad := range []string{"xyz", strings.ToUpper(rc.ID), rc.ID[:63], rc.ID + "0", rc.ID + "/x"} {
+	for _, bad := range []string{"xyz", strings.ToUpper(rc.ID), rc.ID[:63], rc.ID + "0"} {
 		do(t, "GET", s.url+"/events/"+bad, nil).wantError(t, 400, "invalid_id")
 	}
+	do(t, "GET", s.url+"/events/"+rc.ID+"/x", nil).wantError(t, 404, "no_route")
 }
 
 // TestDataByteForByte: data and meta come back exactly as sent, minus
@@ -631,15 +632,15 @@ func TestMethodsAndRoutes(t *testing.T) {
 	s := startServer(t, "")
 	hash := b3hex(nil)
 	for _, tc := range []struct{ method, path, allow string }{
-		{"DELETE", "/events", "GET, HEAD, PUT, POST"},
-		{"PATCH", "/events", "GET, HEAD, PUT, POST"},
-		{"PUT", "/events/" + zeros, "GET, HEAD"},
-		{"DELETE", "/head", "GET, HEAD"},
-		{"POST", "/head", "GET, HEAD"},
-		{"GET", "/storage/", "PUT, POST"},
-		{"DELETE", "/storage", "PUT, POST"},
-		{"POST", "/storage/" + hash, "GET, HEAD, PUT, DELETE"},
-		{"POST", "/health", "GET, HEAD"},
+		{"DELETE", "/events", "GET, HEAD, PUT, POST, OPTIONS"},
+		{"PATCH", "/events", "GET, HEAD, PUT, POST, OPTIONS"},
+		{"PUT", "/events/" + zeros, "GET, HEAD, OPTIONS"},
+		{"DELETE", "/head", "GET, HEAD, OPTIONS"},
+		{"POST", "/head", "GET, HEAD, OPTIONS"},
+		{"GET", "/storage/", "PUT, POST, OPTIONS"},
+		{"DELETE", "/storage", "PUT, POST, OPTIONS"},
+		{"POST", "/storage/" + hash, "GET, HEAD, PUT, DELETE, OPTIONS"},
+		{"POST", "/health", "GET, HEAD, OPTIONS"},
 	} {
 		r := do(t, tc.method, s.url+tc.path, nil)
 		r.wantError(t, 405, "method_not_allowed")
