@@ -24,6 +24,29 @@ type Options struct {
 	TLS   *tls.Config
 }
 
+// Slow clients: a request's headers must arrive within ReadHeaderTimeout,
+// and its body at no less than minBodyRate after a grace period, so a
+// client that dribbles bytes cannot hold a connection (and a goroutine)
+// for ever, while a large upload on a slow line still gets through.
+const (
+	bodyGrace   = 30 * time.Second
+	minBodyRate = 16 << 10 // bytes per second
+)
+
+// bodyDeadline sets each request's read deadline from its length.
+func bodyDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := bodyGrace
+		if r.ContentLength > 0 {
+			d += time.Duration(r.ContentLength/minBodyRate) * time.Second
+		} else if r.ContentLength < 0 {
+			d = 10 * time.Minute // chunked: its length is unknown
+		}
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Serve listens on addr and serves h until SIGTERM or SIGINT (or ctx ends).
 func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error {
 	if opts.DrainTimeout <= 0 {
@@ -34,7 +57,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 		return err
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           bodyDeadline(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -78,7 +78,7 @@ type server struct {
 	state  *os.ProcessState
 }
 
-var readyLine = regexp.MustCompile(`strata: serving .* on (http://\S+)`)
+var readyLine = regexp.MustCompile(`strata: serving .* on (https?://\S+)`)
 
 // startServer starts `strata serve` on data (a new temporary directory if
 // ""), waits until it listens, and kills it when the test ends.
