@@ -327,6 +327,7 @@ func (h *Handler) tokenRevoke(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	t, err := s.RevokeToken(c.arg)
+	h.acc.forgetTokens()
 	if err != nil {
 		adminError(w, err)
 		return

@@ -53,9 +53,55 @@ type accounts struct {
 	passed  map[[32]byte]time.Time
 	passKey [32]byte
 
-	tokens   *auth.TokenStore
+	tokens *auth.TokenStore
+	// known remembers, in a long-running process, tokens looked up in the
+	// last second: reading a token's file costs more than the rest of a
+	// small append's authentication. A token revoked by another process
+	// stops working within the second; one revoked through this process's
+	// admin API at once (forgetTokens).
+	known    map[[32]byte]knownToken
 	secret   []byte
 	throttle *auth.Throttle
+}
+
+type knownToken struct {
+	tok auth.Token
+	at  time.Time
+}
+
+// tokenTTL is how long a long-running process trusts a token it read.
+const tokenTTL = time.Second
+
+// lookupToken returns the token with digest.
+func (a *accounts) lookupToken(digest [32]byte, now time.Time) (auth.Token, error) {
+	if a.known != nil {
+		a.mu.Lock()
+		k, ok := a.known[digest]
+		a.mu.Unlock()
+		if ok && now.Sub(k.at) < tokenTTL && now.Sub(k.at) >= 0 {
+			if !k.tok.Expires.IsZero() && !now.Before(k.tok.Expires) {
+				return auth.Token{}, auth.ErrExpired
+			}
+			return k.tok, nil
+		}
+	}
+	tok, err := a.tokens.Lookup(digest, now)
+	if err == nil && a.known != nil {
+		a.mu.Lock()
+		if len(a.known) > 10000 {
+			clear(a.known)
+		}
+		a.known[digest] = knownToken{tok, now}
+		a.mu.Unlock()
+	}
+	return tok, err
+}
+
+// forgetTokens drops the remembered tokens: after a revocation.
+func (a *accounts) forgetTokens() {
+	a.mu.Lock()
+	clear(a.known)
+	a.mu.Unlock()
 }
 
 // passTTL bounds how long a long-running process trusts a password check.
@@ -66,6 +112,7 @@ func newAccounts(cfg *Config) *accounts {
 	a.tokens = auth.OpenTokens(filepath.Join(a.dir, tokensDir))
 	if cfg.LongRunning {
 		a.passed = map[[32]byte]time.Time{}
+		a.known = map[[32]byte]knownToken{}
 		rand.Read(a.passKey[:])
 	}
 	return a
@@ -261,7 +308,7 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request, addr, cred stri
 		if !ok {
 			return auth.Principal{}, h.refuse(w, r, addr, "", "malformed token", errorf(http.StatusUnauthorized, "unauthorized", "the token is not one this server issued"))
 		}
-		tok, err := h.acc.tokens.Lookup(digest, now)
+		tok, err := h.acc.lookupToken(digest, now)
 		if err != nil {
 			if errors.Is(err, auth.ErrExpired) {
 				return auth.Principal{}, h.refuse(w, r, addr, "token:"+auth.TokenID(digest), "expired", errorf(http.StatusUnauthorized, "token_expired", "the token has expired"))
