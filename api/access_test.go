@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"strata/admin"
+	"strata/audit"
+	"strata/log"
 	"strata/auth"
 	"strata/tenants"
 )
@@ -37,7 +39,12 @@ func newAuthHandler(t testing.TB, cfg Config) *authFixture {
 	}
 	cfg.NoSync = true
 	f := &authFixture{data: cfg.DataDir, tokens: map[string]string{}}
-	f.svc = &admin.Service{Data: cfg.DataDir, By: "test"}
+	al, err := audit.Open(filepath.Join(cfg.DataDir, systemDir, auditDir), log.Options{NoSync: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
+	f.svc = &admin.Service{Data: cfg.DataDir, By: "test", Audit: al}
 	for _, name := range []string{"own", "other", "susp"} {
 		if _, err := f.svc.CreateTenant(tenants.Config{Name: name, Tier: "unlimited"}); err != nil {
 			t.Fatal(err)
@@ -67,18 +74,29 @@ func newAuthHandler(t testing.TB, cfg Config) *authFixture {
 	return f
 }
 
+type httptestRecorder = httptest.ResponseRecorder
+
 // do sends one request with headers (name, value pairs).
 func (f *authFixture) do(method, target, body string, headers ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	r := httptest.NewRequest(method, target, rd)
-	f.n++
-	r.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:4000", f.n>>16&255, f.n>>8&255, f.n&255)
+	return f.serve(httptestRequest(method, target, rd, headers...))
+}
+
+func httptestRequest(method, target string, body io.Reader, headers ...string) *http.Request {
+	r := httptest.NewRequest(method, target, body)
 	for i := 0; i+1 < len(headers); i += 2 {
 		r.Header.Set(headers[i], headers[i+1])
 	}
+	return r
+}
+
+// serve runs r, from an address of its own.
+func (f *authFixture) serve(r *http.Request) *httptest.ResponseRecorder {
+	f.n++
+	r.RemoteAddr = fmt.Sprintf("10.%d.%d.%d:4000", f.n>>16&255, f.n>>8&255, f.n&255)
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
 	return w
