@@ -14,8 +14,8 @@ import (
 
 	"strata/admin"
 	"strata/audit"
-	"strata/log"
 	"strata/auth"
+	"strata/log"
 	"strata/tenants"
 )
 

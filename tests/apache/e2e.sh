@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end test of strata behind a real Apache: mod_cgid, then mod_fcgid,
-# both through the /api rewrite, deployed with the shipped cgi-bin/*.htaccess.
+# both through the /api rewrite, deployed with the shipped cgi-bin/*.htaccess,
+# with accounts on (every request carries credentials; see lib.sh), then
+# the accounts themselves: tokens, users in an htpasswd file made by Apache's
+# own htpasswd, sessions, roles, tenants, CORS, and the web root hygiene.
 #
 #   sudo tests/apache/e2e.sh [path/to/strata]      (default ./strata)
 #
 # Needs root (Apache drops to www-data as on a real host), apache2,
-# libapache2-mod-fcgid, curl, jq, b3sum. Uses its own Apache config on free
+# libapache2-mod-fcgid, apache2-utils (htpasswd), curl, jq, b3sum. Uses its own Apache config on free
 # loopback ports (from 8089) and a temp dir; leaves /etc/apache2 alone.
 # KEEP=1 keeps the temp dir (logs, data) for a look afterwards.
 # Prints "ok - name" / "not ok - name" per check, then "N passed, M failed".
@@ -16,7 +19,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 BIN=${1:-./strata}
 [ -x "$BIN" ] || { echo "error: no executable strata binary at $BIN (run make build)" >&2; exit 2; }
 BIN=$(realpath "$BIN")
-for t in curl jq b3sum; do
+for t in curl jq b3sum htpasswd; do
 	command -v "$t" >/dev/null || { echo "error: $t not installed" >&2; exit 2; }
 done
 
@@ -46,9 +49,10 @@ nok() {
 }
 skip() { SKIP=$((SKIP + 1)); echo "ok - $1 # SKIP $2"; }
 
-# http METHOD URL [curl args...]: body in $OUT/body, headers in $OUT/hdr,
-# status in $ST (000 when there was no HTTP answer at all).
-http() {
+# req METHOD URL [curl args...]: body in $OUT/body, headers in $OUT/hdr,
+# status in $ST (000 when there was no HTTP answer at all). No credentials
+# unless the args carry them.
+req() {
 	local method=$1 url=$2 m
 	shift 2
 	if [ "$method" = HEAD ]; then m=(--head); else m=(-X "$method"); fi
@@ -57,6 +61,12 @@ http() {
 	ST=$(curl -sS --max-time 120 -o "$OUT/body" -D "$OUT/hdr" -w '%{http_code}' \
 		"${m[@]}" "$@" "$url" 2>"$OUT/curlerr")
 	[ -n "$ST" ] || ST=000
+}
+
+# http METHOD URL [curl args...]: req with the current mode's writer token
+# ($TOKEN). Other credentials: req … -H "Authorization: …".
+http() {
+	req "$@" -H "Authorization: Bearer $TOKEN"
 }
 
 # hdr NAME: value of a response header of the last request.
@@ -114,7 +124,7 @@ EOF
 
 # smoke MODE BASE DATA: the smoke set against BASE (http://host:port/api).
 smoke() {
-	local mode=$1 base=$2 data=$3 site=${2%/api} n=0 id1 head h etag t0 t1 out
+	local mode=$1 base=$2 data=$3 site=${2%/api} n=0 id1 head h etag t0 t1 out principal
 	echo "# ---- $mode: $base, data in $data"
 
 	http GET "$base/head"
@@ -276,21 +286,30 @@ smoke() {
 	expect_error "$mode: PUT /storage/<upper-case hash> with 5 MB body → 400 JSON" 400
 
 	# --- deployment hygiene
-	http GET "$site/cgi-bin/.htaccess"
+	req GET "$site/cgi-bin/.htaccess"
 	expect "$mode: cgi-bin/.htaccess not served" 403
 	if [ -f "$(dirname "$data")/www-$mode/cgi-bin/strata.conf" ]; then
-		http GET "$site/cgi-bin/strata.conf"
+		req GET "$site/cgi-bin/strata.conf"
 		expect "$mode: cgi-bin/strata.conf not served" 403
 	fi
 	local script=strata.cgi
 	[ "$mode" = fcgid ] && script=strata.fcgi
 	http GET "$site/cgi-bin/$script/head"
 	expect "$mode: the script's own URL works too (/cgi-bin/$script/head)" 200 ".id==\"$head\""
-	skip "$mode: Authorization header reaches the program" "no auth yet"
+
+	# --- credentials (every request above carried the writer token)
+	http GET "$base/session"
+	expect "$mode: Authorization header reaches the program (GET /session → the token's principal)" 200 \
+		'(.principal|test("^token:[0-9a-f]+$")) and .kind=="token" and .role=="writer" and .tenant=="default"'
+	principal=$(jqb .principal)
+	http GET "$base/events/$id1"
+	expect "$mode: events carry meta.by = the token's principal" 200 \
+		"(\"$principal\"|length>0) and .meta.by==\"$principal\""
+	req GET "$base/head"
+	expect "$mode: the same request without credentials → 401 JSON unauthorized" 401 '.error.code=="unauthorized"'
 
 	# --- the log on disk
-	# (the deployed copy: www-data may not reach $BIN's directory)
-	if out=$(as_apache_user "$WWW_CGI/cgi-bin/strata.cgi" verify --data "$data" 2>&1); then
+	if out=$(strata_cli verify --data "$data" 2>&1); then
 		if [[ $out == "OK $n events, head $head"* ]]; then
 			ok "$mode: strata verify → OK $n events"
 		else
@@ -301,12 +320,279 @@ smoke() {
 	fi
 }
 
+# cli NAME ARGS...: strata's command line as the Apache user; output in
+# $CLI. A failure is a "not ok - NAME" (and returns 1).
+cli() {
+	local name=$1
+	shift
+	if CLI=$(strata_cli "$@" 2>&1); then return 0; fi
+	nok "$name" "strata $*: $CLI"
+	return 1
+}
+
+# with CREDENTIALS METHOD URL [curl args...]: req with "Authorization: CREDENTIALS".
+with() {
+	local cred=$1
+	shift
+	req "$@" -H "Authorization: $cred"
+}
+
+# expect_hdr NAME HEADER REGEX: a header of the last answer matches.
+expect_hdr() {
+	local v
+	v=$(hdr "$2")
+	if [[ $v =~ $3 ]]; then ok "$1"; else nok "$1" "$2: '$v'; $(what)"; fi
+}
+
+# accounts MODE BASE DATA USERS WWW: users, sessions, roles, tenants, CORS,
+# and what Apache serves of strata's private files, for one deployment.
+accounts() {
+	local mode=$1 base=$2 data=$3 users=$4 www=$5 site=${2%/api}
+	local pw=e2e-alice-$RANDOM$RANDOM pw2=e2e-alice-new-$RANDOM$RANDOM
+	local session code msg principal id reader appender admin i f out
+	local json=(-H 'Content-Type: application/json')
+	echo "# ---- $mode: accounts (users file $users)"
+
+	# --- users: an htpasswd file made by Apache's own tool, outside the web root
+	if htpasswd -B -c -b "$users" alice "$pw" 2>"$OUT/htpasswd.err" &&
+		chown "$(apache_user)" "$users" && chmod 600 "$users" &&
+		[[ $(cut -d: -f2 "$users") == \$2y\$* ]]; then
+		ok "$mode: users file made by htpasswd -B -c (bcrypt), outside the document root"
+	else
+		nok "$mode: users file made by htpasswd -B -c (bcrypt), outside the document root" "$(cat "$OUT/htpasswd.err" "$users" 2>&1)"
+	fi
+	cli "$mode: strata user grant alice" user grant alice --tenant default --role writer --data "$data"
+
+	# --- logging in
+	req POST "$base/session" "${json[@]}" --data-binary "{\"user\":\"alice\",\"password\":\"$pw\"}"
+	expect "$mode: POST /session {user,password} → 201 session token" 201 \
+		'.token_type=="Bearer" and (.token|length>20) and .user=="alice" and .tenant=="default" and .role=="writer" and (.expires|type=="string")'
+	session=$(jqb .token)
+	req POST "$base/session" -u "alice:$pw"
+	expect "$mode: POST /session with Basic credentials → 201 session token" 201 '.user=="alice" and (.token|length>20)'
+
+	req POST "$base/session" "${json[@]}" --data-binary '{"user":"alice","password":"not-the-password"}'
+	expect "$mode: POST /session with a wrong password → 401 unauthorized" 401 '.error.code=="unauthorized"'
+	code=$(jqb .error.code) msg=$(jqb .error.message)
+	req POST "$base/session" "${json[@]}" --data-binary '{"user":"nobody","password":"not-the-password"}'
+	if [ "$ST" = 401 ] && [ -n "$msg" ] && [ "$(jqb .error.code)" = "$code" ] && [ "$(jqb .error.message)" = "$msg" ]; then
+		ok "$mode: an unknown user → 401 with the same answer as a wrong password"
+	else
+		nok "$mode: an unknown user → 401 with the same answer as a wrong password" "wrong password: '$code' '$msg'; unknown user: $(what)"
+	fi
+	req GET "$base/head" -u "alice:not-the-password"
+	expect "$mode: Basic with a wrong password → 401 unauthorized" 401 '.error.code=="unauthorized"'
+
+	req GET "$base/head" -u "alice:$pw"
+	expect "$mode: Basic credentials on a request → 200" 200 '.seq|type=="number"'
+	req POST "$base/events" -u "alice:$pw" "${json[@]}" --data-binary '{"type":"account.opened","entity":"acct-1","data":{"via":"basic"}}'
+	expect "$mode: Basic credentials on an append → 201" 201 '.seq|type=="number"'
+
+	if [ -n "$session" ]; then
+		with "Bearer $session" GET "$base/session"
+		expect "$mode: the session token on a later request → 200, user:alice" 200 \
+			'.principal=="user:alice" and .tenant=="default" and .role=="writer"'
+		with "Bearer $session" POST "$base/events" "${json[@]}" --data-binary \
+			'{"type":"account.noted","entity":"acct-1","data":{"via":"session"},"meta":{"by":"mallory","source":"e2e"}}'
+		expect "$mode: the session token on an append → 201" 201 '.seq|type=="number"'
+		id=$(jqb .id)
+		http GET "$base/events/$id"
+		expect "$mode: meta.by = user:alice, whatever the client sent (other meta kept)" 200 \
+			'.meta.by=="user:alice" and .meta.source=="e2e"'
+	else
+		nok "$mode: the session token on a later request → 200" "no session token"
+	fi
+
+	# --- no or bad credentials
+	req GET "$base/head"
+	expect "$mode: no credentials → 401 JSON unauthorized" 401 '.error.code=="unauthorized" and (.error.message|length>0)'
+	expect_hdr "$mode: the 401 is JSON" Content-Type '^application/json'
+	expect_hdr "$mode: the 401 has a WWW-Authenticate header (Bearer, Basic)" WWW-Authenticate '^Bearer .*Basic '
+	with "Bearer strata_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" GET "$base/head"
+	expect "$mode: an unknown API token → 401 unauthorized" 401 '.error.code=="unauthorized"'
+
+	# --- roles
+	cli "$mode: strata token create --role reader" token create --tenant default --role reader --name e2e-reader --data "$data" &&
+		reader=$(grep -m1 "^strata_" <<<"$CLI")
+	with "Bearer $reader" GET "$base/head"
+	expect "$mode: a reader token reads → 200" 200 '.seq|type=="number"'
+	with "Bearer $reader" POST "$base/events" "${json[@]}" --data-binary '{"type":"account.noted","entity":"acct-1","data":{}}'
+	expect "$mode: a reader token cannot append → 403 forbidden" 403 '.error.code=="forbidden"'
+	with "Bearer $reader" PUT "$base/storage/" "${CT_BIN[@]}" --data-binary @"$WORK/other.bin"
+	expect "$mode: a reader token cannot upload → 403 forbidden" 403 '.error.code=="forbidden"'
+	cli "$mode: strata token create --role appender" token create --tenant default --role appender --name e2e-appender --data "$data" &&
+		appender=$(grep -m1 "^strata_" <<<"$CLI")
+	with "Bearer $appender" POST "$base/events" "${json[@]}" --data-binary '{"type":"sensor.read","entity":"sensor-7","data":{"t":21.5}}'
+	expect "$mode: an appender token appends → 201" 201 '.seq|type=="number"'
+	with "Bearer $appender" GET "$base/events"
+	expect "$mode: an appender token cannot read → 403 forbidden" 403 '.error.code=="forbidden"'
+
+	# --- tenants
+	cli "$mode: strata tenant create other" tenant create other --data "$data"
+	http GET "$base/head" -H 'Strata-Tenant: other'
+	expect "$mode: another tenant by Strata-Tenant header → 403 wrong_tenant" 403 '.error.code=="wrong_tenant"'
+	http GET "$base/t/other/events"
+	expect "$mode: another tenant by path (/api/t/other/events) → 403 wrong_tenant" 403 '.error.code=="wrong_tenant"'
+	http POST "$base/t/other/events" "${json[@]}" --data-binary '{"type":"account.noted","entity":"x","data":{}}'
+	expect "$mode: an append to another tenant → 403 wrong_tenant" 403 '.error.code=="wrong_tenant"'
+	http GET "$base/t/no-such-tenant/head"
+	expect "$mode: a tenant that does not exist → 403 wrong_tenant too" 403 '.error.code=="wrong_tenant"'
+	http GET "$base/t/default/head"
+	expect "$mode: its own tenant by path (/api/t/default/head) → 200" 200 '.seq|type=="number"'
+	cli "$mode: strata token create --role admin" token create --role admin --name e2e-admin --data "$data" &&
+		admin=$(grep -m1 "^strata_" <<<"$CLI")
+	with "Bearer $admin" POST "$base/t/other/events" "${json[@]}" --data-binary '{"type":"account.opened","entity":"acct-9","data":{}}'
+	expect "$mode: an admin appends to a tenant named by path → 201 seq 1" 201 '.seq==1'
+	with "Bearer $admin" GET "$base/head" -H 'Strata-Tenant: other'
+	expect "$mode: an admin reads a tenant named by Strata-Tenant → 200 seq 1" 200 '.seq==1'
+	http GET "$base/events?entity=acct-9"
+	expect "$mode: the admin's append did not land in default" 200 'length==0'
+
+	# --- suspension
+	cli "$mode: strata tenant suspend default" tenant suspend default --reason "e2e maintenance" --data "$data"
+	http GET "$base/head"
+	expect "$mode: suspended tenant → 403 tenant_suspended" 403 '.error.code=="tenant_suspended"'
+	cli "$mode: strata tenant resume default" tenant resume default --data "$data"
+	http GET "$base/head"
+	expect "$mode: resumed tenant → 200" 200 '.seq|type=="number"'
+
+	# --- CORS (a preflight carries no credentials, hence /t/<tenant>/)
+	preflight() {
+		req OPTIONS "$base/t/default/events" -H "Origin: $1" \
+			-H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization, content-type'
+	}
+	preflight https://app.example
+	expect "$mode: CORS preflight from an origin not allowed → 403" 403
+	cli "$mode: strata tenant set default --origins" tenant set default --origins https://app.example --data "$data"
+	preflight https://app.example
+	expect "$mode: CORS preflight from an allowed origin → 204" 204
+	expect_hdr "$mode: … with Access-Control-Allow-Origin: https://app.example" Access-Control-Allow-Origin '^https://app\.example$'
+	expect_hdr "$mode: … allowing POST" Access-Control-Allow-Methods 'POST'
+	expect_hdr "$mode: … allowing the Authorization header" Access-Control-Allow-Headers '[Aa]uthorization'
+	preflight https://evil.example
+	expect "$mode: CORS preflight from another origin still → 403" 403
+	http GET "$base/t/default/head" -H 'Origin: https://app.example'
+	expect "$mode: a request from the allowed origin → 200" 200
+	expect_hdr "$mode: … with Access-Control-Allow-Origin" Access-Control-Allow-Origin '^https://app\.example$'
+	cli "$mode: strata tenant show default" tenant show default --data "$data" &&
+		if jq -e '.tier=="unlimited"' <<<"$CLI" >/dev/null 2>&1; then
+			ok "$mode: tenant set --origins kept the tier"
+		else
+			nok "$mode: tenant set --origins kept the tier" "$CLI"
+		fi
+
+	# --- security headers, on a success and on a refusal
+	http GET "$base/head"
+	expect_hdr "$mode: X-Content-Type-Options: nosniff" X-Content-Type-Options '^nosniff$'
+	expect_hdr "$mode: Content-Security-Policy with sandbox" Content-Security-Policy 'sandbox'
+	expect_hdr "$mode: X-Frame-Options: DENY" X-Frame-Options '^DENY$'
+	req GET "$base/head"
+	expect_hdr "$mode: the 401 has X-Content-Type-Options too" X-Content-Type-Options '^nosniff$'
+	expect_hdr "$mode: the 401 has Content-Security-Policy too" Content-Security-Policy 'sandbox'
+
+	# --- a changed password ends the session
+	if htpasswd -B -b "$users" alice "$pw2" 2>"$OUT/htpasswd.err"; then
+		with "Bearer $session" GET "$base/session"
+		expect "$mode: after htpasswd changes the password the session → 401 session_ended" 401 '.error.code=="session_ended"'
+		req POST "$base/session" "${json[@]}" --data-binary "{\"user\":\"alice\",\"password\":\"$pw2\"}"
+		expect "$mode: login with the new password → 201" 201 '.user=="alice"'
+		req GET "$base/head" -u "alice:$pw"
+		expect "$mode: Basic with the old password → 401" 401 '.error.code=="unauthorized"'
+	else
+		nok "$mode: htpasswd -B -b changes the password" "$(cat "$OUT/htpasswd.err")"
+	fi
+
+	# --- failed logins are held back
+	for i in 1 2 3 4 5 6 7 8; do
+		req POST "$base/session" "${json[@]}" --data-binary "{\"user\":\"mallory\",\"password\":\"guess-$i\"}"
+		[ "$ST" = 401 ] || break
+	done
+	expect "$mode: repeated failed logins → 429 too_many_failures (after $((i - 1)) × 401)" 429 '.error.code=="too_many_failures"'
+	expect_hdr "$mode: … with Retry-After" Retry-After '^[0-9]+$'
+	req POST "$base/session" "${json[@]}" --data-binary "{\"user\":\"alice\",\"password\":\"$pw2\"}"
+	expect "$mode: another user from the same address still logs in → 201" 201 '.user=="alice"'
+
+	# --- the audit log
+	with "Bearer $admin" GET "$base/audit?action=auth.refused" -H 'Accept: application/x-ndjson'
+	if [ "$ST" = 200 ] && jq -se 'length>=3 and all(.[]; .type=="auth.refused" and .data.addr=="127.0.0.1")
+			and any(.[]; .data.principal=="user:mallory")' "$OUT/body" >/dev/null 2>&1; then
+		ok "$mode: GET /audit?action=auth.refused (NDJSON) lists the refused logins, from 127.0.0.1"
+	else
+		nok "$mode: GET /audit?action=auth.refused (NDJSON) lists the refused logins, from 127.0.0.1" "$(what)"
+	fi
+	http GET "$base/audit"
+	expect "$mode: GET /audit with a writer token → 403 forbidden" 403 '.error.code=="forbidden"'
+
+	# --- a data directory inside the document root by mistake
+	mkdir -p "$www/data" && chown "$(apache_user)" "$www/data"
+	cli "$mode: strata tenant create junk --data <docroot>/data" tenant create junk --data "$www/data"
+	if printf '%s\n' "$pw" | as_apache_user "$WWW_CGI/cgi-bin/strata.cgi" user add bob --tenant junk --role reader \
+		--password-stdin --data "$www/data" >"$OUT/cli" 2>&1; then :; else
+		nok "$mode: strata user add bob --data <docroot>/data" "$(cat "$OUT/cli")"
+	fi
+	for f in .htaccess tenants/junk/tenant.json system/users system/grants system/audit/lock; do
+		[ -f "$www/data/$f" ] || nok "$mode: <docroot>/data/$f exists" "strata did not create it"
+	done
+	for f in tenants/junk/tenant.json system/users system/grants system/audit/log/00000000000000000001.seg; do
+		req GET "$site/data/$f"
+		expect "$mode: a data directory in the document root is not served (/data/$f → 403)" 403
+	done
+	# Not named by the docroot rules: only strata's own data/.htaccess denies it.
+	req GET "$site/data/system/audit/lock"
+	expect "$mode: strata's data/.htaccess denies the rest (/data/system/audit/lock → 403)" 403
+
+	# --- strata's private files under the web root without that .htaccess:
+	# the docroot .htaccess denies them by name (readable copies, so a 403
+	# is the rule, not the file mode).
+	mkdir -p "$www/leak"
+	cp "$users" "$www/leak/users"
+	cp "$users" "$www/leak/users.bak"
+	cp "$users" "$www/leak/htpasswd"
+	cp "$users" "$www/leak/site.htpasswd"
+	cp "$data/system/grants" "$www/leak/grants"
+	cp "$data/system/secret" "$www/leak/secret"
+	cp "$data/system/throttle" "$www/leak/throttle"
+	cp "$data/tenants/default/tenant.json" "$www/leak/tenant.json"
+	cp "$data/tenants/default/log/00000000000000000001.seg" "$www/leak/00000000000000000001.seg"
+	f=$(find "$data/system/tokens" -name '*.json' | head -n 1)
+	cp "$f" "$www/leak/$(basename "$f")"
+	printf 'STRATA_DATA=/somewhere\n' >"$www/leak/strata.conf"
+	printf 'hello\n' >"$www/leak/hello.txt"
+	printf '<p>users</p>\n' >"$www/leak/users.html"
+	chmod 755 "$www/leak"
+	chmod 644 "$www/leak"/*
+	for f in users users.bak htpasswd site.htpasswd grants secret throttle tenant.json \
+		00000000000000000001.seg "$(basename "$f")" strata.conf; do
+		req GET "$site/leak/$f"
+		expect "$mode: docroot .htaccess denies a stray '$f' → 403" 403
+	done
+	req GET "$site/leak/hello.txt"
+	expect "$mode: … but serves other files (hello.txt → 200)" 200
+	req GET "$site/leak/users.html"
+	expect "$mode: … and names that only start alike (users.html → 200)" 200
+	http GET "$base/head"
+	expect "$mode: … and the /api rewrite still works" 200 '.seq|type=="number"'
+
+	# --- everything on disk, the audit log included
+	if out=$(strata_cli verify --all --data "$data" 2>&1) &&
+		grep -q '^tenant default: OK ' <<<"$out" && grep -q '^tenant other: OK ' <<<"$out" &&
+		grep -q '^audit: OK ' <<<"$out" && ! grep -v ': OK ' <<<"$out" | grep -q .; then
+		ok "$mode: strata verify --all → every tenant and the audit log OK"
+	else
+		nok "$mode: strata verify --all → every tenant and the audit log OK" "output: $(tr '\n' '|' <<<"$out")"
+	fi
+}
+
 setup_apache "$BIN"
 start_apache
 echo "# apache up: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID, work dir $WORK"
 
+TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
+accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
+TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
+accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 
 # Denied requests (AH01630) are expected; anything else at error level is not.
 if [ "$FAIL" -gt 0 ] ||

@@ -6,8 +6,13 @@
 #   http://127.0.0.1:$PORT_CGI/api/...   -> www-cgi/cgi-bin/strata.cgi     (mod_cgid)
 #   http://127.0.0.1:$PORT_FCGID/api/... -> www-fcgid/cgi-bin/strata.fcgi (mod_fcgid)
 #
-# The shipped .htaccess files are copied verbatim; only the example data
-# path is replaced. The system Apache (/etc/apache2, port 80) is not touched.
+# The shipped .htaccess files are copied verbatim; only the example paths
+# (data directory, users file) are filled in. Accounts are on, as on any
+# real host: setup_apache creates the tenant "default" and a writer token
+# for it in each data directory (TOKEN_CGI, TOKEN_FCGID), which the clients
+# send as "Authorization: Bearer …" (it reaches the program through the
+# shipped CGIPassAuth On). The system Apache (/etc/apache2, port 80) is not
+# touched.
 #
 # Needs: apache2, libapache2-mod-fcgid, curl. Run as root (Apache then
 # drops to www-data, as on a real host); as another user Apache keeps it.
@@ -35,8 +40,19 @@ as_apache_user() {
 	if [ "$(id -u)" = 0 ]; then runuser -u www-data -- "$@"; else "$@"; fi
 }
 
+# strata_cli ARGS...: the deployed binary's command line (tenant, token,
+# user, verify), run as the Apache user so that every file it creates in a
+# data directory is the server's. (The deployed copy: www-data may not
+# reach $BIN's directory.) Pass --data: the CGI copy has no strata.conf.
+strata_cli() {
+	as_apache_user "$WWW_CGI/cgi-bin/strata.cgi" "$@" </dev/null
+}
+
 # setup_apache BIN: lays out $WORK and writes the Apache config.
-# Sets PORT_CGI PORT_FCGID DATA_CGI DATA_FCGID WWW_CGI WWW_FCGID.
+# Sets PORT_CGI PORT_FCGID DATA_CGI DATA_FCGID WWW_CGI WWW_FCGID, the users
+# files USERS_CGI USERS_FCGID (named in the config, outside both document
+# roots, not created: the test makes them with htpasswd), and TOKEN_CGI
+# TOKEN_FCGID: a writer token of tenant "default" (tier unlimited) in each.
 # Optional: MAX_BODY (bytes) is configured the way a user would.
 setup_apache() {
 	local bin=$1 ship=$REPO/cgi-bin f user
@@ -53,29 +69,56 @@ setup_apache() {
 	WWW_FCGID=$WORK/www-fcgid
 	DATA_CGI=$WORK/data-cgi     # outside both document roots
 	DATA_FCGID=$WORK/data-fcgid
+	USERS_CGI=$WORK/users-cgi   # htpasswd files, outside both document roots
+	USERS_FCGID=$WORK/users-fcgid
 	mkdir -p "$WWW_CGI/cgi-bin" "$WWW_FCGID/cgi-bin" "$DATA_CGI" "$DATA_FCGID"
 	chown "$user" "$DATA_CGI" "$DATA_FCGID"
 
-	# mod_cgid: binary as strata.cgi; data dir via SetEnv in .htaccess.
+	# No shipped file may switch accounts off.
+	for f in cgi.htaccess fcgid.htaccess docroot.htaccess docroot-fcgid.htaccess; do
+		! grep -q 'STRATA_AUTH' "$ship/$f" || die "$ship/$f mentions STRATA_AUTH: accounts must stay on"
+	done
+
+	# mod_cgid: binary as strata.cgi; data dir and users file via SetEnv in
+	# .htaccess (the users line ships commented out).
 	install -m 755 "$bin" "$WWW_CGI/cgi-bin/strata.cgi"
 	cp "$ship/docroot.htaccess" "$WWW_CGI/.htaccess"
 	sed -e "s|^SetEnv STRATA_DATA .*|SetEnv STRATA_DATA $DATA_CGI|" \
+		-e "s|^#SetEnv STRATA_USERS .*|SetEnv STRATA_USERS $USERS_CGI|" \
 		"$ship/cgi.htaccess" >"$WWW_CGI/cgi-bin/.htaccess"
 	grep -q "^SetEnv STRATA_DATA $DATA_CGI\$" "$WWW_CGI/cgi-bin/.htaccess" ||
 		die "cgi.htaccess has no 'SetEnv STRATA_DATA' line to point at the test data"
+	grep -q "^SetEnv STRATA_USERS $USERS_CGI\$" "$WWW_CGI/cgi-bin/.htaccess" ||
+		die "cgi.htaccess has no '#SetEnv STRATA_USERS' line to point at the test users file"
 	if [ -n "${MAX_BODY:-}" ]; then
 		echo "SetEnv STRATA_MAX_BODY $MAX_BODY" >>"$WWW_CGI/cgi-bin/.htaccess"
 	fi
 
-	# mod_fcgid: binary as strata.fcgi; data dir via strata.conf next to it.
+	# mod_fcgid: binary as strata.fcgi; data dir and users file via
+	# strata.conf next to it.
 	install -m 755 "$bin" "$WWW_FCGID/cgi-bin/strata.fcgi"
 	cp "$ship/docroot-fcgid.htaccess" "$WWW_FCGID/.htaccess"
 	cp "$ship/fcgid.htaccess" "$WWW_FCGID/cgi-bin/.htaccess"
 	{
 		echo "STRATA_DATA=$DATA_FCGID"
+		echo "STRATA_USERS=$USERS_FCGID"
 		[ -n "${MAX_BODY:-}" ] && echo "STRATA_MAX_BODY=$MAX_BODY"
 	} >"$WWW_FCGID/cgi-bin/strata.conf"
 	chmod 644 "$WWW_FCGID/cgi-bin/strata.conf"
+
+	# Accounts: the tenant and a writer token in each data directory.
+	local d dir tok
+	for d in CGI FCGID; do
+		dir=DATA_$d
+		dir=${!dir}
+		strata_cli tenant create default --tier unlimited --data "$dir" >"$WORK/tenant-$d.out" 2>&1 ||
+			die "strata tenant create default --data $dir: $(cat "$WORK/tenant-$d.out")"
+		tok=$(strata_cli token create --tenant default --role writer --name e2e-writer --data "$dir" 2>"$WORK/token-$d.err") ||
+			die "strata token create --data $dir: $(cat "$WORK/token-$d.err")"
+		[[ $tok == strata_* ]] || die "strata token create printed '$tok', not a token"
+		printf -v "TOKEN_$d" '%s' "$tok"
+	done
+	export TOKEN_CGI TOKEN_FCGID
 
 	PORT_CGI=$(free_port "${PORT_CGI:-8089}")
 	PORT_FCGID=$(free_port $((PORT_CGI + 1)))
