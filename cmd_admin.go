@@ -72,6 +72,20 @@ func (a *adminCmd) service() (*admin.Service, func(), error) {
 	return &admin.Service{Data: a.c.data, UsersFile: a.c.users, Audit: al, By: who}, func() { al.Close() }, nil
 }
 
+// start parses args and opens the service; code is not -1 when the
+// command must end with it at once.
+func (a *adminCmd) start(args []string) (pos []string, s *admin.Service, done func(), code int) {
+	pos, ok := a.parse(args)
+	if !ok {
+		return nil, nil, nil, 2
+	}
+	s, done, err := a.service()
+	if err != nil {
+		return nil, nil, nil, a.fail(err)
+	}
+	return pos, s, done, -1
+}
+
 func (a *adminCmd) fail(err error) int {
 	fmt.Fprintln(a.errw, "strata:", err)
 	return 1
@@ -259,13 +273,9 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 	role := a.fs.String("role", "", "admin, writer, reader or appender")
 	expires := a.fs.String("expires", "", "lifetime, e.g. 30d, 12h (default: never)")
 	name := a.fs.String("name", "", "a name to tell the token by")
-	pos, ok := a.parse(args[1:])
-	if !ok {
-		return 2
-	}
-	s, done, err := a.service()
-	if err != nil {
-		return a.fail(err)
+	pos, s, done, code := a.start(args[1:])
+	if code >= 0 {
+		return code
 	}
 	defer done()
 	switch args[0] {
@@ -349,15 +359,12 @@ func cmdUser(args []string, stdout, stderr io.Writer) int {
 	tenant := a.fs.String("tenant", "", "the user's tenant (an admin may have none)")
 	role := a.fs.String("role", "", "admin, writer, reader or appender")
 	fromStdin := a.fs.Bool("password-stdin", false, "read the password from standard input")
-	pos, ok := a.parse(args[1:])
-	if !ok {
-		return 2
-	}
-	s, done, err := a.service()
-	if err != nil {
-		return a.fail(err)
+	pos, s, done, code := a.start(args[1:])
+	if code >= 0 {
+		return code
 	}
 	defer done()
+	var err error
 	verb := args[0]
 	if verb == "list" {
 		us, err := s.Users()

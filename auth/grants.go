@@ -97,22 +97,7 @@ func SetGrant(path, name string, g Grant) error {
 		return fmt.Errorf("grant %s: %w", name, err)
 	}
 	line := name + " " + g.Tenant + " " + string(g.Role)
-	err := editLines(path, func(lines []string) ([]string, error) {
-		out := lines[:0:0]
-		done := false
-		for _, l := range lines {
-			if grantee(l) != name {
-				out = append(out, l)
-			} else if !done {
-				out = append(out, line)
-				done = true
-			}
-		}
-		if !done {
-			out = append(out, line)
-		}
-		return out, nil
-	})
+	err := setLine(path, name, line, grantee)
 	if err != nil {
 		return fmt.Errorf("grant %s: %w", name, err)
 	}
@@ -122,21 +107,7 @@ func SetGrant(path, name string, g Grant) error {
 // DeleteGrant removes the grant of the user name, reporting whether there
 // was one.
 func DeleteGrant(path, name string) (bool, error) {
-	found := false
-	err := editLines(path, func(lines []string) ([]string, error) {
-		out := lines[:0:0]
-		for _, l := range lines {
-			if grantee(l) == name {
-				found = true
-			} else {
-				out = append(out, l)
-			}
-		}
-		if !found {
-			return nil, errUnchanged
-		}
-		return out, nil
-	})
+	found, err := deleteLines(path, name, grantee)
 	if err != nil {
 		return false, fmt.Errorf("delete grant of %s: %w", name, err)
 	}

@@ -146,22 +146,7 @@ func SetUser(path, name, hash string) error {
 	if !supportedHash(hash) {
 		return fmt.Errorf("set user %s: the hash is neither bcrypt nor argon2id", name)
 	}
-	err := editLines(path, func(lines []string) ([]string, error) {
-		out := lines[:0:0]
-		done := false
-		for _, l := range lines {
-			if userOf(l) != name {
-				out = append(out, l)
-			} else if !done {
-				out = append(out, name+":"+hash)
-				done = true
-			}
-		}
-		if !done {
-			out = append(out, name+":"+hash)
-		}
-		return out, nil
-	})
+	err := setLine(path, name, name+":"+hash, userOf)
 	if err != nil {
 		return fmt.Errorf("set user %s: %w", name, err)
 	}
@@ -171,21 +156,7 @@ func SetUser(path, name, hash string) error {
 // DeleteUser removes the user name from the users file at path, reporting
 // whether it was there.
 func DeleteUser(path, name string) (bool, error) {
-	found := false
-	err := editLines(path, func(lines []string) ([]string, error) {
-		out := lines[:0:0]
-		for _, l := range lines {
-			if userOf(l) == name {
-				found = true
-			} else {
-				out = append(out, l)
-			}
-		}
-		if !found {
-			return nil, errUnchanged
-		}
-		return out, nil
-	})
+	found, err := deleteLines(path, name, userOf)
 	if err != nil {
 		return false, fmt.Errorf("delete user %s: %w", name, err)
 	}

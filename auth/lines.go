@@ -88,3 +88,46 @@ func editLines(path string, edit func(lines []string) ([]string, error)) error {
 	}
 	return fsx.WriteFile(path, []byte(b.String()), perm)
 }
+
+// setLine makes line the one line of the file whose key (keyOf) is name:
+// it replaces the first such line, drops any others, or adds line at the
+// end.
+func setLine(path, name, line string, keyOf func(string) string) error {
+	return editLines(path, func(lines []string) ([]string, error) {
+		out := lines[:0:0]
+		done := false
+		for _, l := range lines {
+			if keyOf(l) != name {
+				out = append(out, l)
+			} else if !done {
+				out = append(out, line)
+				done = true
+			}
+		}
+		if !done {
+			out = append(out, line)
+		}
+		return out, nil
+	})
+}
+
+// deleteLines removes the lines whose key (keyOf) is name, reporting
+// whether there were any.
+func deleteLines(path, name string, keyOf func(string) string) (bool, error) {
+	found := false
+	err := editLines(path, func(lines []string) ([]string, error) {
+		out := lines[:0:0]
+		for _, l := range lines {
+			if keyOf(l) == name {
+				found = true
+			} else {
+				out = append(out, l)
+			}
+		}
+		if !found {
+			return nil, errUnchanged
+		}
+		return out, nil
+	})
+	return found, err
+}

@@ -126,25 +126,9 @@ func median(xs []float64) float64 {
 // cgiRequest runs the binary once as a CGI program and times it.
 func (b *bench) cgiRequest(data, method, path string, body []byte, env ...string) (status string, out []byte, d time.Duration, err error) {
 	cmd := exec.Command(b.bin)
-	cmd.Env = append([]string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"GATEWAY_INTERFACE=CGI/1.1",
-		"SERVER_PROTOCOL=HTTP/1.1",
-		"SERVER_SOFTWARE=strata-bench",
-		"SERVER_NAME=127.0.0.1",
-		"SERVER_PORT=80",
-		"REMOTE_ADDR=127.0.0.1",
-		"REMOTE_PORT=40000",
-		"HTTP_HOST=127.0.0.1",
-		"REQUEST_METHOD=" + method,
-		"SCRIPT_NAME=/cgi-bin/strata.cgi",
-		"SCRIPT_FILENAME=" + b.bin,
-		"PATH_INFO=" + path,
-		"REQUEST_URI=/api" + path,
-		"STRATA_DATA=" + data,
-		fmt.Sprintf("CONTENT_LENGTH=%d", len(body)),
-		"CONTENT_TYPE=application/json",
-	}, env...)
+	cmd.Env = append(cgiEnv(b.bin, data, method, path, ""),
+		fmt.Sprintf("CONTENT_LENGTH=%d", len(body)), "CONTENT_TYPE=application/json")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin = bytes.NewReader(body)
 	var ob, eb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &ob, &eb

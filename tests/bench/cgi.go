@@ -20,28 +20,7 @@ const cgiRuns = 200
 // reads its whole standard output and times it (fork+exec+start-up+answer).
 func (b *bench) cgiGet(data, path, query string) ([]byte, time.Duration, error) {
 	cmd := exec.Command(b.bin)
-	uri := "/api" + path
-	if query != "" {
-		uri += "?" + query
-	}
-	cmd.Env = []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"GATEWAY_INTERFACE=CGI/1.1",
-		"SERVER_PROTOCOL=HTTP/1.1",
-		"SERVER_SOFTWARE=strata-bench",
-		"SERVER_NAME=127.0.0.1",
-		"SERVER_PORT=80",
-		"REMOTE_ADDR=127.0.0.1",
-		"REMOTE_PORT=40000",
-		"HTTP_HOST=127.0.0.1",
-		"REQUEST_METHOD=GET",
-		"SCRIPT_NAME=/cgi-bin/strata.cgi",
-		"SCRIPT_FILENAME=" + b.bin,
-		"PATH_INFO=" + path,
-		"QUERY_STRING=" + query,
-		"REQUEST_URI=" + uri,
-		"STRATA_DATA=" + data,
-	}
+	cmd.Env = cgiEnv(b.bin, data, "GET", path, query)
 	var out bytes.Buffer
 	out.Grow(1 << 20)
 	cmd.Stdout = &out
@@ -54,6 +33,32 @@ func (b *bench) cgiGet(data, path, query string) ([]byte, time.Duration, error) 
 		return nil, d, fmt.Errorf("CGI run: %v: %s", err, strings.TrimSpace(errb.String()))
 	}
 	return out.Bytes(), d, nil
+}
+
+// cgiEnv is the environment a web server gives a CGI request.
+func cgiEnv(bin, data, method, path, query string) []string {
+	uri := "/api" + path
+	if query != "" {
+		uri += "?" + query
+	}
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"GATEWAY_INTERFACE=CGI/1.1",
+		"SERVER_PROTOCOL=HTTP/1.1",
+		"SERVER_SOFTWARE=strata-bench",
+		"SERVER_NAME=127.0.0.1",
+		"SERVER_PORT=80",
+		"REMOTE_ADDR=127.0.0.1",
+		"REMOTE_PORT=40000",
+		"HTTP_HOST=127.0.0.1",
+		"REQUEST_METHOD=" + method,
+		"SCRIPT_NAME=/cgi-bin/strata.cgi",
+		"SCRIPT_FILENAME=" + bin,
+		"PATH_INFO=" + path,
+		"QUERY_STRING=" + query,
+		"REQUEST_URI=" + uri,
+		"STRATA_DATA=" + data,
+	}
 }
 
 // cgiStatus splits a CGI answer and checks its status.
