@@ -91,15 +91,6 @@ func (s *Service) CreateTenant(c tenants.Config) (tenants.Config, error) {
 	return c, s.record("tenant.create", c.Name, map[string]any{"tier": c.Tier, "quota": c.Quota, "cors_origins": c.Origins})
 }
 
-// TenantChange is a partial update of a tenant; nil fields stay.
-type TenantChange struct {
-	Tier    *string         `json:"tier"`
-	Quota   *map[string]any `json:"-"`
-	Origins *[]string       `json:"cors_origins"`
-	State   *tenants.State  `json:"state"`
-	Reason  *string         `json:"reason"`
-}
-
 // UpdateTenant applies fn to the tenant under its lock and records the
 // change as action ("tenant.update", "quota.update", "tenant.suspend", …).
 func (s *Service) UpdateTenant(name, action string, detail map[string]any, fn func(*tenants.Config) error) (tenants.Config, error) {

@@ -53,7 +53,7 @@ var routes = []route{
 	{"PUT", "/storage/{blob}", auth.PermBlobWrite, inTenant, (*Handler).blobPut},
 	{"DELETE", "/storage/{blob}", auth.PermBlobDelete, inTenant, (*Handler).blobDelete},
 	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},
-	{"GET", "/session", auth.PermInfo, inTenant, (*Handler).whoami},
+	{"GET", "/session", auth.PermInfo, system, (*Handler).whoami},
 	{"POST", "/session", "", public, (*Handler).login},
 	{"GET", "/health", "", public, (*Handler).health},
 	{"HEAD", "/health", "", public, (*Handler).health},

@@ -65,7 +65,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, c *call) {
 
 // whoami serves GET /session: who the credentials are, in which tenant.
 func (h *Handler) whoami(w http.ResponseWriter, r *http.Request, c *call) {
-	out := map[string]any{"principal": c.who.String(), "kind": c.who.Kind, "role": c.who.Role, "tenant": c.t.name}
+	out := map[string]any{"principal": c.who.String(), "kind": c.who.Kind, "role": c.who.Role, "tenant": c.who.Tenant}
 	if !c.who.Expires.IsZero() {
 		out["expires"] = c.who.Expires.UTC().Format(time.RFC3339)
 	}
