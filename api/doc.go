@@ -3,6 +3,15 @@
 // sets to the path below the mount point, and it is the only package that
 // turns errors into HTTP status codes (errors.go holds the table).
 //
+// Access control has one place too: routes.go lists every route with the
+// permission it needs, and ServeHTTP authorizes each request against it —
+// who the credentials are (authn.go), whether their role has the
+// permission, whether the tenant they name is theirs, exists and is
+// active, and whether the credential is within its request rate — before
+// any handler runs. No handler checks access on its own. Quotas on what a
+// request stores are checked where it is stored, under the lock that makes
+// them hold across processes.
+//
 // Every error answer is JSON: {"error":{"code":"…","message":"…"}}. A
 // request body is read whole (up to a limit) before anything is written, so
 // no request, however malformed, leaves anything half-written.
