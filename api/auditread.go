@@ -46,5 +46,6 @@ func (h *Handler) auditRead(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, err)
 		return
 	}
+	a.Flush() // what was recorded before this request is in the answer
 	readLog(w, r, a.Events(), p)
 }

@@ -50,6 +50,10 @@ type Log struct {
 	queue chan Record
 	done  chan struct{}
 	once  sync.Once
+	// pending counts records queued and not yet written, for Flush.
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending int
 }
 
 // Open opens the audit log in dir. With async, Record queues and a
@@ -70,6 +74,7 @@ func Open(dir string, opts log.Options, async bool) (*Log, error) {
 	if async {
 		a.queue = make(chan Record, 4096)
 		a.done = make(chan struct{})
+		a.cond = sync.NewCond(&a.mu)
 		go a.writer()
 	}
 	return a, nil
@@ -82,12 +87,28 @@ func (a *Log) Events() *log.Log { return a.l }
 // long-running process, queued for the writer.
 func (a *Log) Record(recs ...Record) error {
 	if a.queue != nil {
+		a.mu.Lock()
+		a.pending += len(recs)
+		a.mu.Unlock()
 		for _, r := range recs {
 			a.queue <- r
 		}
 		return nil
 	}
 	return a.write(recs)
+}
+
+// Flush waits until every record queued so far is written, so that a read
+// of the audit log sees them.
+func (a *Log) Flush() {
+	if a.queue == nil {
+		return
+	}
+	a.mu.Lock()
+	for a.pending > 0 {
+		a.cond.Wait()
+	}
+	a.mu.Unlock()
 }
 
 func (a *Log) write(recs []Record) error {
@@ -126,6 +147,12 @@ func (a *Log) writer() {
 		if err := a.write(batch); err != nil {
 			fmt.Fprintf(os.Stderr, "strata: %v (%d records lost)\n", err, len(batch))
 		}
+		a.mu.Lock()
+		a.pending -= len(batch)
+		if a.pending <= 0 {
+			a.cond.Broadcast()
+		}
+		a.mu.Unlock()
 	}
 }
 
