@@ -8,7 +8,11 @@
 //   - chunked uploads: Apache passes them with no CONTENT_LENGTH, and the
 //     body must then be read to the end of standard input;
 //   - early answers: the body is always drained before the program exits,
-//     or mod_cgid drops the answer.
+//     or mod_cgid drops the answer;
+//   - credentials: behind a rewrite with its own RewriteEngine, or passed
+//     with SetEnvIf/RewriteRule [E=…], the Authorization header arrives as
+//     REDIRECT_HTTP_AUTHORIZATION (or HTTP_AUTHORIZATION set by the
+//     server's configuration); it is put back in the request.
 package cgi
 
 import (
@@ -26,6 +30,7 @@ func IsCGI() bool { return os.Getenv("GATEWAY_INTERFACE") != "" }
 func Serve(h http.Handler) error {
 	return cgi.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fix(r, os.Getenv("PATH_INFO"), os.Getenv("HTTP_TRANSFER_ENCODING"), os.Getenv("CONTENT_LENGTH"), os.Stdin)
+		fixAuth(r, os.Getenv)
 		h.ServeHTTP(w, r)
 		// Read what the handler left unread, so the server sends the answer.
 		io.Copy(io.Discard, r.Body)
@@ -45,6 +50,20 @@ func fix(r *http.Request, pathInfo, transferEncoding, contentLength string, stdi
 		r.Body = io.NopCloser(stdin)
 		r.ContentLength = -1
 		r.TransferEncoding = []string{"chunked"}
+	}
+}
+
+// fixAuth restores the Authorization header from the variables Apache
+// uses when the header reached it only through a rewrite or SetEnvIf.
+func fixAuth(r *http.Request, getenv func(string) string) {
+	if r.Header.Get("Authorization") != "" {
+		return
+	}
+	for _, k := range []string{"HTTP_AUTHORIZATION", "REDIRECT_HTTP_AUTHORIZATION", "REDIRECT_REDIRECT_HTTP_AUTHORIZATION"} {
+		if v := getenv(k); v != "" {
+			r.Header.Set("Authorization", v)
+			return
+		}
 	}
 }
 

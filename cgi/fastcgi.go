@@ -267,6 +267,7 @@ func (c *fcgiConn) serveRequest(id uint16, h http.Handler) error {
 			r.Body = http.NoBody
 		}
 		fix(r, env["PATH_INFO"], "", "x", nil)
+		fixAuth(r, func(k string) string { return env[k] })
 		r.RemoteAddr = net.JoinHostPort(env["REMOTE_ADDR"], env["REMOTE_PORT"])
 		h.ServeHTTP(w, r)
 	}

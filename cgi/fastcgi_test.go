@@ -127,3 +127,25 @@ func TestFastCGIStop(t *testing.T) {
 	idleClient.Close()
 	busyClient.Close()
 }
+
+func TestFixAuth(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		env    map[string]string
+		want   string
+	}{
+		{"Bearer a", map[string]string{"REDIRECT_HTTP_AUTHORIZATION": "Bearer b"}, "Bearer a"},
+		{"", map[string]string{"REDIRECT_HTTP_AUTHORIZATION": "Bearer b"}, "Bearer b"},
+		{"", map[string]string{"HTTP_AUTHORIZATION": "Basic c"}, "Basic c"},
+		{"", nil, ""},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			r.Header.Set("Authorization", c.header)
+		}
+		fixAuth(r, func(k string) string { return c.env[k] })
+		if got := r.Header.Get("Authorization"); got != c.want {
+			t.Errorf("header %q env %v: %q, want %q", c.header, c.env, got, c.want)
+		}
+	}
+}
