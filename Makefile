@@ -19,7 +19,7 @@ test: build
 	gofmt -l . | (! grep .) || (echo "gofmt needed"; exit 1)
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(MAKE) fuzz FUZZTIME=3s
+	$(MAKE) fuzz FUZZTIME=2s
 
 FUZZTIME ?= 60s
 fuzz:
@@ -27,6 +27,9 @@ fuzz:
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/blake3 -run '^$$' -fuzz '^FuzzSum256$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzSetMember$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth -run '^$$' -fuzz '^FuzzVerifyJWT$$' -fuzztime $(FUZZTIME)
 
 soak: build
 	STRATA_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Concurrent' -v ./tests/...
@@ -34,7 +37,7 @@ soak: build
 # Every package under the race detector, and the end-to-end tests against a
 # server built with it (slow: minutes).
 race:
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./log ./api ./cgi ./query ./blobs ./jsonx ./internal/...
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./log ./api ./cgi ./query ./blobs ./jsonx ./auth ./quota ./tenants ./audit ./admin ./internal/...
 	STRATA_E2E_RACE=1 $(GO) test -count=1 -timeout 20m ./tests/e2e
 
 bench: build

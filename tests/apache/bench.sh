@@ -2,12 +2,20 @@
 # Latency of strata behind a real Apache, one client, Connection: close:
 #   - single-event appends under mod_cgid (300) and mod_fcgid (2000),
 #   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000.
+# Accounts are on, as on a real host: every request carries the writer
+# token setup_apache made (Authorization: Bearer, through CGIPassAuth), so
+# "cgi append", "fcgid append" and "cgi read …" are token-authenticated.
+# (tests/bench/cgi.go reads those three labels: keep them as they are.)
+# For comparison, CGI appends with the other credentials of a user:
+#   - "cgi append (basic)": HTTP Basic, a bcrypt check (cost 10, as strata
+#     user add writes) in every process (needs htpasswd, apache2-utils),
+#   - "cgi append (session)": the session token from POST /session.
 #
 #   sudo tests/apache/bench.sh [path/to/strata]      (default ./strata)
 #
 # Same setup as e2e.sh (see lib.sh); needs go to build loadgen. Prints one
 # line per figure beside its target; targets are reported, never enforced.
-# CGI_N, FCGID_N, READ_N override the request counts.
+# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N override the request counts.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,7 +47,9 @@ setup_apache "$BIN"
 start_apache
 CGI=http://127.0.0.1:$PORT_CGI/api
 FCGID=http://127.0.0.1:$PORT_FCGID/api
-echo "# apache: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID; $(nproc) cores; $(stat -c %s "$BIN") byte binary"
+AUTH_CGI=(-H "Authorization: Bearer $TOKEN_CGI")
+AUTH_FCGID=(-H "Authorization: Bearer $TOKEN_FCGID")
+echo "# apache: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID; $(nproc) cores; $(stat -c %s "$BIN") byte binary; requests token-authenticated (Authorization: Bearer)"
 rc=0
 
 # Bulk-load 10,000 events into the CGI log: 20 batches of 500 through Apache.
@@ -55,7 +65,7 @@ for b in $(seq 0 19); do
 		printf ']'
 	} >"$WORK/batch.json"
 	st=$(curl -sS -o "$WORK/batch.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-		--data-binary @"$WORK/batch.json" "$CGI/events")
+		"${AUTH_CGI[@]}" --data-binary @"$WORK/batch.json" "$CGI/events")
 	if [ "$st" != 201 ]; then
 		echo "error: bulk load batch $b: status $st: $(head -c 300 "$WORK/batch.out")" >&2
 		dump_apache_log 20
@@ -63,21 +73,47 @@ for b in $(seq 0 19); do
 	fi
 	jq -r '.[] | "\(.seq) \(.id)"' "$WORK/batch.out" >>"$WORK/ids"
 done
-head_seq=$(curl -sS "$CGI/head" | jq -r .seq)
+head_seq=$(curl -sS "${AUTH_CGI[@]}" "$CGI/head" | jq -r .seq)
 from_seq=$((head_seq - 1000))
 from_id=$(awk -v s="$from_seq" '$1 == s { print $2 }' "$WORK/ids")
 [ -n "$from_id" ] || die "no id for seq $from_seq (head seq $head_seq)"
-got=$(curl -sS "$CGI/events?from=$from_id" | jq length)
+got=$(curl -sS "${AUTH_CGI[@]}" "$CGI/events?from=$from_id" | jq length)
 echo "# loaded $head_seq events; GET /events?from=<seq $from_seq> returns $got events"
 
-"$LG" -label "cgi read from=<head-1000>" -n "${READ_N:-200}" -method GET -want 200 \
+"$LG" -label "cgi read from=<head-1000>" -n "${READ_N:-200}" -method GET -want 200 "${AUTH_CGI[@]}" \
 	"$CGI/events?from=$from_id" || rc=1
 
 BODY='{"type":"bench.appended","entity":"bench-{i}","data":{"i":{i},"sku":"A-1","qty":3}}'
 "$LG" -label "cgi append" -n "${CGI_N:-300}" -target 5 -method POST -want 201 -body "$BODY" \
-	"$CGI/events" || rc=1
+	"${AUTH_CGI[@]}" "$CGI/events" || rc=1
 "$LG" -label "fcgid append" -n "${FCGID_N:-2000}" -target 1 -method POST -want 201 -body "$BODY" \
-	"$FCGID/events" || rc=1
+	"${AUTH_FCGID[@]}" "$FCGID/events" || rc=1
+
+# The same CGI append as a user with a password: Basic on every request,
+# then the session token a login answers. USERS_CGI is the users file the
+# deployed cgi-bin/.htaccess names (SetEnv STRATA_USERS).
+if command -v htpasswd >/dev/null; then
+	pw=bench-$RANDOM$RANDOM
+	if htpasswd -B -C 10 -c -b "$USERS_CGI" bench "$pw" 2>"$WORK/htpasswd.err" &&
+		chown "$(apache_user)" "$USERS_CGI" &&
+		strata_cli user grant bench --tenant default --role writer --data "$DATA_CGI" >"$WORK/grant.out" 2>&1; then
+		"$LG" -label "cgi append (basic)" -n "${BASIC_N:-50}" -method POST -want 201 -body "$BODY" \
+			-H "Authorization: Basic $(printf 'bench:%s' "$pw" | base64 -w0)" "$CGI/events" || rc=1
+		session=$(curl -sS -X POST -H 'Content-Type: application/json' \
+			--data-binary "{\"user\":\"bench\",\"password\":\"$pw\"}" "$CGI/session" | jq -r '.token // empty')
+		if [ -n "$session" ]; then
+			"$LG" -label "cgi append (session)" -n "${SESSION_N:-300}" -method POST -want 201 -body "$BODY" \
+				-H "Authorization: Bearer $session" "$CGI/events" || rc=1
+		else
+			echo "cgi append (session): no successful request (POST /session gave no token)"
+			rc=1
+		fi
+	else
+		echo "# cgi append (basic): not measured: $(cat "$WORK/htpasswd.err" "$WORK/grant.out" 2>/dev/null | tr '\n' ' ')"
+	fi
+else
+	echo "# cgi append (basic), (session): not measured (no htpasswd: apt-get install apache2-utils)"
+fi
 
 if [ "$rc" != 0 ]; then dump_apache_log 30; fi
 exit "$rc"

@@ -9,7 +9,8 @@
 //
 //	cgi append p50 2.41 ms p99 3.10 ms (target p50 <= 5 ms) [300 requests, 0 errors, 402 req/s]
 //
-// {i} in the body is replaced by the request number. Every request uses a
+// {i} in the body is replaced by the request number. -H 'Name: value' adds
+// a request header (repeatable), e.g. -H "Authorization: Bearer strata_…". Every request uses a
 // new connection (Connection: close) unless -keepalive is given: Apache
 // waits for a CGI process to exit before it reads the next request on a
 // kept-alive connection, which makes keep-alive timings bimodal.
@@ -28,7 +29,33 @@ import (
 	"time"
 )
 
+// headerFlags is a repeatable -H 'Name: value' flag.
+type headerFlags [][2]string
+
+func (h *headerFlags) String() string {
+	var b strings.Builder
+	for i, kv := range *h {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(kv[0])
+	}
+	return b.String()
+}
+
+func (h *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t") {
+		return fmt.Errorf("want 'Name: value', got %q", v)
+	}
+	*h = append(*h, [2]string{name, strings.TrimSpace(value)})
+	return nil
+}
+
 func main() {
+	var headers headerFlags
+	flag.Var(&headers, "H", "request header 'Name: value' (repeatable)")
 	var (
 		label     = flag.String("label", "request", "name printed before the figures")
 		n         = flag.Int("n", 300, "number of timed requests")
@@ -63,6 +90,9 @@ func main() {
 		}
 		if rd != nil {
 			req.Header.Set("Content-Type", *ctype)
+		}
+		for _, kv := range headers {
+			req.Header.Add(kv[0], kv[1])
 		}
 		start := time.Now()
 		resp, err := client.Do(req)
