@@ -370,7 +370,16 @@ func sessionError(err error) *apiError {
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, addr, claimed, reason string, e *apiError) error {
 	counted := reason == reasonWrongPassword
 	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
+		// The challenge names the scheme that failed: invalid_token is for
+		// bearer credentials only.
+		switch scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); {
+		case strings.EqualFold(scheme, "Basic"):
+			w.Header().Set("WWW-Authenticate", `Basic realm="strata", charset="UTF-8"`)
+		case strings.EqualFold(scheme, "Bearer"):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="strata"`)
+		}
 	}
 	if e.status == http.StatusTooManyRequests {
 		return e
