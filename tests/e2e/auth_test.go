@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,6 +218,17 @@ func TestTraversalAttempts(t *testing.T) {
 		if r.status != 401 {
 			t.Errorf("token %q: %d %s", tok, r.status, r.body)
 		}
+	}
+	// An entity id is a name, never a path: one that looks like a path is
+	// stored as an event and read back, and makes no file.
+	evil := `../../../../tmp/strata-evil`
+	do(t, "POST", s.url+"/t/shop/events", `{"type":"a.b","entity":"`+evil+`","data":1}`, bearer(adminTok)...).want(t, 201)
+	r := do(t, "GET", s.url+"/t/shop/events?entity="+url.QueryEscape(evil), nil, bearer(adminTok)...).want(t, 200)
+	if !strings.Contains(string(r.body), evil) {
+		t.Errorf("entity read: %s", r.body)
+	}
+	if _, err := os.Stat("/tmp/strata-evil"); err == nil {
+		t.Error("an entity id became a file")
 	}
 	s.stop(os.Interrupt, 10*time.Second)
 	after := listTree(t, data)
