@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -249,4 +251,27 @@ func listTree(t testing.TB, root string) map[string]bool {
 		return nil
 	})
 	return m
+}
+
+// TestJWKS: a server started with --jwks accepts an EdDSA JWT signed by a
+// key of the file, and refuses one signed by another key.
+func TestJWKS(t *testing.T) {
+	data := t.TempDir()
+	strataCLI(t, data, "", "tenant", "create", "shop")
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	_, other, _ := ed25519.GenerateKey(nil)
+	jwks := filepath.Join(data, "jwks.json")
+	os.WriteFile(jwks, fmt.Appendf(nil, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":%q}]}`,
+		base64.RawURLEncoding.EncodeToString(pub)), 0o644)
+	s := startServer(t, data, "--auth=required", "--jwks", jwks, "--jwt-issuer", "https://idp.example")
+	sign := func(key ed25519.PrivateKey, exp int64) string {
+		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"k1"}`))
+		p := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil,
+			`{"sub":"svc","tenant":"shop","role":"writer","iss":"https://idp.example","exp":%d}`, exp))
+		return h + "." + p + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(h+"."+p)))
+	}
+	now := time.Now().Unix()
+	do(t, "POST", s.url+"/events", `{"type":"a.b","entity":"x","data":1}`, bearer(sign(priv, now+60))...).want(t, 201)
+	do(t, "GET", s.url+"/head", nil, bearer(sign(other, now+60))...).wantError(t, 401, "")
+	do(t, "GET", s.url+"/head", nil, bearer(sign(priv, now-3600))...).wantError(t, 401, "token_expired")
 }
