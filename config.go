@@ -86,6 +86,7 @@ type config struct {
 	sessionTTL time.Duration
 	origins    string // comma-separated CORS origins for every tenant
 	trustProxy bool
+	auditAll   bool // record every append in the audit log
 }
 
 func (s settings) config() config {
@@ -107,6 +108,7 @@ func (s settings) config() config {
 		sessionTTL:   ttl,
 		origins:      s.get("STRATA_CORS_ORIGINS", ""),
 		trustProxy:   s.get("STRATA_TRUST_PROXY", "") == "1",
+		auditAll:     s.get("STRATA_AUDIT_APPENDS", "") == "1",
 	}
 }
 
@@ -126,6 +128,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.sessionTTL, "session-ttl", c.sessionTTL, "lifetime of a session token from POST /session")
 	fs.StringVar(&c.origins, "cors-origins", c.origins, "browser origins allowed in every tenant, comma-separated")
 	fs.BoolVar(&c.trustProxy, "trust-proxy", c.trustProxy, "take the client address from X-Forwarded-For (behind a reverse proxy)")
+	fs.BoolVar(&c.auditAll, "audit-appends", c.auditAll, "record every append request in the audit log too (each event has meta.by regardless)")
 }
 
 func (c config) api() (api.Config, error) {
@@ -138,15 +141,16 @@ func (c config) api() (api.Config, error) {
 		sizes[i] = n
 	}
 	cfg := api.Config{
-		DataDir:    c.data,
-		MaxBody:    sizes[0],
-		MaxEvent:   sizes[1],
-		MaxBlob:    sizes[2],
-		NoSync:     c.unsafeNoSync,
-		Log:        log.Options{SegmentSize: sizes[3], LockTimeout: c.lockTimeout},
-		UsersFile:  c.users,
-		SessionTTL: c.sessionTTL,
-		TrustProxy: c.trustProxy,
+		DataDir:      c.data,
+		MaxBody:      sizes[0],
+		MaxEvent:     sizes[1],
+		MaxBlob:      sizes[2],
+		NoSync:       c.unsafeNoSync,
+		Log:          log.Options{SegmentSize: sizes[3], LockTimeout: c.lockTimeout},
+		UsersFile:    c.users,
+		SessionTTL:   c.sessionTTL,
+		TrustProxy:   c.trustProxy,
+		AuditAppends: c.auditAll,
 	}
 	switch c.authMode {
 	case "required", "":

@@ -259,3 +259,19 @@ func TestSessionAndAudit(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestAuditAppends: with AuditAppends each append request is also an
+// audit record; without, the event's meta.by is the record.
+func TestAuditAppends(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		f := newAuthHandler(t, Config{AuditAppends: on})
+		if w := f.do("POST", "/events", `[{"type":"a","entity":"x","data":1},{"type":"a","entity":"y","data":2}]`, tok(f.tokens["own/writer"])...); w.Code != 201 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		w := f.do("GET", "/audit?action=events.append&tenant=own", "", tok(f.tokens["own/admin"])...)
+		n := strings.Count(w.Body.String(), `"type":"events.append"`)
+		if want := map[bool]int{false: 0, true: 1}[on]; n != want || (on && !strings.Contains(w.Body.String(), `\"events\":2`) && !strings.Contains(w.Body.String(), `"events":2`)) {
+			t.Errorf("AuditAppends %v: %d events.append records: %s", on, n, w.Body)
+		}
+	}
+}

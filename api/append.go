@@ -122,6 +122,10 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	if res.Stored == 0 {
 		status = http.StatusOK // every event repeated an earlier one by its key
 	}
+	if h.cfg.AuditAppends && res.Stored > 0 {
+		h.recordMutation(c, "events.append", status, map[string]any{
+			"events": res.Stored, "last_seq": res.Head.Seq, "head": hex.EncodeToString(res.Head.ID[:])})
+	}
 	writeJSON(w, status, b)
 }
 

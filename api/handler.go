@@ -49,6 +49,12 @@ type Config struct {
 	// each tenant's own; a preflight that names no tenant is checked
 	// against these alone.
 	Origins []string
+	// AuditAppends records every append request (principal, tenant, seq
+	// range) in the audit log too, besides the meta.by that every event
+	// carries in its own chain: for installations that want GET /audit to
+	// answer "what did this credential write". It costs a second durable
+	// write per append in CGI.
+	AuditAppends bool
 	// TrustProxy takes the client's address from X-Forwarded-For (the
 	// last address in it), for a server behind a reverse proxy.
 	TrustProxy bool
