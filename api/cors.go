@@ -61,6 +61,28 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request, t *tenant) {
 	}
 }
 
+// origins returns the tenant's allowed origins as the requests that follow
+// a preflight will see them: from the configuration this process holds for
+// the tenant, if it has the tenant open, else from its file. An unknown
+// tenant has none — the same answer as a tenant that does not allow the
+// origin.
+func (h *Handler) origins(name string) []string {
+	h.mu.Lock()
+	t := h.tenants[name]
+	var list []string
+	if t != nil {
+		list = t.cfg.Origins
+	}
+	h.mu.Unlock()
+	if t != nil {
+		return list
+	}
+	if c, err := tenants.Get(h.cfg.DataDir, name); err == nil {
+		return c.Origins
+	}
+	return nil
+}
+
 // options answers OPTIONS: a CORS preflight, or a plain question about
 // the methods a path allows. A preflight carries no credentials and no
 // custom headers, so the tenant it is for is the one in the path
@@ -82,11 +104,7 @@ func (h *Handler) options(w http.ResponseWriter, r *http.Request, p, pathTenant 
 	}
 	var list []string
 	if pathTenant != "" {
-		// An unknown tenant has no origins: the same answer as a tenant
-		// that does not allow this one.
-		if c, err := tenants.Get(h.cfg.DataDir, pathTenant); err == nil {
-			list = c.Origins
-		}
+		list = h.origins(pathTenant)
 	}
 	allow := h.allowedOrigin(origin, list)
 	hd.Add("Vary", "Origin")
