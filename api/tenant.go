@@ -140,14 +140,17 @@ func (h *Handler) dropLocked(t *tenant) {
 	time.AfterFunc(time.Minute, func() { t.close() })
 }
 
-// forget makes the next request for the tenant read its configuration
-// again: after this handler changed it.
+// forget reads the tenant's configuration again, after this handler
+// changed it, so the change holds from the next request on.
 func (h *Handler) forget(name string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if t := h.tenants[name]; t != nil {
-		t.cfgAt = time.Time{}
-		t.cfgStamp = "?"
+		if cfg, err := tenants.Get(h.cfg.DataDir, name); err == nil {
+			t.cfg, t.cfgStamp, t.cfgAt = cfg, tenants.Stamp(h.cfg.DataDir, name), time.Now()
+		} else {
+			t.cfgAt, t.cfgStamp = time.Time{}, "?"
+		}
 	}
 }
 
