@@ -87,6 +87,7 @@ type config struct {
 	origins    string // comma-separated CORS origins for every tenant
 	trustProxy bool
 	auditAll   bool // record every append in the audit log
+	setupKey   string
 }
 
 func (s settings) config() config {
@@ -109,6 +110,7 @@ func (s settings) config() config {
 		origins:      s.get("STRATA_CORS_ORIGINS", ""),
 		trustProxy:   s.get("STRATA_TRUST_PROXY", "") == "1",
 		auditAll:     s.get("STRATA_AUDIT_APPENDS", "") == "1",
+		setupKey:     s.get("STRATA_SETUP_KEY", ""),
 	}
 }
 
@@ -151,6 +153,7 @@ func (c config) api() (api.Config, error) {
 		SessionTTL:   c.sessionTTL,
 		TrustProxy:   c.trustProxy,
 		AuditAppends: c.auditAll,
+		SetupKey:     c.setupKey,
 	}
 	switch c.authMode {
 	case "required", "":

@@ -180,6 +180,30 @@ func (s *Service) CreateToken(tenant string, role auth.Role, name string, ttl ti
 	return secret, t, s.record("token.create", tenant, detail)
 }
 
+// HasAdmin reports whether any credential of the installation is an
+// administrator's: a token, or a user's grant.
+func (s *Service) HasAdmin() (bool, error) {
+	ts, err := s.Tokens().List()
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		if t.Role == auth.RoleAdmin {
+			return true, nil
+		}
+	}
+	gs, err := auth.LoadGrants(s.grantsFile())
+	if err != nil {
+		return false, err
+	}
+	for _, g := range gs {
+		if g.Role == auth.RoleAdmin {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // RevokeToken removes a token; requests with it fail from then on.
 func (s *Service) RevokeToken(id string) (auth.Token, error) {
 	t, err := s.Tokens().Revoke(id)

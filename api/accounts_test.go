@@ -275,3 +275,30 @@ func TestAuditAppends(t *testing.T) {
 		}
 	}
 }
+
+// TestSetup: the setup key buys the first administrator's token once.
+func TestSetup(t *testing.T) {
+	dir := t.TempDir()
+	h := New(Config{DataDir: dir, NoSync: true, SetupKey: "a-long-setup-key-1234"})
+	t.Cleanup(func() { h.Close() })
+	f := &authFixture{h: h, data: dir}
+	if w := f.do("POST", "/setup", `{"key":"wrong"}`); w.Code != 401 {
+		t.Fatalf("wrong key: %d %s", w.Code, w.Body)
+	}
+	w := f.do("POST", "/setup", `{"key":"a-long-setup-key-1234"}`)
+	var v struct{ Token, Role string }
+	json.Unmarshal(w.Body.Bytes(), &v)
+	if w.Code != 201 || v.Role != "admin" || !strings.HasPrefix(v.Token, "strata_") {
+		t.Fatalf("setup: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("POST", "/admin/tenants", `{"name":"shop"}`, tok(v.Token)...); w.Code != 201 {
+		t.Fatalf("the setup token as admin: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("POST", "/setup", `{"key":"a-long-setup-key-1234"}`); w.Code != 409 {
+		t.Fatalf("second setup: %d %s", w.Code, w.Body)
+	}
+	off := newAuthHandler(t, Config{})
+	if w := off.do("POST", "/setup", `{"key":"anything"}`); w.Code != 404 {
+		t.Fatalf("setup without a key configured: %d", w.Code)
+	}
+}

@@ -49,6 +49,9 @@ type Config struct {
 	// each tenant's own; a preflight that names no tenant is checked
 	// against these alone.
 	Origins []string
+	// SetupKey, when set, lets POST /setup exchange it once for the first
+	// administrator's token, on hosts where the CLI cannot run.
+	SetupKey string
 	// AuditAppends records every append request (principal, tenant, seq
 	// range) in the audit log too, besides the meta.by that every event
 	// carries in its own chain: for installations that want GET /audit to

@@ -55,6 +55,7 @@ var routes = []route{
 	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},
 	{"GET", "/session", auth.PermInfo, system, (*Handler).whoami},
 	{"POST", "/session", "", public, (*Handler).login},
+	{"POST", "/setup", "", public, (*Handler).setup},
 	{"GET", "/health", "", public, (*Handler).health},
 	{"HEAD", "/health", "", public, (*Handler).health},
 	{"GET", "/audit", auth.PermAdmin, system, (*Handler).auditRead},
