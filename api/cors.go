@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"strata/tenants"
 )
@@ -70,8 +71,10 @@ func (h *Handler) origins(name string) []string {
 	h.mu.Lock()
 	t := h.tenants[name]
 	var list []string
-	if t != nil {
+	if t != nil && h.recheckLocked(t, time.Now()) == nil {
 		list = t.cfg.Origins
+	} else {
+		t = nil
 	}
 	h.mu.Unlock()
 	if t != nil {

@@ -81,19 +81,8 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 	defer h.mu.Unlock()
 	now := time.Now()
 	if t := h.tenants[name]; t != nil {
-		if now.Sub(t.cfgAt) > time.Second {
-			if stamp := tenants.Stamp(h.cfg.DataDir, name); stamp != t.cfgStamp {
-				if stamp == "" {
-					h.dropLocked(t) // deleted
-					return nil, tenants.Config{}, errNoTenant
-				}
-				cfg, err := tenants.Get(h.cfg.DataDir, name)
-				if err != nil {
-					return nil, tenants.Config{}, err
-				}
-				t.cfg, t.cfgStamp = cfg, stamp
-			}
-			t.cfgAt = now
+		if err := h.recheckLocked(t, now); err != nil {
+			return nil, tenants.Config{}, err
 		}
 		stale := false
 		if now.Sub(t.checkedAt) > time.Second {
@@ -131,6 +120,28 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 		blobOpts: blobs.Options{MaxSize: h.cfg.MaxBlob, NoSync: h.cfg.NoSync}}
 	h.tenants[name] = t
 	return t, cfg, nil
+}
+
+// recheckLocked reads t's configuration again if a second has passed and
+// its file changed; a deleted tenant is dropped (errNoTenant). h.mu is
+// held.
+func (h *Handler) recheckLocked(t *tenant, now time.Time) error {
+	if now.Sub(t.cfgAt) <= time.Second {
+		return nil
+	}
+	if stamp := tenants.Stamp(h.cfg.DataDir, t.name); stamp != t.cfgStamp {
+		if stamp == "" {
+			h.dropLocked(t)
+			return errNoTenant
+		}
+		cfg, err := tenants.Get(h.cfg.DataDir, t.name)
+		if err != nil {
+			return err
+		}
+		t.cfg, t.cfgStamp = cfg, stamp
+	}
+	t.cfgAt = now
+	return nil
 }
 
 // dropLocked forgets t; requests in flight finish on it, so it is closed a
