@@ -275,3 +275,49 @@ func TestJWKS(t *testing.T) {
 	do(t, "GET", s.url+"/head", nil, bearer(sign(other, now+60))...).wantError(t, 401, "")
 	do(t, "GET", s.url+"/head", nil, bearer(sign(priv, now-3600))...).wantError(t, 401, "token_expired")
 }
+
+// TestStorageQuotaUnderConcurrentCGI: blob uploads from many CGI processes
+// at once stay within the tenant's storage quota: the check and the
+// counter share one lock across processes.
+func TestStorageQuotaUnderConcurrentCGI(t *testing.T) {
+	data := t.TempDir()
+	strataCLI(t, data, "", "tenant", "create", "small", "--tier", "unlimited", "--storage", "20K")
+	tok := strings.TrimSpace(strataCLI(t, data, "", "token", "create", "--tenant", "small", "--role", "writer"))
+	c := cgiServer(t, data, "STRATA_AUTH=required")
+	base := c.URL + "/api"
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				body := bytes.Repeat([]byte{byte('a' + i), byte(j)}, 1000) // 2,000 distinct bytes
+				r, err := try("PUT", base+"/storage/", body, bearer(tok)...)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				codes[r.status]++
+				mu.Unlock()
+				if r.status == 507 && !strings.Contains(string(r.body), "storage_bytes") {
+					t.Errorf("507 without naming the quota: %s", r.body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	q := do(t, "GET", base+"/quota", nil, bearer(tok)...).want(t, 200)
+	var v struct {
+		Usage struct {
+			StorageBytes int64 `json:"storage_bytes"`
+			Blobs        int64 `json:"blobs"`
+		} `json:"usage"`
+	}
+	json.Unmarshal(q.body, &v)
+	if v.Usage.StorageBytes > 20<<10 || int(v.Usage.Blobs) != codes[201] || codes[507] == 0 {
+		t.Fatalf("usage %+v after %v: want at most 20 KiB stored and the rest refused with 507", v.Usage, codes)
+	}
+}
