@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 	"sync"
 
 	"strata/internal/fsx"
@@ -176,11 +177,24 @@ func Entity(tenant, principal string) string {
 	if principal == "" {
 		principal = "anonymous"
 	}
-	principal = strings.ReplaceAll(principal, "/", "%2F")
+	principal = printable(strings.ReplaceAll(principal, "/", "%2F"))
 	if len(tenant)+1+len(principal) > 256 {
-		principal = principal[:256-len(tenant)-1]
+		principal = strings.ToValidUTF8(principal[:256-len(tenant)-1], "")
 	}
 	return tenant + "/" + principal
+}
+
+// printable replaces what an entity may not hold — control characters,
+// invalid UTF-8 — with '?': a claimed user name in a refused login is the
+// client's to choose, and must not keep its refusal out of the record.
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "?")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // Params turns filters by tenant, principal and action into a read of the

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"strata/log"
@@ -23,6 +24,7 @@ func TestRecordAndFilter(t *testing.T) {
 				{Action: "auth.refused", Principal: "user:bob", Addr: "10.0.0.1", Status: 401},
 				{Action: "token.create", Principal: "user:alice", Tenant: "shop", Detail: map[string]any{"id": "abc"}},
 				{Action: "blob.put", Principal: "jwt:a/b*c", Tenant: "shop"},
+				{Action: "auth.refused", Principal: "user:\x01evil\xff\n" + strings.Repeat("é", 200)},
 			}
 			for _, r := range recs {
 				if err := a.Record(r); err != nil {
@@ -42,13 +44,13 @@ func TestRecordAndFilter(t *testing.T) {
 				tenant, principal, action string
 				want                      int
 			}{
-				{"", "", "", 4},
+				{"", "", "", 5},
 				{"shop", "", "", 3},
 				{"", "user:bob", "", 1},
 				{"-", "user:bob", "", 1},
 				{"shop", "user:alice", "", 1},
 				{"shop", "user:alice", "tenant.create", 0},
-				{"", "", "auth.*", 1},
+				{"", "", "auth.*", 2},
 				{"", "jwt:a/b*c", "", 1},
 				{"shop", "jwt:a/b*c", "", 1},
 			} {
