@@ -20,8 +20,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode"
 	"sync"
+	"unicode"
 
 	"strata/internal/fsx"
 	"strata/log"
