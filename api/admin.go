@@ -311,6 +311,12 @@ func (h *Handler) tokenCreate(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	secret, t, err := s.CreateToken(in.Tenant, role, in.Name, ttl)
+	writeNewToken(w, secret, t, err)
+}
+
+// writeNewToken answers a token just made, with its secret — the only
+// time the secret is shown.
+func writeNewToken(w http.ResponseWriter, secret string, t auth.Token, err error) {
 	if err != nil {
 		adminError(w, err)
 		return

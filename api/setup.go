@@ -61,11 +61,5 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	secret, t, err := s.CreateToken("", auth.RoleAdmin, "setup", 0)
-	if err != nil {
-		adminError(w, err)
-		return
-	}
-	v := viewToken(t)
-	v.Token = secret
-	writeValue(w, http.StatusCreated, v)
+	writeNewToken(w, secret, t, err)
 }

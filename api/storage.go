@@ -39,14 +39,8 @@ func (h *Handler) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
 
 // blobGet serves GET and HEAD /storage/<hash>, with ranges and ETags.
 func (h *Handler) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
-	hash := c.arg
-	if !blobs.ValidHash(hash) {
-		writeError(w, blobs.ErrInvalidHash)
-		return
-	}
-	store, err := c.t.store()
-	if err != nil {
-		writeError(w, err)
+	store, hash, ok := blobOf(w, c)
+	if !ok {
 		return
 	}
 	f, info, err := store.Open(hash)
@@ -66,14 +60,8 @@ func (h *Handler) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
 
 // blobDelete serves DELETE /storage/<hash>.
 func (h *Handler) blobDelete(w http.ResponseWriter, r *http.Request, c *call) {
-	hash := c.arg
-	if !blobs.ValidHash(hash) {
-		writeError(w, blobs.ErrInvalidHash)
-		return
-	}
-	store, err := c.t.store()
-	if err != nil {
-		writeError(w, err)
+	store, hash, ok := blobOf(w, c)
+	if !ok {
 		return
 	}
 	if err := store.Delete(hash); err != nil {
@@ -82,6 +70,21 @@ func (h *Handler) blobDelete(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	h.recordMutation(c, "blob.delete", http.StatusNoContent, map[string]any{"hash": hash})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// blobOf checks the hash a /storage/<hash> route names and opens the
+// tenant's store; it answers the error itself when either fails.
+func blobOf(w http.ResponseWriter, c *call) (*blobs.Store, string, bool) {
+	if !blobs.ValidHash(c.arg) {
+		writeError(w, blobs.ErrInvalidHash)
+		return nil, "", false
+	}
+	store, err := c.t.store()
+	if err != nil {
+		writeError(w, err)
+		return nil, "", false
+	}
+	return store, c.arg, true
 }
 
 // looksLikeHash: 64 hex digits in any case — meant as a hash, so a wrong
