@@ -16,11 +16,15 @@ import (
 
 // Params is a read request. The zero value reads from the start.
 type Params struct {
-	From  *[32]byte // start after this event (exclusive)
-	To    *[32]byte // stop at this event (inclusive)
-	After uint64    // start after this seq
-	Since *int64    // first time included (unix ns)
-	Until *int64    // first time excluded (unix ns)
+	// From starts the read after this event (exclusive); the zero id, the
+	// prev of seq 1, is the start of every chain: from the beginning.
+	From *[32]byte
+	// To stops the read at this event (inclusive); the zero id stands
+	// before seq 1, so a read to it is empty.
+	To    *[32]byte
+	After uint64 // start after this seq
+	Since *int64 // first time included (unix ns)
+	Until *int64 // first time excluded (unix ns)
 	// Type and Entity are exact names or globs (path.Match syntax: * ? [ ]),
 	// "" for any. In an entity glob, * does not cross a "/".
 	Type   string
@@ -34,6 +38,10 @@ var (
 	ErrFromNotFound = errors.New("from id is not on this chain")
 	ErrToNotFound   = errors.New("to id is not on this chain")
 )
+
+// zeroID is the prev of seq 1: the id every chain starts from, and the
+// head of an empty log (GET /head, If-Match).
+var zeroID [32]byte
 
 // Page says where a read stopped.
 type Page struct {
@@ -68,7 +76,10 @@ type Plan struct {
 // seq) and, where it is cheap, where the page will end.
 func Prepare(l *log.Log, p Params) (*Plan, error) {
 	pl := &Plan{l: l, p: p, after: p.After, last: l.Through()}
-	if p.From != nil {
+	if p.To != nil && *p.To == zeroID {
+		pl.last = 0
+	}
+	if p.From != nil && *p.From != zeroID {
 		seq, err := l.Lookup(*p.From)
 		if errors.Is(err, log.ErrNotFound) {
 			return nil, ErrFromNotFound
@@ -78,7 +89,7 @@ func Prepare(l *log.Log, p Params) (*Plan, error) {
 		}
 		pl.after = max(pl.after, seq)
 	}
-	if p.To != nil {
+	if p.To != nil && *p.To != zeroID {
 		seq, err := l.Lookup(*p.To)
 		if errors.Is(err, log.ErrNotFound) {
 			return nil, ErrToNotFound

@@ -271,6 +271,33 @@ func TestNotOnChain(t *testing.T) {
 	}
 }
 
+// TestZeroID: the zero id (the prev of seq 1, the head of an empty log) is
+// on every chain. from=<zero> reads from the beginning, on an empty log and
+// after; to=<zero> stands before seq 1, so its read is empty.
+func TestZeroID(t *testing.T) {
+	var zero [32]byte
+	l, _ := mustOpen(t)
+	if got, _, _, _ := run(t, l, query.Params{From: &zero, Limit: 3}); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("from zero: %v, want [1 2 3]", got)
+	}
+	if got, _, _, _ := run(t, l, query.Params{From: &zero, Entity: "books/1", Limit: 10}); !slices.Equal(got, []int{1, 5, 8}) {
+		t.Errorf("from zero, one entity: %v", got)
+	}
+	if got, _, _, _ := run(t, l, query.Params{To: &zero, Limit: 10}); len(got) != 0 {
+		t.Errorf("to zero: %v, want nothing", got)
+	}
+	empty, err := log.Open(t.TempDir(), log.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	for _, p := range []query.Params{{From: &zero, Limit: 10}, {To: &zero, Limit: 10}, {From: &zero, To: &zero, Limit: 10}} {
+		if got, _, _, _ := run(t, empty, p); len(got) != 0 {
+			t.Errorf("%+v on an empty log: %v", p, got)
+		}
+	}
+}
+
 func TestPatterns(t *testing.T) {
 	for _, tc := range []struct {
 		s           string
