@@ -189,3 +189,156 @@ func TestDamageInTheMiddle(t *testing.T) {
 		})
 	}
 }
+
+// groupFixture builds a log of n committed events and returns its
+// directory, plus the bytes one more request of m events writes to the
+// segment: an unacknowledged group, as a power cut may leave it.
+func groupFixture(t *testing.T, n, m int) (base string, group []byte) {
+	t.Helper()
+	pad := string(bytes.Repeat([]byte("x"), 150))
+	batch := func(from, count int) []Proposed {
+		var ps []Proposed
+		for i := from; i < from+count; i++ {
+			ps = append(ps, ev("zero.page", fmt.Sprintf("e%d", i%7), fmt.Sprintf(`{"i":%d,"pad":"%s"}`, i, pad)))
+		}
+		return ps
+	}
+	base = t.TempDir()
+	l, err := Open(base, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 10 {
+		mustAppend(t, l, batch(i, min(10, n-i))...)
+	}
+	l.Close()
+	full := t.TempDir()
+	copyDir(t, base, full)
+	l, err = Open(full, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, batch(n, m)...)
+	l.Close()
+	before := readFile(t, segPath(base))
+	after := readFile(t, segPath(full))
+	return base, after[len(before):]
+}
+
+// zeroPage zeroes the first whole 4 KiB page of the file at p that starts
+// at or after from and ends at least a record's length before to, and
+// returns its offset.
+func zeroPage(t *testing.T, p string, from, to int64) int64 {
+	t.Helper()
+	at := (from + 4095) &^ 4095
+	if at+4096+512 > to {
+		t.Fatalf("no whole page between %d and %d", from, to)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, 4096), at); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// otherBoot stamps dir's head file with another machine run's boot id and
+// clears its synced mark: what a power cut leaves for the next boot.
+func otherBoot(t *testing.T, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, indexDirName, headFileName)
+	b := readFile(t, p)
+	copy(b[headOffBoot:headOffBoot+headBootLen], "a-boot-before-the-power-cut\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	clear(b[headOffSynced : headOffSynced+8])
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestZeroPageInUnacknowledgedGroup: committed events, then a group that
+// was written but never acknowledged, with a zeroed 4 KiB page in its middle
+// and whole records after it. Past the acknowledged point nothing was
+// promised: Open cuts from the first bad record (keeping a .broken copy)
+// instead of refusing, and the log takes appends again.
+func TestZeroPageInUnacknowledgedGroup(t *testing.T) {
+	const committed = 60
+	base, group := groupFixture(t, committed, 80)
+	for _, name := range []string{"same boot", "after a power cut"} {
+		t.Run(name, func(t *testing.T) {
+			dir := withTail(t, base, group)
+			if name != "same boot" {
+				otherBoot(t, dir)
+			}
+			end := int64(len(readFile(t, segPath(dir))))
+			at := zeroPage(t, segPath(dir), end-int64(len(group)), end)
+			l, err := Open(dir, Options{NoSync: true})
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			// The records wholly before the zeroed page are kept.
+			got := l.Through()
+			if got < committed || got >= committed+80 {
+				t.Fatalf("through %d, want between %d and %d", got, committed, committed+80)
+			}
+			e, err := l.Event(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg := readFile(t, segPath(dir))
+			if int64(len(seg)) > at {
+				t.Fatalf("segment is %d bytes, still reaches the zeroed page at %d", len(seg), at)
+			}
+			broken, _ := filepath.Glob(filepath.Join(dir, logDirName, "*.broken-*"))
+			if len(broken) != 1 || len(readFile(t, broken[0]))+len(seg) != int(end) {
+				t.Fatalf(".broken files %v do not hold the cut bytes", broken)
+			}
+			res := mustAppend(t, l, ev("after.cut", e.Entity, `1`))
+			if res.Events[0].Seq != got+1 || res.Events[0].Prev != e.ID {
+				t.Fatalf("next append: seq %d", res.Events[0].Seq)
+			}
+			l.Close()
+			if rep, err := Verify(dir); err != nil || rep.Events != got+1 {
+				t.Fatalf("verify: %v %+v", err, rep)
+			}
+		})
+	}
+}
+
+// TestZeroPageBeforeAcknowledged: the same zeroed page among acknowledged
+// events is damage, not a torn tail: Open reports ErrCorrupt and cuts
+// nothing — after a power cut (the indexes are replayed from the start and
+// meet it) and when the head file is lost (nobody knows what was
+// acknowledged, and whole records follow the hole).
+func TestZeroPageBeforeAcknowledged(t *testing.T) {
+	base, group := groupFixture(t, 60, 80)
+	for _, name := range []string{"after a power cut", "head file lost"} {
+		t.Run(name, func(t *testing.T) {
+			dir := withTail(t, base, group)
+			committedEnd := int64(len(readFile(t, segPath(base))))
+			zeroPage(t, segPath(dir), segmentHeaderLen, committedEnd)
+			if name == "head file lost" {
+				os.RemoveAll(filepath.Join(dir, indexDirName))
+			} else {
+				otherBoot(t, dir)
+			}
+			damaged := readFile(t, segPath(dir))
+			l, err := Open(dir, Options{NoSync: true})
+			if err == nil {
+				l.Close()
+				t.Fatal("open succeeded over a zeroed page among acknowledged events")
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("open: want ErrCorrupt, got %v", err)
+			}
+			if got := readFile(t, segPath(dir)); !bytes.Equal(got, damaged) {
+				t.Fatal("the damaged segment was changed")
+			}
+			if broken, _ := filepath.Glob(filepath.Join(dir, logDirName, "*.broken-*")); len(broken) != 0 {
+				t.Fatalf("cut: %v", broken)
+			}
+		})
+	}
+}

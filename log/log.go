@@ -94,7 +94,10 @@ type Log struct {
 	vmu     sync.Mutex
 	retired []*mapping
 	closed  atomic.Bool
-	floor   uint64 // during recovery: the last seq known acknowledged
+	// During recovery: the last seq known acknowledged, and whether it is
+	// known at all (a head file said so); see judgeDamage.
+	floor      uint64
+	floorKnown bool
 }
 
 // view is one consistent set of memory-mapped index files. It is never
@@ -501,9 +504,5 @@ func (l *Log) Reindex() error {
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
 	l.drain()
-	return l.withLock(func() error {
-		l.v().head.setThrough(0)
-		l.v().head.m.store(headOffSynced, 0)
-		return l.recoverLocked()
-	})
+	return l.withLock(func() error { return l.recoverFull(true) })
 }

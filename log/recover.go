@@ -17,25 +17,31 @@ import (
 // record: it replays every record after the last point the indexes can be
 // trusted, cuts a torn tail (keeping a .broken copy), and fails with
 // ErrCorrupt on damage anywhere else. The tenant lock is held.
-func (l *Log) recoverLocked() error {
-	if err := l.rebuildLocked(); err != nil {
+func (l *Log) recoverLocked() error { return l.recoverFull(false) }
+
+// recoverFull is recoverLocked; with full it trusts no index and rebuilds
+// every one from the start of the log.
+func (l *Log) recoverFull(full bool) error {
+	if err := l.rebuildLocked(full); err != nil {
 		return &Error{Op: "recover", Dir: l.dir, Err: err, Hint: "run strata verify for details"}
 	}
 	l.w.seen, l.w.end = 0, 0
 	return l.loadTail(l.v().head.through())
 }
 
-func (l *Log) rebuildLocked() error {
+func (l *Log) rebuildLocked(full bool) error {
 	removeTemps(l.logDir())
 	removeTemps(l.indexDir())
 	nv := &view{}
 	if v := l.v(); v != nil {
 		*nv = *v
 	}
+	headExisted := true
 	if nv.head == nil {
 		path := filepath.Join(l.indexDir(), headFileName)
 		h, err := openHead(path, false)
 		if err != nil {
+			headExisted = false
 			if h, err = openHead(path, true); err != nil {
 				return err
 			}
@@ -47,8 +53,13 @@ func (l *Log) rebuildLocked() error {
 		trusted = nv.head.synced() // pages after the synced mark may be lost
 	}
 	// Events up to floor were acknowledged: damage to them is corruption to
-	// report, never a torn tail to cut.
-	l.floor = trusted
+	// report, never a torn tail to cut. The head's through is a lower bound
+	// of what was acknowledged even after a machine crash (it is stored
+	// after the fsync), so it, not the synced mark, is the floor.
+	l.floor, l.floorKnown = max(nv.head.through(), nv.head.synced()), headExisted
+	if full {
+		trusted = 0
+	}
 	if nv.ids == nil || nv.ents == nil || nv.keys == nil {
 		mapped, err := mapIndexes(l.indexDir(), nv.head)
 		if err != nil {
@@ -269,7 +280,7 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 				err = decodeBody(body, &e)
 			}
 			if err != nil {
-				why := judgeDamage(s.f, at, expect, l.floor, i == len(segs)-1, err)
+				why := judgeDamage(s.f, at, expect, l.floor, l.floorKnown, i == len(segs)-1, err)
 				if !repair && why == nil {
 					why = fmt.Errorf("offset %d (seq %d): %v", at, expect, err)
 				}
@@ -304,17 +315,29 @@ func isTail(err error) bool {
 }
 
 // judgeDamage decides what a record that does not decode at offset at is:
-// nil for a torn tail — in the last segment, never acknowledged, nothing
-// whole after it — which may be cut; otherwise why it is corruption.
-func judgeDamage(f *os.File, at int64, seq, acknowledged uint64, lastSegment bool, err error) error {
+// nil for a torn tail, which may be cut; otherwise why it is corruption.
+//
+// Only the last segment can have a torn tail, and only past the
+// acknowledged point: a group commit is fsynced before it is acknowledged,
+// so damage at or below acknowledged is the disk's, never a crash's. Past
+// it nothing was promised, and a crash mid-write can leave anything there —
+// a cut-short record, or a zeroed page in the middle of the group (the
+// blocks fallocate reserved, never written) with whole records after it —
+// so everything from the first bad record on is cut, as etcd's WAL decoder
+// treats zeroed sectors. When the acknowledged point is not known (the
+// head file is gone), a bad record followed by any whole record is
+// reported instead: it may be a hole in acknowledged events.
+func judgeDamage(f *os.File, at int64, seq, acknowledged uint64, known, lastSegment bool, err error) error {
 	switch {
 	case !lastSegment || !isTail(err):
 		return fmt.Errorf("offset %d (seq %d): %v", at, seq, err)
 	case seq <= acknowledged:
 		return fmt.Errorf("offset %d: acknowledged seq %d is damaged: %v", at, seq, err)
+	case known:
+		return nil
 	}
 	if later, ok := findRecordAfter(f, at); ok {
-		return fmt.Errorf("offset %d (seq %d): %v, yet a whole record follows at offset %d", at, seq, err, later)
+		return fmt.Errorf("offset %d (seq %d): %v, yet a whole record follows at offset %d (and no head file says how far events were acknowledged)", at, seq, err, later)
 	}
 	return nil
 }

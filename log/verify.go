@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,11 +33,10 @@ func Verify(dir string) (*VerifyReport, error) {
 	// The head file, if any, says how far events were acknowledged: a bad
 	// record up to there is damage, not a torn write.
 	var committed uint64
+	known := false
 	if b, err := os.ReadFile(filepath.Join(dir, indexDirName, headFileName)); err == nil && len(b) == headSize && string(b[:8]) == headMagic {
-		committed = binary.LittleEndian.Uint64(b[headOffSynced:])
-		if through := binary.LittleEndian.Uint64(b[headOffThrough:]); string(bytes.TrimRight(b[headOffBoot:headOffBoot+headBootLen], "\x00")) == string(bootID()) {
-			committed = through
-		}
+		committed = max(binary.LittleEndian.Uint64(b[headOffSynced:]), binary.LittleEndian.Uint64(b[headOffThrough:]))
+		known = true
 	}
 	var prev [32]byte
 	var lastTime int64
@@ -77,7 +75,7 @@ func Verify(dir string) (*VerifyReport, error) {
 				err = decodeBody(body, &e)
 			}
 			if err != nil {
-				if why := judgeDamage(f, at, expect, committed, i == len(firsts)-1, err); why != nil {
+				if why := judgeDamage(f, at, expect, committed, known, i == len(firsts)-1, err); why != nil {
 					return rep, bad("%v", why)
 				}
 				rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), at, err)
