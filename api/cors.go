@@ -16,7 +16,7 @@ import (
 // origin read without credentials.
 const (
 	corsHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Range, Accept, Strata-Tenant"
-	corsExpose  = "Strata-Head, Strata-Head-Seq, Strata-Next-After, ETag, Link, Location, Retry-After, Content-Range"
+	corsExpose  = "Strata-Head, Strata-Head-Seq, Strata-Next-After, ETag, Link, Location, Content-Location, Retry-After, Content-Range"
 )
 
 // allowedOrigin says how origin may call: "" not at all, "*" without

@@ -154,11 +154,17 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 		Type string `json:"type"`
 	}{info.Hash, info.Size, info.Type})
 	w.Header().Set("ETag", `"`+info.Hash+`"`)
-	w.Header().Set("Location", info.Hash) // relative: /storage/<hash> wherever mounted
+	// The blob's address, relative: /storage/<hash> wherever mounted. As
+	// Location only with 201: Apache turns a CGI answer with Location and
+	// status 200 into its own 302 page, so a re-upload (200) names it in
+	// Content-Location and answers the same in every mode.
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+		w.Header().Set("Location", info.Hash)
 		h.recordMutation(c, "blob.put", status, map[string]any{"hash": info.Hash, "size": info.Size})
+	} else {
+		w.Header().Set("Content-Location", info.Hash)
 	}
 	writeJSON(w, status, body)
 }

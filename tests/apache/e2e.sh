@@ -267,6 +267,18 @@ smoke() {
 	fi
 	http PUT "$base/storage/$SMALL_HASH" -T "$WORK/small.bin"
 	expect "$mode: PUT /storage/<hash> with matching content → 2xx" '200|201' ".hash==\"$SMALL_HASH\""
+	cp "$OUT/body" "$OUT/first-put"
+	# Again, both ways: already there → 200 and the same JSON, never
+	# Apache's 302 page (a CGI answer with Location and 200 is a redirect).
+	for url in "$base/storage/$SMALL_HASH" "$base/storage/"; do
+		http PUT "$url" "${CT_BIN[@]}" --data-binary @"$WORK/small.bin"
+		if [ "$ST" = 200 ] && [ -z "$(hdr Location)" ] && [ "$(hdr Content-Location)" = "$SMALL_HASH" ] &&
+			[ "$(jq -cS . "$OUT/body" 2>/dev/null)" = "$(jq -cS . "$OUT/first-put")" ]; then
+			ok "$mode: PUT ${url#"$base"} of a stored blob → 200, same JSON, no Location"
+		else
+			nok "$mode: PUT ${url#"$base"} of a stored blob → 200, same JSON, no Location" "$(what), Location '$(hdr Location)'"
+		fi
+	done
 	http PUT "$base/storage/$SMALL_HASH" -T "$WORK/other.bin"
 	expect_error "$mode: PUT /storage/<hash> with other content → 4xx JSON" '400|409|422'
 	http DELETE "$base/storage/$SMALL_HASH"

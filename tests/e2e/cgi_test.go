@@ -24,8 +24,8 @@ func cgiServer(t *testing.T, data string, env ...string) *httptest.Server {
 	h := &cgi.Handler{Path: bin, Root: "/api", Env: append([]string{"STRATA_DATA=" + data}, env...)}
 	plain := &cgi.Handler{Path: bin, Root: "/plain", Env: h.Env}
 	mux := http.NewServeMux()
-	mux.Handle("/api/", apacheChunked(h))
-	mux.Handle("/api", h)
+	mux.Handle("/api/", apacheLocation(apacheChunked(h)))
+	mux.Handle("/api", apacheLocation(h))
 	mux.Handle("/plain/", plain)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -43,6 +43,71 @@ func apacheChunked(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// apacheLocation answers as Apache does when a CGI program sends a Location
+// header with status 200: with its own 302 (CGI-NOTES.md). Go's cgi.Handler
+// keeps the 200, which hid a blob re-upload's 302 under Apache.
+func apacheLocation(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&locationWriter{ResponseWriter: w}, r)
+	})
+}
+
+type locationWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *locationWriter) WriteHeader(code int) {
+	if !w.wrote && code == http.StatusOK && w.Header().Get("Location") != "" {
+		code = http.StatusFound
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *locationWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *locationWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// TestBlobReuploadSameEverywhere: storing a blob that is already there
+// answers 200 with the same JSON in CGI as standalone, and never a Location
+// with 200 (which Apache turns into a 302 page); a new blob answers 201
+// with its Location.
+func TestBlobReuploadSameEverywhere(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	s := startServer(t, data)
+	c := cgiServer(t, data)
+	for i, base := range []string{s.url, c.URL + "/api"} {
+		blob := content(20+uint64(i), 5000)
+		first := do(t, "PUT", base+"/storage/", blob).want(t, 201)
+		if loc := first.header.Get("Location"); loc != b3hex(blob) {
+			t.Errorf("%s: first PUT Location %q, want the hash", base, loc)
+		}
+		for _, url := range []string{base + "/storage/", base + "/storage/" + b3hex(blob)} {
+			again := do(t, "PUT", url, blob).want(t, 200)
+			if string(again.body) != string(first.body) {
+				t.Errorf("PUT %s again = %s, want %s", url, again.body, first.body)
+			}
+			if loc := again.header.Get("Location"); loc != "" {
+				t.Errorf("PUT %s again: Location %q with status 200", url, loc)
+			}
+			if cl := again.header.Get("Content-Location"); cl != b3hex(blob) {
+				t.Errorf("PUT %s again: Content-Location %q, want the hash", url, cl)
+			}
+		}
+	}
 }
 
 // TestCGIAndStandaloneTogether: a standalone server and CGI processes
