@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"math"
 	"strconv"
 )
 
@@ -155,6 +156,7 @@ func (s *scanner) number() error {
 	if src[i] == '-' {
 		i++
 	}
+	start, intDigits := i, 0
 	switch {
 	case i >= len(src):
 		return s.errUnexpected(i, "")
@@ -163,6 +165,7 @@ func (s *scanner) number() error {
 	case src[i]-'1' < 9:
 		for i++; i < len(src) && src[i]-'0' < 10; i++ {
 		}
+		intDigits = i - start
 	default:
 		return s.errUnexpected(i, "in numeric literal")
 	}
@@ -174,20 +177,50 @@ func (s *scanner) number() error {
 		for i++; i < len(src) && src[i]-'0' < 10; i++ {
 		}
 	}
+	exp := 0 // the exponent's value, capped well past any float64's
 	if i < len(src) && src[i]|0x20 == 'e' {
 		i++
+		neg := false
 		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			neg = src[i] == '-'
 			i++
 		}
 		if i >= len(src) || src[i]-'0' >= 10 {
 			return s.errUnexpected(i, "in exponent of numeric literal")
 		}
-		for i++; i < len(src) && src[i]-'0' < 10; i++ {
+		for ; i < len(src) && src[i]-'0' < 10; i++ {
+			if exp < 1e6 {
+				exp = exp*10 + int(src[i]-'0')
+			}
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	if i-s.i > MaxNumberLen {
+		return s.errAt(s.i, msgNumberTooLong)
+	}
+	// Most numbers are well inside float64's range; only one whose integer
+	// digits plus exponent could pass 10^308 is parsed to be sure.
+	if intDigits+exp > 308 {
+		if f, err := strconv.ParseFloat(string(src[s.i:i]), 64); err != nil && math.IsInf(f, 0) {
+			return s.errAt(s.i, msgNumberRange)
 		}
 	}
 	s.i = i
 	return nil
 }
+
+// MaxNumberLen bounds the text of one JSON number, in bytes. Far beyond
+// float64 (17 significant digits) or decimal128 (34), and below Python's
+// default limit of 4,300 digits for reading an integer, which would make
+// every page holding a longer one unreadable there.
+const MaxNumberLen = 1000
+
+const (
+	msgNumberTooLong = "number longer than 1000 characters (many JSON parsers cannot read it)"
+	msgNumberRange   = "number out of the range of a 64-bit float (JSON parsers read it as infinity or fail)"
+)
 
 func (s *scanner) array(depth int) error {
 	if depth > MaxDepth {

@@ -26,7 +26,15 @@ func TestCompactValid(t *testing.T) {
 		{`"a b\tc"`, `"a b\tc"`},
 		{`"\u00e9\"\\\/\b\f\n\r\t"`, `"\u00e9\"\\\/\b\f\n\r\t"`},
 		{`"\uD83D\uDE00"`, `"\uD83D\uDE00"`},
-		{`"\ud800"`, `"\ud800"`}, // grammatical; ParseEvents refuses it in strings it decodes
+		{`"\uDBFF\uDFFF"`, `"\uDBFF\uDFFF"`}, // the last pair
+		{`"\ud7ff\ue000"`, `"\ud7ff\ue000"`}, // around the surrogates
+		{`1.7976931348623157e308`, `1.7976931348623157e308`},
+		{`-1.7976931348623157E+308`, `-1.7976931348623157E+308`},
+		{`1e-999999`, `1e-999999`}, // underflows to 0, which every parser reads
+		{`0.0000000001e317`, `0.0000000001e317`},
+		{strings.Repeat("9", 308), strings.Repeat("9", 308)},
+		{"1." + strings.Repeat("1", MaxNumberLen-2), "1." + strings.Repeat("1", MaxNumberLen-2)}, // long but in range
+		{"0." + strings.Repeat("0", MaxNumberLen-2), "0." + strings.Repeat("0", MaxNumberLen-2)},
 		{`"é😀 ￿"`, `"é😀 ￿"`},
 		{"\"\u2028\u2029\"", "\"\u2028\u2029\""},
 		{"\"\x7f\"", "\"\x7f\""},
@@ -85,6 +93,55 @@ func TestCompactInvalid(t *testing.T) {
 	}
 }
 
+// TestCompactPortable: grammatical JSON that strata refuses because some
+// parsers cannot read it, and the log is append-only (jsonx/doc.go).
+func TestCompactPortable(t *testing.T) {
+	tests := []struct{ in, msg string }{
+		{`"\ud800"`, "lone surrogate"},
+		{`"\uDBFF"`, "lone surrogate"},
+		{`"\udc00"`, "lone surrogate"},
+		{`"\udc00\ud800"`, "lone surrogate"},
+		{`"\ud800\ud800"`, "lone surrogate"},
+		{`"\ud800x"`, "lone surrogate"},
+		{`"\ud800\n"`, "lone surrogate"},
+		{`"a\ud83d"`, "lone surrogate"},
+		{`{"\ud800":1}`, "lone surrogate"},
+		{`[1,{"a":["\udfff"]}]`, "lone surrogate"},
+		{`1e999999`, "out of the range"},
+		{`-1e999999`, "out of the range"},
+		{`1.8e308`, "out of the range"},
+		{`1` + strings.Repeat("0", 309), "out of the range"},
+		{`{"x":[1e400]}`, "out of the range"},
+		{strings.Repeat("1", MaxNumberLen+1), "longer than"},
+		{"0." + strings.Repeat("0", MaxNumberLen-1), "longer than"},
+		{strings.Repeat("1", 100000), "longer than"},
+	}
+	for _, tt := range tests {
+		got, err := Compact([]byte("keep"), []byte(tt.in))
+		var se *SyntaxError
+		if !errors.As(err, &se) || !strings.Contains(se.Msg, tt.msg) {
+			t.Errorf("Compact(%q) = %q, %v; want an error saying %q", trunc(tt.in), got, err, tt.msg)
+		}
+	}
+	// A lone surrogate in data names the field.
+	_, err := ParseEvents([]byte(`{"type":"t","entity":"e","data":{"s":"\ud800"}}`), false)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "data" || !strings.Contains(fe.Msg, "lone surrogate") {
+		t.Errorf("ParseEvents with a lone surrogate in data: %v", err)
+	}
+	_, err = ParseEvents([]byte(`{"type":"t","entity":"e","meta":{"n":1e999999}}`), false)
+	if !errors.As(err, &fe) || fe.Field != "meta" || !strings.Contains(fe.Msg, "range") {
+		t.Errorf("ParseEvents with 1e999999 in meta: %v", err)
+	}
+}
+
+// portable reports whether err is Compact refusing valid JSON that not
+// every parser can read.
+func portable(err error) bool {
+	var se *SyntaxError
+	return errors.As(err, &se) && (se.Msg == msgLoneSurrogate || se.Msg == msgNumberRange || se.Msg == msgNumberTooLong)
+}
+
 func TestCompactErrorOffset(t *testing.T) {
 	tests := []struct {
 		in     string
@@ -115,9 +172,10 @@ func trunc(s string) string {
 }
 
 // checkAgainstStdlib compares Compact with encoding/json on src. The two
-// differ on purpose in two ways: Compact refuses invalid UTF-8 in strings
-// (encoding/json passes it through) and nesting deeper than MaxDepth
-// (encoding/json allows 10000).
+// differ on purpose in three ways: Compact refuses invalid UTF-8 in strings
+// (encoding/json passes it through), nesting deeper than MaxDepth
+// (encoding/json allows 10000), and what not every parser reads (lone
+// surrogates, numbers too long or out of float64's range).
 func checkAgainstStdlib(t *testing.T, src []byte) {
 	got, err := Compact(nil, src)
 	valid := json.Valid(src)
@@ -129,7 +187,7 @@ func checkAgainstStdlib(t *testing.T, src []byte) {
 		if !errors.As(err, &se) {
 			t.Fatalf("Compact(%q): error %T, want *SyntaxError", src, err)
 		}
-		if !utf8.Valid(src) || strings.Contains(se.Msg, "max depth") {
+		if !utf8.Valid(src) || strings.Contains(se.Msg, "max depth") || portable(err) {
 			return
 		}
 		t.Fatalf("Compact refused %q (%v), encoding/json accepts it", src, err)
@@ -159,7 +217,8 @@ func TestCompactDifferential(t *testing.T) {
 // compactSeeds feeds both the differential test and FuzzCompact.
 var compactSeeds = []string{
 	``, ` `, `0`, `-0`, `01`, `-`, `1.`, `.5`, `1e`, `1e+5`, `-1.25E-7`, `123456789012345678901234567890`,
-	`true`, `false`, `null`, `nul`, `""`, `"a"`, `"\u00e9"`, `"\ud83d\ude00"`, `"\ud800"`, `"\x"`,
+	`true`, `false`, `null`, `nul`, `""`, `"a"`, `"\u00e9"`, `"\ud83d\ude00"`, `"\ud800"`, `"\udc00\ud800"`, `"\ud800\u0041"`, `"\x"`,
+	`1e999999`, `-1e309`, `1e-999999`, `1.7976931348623157e308`, `1.7976931348623159e308`,
 	"\"\x01\"", "\"\xff\"", "\xef\xbb\xbf1", "\"é\"", "\"\u2028\"",
 	`[]`, `[1, 2 ,3]`, `[1,]`, `{}`, `{"a":1}`, `{ "a" : [ {"b" : null} ] }`, `{"a":1,}`, `{"a" 1}`,
 	" \t\r\n[ \"x y\" ,\n {\"k\":\t-0.5e10 } ] \n", `{} {}`, `[[[[[]]]]]`, `[[[[[]]]]`,

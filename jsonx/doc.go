@@ -12,9 +12,17 @@
 //     and nothing else: number text, string escapes and member order come
 //     back exactly as sent, because the event hash covers the data bytes as
 //     served (DESIGN.md: "the server never rewrites a client's data").
-//     Escaped lone surrogates such as "\ud800" are valid RFC 8259 grammar
-//     and are kept, as encoding/json does; only ParseEvents, which must turn
-//     strings into Go strings, rejects them.
+//   - Readable by every client. The log is append-only, so JSON that one
+//     strict parser cannot read would break every page that holds it for
+//     ever. RFC 8259 grammar allows some such; they are refused:
+//     an escaped lone surrogate ("\ud800", "\udc00\ud800": jq and
+//     serde_json fail on it); a number whose magnitude is past float64's
+//     (1e999999, a 400-digit integer: JavaScript reads Infinity, Go's
+//     encoding/json fails) — underflow such as 1e-999999 is accepted, every
+//     parser reads 0; and number text longer than MaxNumberLen (Python
+//     refuses integers past 4,300 digits). Duplicate member names in data
+//     and meta are accepted and kept as sent: every parser reads them (most
+//     keep the last), and the server does not interpret data.
 //   - Speed. One pass over the input, no reflection, a handful of
 //     allocations per request rather than per event: ParseEvents copies all
 //     events' data and meta into one buffer and all their strings into one

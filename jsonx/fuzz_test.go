@@ -31,6 +31,8 @@ func FuzzParseEvents(f *testing.F) {
 		`{"type":"a","entity":"b","type":"c"}`,
 		`{"type":"a","entity":"b","id":1}`,
 		`{"type":"a","entity":"\ud800"}`,
+		`{"type":"a","entity":"b","data":["\udc00",1e999999]}`,
+		`{"type":"a","entity":"b","data":{"x":"\ud800\udc00","y":1e308,"z":-1e-400}}`,
 		`[{"type":"a","entity":"b"},]`,
 		`{"type":"a","entity":"b","expected_version":9007199254740993}`,
 		`[]`, ``, `null`,

@@ -73,15 +73,31 @@ func (s *scanner) str() (escaped bool, err error) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				for j := i + 2; j < i+6; j++ {
-					if j >= len(src) {
-						return false, s.errAt(j, "unexpected end of JSON input")
-					}
-					if unhex[src[j]] < 0 {
-						return false, s.errUnexpected(j, "in \\u hexadecimal character escape")
-					}
+				if err := s.hexEscape(i); err != nil {
+					return false, err
 				}
-				i += 6
+				// A surrogate escape must be a high one followed at once by
+				// a low one: strict parsers (jq, Python's with strict
+				// UTF-8 output, Rust's serde_json) refuse any other, and a
+				// log is append-only, so one stored would break every
+				// page that holds it for ever.
+				switch r := hex4(src[i+2:]); {
+				case r >= 0xd800 && r < 0xdc00:
+					if i+7 >= len(src) || src[i+6] != '\\' || src[i+7] != 'u' {
+						return false, s.errAt(i, msgLoneSurrogate)
+					}
+					if err := s.hexEscape(i + 6); err != nil {
+						return false, err
+					}
+					if lo := hex4(src[i+8:]); lo < 0xdc00 || lo >= 0xe000 {
+						return false, s.errAt(i, msgLoneSurrogate)
+					}
+					i += 12
+				case r >= 0xdc00 && r < 0xe000:
+					return false, s.errAt(i, msgLoneSurrogate)
+				default:
+					i += 6
+				}
 			default:
 				return false, s.errUnexpected(i+1, "in string escape code")
 			}
@@ -95,6 +111,23 @@ func (s *scanner) str() (escaped bool, err error) {
 			i += n
 		}
 	}
+}
+
+// msgLoneSurrogate is the message for an escaped UTF-16 surrogate that is
+// not part of a pair, such as "\ud800".
+const msgLoneSurrogate = "lone surrogate escape (not a Unicode character; strict JSON parsers refuse it)"
+
+// hexEscape checks the four hex digits of the \u escape at i.
+func (s *scanner) hexEscape(i int) error {
+	for j := i + 2; j < i+6; j++ {
+		if j >= len(s.src) {
+			return s.errAt(j, "unexpected end of JSON input")
+		}
+		if unhex[s.src[j]] < 0 {
+			return s.errUnexpected(j, "in \\u hexadecimal character escape")
+		}
+	}
+	return nil
 }
 
 // unhex maps a hex digit to its value and anything else to -1.

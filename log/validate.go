@@ -44,13 +44,25 @@ func ValidateType(s string) error {
 }
 
 // ValidateEntity checks an entity id: 1–MaxEntityLen bytes of printable
-// UTF-8 without control characters. "/" is allowed (hierarchies).
-func ValidateEntity(s string) error { return validatePrintable(s, MaxEntityLen) }
+// UTF-8. "/" is allowed (hierarchies). Printable is Unicode's graphic
+// characters (letters, marks, numbers, punctuation, symbols and spaces):
+// control, format (U+202E and the other bidirectional overrides, zero-width
+// spaces, U+FEFF), private-use, surrogate and unassigned code points (as of
+// the Unicode version strata is built with) are refused, because they make
+// names that look alike but differ, or that reorder the text around them.
+// ZERO WIDTH JOINER and NON-JOINER (U+200D, U+200C) stay allowed: emoji
+// sequences and several scripts need them.
+func ValidateEntity(s string) error { return validatePrintable(s, MaxEntityLen, true) }
 
 // ValidateKey checks an idempotency key: like an entity, 1–MaxKeyLen bytes.
-func ValidateKey(s string) error { return validatePrintable(s, MaxKeyLen) }
+func ValidateKey(s string) error { return validatePrintable(s, MaxKeyLen, true) }
 
-func validatePrintable(s string, max int) error {
+// validStoredEntity is the rule an entity was checked against before
+// ValidateEntity refused format and unassigned characters: events stored
+// then are still valid, so verify uses this one.
+func validStoredEntity(s string) error { return validatePrintable(s, MaxEntityLen, false) }
+
+func validatePrintable(s string, max int, graphic bool) error {
 	if s == "" {
 		return fmt.Errorf("is required")
 	}
@@ -65,6 +77,9 @@ func validatePrintable(s string, max int) error {
 		}
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return fmt.Errorf("contains a control character (U+%04X)", r)
+		}
+		if graphic && r >= 0x80 && !unicode.IsGraphic(r) && r != '\u200c' && r != '\u200d' {
+			return fmt.Errorf("contains a character that is not printable (U+%04X: format, private-use or unassigned)", r)
 		}
 	}
 	return nil

@@ -88,7 +88,7 @@ func Verify(dir string) (*VerifyReport, error) {
 				return rep, bad("seq %d: prev %x is not the id of seq %d (%x)", e.Seq, e.Prev, e.Seq-1, prev)
 			case e.Time < lastTime:
 				return rep, bad("seq %d: time %s is before the previous event's", e.Seq, FormatTime(e.Time))
-			case ValidateType(e.Type) != nil || ValidateEntity(e.Entity) != nil:
+			case ValidateType(e.Type) != nil || validStoredEntity(e.Entity) != nil:
 				return rep, bad("seq %d: invalid type or entity", e.Seq)
 			}
 			if id := ComputeID(&e); id != e.ID {
