@@ -9,6 +9,10 @@
 //     body must then be read to the end of standard input;
 //   - early answers: the body is always drained before the program exits,
 //     or mod_cgid drops the answer;
+//   - short bodies: standard input that ends before CONTENT_LENGTH bytes is
+//     a read error (io.ErrUnexpectedEOF), as net/http makes it in
+//     standalone, not a complete body: the client went away mid-request,
+//     and what arrived must not be stored as if it were all;
 //   - credentials: behind a rewrite with its own RewriteEngine, or passed
 //     with SetEnvIf/RewriteRule [E=…], the Authorization header arrives as
 //     REDIRECT_HTTP_AUTHORIZATION (or HTTP_AUTHORIZATION set by the
@@ -51,6 +55,40 @@ func fix(r *http.Request, pathInfo, transferEncoding, contentLength string, stdi
 		r.ContentLength = -1
 		r.TransferEncoding = []string{"chunked"}
 	}
+	exact(r)
+}
+
+// exact makes r's body fail with io.ErrUnexpectedEOF if it ends before
+// r.ContentLength bytes. net/http/cgi reads standard input through an
+// io.LimitReader, which takes an early end for the end of the body.
+func exact(r *http.Request) {
+	if r.ContentLength > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &exactBody{ReadCloser: r.Body, left: r.ContentLength}
+	}
+}
+
+// exactBody reads exactly left bytes: fewer is an error, more are not read.
+type exactBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *exactBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	switch {
+	case b.left <= 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // fixAuth restores the Authorization header from the variables Apache

@@ -266,7 +266,7 @@ func (c *fcgiConn) serveRequest(id uint16, h http.Handler) error {
 		if cl, _ := strconv.ParseInt(env["CONTENT_LENGTH"], 10, 64); cl == 0 && env["CONTENT_LENGTH"] != "" {
 			r.Body = http.NoBody
 		}
-		fix(r, env["PATH_INFO"], "", "x", nil)
+		fix(r, env["PATH_INFO"], "", "x", nil) // and a body shorter than CONTENT_LENGTH is an error
 		fixAuth(r, func(k string) string { return env[k] })
 		r.RemoteAddr = net.JoinHostPort(env["REMOTE_ADDR"], env["REMOTE_PORT"])
 		h.ServeHTTP(w, r)

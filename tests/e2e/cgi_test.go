@@ -1,11 +1,15 @@
 package e2e_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -401,4 +405,61 @@ func TestCGIGrowsIndexes(t *testing.T) {
 	}
 	t.Logf("strata verify: %s", out)
 	checkChain(t, readAll(t, s.url))
+}
+
+// TestCGIShortBody: a CGI request whose standard input ends before
+// CONTENT_LENGTH (the client went away mid-upload) is refused with 400 and
+// stores nothing, as standalone refuses it; it used to store the lines
+// that had arrived and answer 201.
+func TestCGIShortBody(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	body := `{"type":"a","entity":"e1"}` + "\n" + `{"type":"a","entity":"e2"}` + "\n" + `{"type":"a","entity":"e3"}` + "\n"
+	cut := strings.LastIndex(body[:len(body)-1], "\n") + 1 // two whole lines of three
+	run := func(stdin string) string {
+		cmd := exec.Command(bin)
+		cmd.Env = append(cleanEnv(), "GATEWAY_INTERFACE=CGI/1.1", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_METHOD=PUT",
+			"SCRIPT_NAME=/cgi-bin/strata.cgi", "PATH_INFO=/events", "REQUEST_URI=/api/events",
+			"CONTENT_TYPE=application/x-ndjson", "CONTENT_LENGTH="+strconv.Itoa(len(body)),
+			"STRATA_DATA="+data, "STRATA_AUTH=none")
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("CGI process: %v; output %q", err, out)
+		}
+		return string(out)
+	}
+	if out := run(body[:cut]); !strings.HasPrefix(out, "Status: 400") || !strings.Contains(out, `"body_unreadable"`) {
+		t.Fatalf("short body: answer %q, want 400 body_unreadable", out)
+	}
+	s := startServer(t, data)
+	if h := mustHead(t, s.url); h.Seq != 0 {
+		t.Fatalf("head seq %d after a short body, want 0", h.Seq)
+	}
+	// The same request whole is stored, as a check that the test speaks CGI.
+	if out := run(body); !strings.HasPrefix(out, "Status: 201") {
+		t.Fatalf("whole body: answer %q", out)
+	}
+	if h := mustHead(t, s.url); h.Seq != 3 {
+		t.Fatalf("head seq %d, want 3", h.Seq)
+	}
+	// Standalone answers the same to a body cut short.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:cut])
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("standalone, short body: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 {
+		t.Fatalf("standalone, short body: status %d, want 400", res.StatusCode)
+	}
+	if h := mustHead(t, s.url); h.Seq != 3 {
+		t.Fatalf("head seq %d after short bodies, want 3", h.Seq)
+	}
 }
