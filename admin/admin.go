@@ -265,7 +265,7 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 	if password != "" {
 		hash, err := auth.HashPassword(password)
 		if err != nil {
-			return err
+			return invalid("password: %v", err) // too long for bcrypt
 		}
 		if err := auth.SetUser(s.usersFile(), name, hash); err != nil {
 			return err

@@ -24,7 +24,7 @@ func readJSON(r *http.Request, v any) error {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		return errorf(http.StatusBadRequest, "invalid_body", "the request body: %v", err)
+		return errorf("invalid_body", "the request body: %v", err)
 	}
 	return nil
 }
@@ -39,31 +39,27 @@ func (h *Handler) service(c *call) (*admin.Service, error) {
 }
 
 // adminError maps the admin service's errors to answers.
-func adminError(w http.ResponseWriter, err error) {
+func adminError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, tenants.ErrInvalidName):
-		writeError(w, errorf(http.StatusBadRequest, "invalid_tenant", "%v", err))
+		writeError(w, r, errorf("invalid_tenant", "%v", err))
 	case errors.Is(err, tenants.ErrNotFound), errors.Is(err, auth.ErrUnknown), errors.Is(err, admin.ErrNotFound):
-		writeError(w, errorf(http.StatusNotFound, "not_found", "%v", err))
+		writeError(w, r, errorf("not_found", "%v", err))
 	case errors.Is(err, tenants.ErrExists):
-		writeError(w, errorf(http.StatusConflict, "exists", "%v", err))
-	case errors.Is(err, admin.ErrInvalid):
-		writeError(w, errorf(http.StatusBadRequest, "invalid", "%v", err))
+		writeError(w, r, errorf("exists", "%v", err))
+	case errors.Is(err, admin.ErrInvalid), errors.Is(err, tenants.ErrInvalid):
+		writeError(w, r, errorf("invalid", "%v", err))
 	default:
-		var ae *apiError
-		if errors.As(err, &ae) {
-			writeError(w, err)
-			return
-		}
-		// What the tenant and quota checks refuse.
-		writeError(w, errorf(http.StatusBadRequest, "invalid", "%v", err))
+		// Anything else failed on the server's side: its text, which may
+		// name files, goes to the log only.
+		writeError(w, r, err)
 	}
 }
 
-func writeValue(w http.ResponseWriter, status int, v any) {
+func writeValue(w http.ResponseWriter, r *http.Request, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -81,19 +77,19 @@ type tenantBody struct {
 func (h *Handler) tenantList(w http.ResponseWriter, r *http.Request, c *call) {
 	cs, err := tenants.List(h.cfg.DataDir)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if cs == nil {
 		cs = []tenants.Config{}
 	}
-	writeValue(w, http.StatusOK, cs)
+	writeValue(w, r, http.StatusOK, cs)
 }
 
 func (h *Handler) tenantCreate(w http.ResponseWriter, r *http.Request, c *call) {
 	var in tenantBody
 	if err := readJSON(r, &in); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	cfg := tenants.Config{Name: in.Name}
@@ -108,15 +104,15 @@ func (h *Handler) tenantCreate(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	cfg, err = s.CreateTenant(cfg)
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusCreated, cfg)
+	writeValue(w, r, http.StatusCreated, cfg)
 }
 
 // tenantView is a tenant's configuration with its quotas and usage.
@@ -129,33 +125,33 @@ type tenantView struct {
 func (h *Handler) tenantShow(w http.ResponseWriter, r *http.Request, c *call) {
 	cfg, err := tenants.Get(h.cfg.DataDir, c.arg)
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
 	v := tenantView{Config: cfg, Limits: cfg.Limits()}
 	if t, _, err := h.tenant(c.arg); err == nil {
 		v.Usage, err = usage(t)
 		if err != nil {
-			writeError(w, err)
+			writeError(w, r, err)
 			return
 		}
 	}
-	writeValue(w, http.StatusOK, v)
+	writeValue(w, r, http.StatusOK, v)
 }
 
 func (h *Handler) tenantPatch(w http.ResponseWriter, r *http.Request, c *call) {
 	var in tenantBody
 	if err := readJSON(r, &in); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if in.Name != "" && in.Name != c.arg {
-		writeError(w, errorf(http.StatusBadRequest, "invalid", "a tenant cannot be renamed"))
+		writeError(w, r, errorf("invalid", "a tenant cannot be renamed"))
 		return
 	}
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	action := "tenant.update"
@@ -180,26 +176,26 @@ func (h *Handler) tenantPatch(w http.ResponseWriter, r *http.Request, c *call) {
 	})
 	h.forget(c.arg)
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusOK, cfg)
+	writeValue(w, r, http.StatusOK, cfg)
 }
 
 func (h *Handler) tenantDelete(w http.ResponseWriter, r *http.Request, c *call) {
 	purge := r.URL.Query().Get("purge") == "true"
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	h.forgetOpen(c.arg)
 	moved, err := s.DeleteTenant(c.arg, purge)
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusOK, map[string]any{"deleted": c.arg, "purged": purge, "moved_to": moved})
+	writeValue(w, r, http.StatusOK, map[string]any{"deleted": c.arg, "purged": purge, "moved_to": moved})
 }
 
 func (h *Handler) tenantSuspend(w http.ResponseWriter, r *http.Request, c *call) {
@@ -208,37 +204,37 @@ func (h *Handler) tenantSuspend(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	if r.ContentLength != 0 {
 		if err := readJSON(r, &in); err != nil {
-			writeError(w, err)
+			writeError(w, r, err)
 			return
 		}
 	}
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	cfg, err := s.Suspend(c.arg, in.Reason)
 	h.forget(c.arg)
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusOK, cfg)
+	writeValue(w, r, http.StatusOK, cfg)
 }
 
 func (h *Handler) tenantResume(w http.ResponseWriter, r *http.Request, c *call) {
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	cfg, err := s.Resume(c.arg)
 	h.forget(c.arg)
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusOK, cfg)
+	writeValue(w, r, http.StatusOK, cfg)
 }
 
 // tokenView is a token as listed: never its secret or digest.
@@ -264,12 +260,12 @@ func viewToken(t auth.Token) tokenView {
 func (h *Handler) tokenList(w http.ResponseWriter, r *http.Request, c *call) {
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	ts, err := s.Tokens().List()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	out := []tokenView{}
@@ -279,7 +275,7 @@ func (h *Handler) tokenList(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		out = append(out, viewToken(t))
 	}
-	writeValue(w, http.StatusOK, out)
+	writeValue(w, r, http.StatusOK, out)
 }
 
 func (h *Handler) tokenCreate(w http.ResponseWriter, r *http.Request, c *call) {
@@ -290,72 +286,72 @@ func (h *Handler) tokenCreate(w http.ResponseWriter, r *http.Request, c *call) {
 		Expires string `json:"expires"` // a duration: "30d", "12h"
 	}
 	if err := readJSON(r, &in); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	role, err := auth.ParseRole(in.Role)
 	if err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "invalid_role", "%v", err))
+		writeError(w, r, errorf("invalid_role", "%v", err))
 		return
 	}
 	var ttl time.Duration
 	if in.Expires != "" {
 		if ttl, err = auth.ParseDuration(in.Expires); err != nil || ttl <= 0 {
-			writeError(w, errorf(http.StatusBadRequest, "invalid_expires", "expires %q: give a duration such as 30d or 12h", clip(in.Expires)))
+			writeError(w, r, errorf("invalid_expires", "expires %q: give a duration such as 30d or 12h", clip(in.Expires)))
 			return
 		}
 	}
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	secret, t, err := s.CreateToken(in.Tenant, role, in.Name, ttl)
-	writeNewToken(w, secret, t, err)
+	writeNewToken(w, r, secret, t, err)
 }
 
 // writeNewToken answers a token just made, with its secret — the only
 // time the secret is shown.
-func writeNewToken(w http.ResponseWriter, secret string, t auth.Token, err error) {
+func writeNewToken(w http.ResponseWriter, r *http.Request, secret string, t auth.Token, err error) {
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
 	v := viewToken(t)
 	v.Token = secret
-	writeValue(w, http.StatusCreated, v)
+	writeValue(w, r, http.StatusCreated, v)
 }
 
 func (h *Handler) tokenRevoke(w http.ResponseWriter, r *http.Request, c *call) {
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	t, err := s.RevokeToken(c.arg)
 	h.acc.forgetTokens()
 	if err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusOK, map[string]any{"revoked": t.ID})
+	writeValue(w, r, http.StatusOK, map[string]any{"revoked": t.ID})
 }
 
 func (h *Handler) userList(w http.ResponseWriter, r *http.Request, c *call) {
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	us, err := s.Users()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if us == nil {
 		us = []admin.User{}
 	}
-	writeValue(w, http.StatusOK, us)
+	writeValue(w, r, http.StatusOK, us)
 }
 
 func (h *Handler) userPut(w http.ResponseWriter, r *http.Request, c *call) {
@@ -365,52 +361,52 @@ func (h *Handler) userPut(w http.ResponseWriter, r *http.Request, c *call) {
 		Role     string `json:"role"`
 	}
 	if err := readJSON(r, &in); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	var role auth.Role
 	if in.Role != "" {
 		var err error
 		if role, err = auth.ParseRole(in.Role); err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "invalid_role", "%v", err))
+			writeError(w, r, errorf("invalid_role", "%v", err))
 			return
 		}
 	}
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if err := s.SetUser(c.arg, in.Password, in.Tenant, role); err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
 	h.acc.reload()
-	writeValue(w, http.StatusOK, map[string]any{"user": c.arg})
+	writeValue(w, r, http.StatusOK, map[string]any{"user": c.arg})
 }
 
 func (h *Handler) userDelete(w http.ResponseWriter, r *http.Request, c *call) {
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if err := s.DeleteUser(c.arg); err != nil {
-		adminError(w, err)
+		adminError(w, r, err)
 		return
 	}
 	h.acc.reload()
-	writeValue(w, http.StatusOK, map[string]any{"deleted": c.arg})
+	writeValue(w, r, http.StatusOK, map[string]any{"deleted": c.arg})
 }
 
 // quota serves GET /quota: the tenant's limits and what it uses.
 func (h *Handler) quota(w http.ResponseWriter, r *http.Request, c *call) {
 	u, err := usage(c.t)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
-	writeValue(w, http.StatusOK, map[string]any{"tenant": c.t.name, "tier": c.cfg.Tier, "limits": c.cfg.Limits(), "usage": u})
+	writeValue(w, r, http.StatusOK, map[string]any{"tenant": c.t.name, "tier": c.cfg.Tier, "limits": c.cfg.Limits(), "usage": u})
 }
 
 // usage measures what t holds.

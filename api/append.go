@@ -23,14 +23,14 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	t := c.t
 	ndjson, err := bodyFormat(r.Header.Get("Content-Type"))
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	var ifHead *[32]byte
 	if m := r.Header.Get("If-Match"); m != "" && m != "*" {
 		id, ok := log.ParseID(strings.Trim(strings.TrimPrefix(m, "W/"), `"`))
 		if !ok {
-			writeError(w, errorf(http.StatusBadRequest, "invalid_if_match", `If-Match must be the quoted head id: "<64 lowercase hex>" (64 zeros for an empty log)`))
+			writeError(w, r, errorf("invalid_if_match", `If-Match must be the quoted head id: "<64 lowercase hex>" (64 zeros for an empty log)`))
 			return
 		}
 		ifHead = &id
@@ -39,12 +39,12 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	defer bodyBufs.Put(bp)
 	body, err := readBody(r, h.cfg.MaxBody, bp)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	inputs, err := jsonx.ParseEvents(body, ndjson) // copies what it keeps
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
@@ -54,9 +54,9 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	for i, in := range inputs {
 		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
-			writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: "event_too_large",
-				message: "event " + strconv.Itoa(i) + ": data and meta are " + strconv.Itoa(len(in.Data)+len(in.Meta)) + " bytes, over this server's limit of " + strconv.FormatInt(h.cfg.MaxEvent, 10),
-				extra:   map[string]any{"index": i}})
+			e := errorf("event_too_large", "event %d: data and meta are %d bytes, over this server's limit of %d", i, len(in.Data)+len(in.Meta), h.cfg.MaxEvent)
+			e.extra = map[string]any{"index": i}
+			writeError(w, r, e)
 			return
 		}
 		meta := in.Meta
@@ -64,7 +64,7 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 			// The principal goes into meta.by, replacing whatever the
 			// client put there: who appended is the server's to say.
 			if meta, err = jsonx.SetMember(nil, in.Meta, "by", by); err != nil {
-				writeError(w, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
+				writeError(w, r, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
 				return
 			}
 		}
@@ -81,7 +81,7 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 				blobBytes = u.Bytes
 			}
 			if err != nil {
-				writeError(w, err)
+				writeError(w, r, err)
 				return
 			}
 		}
@@ -91,13 +91,13 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	if err != nil {
 		var qe *quota.ExceededError
 		if errors.As(err, &qe) {
-			writeError(w, quotaError(qe))
+			writeError(w, r, quotaError(qe))
 			return
 		}
 		if errors.Is(err, log.ErrFailed) || errors.Is(err, log.ErrNoSpace) {
 			h.failed(t)
 		}
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	// The answer: a receipt per event (an object for an object sent, an
@@ -187,7 +187,7 @@ func bodyFormat(ct string) (ndjson bool, err error) {
 	}
 	mt, _, perr := mime.ParseMediaType(ct)
 	if perr != nil {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "cannot read Content-Type %q", ct)
+		return false, errorf("unsupported_media_type", "cannot read Content-Type %q", ct)
 	}
 	switch {
 	case mt == "application/x-ndjson", mt == "application/ndjson", mt == "application/jsonl", mt == "application/x-jsonlines":
@@ -195,7 +195,7 @@ func bodyFormat(ct string) (ndjson bool, err error) {
 	case mt == "application/json", strings.HasSuffix(mt, "+json"), mt == "text/plain", mt == "application/x-www-form-urlencoded":
 		return false, nil
 	}
-	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "send events as application/json (an object or an array) or application/x-ndjson, not %s", mt)
+	return false, errorf("unsupported_media_type", "send events as application/json (an object or an array) or application/x-ndjson, not %s", mt)
 }
 
 // bodyBufs recycles request-body buffers between appends.
@@ -206,10 +206,10 @@ var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // with 413 before anything is stored.
 func readBody(r *http.Request, max int64, buf *bytes.Buffer) ([]byte, error) {
 	if r.ContentLength > max {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is %d bytes, over this server's limit of %d", r.ContentLength, max)
+		return nil, errorf("body_too_large", "the request body is %d bytes, over this server's limit of %d", r.ContentLength, max)
 	}
 	if r.ContentLength == 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
-		return nil, errorf(http.StatusLengthRequired, "length_required", "send a Content-Length or a chunked body")
+		return nil, errorf("length_required", "send a Content-Length or a chunked body")
 	}
 	buf.Reset()
 	if r.ContentLength > 0 {
@@ -217,13 +217,13 @@ func readBody(r *http.Request, max int64, buf *bytes.Buffer) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "body_unreadable", "reading the request body: %v", err)
+		return nil, errorf("body_unreadable", "reading the request body: %v", err)
 	}
 	if n > max {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the request body is over this server's limit of %d bytes", max)
+		return nil, errorf("body_too_large", "the request body is over this server's limit of %d bytes", max)
 	}
 	if n == 0 {
-		return nil, errorf(http.StatusBadRequest, "empty_body", "the request body is empty; send an event, an array of events, or NDJSON")
+		return nil, errorf("empty_body", "the request body is empty; send an event, an array of events, or NDJSON")
 	}
 	return buf.Bytes(), nil
 }

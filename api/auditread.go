@@ -23,27 +23,27 @@ func (h *Handler) auditRead(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
 	p, err := readParams(q, "principal", "tenant", "action")
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if p.Type != "" || p.Entity != "" {
-		writeError(w, errorf(http.StatusBadRequest, "invalid_parameter", "filter the audit log by principal, tenant and action"))
+		writeError(w, r, errorf("invalid_parameter", "filter the audit log by principal, tenant and action"))
 		return
 	}
 	tenant, action := q.Get("tenant"), q.Get("action")
 	if tenant != "" && tenant != audit.NoTenant && !tenants.ValidName(tenant) {
-		writeError(w, errorf(http.StatusBadRequest, "invalid_tenant", "tenant %q: %v", clip(tenant), tenants.ErrInvalidName))
+		writeError(w, r, errorf("invalid_tenant", "tenant %q: %v", clip(tenant), tenants.ErrInvalidName))
 		return
 	}
 	if action != "" && !query.ValidPattern(action) {
-		writeError(w, errorf(http.StatusBadRequest, "invalid_parameter", "parameter action: must be a name or a glob"))
+		writeError(w, r, errorf("invalid_parameter", "parameter action: must be a name or a glob"))
 		return
 	}
 	f := audit.Params(tenant, q.Get("principal"), action)
 	p.Type, p.Entity = f.Type, f.Entity
 	a, err := h.auditLog()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	a.Flush() // what was recorded before this request is in the answer

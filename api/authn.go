@@ -28,11 +28,6 @@ const (
 // timeNow is the clock of authentication and quotas.
 var timeNow = time.Now
 
-// logf reports what the handler cannot put in an answer.
-func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "strata: "+format+"\n", args...)
-}
-
 // accounts reads the installation's users, grants and tokens. A CGI
 // process reads what one request needs; a long-running one keeps the
 // users and grants, looking at the files again at most once a second.
@@ -207,11 +202,11 @@ func (a *accounts) getSecret() ([]byte, error) {
 // address is held back after failed logins.
 func authError(retry time.Duration, format string, args ...any) *apiError {
 	if retry > 0 {
-		e := errorf(http.StatusTooManyRequests, "too_many_failures", "too many failed logins; retry in %s", retry.Round(time.Second))
+		e := errorf("too_many_failures", "too many failed logins; retry in %s", retry.Round(time.Second))
 		e.retry = retry
 		return e
 	}
-	return errorf(http.StatusUnauthorized, "unauthorized", format, args...)
+	return errorf("unauthorized", format, args...)
 }
 
 // reasonWrongPassword is the audit reason of a refused password, which the
@@ -234,17 +229,17 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, addr stri
 	switch {
 	case hdr == "":
 		w.Header().Set("WWW-Authenticate", `Bearer realm="strata", Basic realm="strata", charset="UTF-8"`)
-		return auth.Principal{}, errorf(http.StatusUnauthorized, "unauthorized", "this request needs credentials: Authorization: Bearer <token>, or Basic with a user and password")
+		return auth.Principal{}, errorf("unauthorized", "this request needs credentials: Authorization: Bearer <token>, or Basic with a user and password")
 	case strings.EqualFold(scheme, "Basic"):
 		user, pass, ok := r.BasicAuth()
 		if !ok {
-			return auth.Principal{}, h.refuse(w, r, addr, "", "malformed Basic credentials", errorf(http.StatusUnauthorized, "unauthorized", "the Basic credentials are not base64 of user:password"))
+			return auth.Principal{}, h.refuse(w, r, addr, "", "malformed Basic credentials", errorf("unauthorized", "the Basic credentials are not base64 of user:password"))
 		}
 		return h.password(w, r, addr, user, pass)
 	case strings.EqualFold(scheme, "Bearer"):
 		return h.bearer(w, r, addr, cred)
 	}
-	return auth.Principal{}, h.refuse(w, r, addr, "", "unknown scheme", errorf(http.StatusUnauthorized, "unauthorized", "unknown authorization scheme %q: use Bearer or Basic", clip(scheme)))
+	return auth.Principal{}, h.refuse(w, r, addr, "", "unknown scheme", errorf("unauthorized", "unknown authorization scheme %q: use Bearer or Basic", clip(scheme)))
 }
 
 // password checks a user's password, held back by the failed-login
@@ -279,7 +274,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, addr, user, p
 	}
 	g, ok := grants[user]
 	if !ok {
-		return auth.Principal{}, h.refuse(w, r, addr, "user:"+user, "no grant", errorf(http.StatusForbidden, "no_grant", "the user %s has no tenant and role yet; an administrator grants them (strata user grant)", user))
+		return auth.Principal{}, h.refuse(w, r, addr, "user:"+user, "no grant", errorf("no_grant", "the user %s has no tenant and role yet; an administrator grants them (strata user grant)", user))
 	}
 	if !cached {
 		th.Succeed(now, "user:"+user)
@@ -306,15 +301,15 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request, addr, cred stri
 	case strings.HasPrefix(cred, "strata_"):
 		digest, ok := auth.ParseToken(cred)
 		if !ok {
-			return auth.Principal{}, h.refuse(w, r, addr, "", "malformed token", errorf(http.StatusUnauthorized, "unauthorized", "the token is not one this server issued"))
+			return auth.Principal{}, h.refuse(w, r, addr, "", "malformed token", errorf("unauthorized", "the token is not one this server issued"))
 		}
 		tok, err := h.acc.lookupToken(digest, now)
 		if err != nil {
 			if errors.Is(err, auth.ErrExpired) {
-				return auth.Principal{}, h.refuse(w, r, addr, "token:"+auth.TokenID(digest), "expired", errorf(http.StatusUnauthorized, "token_expired", "the token has expired"))
+				return auth.Principal{}, h.refuse(w, r, addr, "token:"+auth.TokenID(digest), "expired", errorf("token_expired", "the token has expired"))
 			}
 			if errors.Is(err, auth.ErrUnknown) {
-				return auth.Principal{}, h.refuse(w, r, addr, "token:"+auth.TokenID(digest), "unknown or revoked token", errorf(http.StatusUnauthorized, "unauthorized", "the token is not valid (unknown or revoked)"))
+				return auth.Principal{}, h.refuse(w, r, addr, "token:"+auth.TokenID(digest), "unknown or revoked token", errorf("unauthorized", "the token is not valid (unknown or revoked)"))
 			}
 			return auth.Principal{}, err
 		}
@@ -340,12 +335,12 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request, addr, cred stri
 		fp, ok := users.Fingerprint(sc.User)
 		g, granted := grants[sc.User]
 		if !ok || fp != sc.Fingerprint || !granted || grantTenant(g) != sc.Tenant || g.Role != sc.Role {
-			return auth.Principal{}, h.refuse(w, r, addr, "user:"+sc.User, "session of a changed account", errorf(http.StatusUnauthorized, "session_ended", "the session has ended (the account changed); log in again"))
+			return auth.Principal{}, h.refuse(w, r, addr, "user:"+sc.User, "session of a changed account", errorf("session_ended", "the session has ended (the account changed); log in again"))
 		}
 		return auth.Principal{Kind: "session", Name: sc.User, Tenant: sc.Tenant, Role: sc.Role, CredID: "user:" + sc.User, Expires: sc.Expires}, nil
 	case auth.LooksLikeJWT(cred):
 		if h.cfg.JWT == nil {
-			return auth.Principal{}, h.refuse(w, r, addr, "", "jwt not configured", errorf(http.StatusUnauthorized, "unauthorized", "this server accepts no JWTs from identity providers"))
+			return auth.Principal{}, h.refuse(w, r, addr, "", "jwt not configured", errorf("unauthorized", "this server accepts no JWTs from identity providers"))
 		}
 		p, err := h.cfg.JWT.Verify(cred, now)
 		if err != nil {
@@ -353,14 +348,14 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request, addr, cred stri
 		}
 		return p, nil
 	}
-	return auth.Principal{}, h.refuse(w, r, addr, "", "malformed bearer", errorf(http.StatusUnauthorized, "unauthorized", "the bearer credential is neither a strata token nor a JWT"))
+	return auth.Principal{}, h.refuse(w, r, addr, "", "malformed bearer", errorf("unauthorized", "the bearer credential is neither a strata token nor a JWT"))
 }
 
 func sessionError(err error) *apiError {
 	if errors.Is(err, auth.ErrExpired) {
-		return errorf(http.StatusUnauthorized, "token_expired", "the token has expired")
+		return errorf("token_expired", "the token has expired")
 	}
-	return errorf(http.StatusUnauthorized, "unauthorized", "the token is not valid: %v", err)
+	return errorf("unauthorized", "the token is not valid: %v", err)
 }
 
 // refuse records a refused authentication in the audit log, counts it
@@ -369,7 +364,7 @@ func sessionError(err error) *apiError {
 // credentials cannot flood the audit log.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, addr, claimed, reason string, e *apiError) error {
 	counted := reason == reasonWrongPassword
-	if e.status == http.StatusUnauthorized {
+	if e.challenge() {
 		// The challenge names the scheme that failed: invalid_token is for
 		// bearer credentials only.
 		switch scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); {
@@ -381,7 +376,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, addr, claimed, 
 			w.Header().Set("WWW-Authenticate", `Bearer realm="strata"`)
 		}
 	}
-	if e.status == http.StatusTooManyRequests {
+	if e.heldBack() {
 		return e
 	}
 	if th, err := h.acc.getThrottle(); err == nil {
@@ -396,6 +391,6 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, addr, claimed, 
 	if claimed == "" {
 		claimed = "unknown"
 	}
-	h.recordAs(claimed, addr, "auth.refused", "", e.status, map[string]any{"reason": reason, "method": r.Method, "path": clip(r.URL.Path)})
+	h.recordAs(infoOf(r), claimed, addr, "auth.refused", "", e.status, map[string]any{"reason": reason, "method": r.Method, "path": clip(r.URL.Path)})
 	return e
 }

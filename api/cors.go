@@ -15,8 +15,8 @@ import (
 // credentials mode is granted only to origins named exactly; "*" lets any
 // origin read without credentials.
 const (
-	corsHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Range, Accept, Strata-Tenant"
-	corsExpose  = "Strata-Head, Strata-Head-Seq, Strata-Next-After, ETag, Link, Location, Content-Location, Retry-After, Content-Range"
+	corsHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Range, Accept, Strata-Tenant, X-Request-Id"
+	corsExpose  = "Strata-Request-Id, Strata-Head, Strata-Head-Seq, Strata-Next-After, ETag, Link, Location, Content-Location, Retry-After, Content-Range"
 )
 
 // allowedOrigin says how origin may call: "" not at all, "*" without
@@ -93,7 +93,7 @@ func (h *Handler) origins(name string) []string {
 func (h *Handler) options(w http.ResponseWriter, r *http.Request, p, pathTenant string) {
 	_, _, methods := match("", p)
 	if methods == nil {
-		writeError(w, errorf(http.StatusNotFound, "no_route", "no such path: %s", clip(p)))
+		writeError(w, r, errorf("no_route", "no such path: %s", clip(p)))
 		return
 	}
 	methods = append(methods, http.MethodOptions)
@@ -112,7 +112,7 @@ func (h *Handler) options(w http.ResponseWriter, r *http.Request, p, pathTenant 
 	allow := h.allowedOrigin(origin, list)
 	hd.Add("Vary", "Origin")
 	if allow == "" || !slices.Contains(methods, want) {
-		writeError(w, errorf(http.StatusForbidden, "cors_denied", "the origin %s may not call %s %s here", clip(origin), clip(want), clip(p)))
+		writeError(w, r, errorf("cors_denied", "the origin %s may not call %s %s here", clip(origin), clip(want), clip(p)))
 		return
 	}
 	hd.Set("Access-Control-Allow-Origin", allow)

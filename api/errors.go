@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +14,92 @@ import (
 	"strata/query"
 	"strata/quota"
 )
+
+// statusOf is the one table of error code → HTTP status. A handler names
+// the code of what went wrong (errorf("invalid_parameter", …)) or returns
+// the lower packages' error as it is; only this file chooses a status
+// (TestStatusOnlyInErrors keeps it so). The codes are part of the API:
+// clients test them, so a code keeps its meaning once published.
+var statusOf = map[string]int{
+	// 400: the request is wrong; the message names what, in the client's
+	// own terms.
+	"invalid_body":      http.StatusBadRequest,
+	"invalid_tenant":    http.StatusBadRequest,
+	"invalid":           http.StatusBadRequest,
+	"invalid_role":      http.StatusBadRequest,
+	"invalid_expires":   http.StatusBadRequest,
+	"invalid_if_match":  http.StatusBadRequest,
+	"invalid_event":     http.StatusBadRequest,
+	"invalid_parameter": http.StatusBadRequest,
+	"invalid_id":        http.StatusBadRequest,
+	"invalid_login":     http.StatusBadRequest,
+	"invalid_hash":      http.StatusBadRequest,
+	"hash_mismatch":     http.StatusBadRequest,
+	"body_unreadable":   http.StatusBadRequest,
+	"empty_body":        http.StatusBadRequest,
+	// 401: no credentials, or credentials that are not valid.
+	"unauthorized":  http.StatusUnauthorized,
+	"token_expired": http.StatusUnauthorized,
+	"session_ended": http.StatusUnauthorized,
+	// 403: valid credentials that may not do this.
+	"forbidden":        http.StatusForbidden,
+	"wrong_tenant":     http.StatusForbidden,
+	"no_grant":         http.StatusForbidden,
+	"tenant_suspended": http.StatusForbidden,
+	"cors_denied":      http.StatusForbidden,
+	// 404
+	"not_found":    http.StatusNotFound,
+	"not_on_chain": http.StatusNotFound,
+	"no_route":     http.StatusNotFound,
+	"no_tenant":    http.StatusNotFound,
+	"no_accounts":  http.StatusNotFound,
+	"setup_off":    http.StatusNotFound,
+	// 405
+	"method_not_allowed": http.StatusMethodNotAllowed,
+	// 409: the request conflicts with what is stored; the answer carries
+	// the current value.
+	"exists":           http.StatusConflict,
+	"version_conflict": http.StatusConflict,
+	"head_conflict":    http.StatusConflict,
+	"key_conflict":     http.StatusConflict,
+	"already_set_up":   http.StatusConflict,
+	// 411, 413, 415: the body.
+	"length_required":        http.StatusLengthRequired,
+	"body_too_large":         http.StatusRequestEntityTooLarge,
+	"event_too_large":        http.StatusRequestEntityTooLarge,
+	"blob_too_large":         http.StatusRequestEntityTooLarge,
+	"unsupported_media_type": http.StatusUnsupportedMediaType,
+	// 429 and 503 carry Retry-After.
+	"too_many_failures": http.StatusTooManyRequests,
+	// quota_exceeded's status depends on the quota (quotaError).
+	"quota_exceeded": http.StatusTooManyRequests,
+	// The server's faults: see faultMessage.
+	"busy":       http.StatusServiceUnavailable,
+	"log_failed": http.StatusServiceUnavailable,
+	"internal":   http.StatusInternalServerError,
+	"corrupt":    http.StatusInternalServerError,
+	"disk_full":  http.StatusInsufficientStorage,
+}
+
+// faultMessage is what a client is told of a fault on the server's side
+// (a 5xx answer other than a quota's): what failed in general terms,
+// never an error's text, which may hold paths and system errors. That goes
+// to the server's log, and the answer gives the request id to find it
+// there (writeError). Any other 5xx is "internal".
+var faultMessage = map[string]string{
+	"busy":       "the log is busy with other writers; retry",
+	"log_failed": "a write to this log failed; it refuses appends until reopened",
+	"internal":   "internal error",
+	"corrupt":    "stored data failed its integrity check; the server's operator must look at it",
+	"disk_full":  "no space left on the server's disk; nothing was stored",
+}
+
+// fault returns the error answered with one of faultMessage's codes.
+func fault(code string) *apiError { return errorf(code, "%s", faultMessage[code]) }
+
+// isFault reports whether e is a fault on the server's side, which is
+// logged and answered in general terms.
+func (e *apiError) isFault() bool { return e.status >= 500 && e.code != "quota_exceeded" }
 
 // apiError is an error with its HTTP answer.
 type apiError struct {
@@ -28,14 +115,45 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.message }
 
-func errorf(status int, code, format string, args ...any) *apiError {
+// errorf makes the error answered with code, its status from statusOf, and
+// the message format (about the client's request: never a server path or
+// an internal error's text).
+func errorf(code, format string, args ...any) *apiError {
+	status, ok := statusOf[code]
+	if !ok {
+		// A code missing from the table is a bug, which
+		// TestErrorCodesInTable catches; answer it as one.
+		status = http.StatusInternalServerError
+	}
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// challenge reports whether e asks for credentials (a 401, which carries
+// WWW-Authenticate).
+func (e *apiError) challenge() bool { return e.status == http.StatusUnauthorized }
+
+// heldBack reports whether e refuses a client that is held back for a
+// while (429).
+func (e *apiError) heldBack() bool { return e.status == http.StatusTooManyRequests }
+
+// quotaError is the answer for a request over one of its tenant's quotas.
+func quotaError(e *quota.ExceededError) *apiError {
+	ae := errorf("quota_exceeded", "%s", e.Error())
+	switch e.Quota {
+	case quota.QuotaStorageBytes:
+		ae.status = http.StatusInsufficientStorage
+	case quota.QuotaMaxBlob:
+		ae.status = http.StatusRequestEntityTooLarge
+	}
+	ae.extra = map[string]any{"quota": e.Quota, "limit": e.Limit}
+	ae.retry = e.RetryAfter
+	return ae
 }
 
 // retryAfter is the Retry-After sent with 503 answers, in seconds.
 const retryAfter = 1
 
-// classify maps any error to its answer: the one table of error → status.
+// classify maps any error to its answer.
 func classify(err error) *apiError {
 	var ae *apiError
 	var fe *jsonx.FieldError
@@ -50,59 +168,78 @@ func classify(err error) *apiError {
 	case errors.As(err, &qe):
 		return quotaError(qe)
 	case errors.As(err, &fe):
-		e := errorf(http.StatusBadRequest, "invalid_event", "%s", fe.Error())
+		e := errorf("invalid_event", "%s", fe.Error())
 		e.extra = map[string]any{"index": fe.Index, "field": fe.Field}
 		return e
 	case errors.As(err, &ie):
 		code := "invalid_event"
-		status := http.StatusBadRequest
 		if errors.Is(ie.Err, log.ErrTooLarge) {
-			status, code = http.StatusRequestEntityTooLarge, "event_too_large"
+			code = "event_too_large"
 		}
-		e := errorf(status, code, "%s", ie.Error())
+		e := errorf(code, "%s", ie.Error())
 		e.extra = map[string]any{"index": ie.Index, "field": ie.Field}
 		return e
 	case errors.As(err, &vc):
-		e := errorf(http.StatusConflict, "version_conflict", "%s", vc.Error())
+		e := errorf("version_conflict", "%s", vc.Error())
 		e.extra = map[string]any{"index": vc.Index, "entity": vc.Entity, "expected_version": vc.Expected, "current_version": vc.Current}
 		return e
 	case errors.As(err, &hc):
-		e := errorf(http.StatusConflict, "head_conflict", "the log's head is %x (seq %d), not the If-Match head %x: someone appended since you last synced", hc.Current.ID, hc.Current.Seq, hc.Expected)
+		e := errorf("head_conflict", "the log's head is %x (seq %d), not the If-Match head %x: someone appended since you last synced", hc.Current.ID, hc.Current.Seq, hc.Expected)
 		e.extra = map[string]any{"current_head": headJSON(hc.Current)}
 		return e
 	case errors.As(err, &kc):
-		e := errorf(http.StatusConflict, "key_conflict", "%s", kc.Error())
+		e := errorf("key_conflict", "%s", kc.Error())
 		e.extra = map[string]any{"index": kc.Index, "key": kc.Key, "existing_id": kc.Existing.IDString(), "existing_seq": kc.Existing.Seq}
 		return e
 	case errors.Is(err, query.ErrFromNotFound):
-		return errorf(http.StatusNotFound, "not_on_chain", "the from id is not on this chain: the client's history has diverged from the server's, or the id is wrong")
+		return errorf("not_on_chain", "the from id is not on this chain: the client's history has diverged from the server's, or the id is wrong")
 	case errors.Is(err, query.ErrToNotFound):
-		return errorf(http.StatusNotFound, "not_on_chain", "the to id is not on this chain")
+		return errorf("not_on_chain", "the to id is not on this chain")
 	case errors.Is(err, log.ErrNotFound):
-		return errorf(http.StatusNotFound, "not_found", "no such event")
+		return errorf("not_found", "no such event")
 	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout):
-		return errorf(http.StatusServiceUnavailable, "busy", "the log is busy with other writers; retry")
+		return fault("busy")
 	case errors.Is(err, log.ErrNoSpace), errors.Is(err, blobs.ErrNoSpace):
-		return errorf(http.StatusInsufficientStorage, "disk_full", "no space left on the server's disk; nothing was stored")
+		return fault("disk_full")
 	case errors.Is(err, log.ErrFailed):
-		return errorf(http.StatusServiceUnavailable, "log_failed", "a write to this log failed; it refuses appends until reopened")
+		return fault("log_failed")
 	case errors.Is(err, log.ErrCorrupt):
-		return errorf(http.StatusInternalServerError, "corrupt", "%s", err.Error())
+		return fault("corrupt")
 	case errors.Is(err, blobs.ErrNotFound):
-		return errorf(http.StatusNotFound, "not_found", "no such blob")
+		return errorf("not_found", "no such blob")
 	case errors.Is(err, blobs.ErrInvalidHash):
-		return errorf(http.StatusBadRequest, "invalid_hash", "a blob hash is 64 lowercase hex digits (BLAKE3-256)")
+		return errorf("invalid_hash", "a blob hash is 64 lowercase hex digits (BLAKE3-256)")
 	case errors.Is(err, blobs.ErrHashMismatch):
-		return errorf(http.StatusBadRequest, "hash_mismatch", "the content does not hash to the hash in the path; nothing was stored")
+		return errorf("hash_mismatch", "the content does not hash to the hash in the path; nothing was stored")
 	case errors.Is(err, blobs.ErrTooLarge):
-		return errorf(http.StatusRequestEntityTooLarge, "blob_too_large", "the blob is over this server's size limit; nothing was stored")
+		return errorf("blob_too_large", "the blob is over this server's size limit; nothing was stored")
 	}
-	return errorf(http.StatusInternalServerError, "internal", "%s", err.Error())
+	return fault("internal")
 }
 
-// writeError sends err as a JSON error answer.
-func writeError(w http.ResponseWriter, err error) {
+// writeError sends err as a JSON error answer:
+//
+//	{"error":{"code":"…","message":"…","request_id":"…", …}}
+//
+// A 5xx answer's message is a general one with the request id; err itself,
+// with whatever paths and system errors it holds, goes to the server's log
+// under that id, for the operator.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := classify(err)
+	id := requestID(r)
+	msg := e.message
+	if e.isFault() {
+		level := slog.LevelError
+		if e.status != http.StatusInternalServerError {
+			level = slog.LevelWarn // busy, a full disk: the server's state, not a bug
+		}
+		logFailure(r, level, e, err)
+		m, ok := faultMessage[e.code]
+		if !ok {
+			m = faultMessage["internal"]
+		}
+		msg = m + "; see the server log for request " + id
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
@@ -118,7 +255,9 @@ func writeError(w http.ResponseWriter, err error) {
 	b := []byte(`{"error":{"code":`)
 	b = jsonx.AppendString(b, e.code)
 	b = append(b, `,"message":`...)
-	b = jsonx.AppendString(b, e.message)
+	b = jsonx.AppendString(b, msg)
+	b = append(b, `,"request_id":`...)
+	b = jsonx.AppendString(b, id)
 	for _, k := range sortedKeys(e.extra) {
 		b = append(b, ',')
 		b = jsonx.AppendString(b, k)

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"strata/jsonx"
 	"strata/log"
 	"strata/query"
+	"strata/quota"
 )
 
 func TestReadParams(t *testing.T) {
@@ -175,7 +178,8 @@ func TestClassify(t *testing.T) {
 		code   string
 		extra  []string // members besides code and message
 	}{
-		{"apiError", errorf(418, "teapot", "short and stout"), 418, "teapot", nil},
+		{"apiError", errorf("already_set_up", "short and stout"), 409, "already_set_up", nil},
+		{"code missing from the table", errorf("teapot", "short and stout"), 500, "teapot", nil},
 		{"FieldError", &jsonx.FieldError{Index: 2, Field: "type", Msg: "must be a string"}, 400, "invalid_event", []string{"index", "field"}},
 		{"InvalidError", &log.InvalidError{Index: 1, Field: "entity", Err: errors.New("is empty")}, 400, "invalid_event", []string{"index", "field"}},
 		{"InvalidError too large", &log.InvalidError{Index: 0, Field: "data", Err: log.ErrTooLarge}, 413, "event_too_large", []string{"index", "field"}},
@@ -194,10 +198,15 @@ func TestClassify(t *testing.T) {
 		{"InvalidHash", blobs.ErrInvalidHash, 400, "invalid_hash", nil},
 		{"HashMismatch", fmt.Errorf("store: %w", blobs.ErrHashMismatch), 400, "hash_mismatch", nil},
 		{"blobs TooLarge", fmt.Errorf("store: %w", blobs.ErrTooLarge), 413, "blob_too_large", nil},
-		{"other", errors.New("boom"), 500, "internal", nil},
+		{"quota storage", fmt.Errorf("append: %w", &quota.ExceededError{Quota: quota.QuotaStorageBytes, Limit: 10}), 507, "quota_exceeded", []string{"quota", "limit"}},
+		{"quota rate", &quota.ExceededError{Quota: quota.QuotaRequestsPerSecond, Limit: 10}, 429, "quota_exceeded", []string{"quota", "limit"}},
+		{"other", errors.New("open /srv/data/tenants/x/log: permission denied"), 500, "internal", nil},
 	} {
 		w := httptest.NewRecorder()
-		writeError(w, tc.err)
+		var logged bytes.Buffer
+		h := &Handler{log: slog.New(slog.NewTextHandler(&logged, nil))}
+		r, _ := h.begin(w, httptest.NewRequest("GET", "/events", nil))
+		writeError(w, r, tc.err)
 		if w.Code != tc.status {
 			t.Errorf("%s: status %d, want %d", tc.name, w.Code, tc.status)
 			continue
@@ -211,11 +220,19 @@ func TestClassify(t *testing.T) {
 				t.Errorf("%s: no %q in %s", tc.name, k, w.Body)
 			}
 		}
-		if len(e) != 2+len(tc.extra) {
-			t.Errorf("%s: members %v, want code, message and %v", tc.name, e, tc.extra)
+		if len(e) != 3+len(tc.extra) {
+			t.Errorf("%s: members %v, want code, message, request_id and %v", tc.name, e, tc.extra)
+		}
+		// A server's failure is logged with its detail and told to the
+		// client in general terms only; a client's error is not logged.
+		if msg := e["message"].(string); tc.status >= 500 && (strings.Contains(msg, tc.err.Error()) || strings.Contains(msg, "/d")) {
+			t.Errorf("%s: the answer shows the error: %q", tc.name, msg)
+		}
+		if (tc.status >= 500 && tc.code != "quota_exceeded") != (logged.Len() > 0) {
+			t.Errorf("%s: status %d, logged %q", tc.name, tc.status, logged.String())
 		}
 		ra := w.Header().Get("Retry-After")
-		if (tc.status == 503) != (ra != "") {
+		if (tc.status == 503 || tc.status == 429) != (ra != "") {
 			t.Errorf("%s: status %d with Retry-After %q", tc.name, tc.status, ra)
 		}
 	}

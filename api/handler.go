@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"time"
@@ -61,12 +62,17 @@ type Config struct {
 	// TrustProxy takes the client's address from X-Forwarded-For (the
 	// last address in it), for a server behind a reverse proxy.
 	TrustProxy bool
+	// Logger gets what the operator must know and a client is not told:
+	// the details of every 5xx answer, under the request's id. Default:
+	// text lines on standard error, which Apache keeps in its error log.
+	Logger *slog.Logger
 }
 
 // Handler serves the HTTP API for every tenant under Config.DataDir.
 type Handler struct {
 	cfg Config
 	acc *accounts
+	log *slog.Logger
 
 	mu      sync.Mutex
 	tenants map[string]*tenant
@@ -91,7 +97,10 @@ func New(cfg Config) *Handler {
 		cfg.UsersFile = filepath.Join(cfg.DataDir, systemDir, "users")
 	}
 	cfg.Log.NoSync = cfg.Log.NoSync || cfg.NoSync
-	h := &Handler{cfg: cfg, tenants: map[string]*tenant{}}
+	h := &Handler{cfg: cfg, tenants: map[string]*tenant{}, log: cfg.Logger}
+	if h.log == nil {
+		h.log = defaultLogger()
+	}
 	h.acc = newAccounts(&h.cfg)
 	return h
 }

@@ -52,6 +52,9 @@ func errorBody(t testing.TB, w *httptest.ResponseRecorder) map[string]any {
 	if m, _ := e.Error["message"].(string); m == "" {
 		t.Errorf("error without a message: %s", w.Body)
 	}
+	if id, _ := e.Error["request_id"].(string); id == "" || id != w.Header().Get(RequestIDHeader) {
+		t.Errorf("error with request_id %q, header %s %q", id, RequestIDHeader, w.Header().Get(RequestIDHeader))
+	}
 	return e.Error
 }
 

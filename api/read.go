@@ -28,7 +28,7 @@ const maxBufferedPage = 8 << 20
 func (h *Handler) read(w http.ResponseWriter, r *http.Request, c *call) {
 	p, err := readParams(r.URL.Query())
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	readLog(w, r, c.t.log, p)
@@ -38,7 +38,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, c *call) {
 func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params) {
 	plan, err := query.Prepare(l, p)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	ndjson := wantsNDJSON(r.Header.Get("Accept"))
@@ -87,7 +87,7 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		if out == nil || n == 0 {
 			hd.Del("Link")
 			hd.Del("Strata-Next-After")
-			writeError(w, err)
+			writeError(w, r, err)
 			return
 		}
 		// The status is sent; cutting the connection is the only honest way
@@ -142,7 +142,7 @@ func wantsNDJSON(accept string) bool {
 func readParams(q url.Values, more ...string) (query.Params, error) {
 	p := query.Params{Limit: DefaultLimit}
 	bad := func(name, why string) error {
-		e := errorf(http.StatusBadRequest, "invalid_parameter", "parameter %s: %s", name, why)
+		e := errorf("invalid_parameter", "parameter %s: %s", name, why)
 		e.extra = map[string]any{"parameter": name}
 		return e
 	}
@@ -204,7 +204,7 @@ func (h *Handler) event(w http.ResponseWriter, r *http.Request, c *call) {
 	t := c.t
 	id, ok := log.ParseID(c.arg)
 	if !ok {
-		writeError(w, errorf(http.StatusBadRequest, "invalid_id", "an event id is 64 lowercase hex digits"))
+		writeError(w, r, errorf("invalid_id", "an event id is 64 lowercase hex digits"))
 		return
 	}
 	seq, err := t.log.Lookup(id)
@@ -218,16 +218,16 @@ func (h *Handler) event(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 	}
 	if errors.Is(err, log.ErrNotFound) {
-		err = errorf(http.StatusNotFound, "not_found", "no event with id %x on this chain", id)
+		err = errorf("not_found", "no event with id %x on this chain", id)
 	}
-	writeError(w, err)
+	writeError(w, r, err)
 }
 
 // head serves GET /head.
 func (h *Handler) head(w http.ResponseWriter, r *http.Request, c *call) {
 	head, err := c.t.log.Head()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	setHead(w, head)

@@ -26,11 +26,13 @@ type call struct {
 	cfg  tenants.Config
 	arg  string // what the route's {…} segment matched
 	addr string // the client's address
+	ri   *reqInfo
 }
 
 // ServeHTTP authorizes and routes a request. r.URL.Path is the path below
 // the mount point.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, ri := h.begin(w, r)
 	securityHeaders(w, r)
 	p := r.URL.Path
 	if p == "" {
@@ -40,7 +42,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rest, ok := strings.CutPrefix(p, "/t/"); ok {
 		name, sub, _ := strings.Cut(rest, "/")
 		if !tenants.ValidName(name) {
-			writeError(w, errorf(http.StatusBadRequest, "invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName))
+			writeError(w, r, errorf("invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName))
 			return
 		}
 		pathTenant, p = name, "/"+sub
@@ -53,15 +55,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, arg, methods := match(r.Method, p)
 	if rt == nil {
 		if methods == nil {
-			writeError(w, errorf(http.StatusNotFound, "no_route", "no such path: %s", clip(p)))
+			writeError(w, r, errorf("no_route", "no such path: %s", clip(p)))
 			return
 		}
 		methods = append(methods, http.MethodOptions)
 		w.Header().Set("Allow", strings.Join(methods, ", "))
-		writeError(w, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, clip(p), strings.Join(methods, ", ")))
+		writeError(w, r, errorf("method_not_allowed", "%s is not allowed on %s; use %s", r.Method, clip(p), strings.Join(methods, ", ")))
 		return
 	}
-	c := &call{arg: arg, addr: h.clientAddr(r)}
+	c := &call{arg: arg, addr: h.clientAddr(r), ri: ri}
+	ri.c = c
 	if rt.scope == public {
 		h.cors(w, r, nil)
 		rt.serve(h, w, r, c)
@@ -69,7 +72,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.authorize(w, r, rt, c, pathTenant); err != nil {
 		h.cors(w, r, c.t)
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	h.cors(w, r, c.t)
@@ -87,8 +90,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	}
 	c.who = who
 	if !who.Role.Can(rt.perm) {
-		h.record(c, "access.denied", "", http.StatusForbidden, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
-		return errorf(http.StatusForbidden, "forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path))
+		e := errorf("forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path))
+		h.record(c, "access.denied", "", e.status, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
+		return e
 	}
 	if rt.scope != inTenant {
 		return nil
@@ -96,7 +100,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	name := pathTenant
 	if hn := r.Header.Get(TenantHeader); hn != "" {
 		if name != "" && hn != name {
-			return errorf(http.StatusBadRequest, "invalid_tenant", "the %s header names %q but the path names %q", TenantHeader, clip(hn), name)
+			return errorf("invalid_tenant", "the %s header names %q but the path names %q", TenantHeader, clip(hn), name)
 		}
 		name = hn
 	}
@@ -107,17 +111,18 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		name = DefaultTenant
 	}
 	if !tenants.ValidName(name) {
-		return errorf(http.StatusBadRequest, "invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName)
+		return errorf("invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName)
 	}
 	if who.Role != auth.RoleAdmin && name != who.Tenant {
 		// The same answer whether the tenant exists or not.
-		h.record(c, "access.denied", name, http.StatusForbidden, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
-		return errorf(http.StatusForbidden, "wrong_tenant", "these credentials are for another tenant")
+		e := errorf("wrong_tenant", "these credentials are for another tenant")
+		h.record(c, "access.denied", name, e.status, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
+		return e
 	}
 	t, cfg, err := h.tenant(name)
 	if err != nil {
 		if errors.Is(err, errNoTenant) {
-			return errorf(http.StatusNotFound, "no_tenant", "no tenant %q", name)
+			return errorf("no_tenant", "no tenant %q", name)
 		}
 		return err
 	}
@@ -127,7 +132,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		if cfg.Reason != "" {
 			msg += ": " + cfg.Reason
 		}
-		return errorf(http.StatusForbidden, "tenant_suspended", "%s", msg)
+		return errorf("tenant_suspended", "%s", msg)
 	}
 	if lim := cfg.Limits(); lim.RequestsPerSecond > 0 && !h.cfg.NoAuth {
 		rates, err := t.rates()
@@ -148,7 +153,7 @@ func (h *Handler) record(c *call, action, tenant string, status int, detail map[
 	if tenant == "" && c.t != nil {
 		tenant = c.t.name
 	}
-	h.recordAs(c.who.String(), c.addr, action, tenant, status, detail)
+	h.recordAs(c.ri, c.who.String(), c.addr, action, tenant, status, detail)
 }
 
 // recordMutation records a change made outside the event log (blobs) by
@@ -161,13 +166,13 @@ func (h *Handler) recordMutation(c *call, action string, status int, detail map[
 }
 
 // recordAs adds an audit record on behalf of principal.
-func (h *Handler) recordAs(principal, addr, action, tenant string, status int, detail map[string]any) {
+func (h *Handler) recordAs(ri *reqInfo, principal, addr, action, tenant string, status int, detail map[string]any) {
 	a, err := h.auditLog()
 	if err == nil {
 		err = a.Record(audit.Record{Action: action, Principal: principal, Tenant: tenant, Addr: addr, Status: status, Detail: detail})
 	}
 	if err != nil {
-		logf("audit %s: %v", action, err)
+		ri.logger(h).Error("audit record lost", "action", action, "err", err.Error())
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // it expires — change the password, or the grant, to end it.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request, c *call) {
 	if h.cfg.NoAuth {
-		writeError(w, errorf(http.StatusNotFound, "no_accounts", "this server runs without accounts (auth=none): there is nothing to log in to"))
+		writeError(w, r, errorf("no_accounts", "this server runs without accounts (auth=none): there is nothing to log in to"))
 		return
 	}
 	user, pass, ok := r.BasicAuth()
@@ -27,26 +27,26 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, c *call) {
 			Password string `json:"password"`
 		}
 		if err := readJSON(r, &in); err != nil || in.User == "" {
-			writeError(w, errorf(http.StatusBadRequest, "invalid_login", `send {"user":"…","password":"…"} as JSON, or Basic credentials`))
+			writeError(w, r, errorf("invalid_login", `send {"user":"…","password":"…"} as JSON, or Basic credentials`))
 			return
 		}
 		user, pass = in.User, in.Password
 	}
 	who, err := h.password(w, r, c.addr, user, pass)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	secret, err := h.acc.getSecret()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	h.acc.mu.Lock()
 	users, _, err := h.acc.load()
 	h.acc.mu.Unlock()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	fp, _ := users.Fingerprint(user)

@@ -19,47 +19,48 @@ const minSetupKey = 16
 // count as failed logins of the client's address.
 func (h *Handler) setup(w http.ResponseWriter, r *http.Request, c *call) {
 	if h.cfg.SetupKey == "" || h.cfg.NoAuth {
-		writeError(w, errorf(http.StatusNotFound, "setup_off", "setup is off: set STRATA_SETUP_KEY (at least %d characters) in strata.conf to create the first administrator's token here, or use the CLI", minSetupKey))
+		writeError(w, r, errorf("setup_off", "setup is off: set STRATA_SETUP_KEY (at least %d characters) in strata.conf to create the first administrator's token here, or use the CLI", minSetupKey))
 		return
 	}
 	th, err := h.acc.getThrottle()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	now := timeNow()
 	if wait := th.Blocked(now, "addr:"+c.addr); wait > 0 {
-		writeError(w, authError(wait, ""))
+		writeError(w, r, authError(wait, ""))
 		return
 	}
 	var in struct {
 		Key string `json:"key"`
 	}
 	if err := readJSON(r, &in); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if len(h.cfg.SetupKey) < minSetupKey || subtle.ConstantTimeCompare([]byte(in.Key), []byte(h.cfg.SetupKey)) != 1 {
 		th.Fail(now, "addr:"+c.addr)
-		h.recordAs("setup", c.addr, "auth.refused", "", http.StatusUnauthorized, map[string]any{"reason": "wrong setup key", "path": "/setup"})
-		writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "the setup key is not right (it must be at least %d characters)", minSetupKey))
+		e := errorf("unauthorized", "the setup key is not right (it must be at least %d characters)", minSetupKey)
+		h.recordAs(c.ri, "setup", c.addr, "auth.refused", "", e.status, map[string]any{"reason": "wrong setup key", "path": "/setup"})
+		writeError(w, r, e)
 		return
 	}
 	c.who = auth.Principal{Kind: "setup", Name: "setup"}
 	s, err := h.service(c)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	has, err := s.HasAdmin()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if has {
-		writeError(w, errorf(http.StatusConflict, "already_set_up", "this installation has an administrator already; remove STRATA_SETUP_KEY from its configuration"))
+		writeError(w, r, errorf("already_set_up", "this installation has an administrator already; remove STRATA_SETUP_KEY from its configuration"))
 		return
 	}
 	secret, t, err := s.CreateToken("", auth.RoleAdmin, "setup", 0)
-	writeNewToken(w, secret, t, err)
+	writeNewToken(w, r, secret, t, err)
 }

@@ -26,7 +26,7 @@ func (h *Handler) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	if looksLikeHash(name) {
-		writeError(w, blobs.ErrInvalidHash)
+		writeError(w, r, blobs.ErrInvalidHash)
 		return
 	}
 	if r.Header.Get("Content-Type") == "" {
@@ -39,13 +39,13 @@ func (h *Handler) blobPut(w http.ResponseWriter, r *http.Request, c *call) {
 
 // blobGet serves GET and HEAD /storage/<hash>, with ranges and ETags.
 func (h *Handler) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
-	store, hash, ok := blobOf(w, c)
+	store, hash, ok := blobOf(w, r, c)
 	if !ok {
 		return
 	}
 	f, info, err := store.Open(hash)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	defer f.Close()
@@ -60,12 +60,12 @@ func (h *Handler) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
 
 // blobDelete serves DELETE /storage/<hash>.
 func (h *Handler) blobDelete(w http.ResponseWriter, r *http.Request, c *call) {
-	store, hash, ok := blobOf(w, c)
+	store, hash, ok := blobOf(w, r, c)
 	if !ok {
 		return
 	}
 	if err := store.Delete(hash); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	h.recordMutation(c, "blob.delete", http.StatusNoContent, map[string]any{"hash": hash})
@@ -74,14 +74,14 @@ func (h *Handler) blobDelete(w http.ResponseWriter, r *http.Request, c *call) {
 
 // blobOf checks the hash a /storage/<hash> route names and opens the
 // tenant's store; it answers the error itself when either fails.
-func blobOf(w http.ResponseWriter, c *call) (*blobs.Store, string, bool) {
+func blobOf(w http.ResponseWriter, r *http.Request, c *call) (*blobs.Store, string, bool) {
 	if !blobs.ValidHash(c.arg) {
-		writeError(w, blobs.ErrInvalidHash)
+		writeError(w, r, blobs.ErrInvalidHash)
 		return nil, "", false
 	}
 	store, err := c.t.store()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return nil, "", false
 	}
 	return store, c.arg, true
@@ -107,7 +107,7 @@ func looksLikeHash(s string) bool {
 // blob store's usage lock together with the log's size.
 func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want string) {
 	if r.ContentLength <= 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
-		writeError(w, errorf(http.StatusLengthRequired, "length_required", "send a Content-Length or a chunked body"))
+		writeError(w, r, errorf("length_required", "send a Content-Length or a chunked body"))
 		return
 	}
 	lim := c.cfg.Limits()
@@ -115,16 +115,16 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 		lim = quota.Limits{}
 	}
 	if err := lim.CheckBlob(r.ContentLength); err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	if h.cfg.MaxBlob > 0 && r.ContentLength > h.cfg.MaxBlob {
-		writeError(w, blobs.ErrTooLarge)
+		writeError(w, r, blobs.ErrTooLarge)
 		return
 	}
 	store, err := c.t.store()
 	if err != nil {
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	opts := blobs.PutOptions{Want: want, ContentType: r.Header.Get("Content-Type"), MaxSize: lim.BlobLimit(h.cfg.MaxBlob)}
@@ -145,7 +145,7 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 				err = qe // the tenant's quota, not the server's --max-blob
 			}
 		}
-		writeError(w, err)
+		writeError(w, r, err)
 		return
 	}
 	body, _ := json.Marshal(struct {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -172,19 +171,4 @@ func (h *Handler) failed(t *tenant) {
 	if t.failedAt.IsZero() {
 		t.failedAt = time.Now()
 	}
-}
-
-// quotaError is the answer for a request over one of its tenant's quotas.
-func quotaError(e *quota.ExceededError) *apiError {
-	status := http.StatusTooManyRequests
-	switch e.Quota {
-	case quota.QuotaStorageBytes:
-		status = http.StatusInsufficientStorage
-	case quota.QuotaMaxBlob:
-		status = http.StatusRequestEntityTooLarge
-	}
-	ae := errorf(status, "quota_exceeded", "%s", e.Error())
-	ae.extra = map[string]any{"quota": e.Quota, "limit": e.Limit}
-	ae.retry = e.RetryAfter
-	return ae
 }

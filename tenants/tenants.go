@@ -42,6 +42,9 @@ var (
 	ErrInvalidName = errors.New("a tenant name is 1-63 characters: lowercase letters, digits and '-', not starting with '-'")
 	ErrNotFound    = errors.New("no such tenant")
 	ErrExists      = errors.New("the tenant exists already")
+	// ErrInvalid: a configuration that Check refuses (besides its name),
+	// in terms a client can act on.
+	ErrInvalid = errors.New("invalid tenant configuration")
 )
 
 // Config is a tenant's tenant.json.
@@ -67,11 +70,19 @@ func (c Config) Limits() quota.Limits {
 	return l.Merge(c.Quota)
 }
 
-// Check reports what is wrong with c, if anything.
+// Check reports what is wrong with c, if anything: ErrInvalidName, or an
+// error that wraps ErrInvalid.
 func (c Config) Check() error {
 	if !ValidName(c.Name) {
 		return ErrInvalidName
 	}
+	if err := c.check(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+func (c Config) check() error {
 	if c.State != Active && c.State != Suspended {
 		return fmt.Errorf("state %q: a tenant is %q or %q", c.State, Active, Suspended)
 	}

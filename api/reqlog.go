@@ -1,0 +1,129 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+)
+
+// RequestIDHeader carries each request's id on every answer. The same id
+// is in the request_id member of an error answer and in every line the
+// server logs about the request, so a client's report of a failure leads
+// the operator to its details.
+const RequestIDHeader = "Strata-Request-Id"
+
+// incomingIDHeader is the header a proxy in front (or the cgi package, from
+// Apache's mod_unique_id) sets to the id it gave the request: when it is a
+// plain token of at most 64 characters strata uses it too, so that one id
+// runs through both servers' logs.
+const incomingIDHeader = "X-Request-Id"
+
+// reqInfo is what the handler knows of a request for its log lines.
+type reqInfo struct {
+	id  string
+	log *slog.Logger
+	c   *call // once routed: the tenant and principal
+}
+
+type reqInfoKey struct{}
+
+// begin gives r its id, sends the id in the answer's header and returns r
+// with the reqInfo the log lines need.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (*http.Request, *reqInfo) {
+	ri := &reqInfo{id: newRequestID(r.Header.Get(incomingIDHeader)), log: h.log}
+	w.Header().Set(RequestIDHeader, ri.id)
+	return r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)), ri
+}
+
+// newRequestID returns incoming if it is a sane id, or else a new one: 8
+// random bytes in hex, which costs nothing at start-up (math/rand/v2 seeds
+// from the runtime) and is unique enough to find one request in a log.
+func newRequestID(incoming string) string {
+	if saneID(incoming) {
+		return incoming
+	}
+	var b [8]byte
+	u := rand.Uint64()
+	for i := range b {
+		b[i] = byte(u >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// saneID reports whether s can stand as a request id in answers and logs:
+// 1–64 letters, digits and ._@- (mod_unique_id's ids, UUIDs, hex).
+func saneID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func infoOf(r *http.Request) *reqInfo {
+	if r != nil {
+		if ri, _ := r.Context().Value(reqInfoKey{}).(*reqInfo); ri != nil {
+			return ri
+		}
+	}
+	return nil
+}
+
+// requestID is r's id ("-" for a request that did not come through
+// ServeHTTP, which only tests make).
+func requestID(r *http.Request) string {
+	if ri := infoOf(r); ri != nil {
+		return ri.id
+	}
+	return "-"
+}
+
+// defaultLogger writes text lines to standard error: Apache keeps a CGI
+// program's standard error in its error log.
+func defaultLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+// logger returns the logger of the request's lines, each with its id;
+// h's when ri is nil.
+func (ri *reqInfo) logger(h *Handler) *slog.Logger {
+	if ri == nil {
+		l := defaultLogger()
+		if h != nil {
+			l = h.log
+		}
+		return l.With("request_id", "-")
+	}
+	return ri.log.With("request_id", ri.id)
+}
+
+// logFailure logs a request that failed on the server's side, with the
+// error's full text, which its answer does not show.
+func logFailure(r *http.Request, level slog.Level, e *apiError, err error) {
+	attrs := []slog.Attr{
+		slog.Int("status", e.status),
+		slog.String("code", e.code),
+	}
+	ri := infoOf(r)
+	if r != nil {
+		attrs = append(attrs, slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)))
+	}
+	if ri != nil && ri.c != nil {
+		if ri.c.t != nil {
+			attrs = append(attrs, slog.String("tenant", ri.c.t.name))
+		}
+		if ri.c.who.Kind != "" {
+			attrs = append(attrs, slog.String("principal", ri.c.who.String()))
+		}
+	}
+	attrs = append(attrs, slog.String("err", err.Error()))
+	ri.logger(nil).LogAttrs(context.Background(), level, "request failed", attrs...)
+}
