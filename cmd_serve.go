@@ -60,6 +60,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	s := loadSettings()
 	cert := fs.String("tls-cert", s.get("STRATA_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this certificate (PEM, chain included)")
 	key := fs.String("tls-key", s.get("STRATA_TLS_KEY", ""), "the certificate's private key (PEM)")
+	maxConns := fs.Int("max-conns", atoi(s.get("STRATA_MAX_CONNS", ""), standalone.DefaultMaxConns), "most connections open at once; more wait to be accepted (0: no cap)")
 	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -69,7 +70,10 @@ func cmdServe(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "strata:", err)
 		return 2
 	}
-	opts := standalone.Options{}
+	opts := standalone.Options{MaxConns: *maxConns}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = -1 // 0 would mean the default
+	}
 	scheme := "http"
 	if *cert != "" || *key != "" {
 		pair, err := tls.LoadX509KeyPair(*cert, *key)
@@ -112,4 +116,12 @@ func tuneGC() {
 		// take the heap past a few tens of MB.
 		debug.SetMemoryLimit(48 << 20)
 	}
+}
+
+// atoi reads a number setting, def when empty or not a number.
+func atoi(v string, def int) int {
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return def
 }

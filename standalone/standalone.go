@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,29 +24,111 @@ type Options struct {
 	// Ready, if set, is called with the listening address once accepting.
 	Ready func(addr net.Addr)
 	TLS   *tls.Config
+	// MaxConns caps the connections open at once (DefaultMaxConns when 0,
+	// no cap when negative). Past it, new connections wait in the kernel's
+	// accept queue until one closes.
+	MaxConns int
+	// BodyGrace and MinBodyRate (bytes per second) bound slow request
+	// bodies; see bodyDeadline. Zero means the defaults.
+	BodyGrace   time.Duration
+	MinBodyRate int64
 }
 
+// DefaultMaxConns is the connection cap of a standalone server: each
+// connection costs a goroutine and some 10 KB of buffers, and request
+// bodies held in memory are bounded apart from it (api: in-flight bytes),
+// so this keeps a flood of idle or slow connections from exhausting file
+// descriptors and memory while serving far more clients than 2 cores can.
+const DefaultMaxConns = 512
+
 // Slow clients: a request's headers must arrive within ReadHeaderTimeout,
-// and its body at no less than minBodyRate after a grace period, so a
-// client that dribbles bytes cannot hold a connection (and a goroutine)
-// for ever, while a large upload on a slow line still gets through.
+// and its body, after a grace period, at no less than minBodyRate on
+// average, so a client that dribbles bytes cannot hold a connection (and a
+// goroutine) for ever, while a large upload on a slow line still gets
+// through. The declared length plays no part: declaring 1 TB buys nothing.
 const (
 	bodyGrace   = 30 * time.Second
 	minBodyRate = 16 << 10 // bytes per second
 )
 
-// bodyDeadline sets each request's read deadline from its length.
-func bodyDeadline(h http.Handler) http.Handler {
+// bodyDeadline gives each request's body a read deadline that moves
+// forward as bytes arrive: grace + received/rate after the request began.
+func bodyDeadline(h http.Handler, grace time.Duration, rate int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := bodyGrace
-		if r.ContentLength > 0 {
-			d += time.Duration(r.ContentLength/minBodyRate) * time.Second
-		} else if r.ContentLength < 0 {
-			d = 10 * time.Minute // chunked: its length is unknown
+		rc := http.NewResponseController(w)
+		start := time.Now()
+		rc.SetReadDeadline(start.Add(grace))
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &rateBody{ReadCloser: r.Body, rc: rc, start: start, grace: grace, rate: rate, set: start.Add(grace)}
 		}
-		http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		h.ServeHTTP(w, r)
 	})
+}
+
+// rateBody extends the connection's read deadline as the body arrives.
+type rateBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64
+	got   int64
+	set   time.Time // the deadline last set
+}
+
+func (b *rateBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.got += int64(n)
+	d := b.start.Add(b.grace + time.Duration(float64(b.got)/float64(b.rate)*float64(time.Second)))
+	// Moving a deadline costs a timer reset: do it once a second at most.
+	if d.Sub(b.set) >= time.Second {
+		b.rc.SetReadDeadline(d)
+		b.set = d
+	}
+	return n, err
+}
+
+// limitListener accepts at most cap(sem) connections at once.
+type limitListener struct {
+	net.Listener
+	sem    chan struct{}
+	done   chan struct{} // closed by Close, so a full Accept returns too
+	closer sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) *limitListener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.closer.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // Serve listens on addr and serves h until SIGTERM or SIGINT (or ctx ends).
@@ -52,12 +136,24 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	if opts.BodyGrace <= 0 {
+		opts.BodyGrace = bodyGrace
+	}
+	if opts.MinBodyRate <= 0 {
+		opts.MinBodyRate = minBodyRate
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	if opts.MaxConns > 0 {
+		ln = newLimitListener(ln, opts.MaxConns)
+	}
 	srv := &http.Server{
-		Handler:           bodyDeadline(h),
+		Handler:           bodyDeadline(h, opts.BodyGrace, opts.MinBodyRate),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

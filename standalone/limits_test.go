@@ -1,0 +1,145 @@
+package standalone
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serve runs Serve with opts on a free port until the test ends.
+func serve(t *testing.T, h http.Handler, opts Options) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	opts.Ready = func(a net.Addr) { ready <- a }
+	go func() { done <- Serve(ctx, "127.0.0.1:0", h, opts) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return (<-ready).String()
+}
+
+// readBodyHandler reads the whole body and answers how much, or 400.
+var readBodyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	n, err := io.Copy(io.Discard, r.Body)
+	if err != nil {
+		http.Error(w, "body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "read %d", n)
+})
+
+// TestSlowBody: a body that trickles in below the minimum rate loses its
+// connection after the grace period, whatever length it declared (1 TB
+// used to buy a deadline of two years); a fast large body gets through.
+func TestSlowBody(t *testing.T) {
+	addr := serve(t, readBodyHandler, Options{BodyGrace: 300 * time.Millisecond, MinBodyRate: 1000})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", int64(1)<<40)
+	cut := make(chan struct{})
+	go func() { // half a byte a second, or so, until the server hangs up
+		defer close(cut)
+		for i := 0; i < 600; i++ {
+			if _, err := conn.Write([]byte{'x'}); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	select {
+	case <-cut:
+	case <-time.After(50 * time.Second):
+		t.Fatal("a body trickling in at 10 bytes/s still connected after 50 s (grace 300 ms, minimum 1000 bytes/s)")
+	}
+
+	// 8 MB in one go: far above the minimum rate, so never cut.
+	body := strings.Repeat("y", 8<<20)
+	resp, err := http.Post("http://"+addr+"/x", "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != fmt.Sprintf("read %d", len(body)) {
+		t.Fatalf("fast 8 MB body: %d %q", resp.StatusCode, b)
+	}
+}
+
+// TestMaxConns: no more than MaxConns connections are served at once; the
+// others wait, and are served once one closes.
+func TestMaxConns(t *testing.T) {
+	const max, clients = 2, 5
+	var active, peak atomic.Int32
+	entered := make(chan struct{}, clients)
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := active.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		entered <- struct{}{}
+		<-release
+		active.Add(-1)
+		w.Header().Set("Connection", "close") // free the slot for the next client
+		io.WriteString(w, "ok")
+	})
+	addr := serve(t, h, Options{MaxConns: max})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before Serve's: a failed test must not wait for the drain
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- fmt.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	for i := 0; i < max; i++ {
+		<-entered
+	}
+	// The others are connected but not accepted: none can enter. (Waiting
+	// longer can only make a broken cap more visible, never fail a good one.)
+	time.Sleep(300 * time.Millisecond)
+	if n := active.Load(); n != max {
+		t.Fatalf("%d requests in handlers at once with MaxConns %d", n, max)
+	}
+	free()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if p := peak.Load(); p > max {
+		t.Fatalf("peak %d connections served at once, cap %d", p, max)
+	}
+}
