@@ -38,7 +38,10 @@
 // after being idle; after that it gets one request every 1/rate seconds.
 // Burst 0 means max(1, ⌈2×rate⌉): two seconds' worth, so a client that
 // sends a handful of requests at once (a page load) is not refused at a
-// modest rate, while a sustained flood still is.
+// modest rate, while a sustained flood still is. The limits a tenant is
+// shown (strata tenant show, GET /quota, the admin API) carry the burst
+// in effect, never 0 while a rate applies: the free tier's is 10, the
+// standard tier's 200.
 //
 // # Rate file
 //

@@ -61,13 +61,20 @@ type Config struct {
 	Updated time.Time       `json:"updated"`
 }
 
-// Limits returns the tenant's quotas: its tier's, with its overrides.
+// Limits returns the tenant's quotas: its tier's, with its overrides, and
+// the burst in effect where a rate applies.
 func (c Config) Limits() quota.Limits {
 	l, ok := quota.Tier(c.Tier)
 	if !ok {
 		l, _ = quota.Tier(DefaultTier)
 	}
-	return l.Merge(c.Quota)
+	l = l.Merge(c.Quota)
+	if l.Burst == 0 && l.RequestsPerSecond > 0 {
+		// Burst 0 stands for a default; what is shown (tenant show,
+		// GET /quota) is the burst the limiter applies.
+		l.Burst = l.EffectiveBurst()
+	}
+	return l
 }
 
 // Check reports what is wrong with c, if anything: ErrInvalidName, or an

@@ -130,3 +130,30 @@ func TestTenantWithoutConfig(t *testing.T) {
 		t.Fatalf("%+v %v", c, err)
 	}
 }
+
+// TestLimitsShowEffectiveBurst: burst 0 means two seconds' worth of the
+// rate, and the limits shown carry that figure, as README's tier table
+// does; an explicit burst is kept, and no rate means no burst.
+func TestLimitsShowEffectiveBurst(t *testing.T) {
+	three := 3
+	rate := 2.5
+	for _, tc := range []struct {
+		c    Config
+		want int
+	}{
+		{Config{Tier: "free"}, 10},
+		{Config{Tier: "standard"}, 200},
+		{Config{}, 200},
+		{Config{Tier: "unlimited"}, 0},
+		{Config{Tier: "free", Quota: quota.Overrides{Burst: &three}}, 3},
+		{Config{Tier: "unlimited", Quota: quota.Overrides{RequestsPerSecond: &rate}}, 5},
+	} {
+		l := tc.c.Limits()
+		if l.Burst != tc.want {
+			t.Errorf("tier %q with %+v: burst %d, want %d", tc.c.Tier, tc.c.Quota, l.Burst, tc.want)
+		}
+		if l.Burst != 0 && l.Burst != l.EffectiveBurst() {
+			t.Errorf("tier %q: shown burst %d, applied %d", tc.c.Tier, l.Burst, l.EffectiveBurst())
+		}
+	}
+}
