@@ -48,10 +48,9 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
-	var by []byte
-	if !h.cfg.NoAuth {
-		by = jsonx.AppendString(nil, c.who.String())
-	}
+	// Without accounts the principal is "anonymous": meta.by is there
+	// in every mode, as README promises.
+	by := jsonx.AppendString(nil, c.who.String())
 	for i, in := range inputs {
 		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
 			e := errorf("event_too_large", "event %d: data and meta are %d bytes, over this server's limit of %d", i, len(in.Data)+len(in.Meta), h.cfg.MaxEvent)
@@ -59,14 +58,12 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 			writeError(w, r, e)
 			return
 		}
-		meta := in.Meta
-		if by != nil {
-			// The principal goes into meta.by, replacing whatever the
-			// client put there: who appended is the server's to say.
-			if meta, err = jsonx.SetMember(nil, in.Meta, "by", by); err != nil {
-				writeError(w, r, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
-				return
-			}
+		// The principal goes into meta.by, replacing whatever the
+		// client put there: who appended is the server's to say.
+		meta, err := jsonx.SetMember(nil, in.Meta, "by", by)
+		if err != nil {
+			writeError(w, r, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
+			return
 		}
 		req.Events[i] = log.Proposed{Type: in.Type, Entity: in.Entity, Key: in.Key, Data: in.Data, Meta: meta, ExpectedVersion: in.ExpectedVersion}
 	}

@@ -158,11 +158,10 @@ func (h *Handler) record(c *call, action, tenant string, status int, detail map[
 
 // recordMutation records a change made outside the event log (blobs) by
 // c's principal. Appends need no record here: each event carries its
-// principal in meta.by, inside the tenant's own chain.
+// principal in meta.by, inside the tenant's own chain. Without accounts
+// the principal is "anonymous", recorded all the same.
 func (h *Handler) recordMutation(c *call, action string, status int, detail map[string]any) {
-	if !h.cfg.NoAuth {
-		h.record(c, action, "", status, detail)
-	}
+	h.record(c, action, "", status, detail)
 }
 
 // recordAs adds an audit record on behalf of principal.

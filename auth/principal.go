@@ -14,11 +14,15 @@ type Principal struct {
 
 // String is the principal as recorded in an event's meta.by and in the
 // audit log: "user:alice", "token:<id>", "jwt:<sub>". A session is its
-// user, so a user's events read the same however they logged in.
+// user, so a user's events read the same however they logged in. Without
+// accounts (--auth=none) everyone is "anonymous".
 func (p Principal) String() string {
 	kind := p.Kind
-	if kind == "session" {
+	switch kind {
+	case "session":
 		kind = "user"
+	case "none":
+		return "anonymous"
 	}
 	return kind + ":" + p.Name
 }

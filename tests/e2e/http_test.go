@@ -76,7 +76,7 @@ func TestGetEventByID(t *testing.T) {
 	s := startServer(t, "")
 	rc := mustAppend(t, s.url, `{"type":"a","entity":"e","key":"k","data":[1],"meta":{"source":"test"}}`)
 	r := do(t, "GET", s.url+"/events/"+rc.ID, nil).want(t, 200)
-	want := fmt.Sprintf(`{"id":"%s","prev":"%s","seq":1,"time":"%s","type":"a","entity":"e","version":1,"key":"k","data":[1],"meta":{"source":"test"}}`,
+	want := fmt.Sprintf(`{"id":"%s","prev":"%s","seq":1,"time":"%s","type":"a","entity":"e","version":1,"key":"k","data":[1],"meta":{"source":"test","by":"anonymous"}}`,
 		rc.ID, zeros, rc.Time)
 	if strings.TrimSpace(string(r.body)) != want {
 		t.Fatalf("GET /events/<id>:\n got %s\nwant %s", r.body, want)
@@ -98,8 +98,10 @@ func TestDataByteForByte(t *testing.T) {
 	data := `{"z":12345678901234567890,"a":1.0,"n":-0.0,"e":1E+2,"big":123456789012345678901234567890.5e-3,` +
 		`"u":"é☃😀","esc":"\u00e9\n\"\\\/","b":{"y":null,"x":true,"w":false},"arr":[[],{},""]}`
 	spaced := strings.NewReplacer(`{"`, "{ \n\t\"", `,"`, " ,\r\n \"", `":`, `" : `, `]`, " ] ").Replace(data)
-	meta := `{"source":"shop","zz":1,"aa":2}`
-	body := `{"type":"t","entity":"é/😀","data":` + spaced + `,"meta":` + meta + `}`
+	sent := `{"source":"shop","zz":1,"aa":2}`
+	body := `{"type":"t","entity":"é/😀","data":` + spaced + `,"meta":` + sent + `}`
+	// The server adds who appended, after the client's members.
+	meta := `{"source":"shop","zz":1,"aa":2,"by":"anonymous"}`
 	rc := mustAppend(t, s.url, body)
 	// A bare number and a bare string as data too.
 	mustAppend(t, s.url, `{"type":"t","entity":"x","data": 12345678901234567890123}`)
