@@ -2,90 +2,118 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-
 	"path/filepath"
 
 	"strata/admin"
-	"strata/api"
 	"strata/blobs"
 	"strata/log"
 	"strata/tenants"
 )
 
-// tenantFlags parses --data and --tenant for the operator commands.
-func tenantFlags(name string, args []string, stderr io.Writer) (dir string, ok bool) {
-	c := loadSettings().config()
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.data, "data", c.data, "data directory")
-	tenant := fs.String("tenant", api.DefaultTenant, "tenant")
-	if err := fs.Parse(args); err != nil {
-		return "", false
-	}
-	if !tenants.ValidName(*tenant) {
-		fmt.Fprintf(stderr, "strata: invalid tenant name %q\n", *tenant)
-		return "", false
-	}
-	return api.TenantDir(c.data, *tenant), true
+// logTarget is one hash chain the maintenance commands work on: a
+// tenant's log, or the audit log.
+type logTarget struct {
+	name string // "tenant shop", "audit"
+	dir  string
 }
 
-// cmdVerify checks hash chains: one tenant's (default "default"), the
-// audit log's (--audit), or every tenant's and the audit log's (--all).
-func cmdVerify(args []string, stdout, stderr io.Writer) int {
+// logTargets parses the flags verify and reindex share and returns the
+// chains they name: with --tenant and/or --audit those, else (or with
+// --all) every tenant's and the audit log. Nothing is created: a data
+// directory or a tenant that is not there is exit 2, with a message.
+func logTargets(f *cmdFlags, args []string) ([]logTarget, int) {
 	c := loadSettings().config()
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.data, "data", c.data, "data directory")
-	tenant := fs.String("tenant", api.DefaultTenant, "tenant")
-	auditLog := fs.Bool("audit", false, "verify the audit log")
-	all := fs.Bool("all", false, "verify every tenant and the audit log")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	f.dataFlag(&c.data)
+	var names []string
+	f.Func("tenant", "only this `tenant` (repeat for more)", func(v string) error {
+		if !tenants.ValidName(v) {
+			return fmt.Errorf("%q: %w", v, tenants.ErrInvalidName)
+		}
+		names = append(names, v)
+		return nil
+	})
+	auditLog := f.Bool("audit", false, "only the audit log (with --tenant: that too)")
+	all := f.Bool("all", false, "every tenant and the audit log (what no flag means too)")
+	if _, code := f.parse(args, 0, 0); code >= 0 {
+		return nil, code
 	}
-	type target struct{ name, dir string }
-	var targets []target
+	if *all && (len(names) > 0 || *auditLog) {
+		return nil, f.usageError("--all names every log already; leave out --tenant and --audit, or --all")
+	}
+	if !dataDirExists(c.data, f.stderr) {
+		return nil, exitUsage
+	}
 	auditDir := filepath.Join(c.data, admin.SystemDir, admin.AuditDir)
-	switch {
-	case *all:
+	var targets []logTarget
+	if len(names) == 0 && !*auditLog {
 		cs, err := tenants.List(c.data)
 		if err != nil {
-			fmt.Fprintln(stderr, "strata:", err)
-			return 1
+			fmt.Fprintln(f.stderr, "strata:", err)
+			return nil, exitFail
 		}
 		for _, t := range cs {
-			targets = append(targets, target{"tenant " + t.Name, tenants.Dir(c.data, t.Name)})
+			targets = append(targets, logTarget{"tenant " + t.Name, tenants.Dir(c.data, t.Name)})
 		}
-		if _, err := os.Stat(auditDir); err == nil {
-			targets = append(targets, target{"audit", auditDir})
+		if isDir(auditDir) {
+			targets = append(targets, logTarget{"audit", auditDir})
 		}
-	case *auditLog:
-		targets = append(targets, target{"audit", auditDir})
-	default:
-		if !tenants.ValidName(*tenant) {
-			fmt.Fprintf(stderr, "strata: invalid tenant name %q\n", *tenant)
-			return 2
+		if len(targets) == 0 {
+			fmt.Fprintf(f.stderr, "strata: %s holds no tenant and no audit log: is it the data directory? (give --data or set STRATA_DATA)\n", c.data)
+			return nil, exitUsage
 		}
-		targets = append(targets, target{"tenant " + *tenant, tenants.Dir(c.data, *tenant)})
+		return targets, -1
 	}
-	code := 0
+	for _, n := range names {
+		if !tenants.Exists(c.data, n) {
+			fmt.Fprintf(f.stderr, "strata: no tenant %q in %s (strata tenant list shows them)\n", n, c.data)
+			return nil, exitUsage
+		}
+		targets = append(targets, logTarget{"tenant " + n, tenants.Dir(c.data, n)})
+	}
+	if *auditLog {
+		if !isDir(auditDir) {
+			fmt.Fprintf(f.stderr, "strata: no audit log in %s: nothing has been recorded yet\n", c.data)
+			return nil, exitUsage
+		}
+		targets = append(targets, logTarget{"audit", auditDir})
+	}
+	return targets, -1
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+const verifyAbout = `Recompute every hash chain named: each event's id from its content and
+the id before it, seqs without gaps, times that never decrease, each
+entity's versions. Prints "OK <n> events, head <id>" per chain, or where
+the first bad record is. Without flags: every tenant and the audit log.
+
+Exit status: 0 every chain is whole; 1 one is damaged; 2 a wrong command
+line, or no such data directory or tenant.`
+
+// cmdVerify checks hash chains: every tenant's and the audit log's, or
+// the ones --tenant and --audit name.
+func cmdVerify(args []string, stdout, stderr io.Writer) int {
+	f := newCmdFlags("verify", "[--tenant NAME]… [--audit] [--all]", verifyAbout, stdout, stderr)
+	targets, code := logTargets(f, args)
+	if code >= 0 {
+		return code
+	}
+	code = exitOK
 	for _, t := range targets {
 		prefix := ""
-		if len(targets) > 1 || *auditLog {
+		if len(targets) > 1 || t.name == "audit" {
 			prefix = t.name + ": "
-		}
-		if _, err := os.Stat(t.dir); err != nil {
-			fmt.Fprintf(stdout, "%sFAIL %v\n", prefix, err)
-			code = 1
-			continue
 		}
 		rep, err := log.Verify(t.dir)
 		if err != nil {
 			fmt.Fprintf(stdout, "%sFAIL after %d good events: %v\n", prefix, rep.Events, err)
-			code = 1
+			code = exitFail
 			continue
 		}
 		fmt.Fprintf(stdout, "%sOK %d events, head %x\n", prefix, rep.Events, rep.Head.ID)
@@ -96,34 +124,55 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+const reindexAbout = `Rebuild the indexes (caches, all of them: ids, entities, seqs, times) of
+every chain named from its log, and recount each tenant's blob usage.
+Without flags: every tenant and the audit log. Safe while servers run.
+
+Exit status: 0 done; 1 a log is damaged (run strata verify) or a write
+failed; 2 a wrong command line, or no such data directory or tenant.`
+
 func cmdReindex(args []string, stdout, stderr io.Writer) int {
-	dir, ok := tenantFlags("reindex", args, stderr)
-	if !ok {
-		return 2
+	f := newCmdFlags("reindex", "[--tenant NAME]… [--audit] [--all]", reindexAbout, stdout, stderr)
+	targets, code := logTargets(f, args)
+	if code >= 0 {
+		return code
 	}
-	l, err := log.Open(dir, log.Options{SyncOnClose: true})
-	if err == nil {
-		err = l.Reindex()
-		if cerr := l.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		// The blobs' usage counter is a cache too.
-		if _, serr := os.Stat(filepath.Join(dir, "blobs")); serr == nil {
-			var st *blobs.Store
-			if st, err = blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{}); err == nil {
-				_, err = st.Recount()
+	code = exitOK
+	for _, t := range targets {
+		if err := reindex(t.dir); err != nil {
+			if errors.Is(err, log.ErrCorrupt) {
+				fmt.Fprintf(stderr, "strata: %s: the log itself is damaged; run strata verify\n", t.name)
 			}
+			fmt.Fprintf(stderr, "strata: %s: %v\n", t.name, err)
+			code = exitFail
+			continue
 		}
+		fmt.Fprintf(stdout, "reindexed %s\n", t.name)
+	}
+	return code
+}
+
+// reindex rebuilds the indexes of the log in dir, and the blobs' usage
+// counter (a cache too) where there are blobs.
+func reindex(dir string) error {
+	l, err := log.Open(dir, log.Options{SyncOnClose: true})
+	if err != nil {
+		return err
+	}
+	err = l.Reindex()
+	if cerr := l.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		if errors.Is(err, log.ErrCorrupt) {
-			fmt.Fprintln(stderr, "strata: the log itself is damaged; run strata verify")
-		}
-		fmt.Fprintln(stderr, "strata:", err)
-		return 1
+		return err
 	}
-	fmt.Fprintf(stdout, "reindexed %s\n", dir)
-	return 0
+	if isDir(filepath.Join(dir, "blobs")) {
+		st, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{})
+		if err != nil {
+			return err
+		}
+		_, err = st.Recount()
+		return err
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"strata/admin"
 	"strata/api"
 	"strata/cgi"
 	"strata/standalone"
@@ -51,19 +51,20 @@ func serveFastCGI(stderr io.Writer) int {
 	return 0
 }
 
-func cmdServe(args []string, stderr io.Writer) int {
+func cmdServe(args []string, stdout, stderr io.Writer) int {
 	c := loadSettings().config()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newCmdFlags("serve", "[--addr 127.0.0.1] [--port 8080] [--data DIR] [--tls-cert F --tls-key F] [flags]",
+		"Serve the HTTP API standalone until SIGINT or SIGTERM, which drain the\nrequests in flight. Every flag has a STRATA_* variable too (README).", stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1", "address to listen on")
 	port := fs.Int("port", 8080, "port to listen on (0 picks a free one)")
 	s := loadSettings()
 	cert := fs.String("tls-cert", s.get("STRATA_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this certificate (PEM, chain included)")
 	key := fs.String("tls-key", s.get("STRATA_TLS_KEY", ""), "the certificate's private key (PEM)")
 	maxConns := fs.Int("max-conns", atoi(s.get("STRATA_MAX_CONNS", ""), standalone.DefaultMaxConns), "most connections open at once; more wait to be accepted (0: no cap)")
-	c.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c.flags(fs.FlagSet)
+	fs.shared["data"] = true
+	if _, code := fs.parse(args, 0, 0); code >= 0 {
+		return code
 	}
 	cfg, err := c.api()
 	if err != nil {
@@ -86,6 +87,8 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	if cfg.NoAuth {
 		fmt.Fprintln(stderr, "strata: WARNING: --auth=none: no credentials are asked for; anyone who can reach this port is an administrator")
+	} else {
+		adminHint(cfg, stderr)
 	}
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
@@ -124,4 +127,21 @@ func atoi(v string, def int) int {
 		return n
 	}
 	return def
+}
+
+// adminHint says how to make the first administrator when accounts are on
+// and there is none yet: otherwise every request is a 401 and nothing on
+// the screen says why.
+func adminHint(cfg api.Config, stderr io.Writer) {
+	s := &admin.Service{Data: cfg.DataDir, UsersFile: cfg.UsersFile}
+	if ok, err := s.HasAdmin(); err != nil || ok {
+		return
+	}
+	if cfg.JWT != nil {
+		fmt.Fprintln(stderr, "strata: no administrator token or user yet; only JWTs with role admin can manage tenants.")
+	} else {
+		fmt.Fprintln(stderr, "strata: no administrator yet, so every request will be refused (401). Create one:")
+	}
+	fmt.Fprintf(stderr, "  strata token create --role admin --name ops --data %s\n", cfg.DataDir)
+	fmt.Fprintf(stderr, "  (or strata user add NAME --role admin --data %s; or STRATA_SETUP_KEY and POST /setup)\n", cfg.DataDir)
 }

@@ -8,4 +8,7 @@ require (
 	golang.org/x/sys v0.47.0
 )
 
-require github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+require (
+	github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+	golang.org/x/term v0.45.0 // indirect
+)

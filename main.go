@@ -15,18 +15,23 @@ import (
 
 const usage = `strata — an event store in one binary
 
-Usage:
-  strata serve   [--addr 127.0.0.1] [--port 8080] [--data DIR] [--tls-cert F --tls-key F] [options]
-  strata tenant  create|list|show|set|suspend|resume|delete …
-  strata token   create|list|revoke …
-  strata user    add|passwd|grant|delete|list …
-  strata verify  [--data DIR] [--tenant NAME | --audit | --all]
-  strata reindex [--data DIR] [--tenant default]
-  strata version
+Usage: strata COMMAND [flags]
+
+Commands:
+  serve     serve the HTTP API standalone (--addr, --port, --data, --tls-cert …)
+  tenant    create|list|show|set|suspend|resume|delete tenants
+  token     create|list|revoke API tokens
+  user      add|passwd|grant|delete|list users with passwords
+  verify    check every hash chain (or --tenant NAME, --audit)
+  reindex   rebuild every index from its log (or --tenant NAME, --audit)
+  version   print the version
+
+Run 'strata COMMAND --help' for a command's flags. Every command takes
+--data DIR (default $STRATA_DATA, else ./data).
 
 Every request needs credentials unless the server runs with --auth=none
 (STRATA_AUTH=none), which makes everyone an administrator: for local
-development only. Start with an administrator's token:
+development only. Start with a tenant and an administrator's token:
 
   strata tenant create shop
   strata token create --role admin --name ops
@@ -34,8 +39,7 @@ development only. Start with an administrator's token:
 Run as a CGI program (GATEWAY_INTERFACE set) or under mod_fcgid (standard
 input a socket) it serves the HTTP API and reads its configuration from the
 environment (STRATA_DATA, STRATA_AUTH, STRATA_USERS, …) or from strata.conf
-next to the binary. --data defaults to $STRATA_DATA, else ./data. Run a
-subcommand with --help for its options.
+next to the binary.
 `
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -59,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return cmdServe(rest, stderr)
+		return cmdServe(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
 	case "reindex":
@@ -71,12 +75,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "user":
 		return cmdUser(rest, stdout, stderr)
 	case "version", "--version":
+		f := newCmdFlags("version", "", "Print the version.", stdout, stderr)
+		if _, code := f.parse(rest, 0, 0); code >= 0 {
+			return code
+		}
 		fmt.Fprintln(stdout, "strata", version)
-		return 0
-	case "help", "-h", "--help":
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && rest[0] != "help" {
+			// strata help tenant = strata tenant --help
+			return run([]string{rest[0], "--help"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
-		return 0
+		return exitOK
 	}
 	fmt.Fprintf(stderr, "strata: unknown command %q\n\n%s", cmd, usage)
-	return 2
+	return exitUsage
 }

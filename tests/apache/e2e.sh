@@ -337,7 +337,7 @@ smoke() {
 	expect "$mode: … and with the shipped .htaccess back → 200" 200 ".principal==\"$principal\""
 
 	# --- the log on disk
-	if out=$(strata_cli verify --data "$data" 2>&1); then
+	if out=$(strata_cli verify --tenant default --data "$data" 2>&1); then
 		if [[ $out == "OK $n events, head $head"* ]]; then
 			ok "$mode: strata verify → OK $n events"
 		else

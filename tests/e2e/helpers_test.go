@@ -446,11 +446,11 @@ func recipeID(e event) string {
 	return digest([]byte(b.String()))
 }
 
-// verify runs `strata verify --data dir` and returns its standard output
-// followed by its standard error, and its exit code.
+// verify runs `strata verify --tenant default --data dir` and returns its
+// standard output followed by its standard error, and its exit code.
 func verify(t testing.TB, dir string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, "verify", "--data", dir)
+	cmd := exec.Command(bin, "verify", "--tenant", "default", "--data", dir)
 	cmd.Env = cleanEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
