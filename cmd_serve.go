@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
@@ -17,13 +18,33 @@ import (
 	"strata/standalone"
 )
 
+// serverLogger is the log of a serving process: text lines on stderr.
+// Under a web server (CGI, FastCGI) they go to its error log, which stamps
+// each line with the time already.
+func serverLogger(stderr io.Writer, stamped bool) *slog.Logger {
+	opts := &slog.HandlerOptions{}
+	if !stamped {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
+}
+
 // serveOnce answers the one request of a CGI process.
 func serveOnce(stderr io.Writer) int {
+	logger := serverLogger(stderr, false)
 	cfg, err := loadSettings().config().api()
 	if err != nil {
-		fmt.Fprintln(stderr, "strata:", err)
+		// The answer is a JSON 500 with a request id; the reason goes to
+		// the error log under that id.
+		cgi.Serve(api.Broken(err, logger))
 		return 1
 	}
+	cfg.Logger = logger
 	h := api.New(cfg)
 	defer h.Close()
 	if err := cgi.Serve(h); err != nil {
@@ -41,6 +62,7 @@ func serveFastCGI(stderr io.Writer) int {
 	}
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
+	cfg.Logger = serverLogger(stderr, false)
 	tuneGC()
 	h := api.New(cfg)
 	defer h.Close()
@@ -92,6 +114,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
+	cfg.Logger = serverLogger(stderr, true)
 	tuneGC()
 	h := api.New(cfg)
 	opts.Ready = func(a net.Addr) { fmt.Fprintf(stderr, "strata: serving %s on %s://%s\n", cfg.DataDir, scheme, a) }

@@ -12,7 +12,10 @@
 // request stores are checked where it is stored, under the lock that makes
 // them hold across processes.
 //
-// Every error answer is JSON: {"error":{"code":"…","message":"…"}}. A
+// Every error answer is JSON: {"error":{"code":"…","message":"…",
+// "request_id":"…"}}; errors.go holds the one table of code → status,
+// and a fault on the server's side is logged (slog, standard error) under
+// the request id, never shown to the client. A
 // request body is read whole (up to a limit) before anything is written, so
 // no request, however malformed, leaves anything half-written.
 package api

@@ -74,7 +74,7 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 			_, err := out.Write(buf)
 			buf = buf[:0]
 			n++
-			return err
+			return clientGone(err)
 		}
 		if len(buf) > maxBufferedPage && n > 0 {
 			buf = buf[:mark]
@@ -93,6 +93,7 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		// The status is sent; cutting the connection is the only honest way
 		// left to say the answer is incomplete.
 		out.Flush()
+		logCut(r, err)
 		panic(http.ErrAbortHandler)
 	}
 	if !known {

@@ -3,10 +3,13 @@ package api
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime/debug"
 )
 
 // RequestIDHeader carries each request's id on every answer. The same id
@@ -126,4 +129,59 @@ func logFailure(r *http.Request, level slog.Level, e *apiError, err error) {
 	}
 	attrs = append(attrs, slog.String("err", err.Error()))
 	ri.logger(nil).LogAttrs(context.Background(), level, "request failed", attrs...)
+}
+
+// writeFailed is a write of the answer that failed: the client went away,
+// which is no fault of the server's.
+type writeFailed struct{ err error }
+
+func (e *writeFailed) Error() string { return "writing the answer: " + e.err.Error() }
+func (e *writeFailed) Unwrap() error { return e.err }
+
+// clientGone marks err, from a write of the answer, as writeFailed.
+func clientGone(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &writeFailed{err}
+}
+
+// logCut logs an answer cut short after its status was sent, which the
+// client sees only as a broken connection: at level Error when the server
+// failed, Info when the client went away.
+func logCut(r *http.Request, err error) {
+	level := slog.LevelError
+	var wf *writeFailed
+	if errors.As(err, &wf) {
+		level = slog.LevelInfo
+	}
+	infoOf(r).logger(nil).LogAttrs(context.Background(), level, "answer cut short",
+		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.String("err", err.Error()))
+}
+
+// recoverPanic answers a request whose handler panicked as an internal
+// error and logs the panic with its stack, under the request's id. An
+// http.ErrAbortHandler, a deliberate cut, goes on up.
+func recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	writeError(w, r, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+}
+
+// Broken is the handler of a CGI program that cannot serve (its
+// configuration is wrong): it answers the request as an internal error and
+// logs err under the request's id, so the client gets a JSON answer with
+// the id rather than the web server's error page, and the operator finds
+// the reason in the error log.
+func Broken(err error, logger *slog.Logger) http.Handler {
+	h := &Handler{log: logger}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, _ = h.begin(w, r)
+		writeError(w, r, fmt.Errorf("the server cannot start: %w", err))
+	})
 }

@@ -33,6 +33,7 @@ type call struct {
 // the mount point.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, ri := h.begin(w, r)
+	defer recoverPanic(w, r)
 	securityHeaders(w, r)
 	p := r.URL.Path
 	if p == "" {

@@ -35,6 +35,7 @@ func Serve(h http.Handler) error {
 	return cgi.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fix(r, os.Getenv("PATH_INFO"), os.Getenv("HTTP_TRANSFER_ENCODING"), os.Getenv("CONTENT_LENGTH"), os.Stdin)
 		fixAuth(r, os.Getenv)
+		fixRequestID(r, os.Getenv)
 		h.ServeHTTP(w, r)
 		// Read what the handler left unread, so the server sends the answer.
 		io.Copy(io.Discard, r.Body)
@@ -102,6 +103,16 @@ func fixAuth(r *http.Request, getenv func(string) string) {
 			r.Header.Set("Authorization", v)
 			return
 		}
+	}
+}
+
+// fixRequestID passes on the id Apache's mod_unique_id gave the request
+// (UNIQUE_ID, also what %{UNIQUE_ID}e logs) as X-Request-Id, which the
+// handler takes as the request's id: the server's id, not the client's,
+// when there is one.
+func fixRequestID(r *http.Request, getenv func(string) string) {
+	if id := getenv("UNIQUE_ID"); id != "" {
+		r.Header.Set("X-Request-Id", id)
 	}
 }
 

@@ -268,6 +268,7 @@ func (c *fcgiConn) serveRequest(id uint16, h http.Handler) error {
 		}
 		fix(r, env["PATH_INFO"], "", "x", nil) // and a body shorter than CONTENT_LENGTH is an error
 		fixAuth(r, func(k string) string { return env[k] })
+		fixRequestID(r, func(k string) string { return env[k] })
 		r.RemoteAddr = net.JoinHostPort(env["REMOTE_ADDR"], env["REMOTE_PORT"])
 		h.ServeHTTP(w, r)
 	}

@@ -128,6 +128,24 @@ func TestFastCGIStop(t *testing.T) {
 	busyClient.Close()
 }
 
+func TestFixRequestID(t *testing.T) {
+	for _, c := range []struct{ header, unique, want string }{
+		{"", "", ""},
+		{"client-1", "", "client-1"},
+		{"client-1", "Z2xvYmFsLWlk@A-AAAAE", "Z2xvYmFsLWlk@A-AAAAE"},
+		{"", "Z2xvYmFsLWlk@A-AAAAE", "Z2xvYmFsLWlk@A-AAAAE"},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			r.Header.Set("X-Request-Id", c.header)
+		}
+		fixRequestID(r, func(k string) string { return map[string]string{"UNIQUE_ID": c.unique}[k] })
+		if got := r.Header.Get("X-Request-Id"); got != c.want {
+			t.Errorf("header %q UNIQUE_ID %q: %q, want %q", c.header, c.unique, got, c.want)
+		}
+	}
+}
+
 func TestFixAuth(t *testing.T) {
 	for _, c := range []struct {
 		header string

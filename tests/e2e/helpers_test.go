@@ -279,6 +279,9 @@ func checkErrorBody(t testing.TB, h http.Header, body []byte, code string) map[s
 	if m, _ := e.Error["message"].(string); m == "" {
 		t.Errorf("error without a message: %s", body)
 	}
+	if id, _ := e.Error["request_id"].(string); id == "" || id != h.Get("Strata-Request-Id") {
+		t.Errorf("error with request_id %q, Strata-Request-Id %q", id, h.Get("Strata-Request-Id"))
+	}
 	return e.Error
 }
 

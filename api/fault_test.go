@@ -1,0 +1,128 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"strata/tenants"
+)
+
+// faultLog captures the handler's log lines as JSON objects.
+type faultLog struct{ bytes.Buffer }
+
+func (l *faultLog) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
+
+// lines returns the lines logged with request id.
+func (l *faultLog) lines(t *testing.T, id string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, s := range strings.Split(strings.TrimSpace(l.String()), "\n") {
+		if s == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			t.Fatalf("log line %q: %v", s, err)
+		}
+		if m["request_id"] == id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// checkFault checks a 5xx answer: it names no server path and gives the
+// request id, which the log has too, with the error's detail (mustLog).
+func checkFault(t *testing.T, w *httptestRecorder, data string, status int, code string, l *faultLog, mustLog string) {
+	t.Helper()
+	if w.Code != status {
+		t.Fatalf("status %d, want %d: %s", w.Code, status, w.Body)
+	}
+	e := errorBody(t, w)
+	id, _ := e["request_id"].(string)
+	if e["code"] != code {
+		t.Errorf("code %v, want %s", e["code"], code)
+	}
+	if strings.Contains(w.Body.String(), data) || strings.Contains(w.Body.String(), "/tenants/") || strings.Contains(w.Body.String(), "system/") {
+		t.Errorf("the answer shows a server path: %s", w.Body)
+	}
+	if msg, _ := e["message"].(string); !strings.Contains(msg, id) {
+		t.Errorf("the message does not give the request id %s: %q", id, msg)
+	}
+	lines := l.lines(t, id)
+	if len(lines) != 1 {
+		t.Fatalf("%d log lines with request id %s, want 1; the log:\n%s", len(lines), id, l.String())
+	}
+	if err, _ := lines[0]["err"].(string); !strings.Contains(err, mustLog) {
+		t.Errorf("the log line's err %q does not hold %q", err, mustLog)
+	}
+	if lines[0]["status"] != float64(status) || lines[0]["level"] != "ERROR" {
+		t.Errorf("log line %v: want level ERROR and status %d", lines[0], status)
+	}
+}
+
+// TestFaultAnswers: a failure on the server's side is answered with a
+// request id and no path, and logged under that id with the detail; here
+// an unreadable grants file under a wrong password for an unknown user
+// (an unauthenticated request), and a damaged segment.
+func TestFaultAnswers(t *testing.T) {
+	var l faultLog
+	f := newAuthHandler(t, Config{Logger: l.logger()})
+
+	grants := filepath.Join(f.data, systemDir, grantsFile)
+	os.Remove(grants)
+	// A directory in the file's place: unreadable even by root.
+	if err := os.Mkdir(grants, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := f.do("GET", "/events", "", "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("nobody:wrong")))
+	checkFault(t, w, f.data, 500, "internal", &l, grants)
+	if err := os.Remove(grants); err != nil {
+		t.Fatal(err)
+	}
+
+	// A damaged segment: its magic overwritten.
+	w = f.do("POST", "/events", `{"type":"a","entity":"e","data":1}`, tok(f.tokens["own/writer"])...)
+	if w.Code != 201 {
+		t.Fatalf("append: %d %s", w.Code, w.Body)
+	}
+	f.h.Close()
+	segs, _ := filepath.Glob(filepath.Join(tenants.Dir(f.data, "own"), "*", "*.seg"))
+	if more, _ := filepath.Glob(filepath.Join(tenants.Dir(f.data, "own"), "*.seg")); len(more) > 0 {
+		segs = append(segs, more...)
+	}
+	if len(segs) == 0 {
+		t.Fatal("no segment found")
+	}
+	for _, s := range segs {
+		fh, err := os.OpenFile(s, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fh.WriteAt([]byte("XXXXXXXX"), 0)
+		fh.Close()
+	}
+	w = f.do("GET", "/events", "", tok(f.tokens["own/reader"])...)
+	checkFault(t, w, f.data, 500, "corrupt", &l, "bad magic")
+}
+
+// TestPanicAnswer: a handler's panic is an internal error with a request
+// id, logged with the panic under that id.
+func TestPanicAnswer(t *testing.T) {
+	var l faultLog
+	h := &Handler{log: l.logger()}
+	w := httptest.NewRecorder()
+	r, _ := h.begin(w, httptest.NewRequest("GET", "/events", nil))
+	func() {
+		defer recoverPanic(w, r)
+		panic("open /srv/secret: boom")
+	}()
+	checkFault(t, w, "/srv", 500, "internal", &l, "open /srv/secret: boom")
+}
