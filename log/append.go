@@ -598,16 +598,29 @@ func (l *Log) indexEvents(g *group) {
 // tenant lock is held; imu keeps a publish from inserting into a table
 // while it is copied.
 func (l *Log) reserve(ids, ents, keys uint64) error {
-	v := l.v()
-	if v.ids.used()+ids <= v.ids.slots()/2 && v.ents.used()+ents <= v.ents.slots()/2 && v.keys.used()+keys <= v.keys.slots()/2 {
+	if roomFor(l.v(), ids, ents, keys) {
 		// Room enough, and used only grows by what the counts already
 		// include: no need to stop a publish with imu.
 		return nil
 	}
 	l.imu.Lock()
 	defer l.imu.Unlock()
-	grown := false
-	v = l.v()
+	nv, _, err := growTables(l.v(), ids, ents, keys)
+	if nv != l.v() {
+		l.replaceIndexes(nv) // the old tables are retired with the view
+	}
+	return err
+}
+
+func roomFor(v *view, ids, ents, keys uint64) bool {
+	return v.ids.used()+ids <= v.ids.slots()/2 && v.ents.used()+ents <= v.ents.slots()/2 && v.keys.used()+keys <= v.keys.slots()/2
+}
+
+// growTables returns v with every table that lacks room for the counts
+// replaced by a bigger one (the same v if none did), and the tables it
+// replaced.
+func growTables(v *view, ids, ents, keys uint64) (*view, []*hashIndex, error) {
+	var old []*hashIndex
 	for _, r := range []struct {
 		x *hashIndex
 		n uint64
@@ -617,15 +630,12 @@ func (l *Log) reserve(ids, ents, keys uint64) error {
 		}
 		y, err := r.x.grow(r.n)
 		if err != nil {
-			return err
+			return v, old, err
 		}
 		v = v.with(y)
-		grown = true
+		old = append(old, r.x)
 	}
-	if grown {
-		l.replaceIndexes(v)
-	}
-	return nil
+	return v, old, nil
 }
 
 // replaceIndexes makes nv, whose hash indexes are new files, the view, and

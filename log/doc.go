@@ -26,8 +26,11 @@
 //
 // Everything under index/ is a cache derived from the segments under log/:
 // it can be deleted at any time and is rebuilt on the next open (Reindex
-// does it on purpose). The committed head — what readers may see — is the
-// seq stored in index/head, advanced only after the records are fsynced.
+// does it on purpose), beside the indexes in use and published by rename,
+// so a rebuild — even one killed midway — never hides from readers what
+// they could see. The committed head — what readers may see — is the seq
+// stored in index/head, advanced only after the records are fsynced, and
+// never lowered.
 //
 // The package knows nothing of HTTP. FORMAT.md describes the files byte by
 // byte.

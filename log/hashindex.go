@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -132,7 +133,9 @@ func allocate(f *os.File, size int64) error {
 
 func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %w", errBadIndex, err)
+	} else if err != nil {
 		return nil, err
 	}
 	st, err := f.Stat()
@@ -141,7 +144,10 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 		return nil, err
 	}
 	var h [64]byte
-	if _, err := f.ReadAt(h[:], 0); err != nil {
+	if _, err := f.ReadAt(h[:], 0); errors.Is(err, io.EOF) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is too short", errBadIndex, path)
+	} else if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("read header of %s: %w", path, err)
 	}
@@ -156,7 +162,7 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s: %v", errBadIndex, path, err)
 	}
 	m, err := mapFile(f, int(st.Size()))
 	if err != nil {

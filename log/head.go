@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,9 @@ func openHead(path string, create bool) (*headFile, error) {
 		flag |= os.O_CREATE | os.O_TRUNC
 	}
 	f, err := os.OpenFile(path, flag, 0o644)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %w", errBadIndex, err)
+	} else if err != nil {
 		return nil, err
 	}
 	if create {
@@ -56,7 +59,7 @@ func openHead(path string, create bool) (*headFile, error) {
 		}
 	} else if st, err := f.Stat(); err != nil || st.Size() != headSize {
 		f.Close()
-		return nil, errors.New("head file has the wrong size")
+		return nil, fmt.Errorf("%w: head file has the wrong size", errBadIndex)
 	}
 	m, err := mapFile(f, headSize)
 	if err != nil {
@@ -65,7 +68,7 @@ func openHead(path string, create bool) (*headFile, error) {
 	}
 	if string(m.mem[:8]) != headMagic || binary.LittleEndian.Uint32(m.mem[8:]) != headVersion {
 		m.close()
-		return nil, errors.New("head file has a bad magic or version")
+		return nil, fmt.Errorf("%w: head file has a bad magic or version", errBadIndex)
 	}
 	return &headFile{m: m}, nil
 }

@@ -222,6 +222,13 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.lk = lk
 	if err := l.load(); err != nil {
+		if transient(err) {
+			// The process may not map or open the indexes (a memory limit,
+			// too many open files): they are not at fault, and rebuilding
+			// them would only take them from everyone else.
+			l.Close()
+			return nil, &Error{Op: "open", Dir: dir, Err: err}
+		}
 		if errors.Is(err, errPastHead) && !l.lk.tryLock() {
 			// A writer holds the lock and is between its write and its
 			// publication: what is committed is whole, serve that.

@@ -1,6 +1,8 @@
 package log
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -16,11 +18,18 @@ type mapping struct {
 	mem []byte
 }
 
+// failMaps, set by tests, makes mapFile fail as mmap does when the process
+// may map no more (ENOMEM under a shared host's ulimit -v).
+var failMaps atomic.Bool
+
 // mapFile maps f, which must already have its final size.
 func mapFile(f *os.File, size int) (*mapping, error) {
+	if failMaps.Load() {
+		return nil, fmt.Errorf("mmap %s: %w", f.Name(), unix.ENOMEM)
+	}
 	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mmap %s: %w", f.Name(), err)
 	}
 	// The writer inserts at random: read-ahead around a fault would only
 	// fill memory with pages nobody asked for.
@@ -51,4 +60,21 @@ func (m *mapping) close() error {
 		err = cerr
 	}
 	return err
+}
+
+// errBadIndex marks an index file that is missing or is not what it should
+// be: rebuilding it from the log cures that.
+var errBadIndex = errors.New("index file missing or invalid")
+
+// transient reports an error that says nothing of the files, only of this
+// process: it may not map, open or read them now (a memory limit, too many
+// open files, no permission). Recovery must never rebuild over one: the
+// indexes are fine, and every other process still reads them.
+func transient(err error) bool {
+	for _, e := range []error{unix.ENOMEM, unix.EMFILE, unix.ENFILE, unix.EACCES, unix.EPERM, unix.EAGAIN, unix.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Recovery never takes back what readers were shown. The committed head
+// (index/head's through) is never lowered, an offsets file is never cut
+// below it, and the hash indexes readers use are never emptied: either the
+// indexes are caught up in place from the last point they can be trusted
+// (every step idempotent, writing what is there already or what is
+// missing), or, when nothing in them can be trusted, new ones are built
+// beside them (rebuild.go) and renamed over them once complete.
+
 // recoverLocked brings the indexes up to the log and the log to a whole
 // record: it replays every record after the last point the indexes can be
 // trusted, cuts a torn tail (keeping a .broken copy), and fails with
@@ -20,32 +28,64 @@ import (
 func (l *Log) recoverLocked() error { return l.recoverFull(false) }
 
 // recoverFull is recoverLocked; with full it trusts no index and rebuilds
-// every one from the start of the log.
+// every one from the start of the log (beside the ones in use).
 func (l *Log) recoverFull(full bool) error {
 	if err := l.rebuildLocked(full); err != nil {
+		if transient(err) {
+			return &Error{Op: "recover", Dir: l.dir, Err: err}
+		}
 		return &Error{Op: "recover", Dir: l.dir, Err: err, Hint: "run strata verify for details"}
 	}
 	l.w.seen, l.w.end = 0, 0
 	return l.loadTail(l.v().head.through())
 }
 
+// published reports whether h is the head file in index/ now.
+func (l *Log) published(h *headFile) bool {
+	mapped, err1 := h.m.f.Stat()
+	onDisk, err2 := os.Stat(filepath.Join(l.indexDir(), headFileName))
+	return err1 == nil && err2 == nil && os.SameFile(mapped, onDisk)
+}
+
 func (l *Log) rebuildLocked(full bool) error {
 	removeTemps(l.logDir())
 	removeTemps(l.indexDir())
 	nv := &view{}
-	if v := l.v(); v != nil {
+	if v := l.v(); v != nil && v.head != nil && l.published(v.head) {
 		*nv = *v
 	}
-	headExisted := true
+	var opened []*mapping // mapped here: closed if they end up in no view
+	defer func() {
+		inView := map[*mapping]bool{}
+		if v := l.v(); v != nil {
+			for _, m := range v.maps() {
+				inView[m] = true
+			}
+		}
+		for _, m := range opened {
+			if !inView[m] {
+				m.close()
+			}
+		}
+	}()
+	published := true
 	if nv.head == nil {
-		path := filepath.Join(l.indexDir(), headFileName)
-		h, err := openHead(path, false)
+		h, err := openHead(filepath.Join(l.indexDir(), headFileName), false)
+		if err != nil && !errors.Is(err, errBadIndex) {
+			return err // say, no memory left to map it: the file is not at fault
+		}
 		if err != nil {
-			headExisted = false
-			if h, err = openHead(path, true); err != nil {
+			// No head anyone could read: a new one is built beside and
+			// published with the indexes.
+			published = false
+			if err := os.MkdirAll(l.buildDir(), 0o755); err != nil {
+				return err
+			}
+			if h, err = openHead(filepath.Join(l.buildDir(), headFileName), true); err != nil {
 				return err
 			}
 		}
+		opened = append(opened, h.m)
 		nv.head = h
 	}
 	trusted := nv.head.through()
@@ -56,87 +96,107 @@ func (l *Log) rebuildLocked(full bool) error {
 	// report, never a torn tail to cut. The head's through is a lower bound
 	// of what was acknowledged even after a machine crash (it is stored
 	// after the fsync), so it, not the synced mark, is the floor.
-	l.floor, l.floorKnown = max(nv.head.through(), nv.head.synced()), headExisted
-	if full {
+	l.floor, l.floorKnown = max(nv.head.through(), nv.head.synced()), published
+	if full || !published {
 		trusted = 0
 	}
-	if nv.ids == nil || nv.ents == nil || nv.keys == nil {
+	if trusted > 0 && (nv.ids == nil || nv.ents == nil || nv.keys == nil) {
 		mapped, err := mapIndexes(l.indexDir(), nv.head)
-		if err != nil {
-			trusted = 0
-		} else {
+		switch {
+		case err == nil:
+			opened = append(opened, mapped.maps()[1:]...)
 			nv = mapped
+		case errors.Is(err, errBadIndex):
+			trusted = 0
+		default:
+			return err
 		}
 	}
-	l.vmu.Lock()
-	l.setView(nv)
-	l.vmu.Unlock()
 	if err := l.openSegments(); err != nil {
 		return err
 	}
 	if trusted > 0 {
-		if e, _, err := l.readSeq(trusted); err != nil || e.Seq != trusted {
+		if e, _, err := l.readSeq(trusted); err != nil && transient(err) {
+			return err
+		} else if err != nil || e.Seq != trusted {
 			trusted = 0
 		}
 	}
-	if err := l.resetIndexes(trusted); err != nil {
-		return err
+	if trusted == 0 {
+		if l.v() == nil {
+			// Open: let Close release the head if the build fails.
+			l.vmu.Lock()
+			l.setView(&view{head: nv.head})
+			l.vmu.Unlock()
+		}
+		return l.buildBeside(nv.head, published)
 	}
-	// Pass 1 checks the chain, cuts a torn tail and writes the offsets;
-	// pass 2 fills the hash indexes, whose checks read records by seq and
-	// so need every offset in place.
+	l.vmu.Lock()
+	l.setView(nv)
+	l.vmu.Unlock()
+	return l.catchUp(trusted)
+}
+
+// catchUp replays every record after trusted into the indexes in use: the
+// offsets are written in place (what is there already is the same) and the
+// hash entries added unless present, so readers keep seeing everything up
+// to the committed head throughout.
+func (l *Log) catchUp(trusted uint64) error {
 	last := trusted
-	if err := l.walkTail(trusted, true, l.replayOffsets(&last)); err != nil {
-		return err
-	}
+	offs := &offsetWriter{last: &last}
 	var chunk []*Event
 	flush := func() error {
 		err := l.replayIndex(chunk)
 		chunk = chunk[:0]
 		return err
 	}
-	err := l.walkTail(trusted, false, func(s *segment, off int64, e *Event) error {
-		chunk = append(chunk, &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key, Version: e.Version})
+	err := l.walkTail(trusted, true, func(s *segment, off int64, e *Event) error {
+		if e == nil {
+			if err := offs.flush(); err != nil {
+				return err
+			}
+			return flush()
+		}
+		if err := offs.add(s, off, e); err != nil {
+			return err
+		}
+		chunk = append(chunk, slim(e))
 		if len(chunk) == 4096 {
 			return flush()
 		}
 		return nil
 	})
-	if err == nil {
-		err = flush()
-	}
 	if err != nil {
 		return err
 	}
-	if last > trusted && !l.opts.NoSync {
-		// The replayed records may be a dead writer's, never fsynced.
-		for _, s := range l.segments() {
-			if !s.opened() {
-				continue
-			}
-			if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-				return err
-			}
-		}
+	if err := l.finishWalk(last); err != nil {
+		return err
 	}
 	l.v().head.setThrough(last)
 	l.w.dirty = true
 	return l.syncIndexesLocked()
 }
 
-// resetIndexes drops every index entry after trusted: all of them when
-// trusted is 0 (new, empty hash tables); otherwise only the offsets, since
-// hash entries are replayed idempotently.
-func (l *Log) resetIndexes(trusted uint64) error {
-	l.v().head.setThrough(trusted)
-	segs := l.segments()
-	for _, s := range segs {
+// slim copies what the hash indexes need of an event the walk lends.
+func slim(e *Event) *Event {
+	return &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key, Version: e.Version}
+}
+
+// finishWalk checks that the walk reached every acknowledged event, drops
+// offsets past the last whole record (never one at or below the committed
+// head) and makes the replayed records durable: they may be a dead
+// writer's, never fsynced.
+func (l *Log) finishWalk(last uint64) error {
+	if last < l.floor && l.floorKnown {
+		return fmt.Errorf("%w: the log ends at seq %d, but seq %d was acknowledged", ErrCorrupt, last, l.floor)
+	}
+	for _, s := range l.segments() {
 		if err := s.ensure(); err != nil {
 			return err
 		}
 		keep := int64(0)
-		if trusted >= s.first {
-			keep = int64(trusted-s.first+1) * 4
+		if last >= s.first {
+			keep = int64(last-s.first+1) * 4
 		}
 		if st, err := s.off.Stat(); err != nil {
 			return err
@@ -146,61 +206,50 @@ func (l *Log) resetIndexes(trusted uint64) error {
 			}
 		}
 	}
-	if trusted > 0 {
-		return nil
-	}
-	nv := l.v()
-	replaced := false
-	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
-		if x := nv.index(k); x != nil && x.used() == 0 {
-			continue // already empty: keep it, so no other process must remap
+	if last > l.floor && !l.opts.NoSync {
+		for _, s := range l.segments() {
+			if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+				return err
+			}
 		}
-		x, err := createHashIndex(filepath.Join(l.indexDir(), hixNames[k]), k, 0, nil)
-		if err != nil {
-			return err
-		}
-		nv = nv.with(x)
-		replaced = true
-	}
-	if replaced {
-		l.replaceIndexes(nv)
 	}
 	return nil
 }
 
-// replayOffsets returns a walkTail callback that writes each record's
-// offset, buffered per segment, and counts the records in *last.
-func (l *Log) replayOffsets(last *uint64) func(*segment, int64, *Event) error {
-	var cur *segment
-	var base uint64
-	var buf []byte
-	flush := func() error {
-		if cur == nil || len(buf) == 0 {
-			return nil
-		}
-		_, err := cur.off.WriteAt(buf, int64(base-cur.first)*4)
-		buf = buf[:0]
-		return err
-	}
-	return func(s *segment, off int64, e *Event) error {
-		if e == nil { // end of walk
-			return flush()
-		}
-		if s != cur || len(buf) >= 1<<20 {
-			if err := flush(); err != nil {
-				return err
-			}
-			cur, base = s, e.Seq
-		}
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(off))
-		*last = e.Seq
-		return nil
-	}
+// offsetWriter writes each walked record's offset, buffered per segment,
+// in place, and counts the records in *last.
+type offsetWriter struct {
+	cur  *segment
+	base uint64
+	buf  []byte
+	last *uint64
 }
 
-// replayIndex adds events to the hash indexes unless they are there already
-// (a dead writer may have indexed some), keeping for each entity the newest
-// seq.
+func (w *offsetWriter) flush() error {
+	if w.cur == nil || len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.cur.off.WriteAt(w.buf, int64(w.base-w.cur.first)*4)
+	w.base += uint64(len(w.buf) / 4)
+	w.buf = w.buf[:0]
+	return err
+}
+
+func (w *offsetWriter) add(s *segment, off int64, e *Event) error {
+	if s != w.cur || len(w.buf) >= 1<<20 {
+		if err := w.flush(); err != nil {
+			return err
+		}
+		w.cur, w.base = s, e.Seq
+	}
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, uint32(off))
+	*w.last = e.Seq
+	return nil
+}
+
+// replayIndex adds events to the hash indexes in use (growing them as
+// needed) unless they are there already (a dead writer may have indexed
+// some).
 func (l *Log) replayIndex(events []*Event) error {
 	if len(events) == 0 {
 		return nil
@@ -209,7 +258,13 @@ func (l *Log) replayIndex(events []*Event) error {
 	if err := l.reserve(n, n, n); err != nil {
 		return err
 	}
-	v := l.v()
+	fillTables(l.v(), events)
+	return nil
+}
+
+// fillTables adds events to v's tables, which have room for them, unless
+// they are there already, keeping for each entity the newest seq.
+func fillTables(v *view, events []*Event) {
 	for _, e := range events {
 		if !hasSeq(v.ids, tagID(&e.ID), e.Seq) {
 			v.ids.insert(tagID(&e.ID), e.Seq)
@@ -222,7 +277,6 @@ func (l *Log) replayIndex(events []*Event) error {
 		tag, check := v.ents.hashString(e.Entity)
 		v.ents.putEntity(tag, check, e.Seq, e.Version, true)
 	}
-	return nil
 }
 
 func hasSeq(x *hashIndex, tag, want uint64) bool {

@@ -16,7 +16,9 @@ func (l *Log) refreshLocked() error {
 	if l.Stale() {
 		// The index directory was deleted or replaced under us: map what
 		// is there now (recovering it if it is not whole).
-		if err := l.load(); err != nil {
+		if err := l.load(); transient(err) {
+			return &Error{Op: "append", Dir: l.dir, Err: err}
+		} else if err != nil {
 			return l.recoverLocked()
 		}
 		l.w.seen, l.w.end = 0, 0

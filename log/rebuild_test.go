@@ -1,0 +1,197 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// rebuildFixture fills a new log with n events over a few entities, some
+// keyed, and returns its directory and the events' ids by seq-1.
+func rebuildFixture(t *testing.T, n int) (string, [][32]byte) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := Open(dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var ids [][32]byte
+	for i := 0; i < n; i += 100 {
+		var ps []Proposed
+		for j := i; j < i+100 && j < n; j++ {
+			p := ev("re.built", fmt.Sprintf("e%d", j%13), fmt.Sprintf(`{"j":%d}`, j))
+			if j%3 == 0 {
+				p.Key = fmt.Sprintf("k%d", j)
+			}
+			ps = append(ps, p)
+		}
+		for _, e := range mustAppend(t, l, ps...).Events {
+			ids = append(ids, e.ID)
+		}
+	}
+	return dir, ids
+}
+
+// seesAll fails unless l serves every one of ids: the head, each id, each
+// event, the entities' heads, a scan.
+func seesAll(t *testing.T, who string, l *Log, ids [][32]byte) {
+	t.Helper()
+	n := uint64(len(ids))
+	if got := l.Through(); got != n {
+		t.Fatalf("%s: through %d, want %d", who, got, n)
+	}
+	if h, err := l.Head(); err != nil || h.ID != ids[n-1] {
+		t.Fatalf("%s: head %x %v", who, h.ID[:4], err)
+	}
+	for i := 0; i < len(ids); i += 37 {
+		if seq, err := l.Lookup(ids[i]); err != nil || seq != uint64(i+1) {
+			t.Fatalf("%s: lookup of seq %d: %d %v", who, i+1, seq, err)
+		}
+	}
+	if seq, err := l.EntityHead(fmt.Sprintf("e%d", (n-1)%13)); err != nil || seq != n {
+		t.Fatalf("%s: entity head %d %v, want %d", who, seq, err, n)
+	}
+	count := uint64(0)
+	for it := l.Scan(1, n); it.Next(); count++ {
+	}
+	if count != n {
+		t.Fatalf("%s: scan read %d of %d", who, count, n)
+	}
+}
+
+// stopBuildAt makes rebuilds stop (as if killed) at their first progress
+// mark at or past seq, and records the marks made.
+func stopBuildAt(t *testing.T, chunk int, seq uint64, marks *[]uint64) {
+	t.Helper()
+	old := buildChunk
+	buildChunk = chunk
+	buildMarked = func(s uint64) error {
+		*marks = append(*marks, s)
+		if s >= seq {
+			return errors.New("killed")
+		}
+		return nil
+	}
+	t.Cleanup(func() { buildChunk, buildMarked = old, nil })
+}
+
+// TestReindexNeverUnpublishes: a rebuild that dies midway leaves every
+// reader — one that had the log open, and one that opens it after — seeing
+// every event, and the next rebuild resumes where it stopped.
+func TestReindexNeverUnpublishes(t *testing.T) {
+	dir, ids := rebuildFixture(t, 3000)
+	reader := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	seesAll(t, "reader", reader, ids)
+	var marks []uint64
+	stopBuildAt(t, 250, 1500, &marks)
+
+	w, err := Open(dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Reindex(); err == nil {
+		t.Fatal("the stopped rebuild reported success")
+	}
+	w.Close()
+	seesAll(t, "reader during the rebuild", reader, ids)
+	other := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	seesAll(t, "a log opened after the failed rebuild", other, ids)
+
+	// The next rebuild resumes past the last mark.
+	marks = nil
+	buildMarked = func(s uint64) error { marks = append(marks, s); return nil }
+	w = mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	if err := w.Reindex(); err != nil {
+		t.Fatal(err)
+	}
+	if len(marks) == 0 || marks[0] != 1750 {
+		t.Fatalf("resumed rebuild marked %v, want a first mark at 1750", marks)
+	}
+	if _, err := os.Stat(filepath.Join(dir, indexDirName, buildDirName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("build directory left behind: %v", err)
+	}
+	seesAll(t, "the rebuilder", w, ids)
+	seesAll(t, "reader after the rebuild", reader, ids)
+	// The readers follow the new tables: an append after it is found.
+	res := mustAppend(t, w, ev("after.rebuild", fmt.Sprintf("e%d", len(ids)%13), `1`))
+	ids = append(ids, res.Events[0].ID)
+	seesAll(t, "reader after an append", reader, ids)
+	seesAll(t, "other after an append", other, ids)
+}
+
+// TestKilledRebuildsMakeProgress: the index directory is gone, and each
+// process that opens the log is killed partway through the rebuild (a CGI
+// time limit). Each resumes where the last stopped, and the third
+// finishes.
+func TestKilledRebuildsMakeProgress(t *testing.T) {
+	dir, ids := rebuildFixture(t, 3000)
+	if err := os.RemoveAll(filepath.Join(dir, indexDirName)); err != nil {
+		t.Fatal(err)
+	}
+	var marks []uint64
+	for i, stop := range []uint64{1000, 2000} {
+		stopBuildAt(t, 500, stop, &marks)
+		if l, err := Open(dir, Options{NoSync: true, SegmentSize: 64 << 10}); err == nil {
+			l.Close()
+			t.Fatalf("open %d finished a rebuild that was stopped", i)
+		}
+	}
+	if want := []uint64{500, 1000, 1500, 2000}; fmt.Sprint(marks) != fmt.Sprint(want) {
+		t.Fatalf("the stopped rebuilds marked %v, want %v (each resuming)", marks, want)
+	}
+	marks = nil
+	buildMarked = func(s uint64) error { marks = append(marks, s); return nil }
+	l := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	if fmt.Sprint(marks) != "[2500 3000]" {
+		t.Fatalf("the third rebuild marked %v, want [2500 3000]", marks)
+	}
+	seesAll(t, "after three opens", l, ids)
+}
+
+// TestMapFailureRebuildsNothing: a process that may not map the indexes (a
+// memory limit) fails to open the log, and leaves the head, the offsets and
+// the tables as they were for everyone else.
+func TestMapFailureRebuildsNothing(t *testing.T) {
+	dir, ids := rebuildFixture(t, 3000)
+	reader := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	before := indexFiles(t, dir)
+	failMaps.Store(true)
+	l, err := Open(dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	failMaps.Store(false)
+	if err == nil {
+		l.Close()
+		t.Fatal("open succeeded without mapping anything")
+	}
+	if !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("open: %v, want ENOMEM", err)
+	}
+	if after := indexFiles(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("index files changed:\n%v\n%v", before, after)
+	}
+	seesAll(t, "reader", reader, ids)
+	seesAll(t, "a later open", mustOpen(t, dir, Options{NoSync: true}), ids)
+}
+
+// indexFiles lists index/ by name, size and inode.
+func indexFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, indexDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		st, err := os.Stat(filepath.Join(dir, indexDirName, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %d %d", e.Name(), st.Size(), st.Sys().(*syscall.Stat_t).Ino))
+	}
+	return out
+}
