@@ -139,7 +139,6 @@ type dataset struct {
 	headSeq uint64
 	fromID  string // id of the event 1,000 before head (seq head-1000)
 	avgLine float64
-	note    string
 }
 
 // buildDataset ingests n fresh events (a new body for every request) into a

@@ -57,6 +57,9 @@ func TestBlobPutGetDelete(t *testing.T) {
 		t.Errorf("second PUT = %+v, want %+v", again, info)
 	}
 	r = do(t, "POST", s.url+"/storage", data).want(t, 200)
+	if again := decode[blobInfo](t, r.body); again != info {
+		t.Errorf("POST /storage of the same bytes = %+v, want %+v", again, info)
+	}
 
 	// GET: the bytes, with their type and ETag.
 	r = do(t, "GET", s.url+"/storage/"+hash, nil).want(t, 200)
