@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,17 @@ import (
 // STDOUT stream it got back.
 func fcgiRequest(t *testing.T, conn net.Conn, id uint16, env map[string]string, body []byte, keep bool) string {
 	t.Helper()
+	out, err := fcgiExchange(conn, id, env, body, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// fcgiExchange is fcgiRequest with the failure returned, for goroutines:
+// t.Fatal there would end only the goroutine, and the test would wait for
+// an answer that never comes.
+func fcgiExchange(conn net.Conn, id uint16, env map[string]string, body []byte, keep bool) (string, error) {
 	c := &fcgiConn{r: bufio.NewReader(conn), w: bufio.NewWriter(conn), c: conn}
 	flags := byte(0)
 	if keep {
@@ -31,26 +43,37 @@ func fcgiRequest(t *testing.T, conn net.Conn, id uint16, env map[string]string, 
 	}
 	c.writeRecord(typeStdin, id, nil)
 	if err := c.w.Flush(); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	var out bytes.Buffer
 	for {
 		hd, err := c.readHeader()
 		if err != nil {
-			t.Fatalf("read answer: %v", err)
+			return "", fmt.Errorf("read answer: %w", err)
 		}
 		b, _ := c.content(hd)
 		if hd.id != id {
-			t.Fatalf("record for request %d, want %d", hd.id, id)
+			return "", fmt.Errorf("record for request %d, want %d", hd.id, id)
 		}
 		switch hd.typ {
 		case typeStdout:
 			out.Write(b)
 		case typeEndRequest:
 			if status := binary.BigEndian.Uint32(b); status != 0 || b[4] != 0 {
-				t.Fatalf("end request: app status %d, protocol status %d", status, b[4])
+				return "", fmt.Errorf("end request: app status %d, protocol status %d", status, b[4])
 			}
-			return out.String()
+			return out.String(), nil
+		}
+	}
+}
+
+// waitFor polls cond until it holds. The bound only keeps a broken server
+// from hanging the test until go test's timeout; it is not a timing check.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("still waiting for %s", what)
 		}
 	}
 }
@@ -102,30 +125,40 @@ func TestFastCGIStop(t *testing.T) {
 	// A busy connection: the answer still arrives after stop.
 	busyServer, busyClient := net.Pipe()
 	go sv.serveConn(busyServer)
-	answer := make(chan string)
-	go func() { answer <- fcgiRequest(t, busyClient, 1, env, nil, true) }()
-	for all, idle := sv.counts(); all != 1 || idle != 0; all, idle = sv.counts() {
-		time.Sleep(time.Millisecond)
+	type result struct {
+		out string
+		err error
 	}
+	answer := make(chan result, 1)
+	go func() {
+		out, err := fcgiExchange(busyClient, 1, env, nil, true)
+		answer <- result{out, err}
+	}()
+	// Both connections are closed at the end, so that a failure below
+	// unblocks the goroutines rather than leaving them behind.
+	defer busyClient.Close()
+	waitFor(t, "the request in flight", func() bool { all, idle := sv.counts(); return all == 1 && idle == 0 })
 	// An idle connection: closed at once by stop.
 	idleServer, idleClient := net.Pipe()
+	defer idleClient.Close()
 	closed := make(chan struct{})
 	go func() { sv.serveConn(idleServer); close(closed) }()
-	for _, idle := sv.counts(); idle != 1; _, idle = sv.counts() {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the idle connection", func() bool { _, idle := sv.counts(); return idle == 1 })
 	sv.stop()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("an idle connection stayed open after stop")
 	}
 	close(release)
-	if got := <-answer; !strings.HasSuffix(got, "done /slow") {
-		t.Fatalf("the request in flight answered %q", got)
+	select {
+	case got := <-answer:
+		if got.err != nil || !strings.HasSuffix(got.out, "done /slow") {
+			t.Fatalf("the request in flight answered %q, %v", got.out, got.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request in flight got no answer after stop")
 	}
-	idleClient.Close()
-	busyClient.Close()
 }
 
 func TestFixRequestID(t *testing.T) {
