@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,18 +20,16 @@ import (
 // process per request, as a web server does), on data, with extra STRATA_*
 // variables. Chunked requests are passed the way Apache passes them: no
 // CONTENT_LENGTH, HTTP_TRANSFER_ENCODING=chunked, the body on standard
-// input (Go's own cgi.Handler refuses them; /plain/ mounts it unchanged).
+// input (Go's own cgi.Handler refuses them with a 400).
 func cgiServer(t *testing.T, data string, env ...string) *httptest.Server {
 	t.Helper()
 	if !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "STRATA_AUTH=") }) {
 		env = append([]string{"STRATA_AUTH=none"}, env...)
 	}
 	h := &cgi.Handler{Path: bin, Root: "/api", Env: append([]string{"STRATA_DATA=" + data}, env...)}
-	plain := &cgi.Handler{Path: bin, Root: "/plain", Env: h.Env}
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apacheLocation(apacheChunked(h)))
 	mux.Handle("/api", apacheLocation(h))
-	mux.Handle("/plain/", plain)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -267,16 +266,22 @@ func TestCGIRoutes(t *testing.T) {
 func TestCGIChunked(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	c := cgiServer(t, data)
+	// The uploads below must really arrive chunked, or this would test the
+	// CONTENT_LENGTH path again: count them on the way in. (What Go's own
+	// cgi.Handler does with a chunked body is not strata's to test; the
+	// shim passes them as Apache does either way.)
+	inner := cgiServer(t, data)
+	var chunked atomic.Int32
+	c := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(r.TransferEncoding, "chunked") {
+			chunked.Add(1)
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(c.Close)
 	base := c.URL + "/api"
-	// Go's cgi.Handler itself refuses chunked bodies before starting the
-	// program; this pins that, so the Apache shim above stays needed.
-	r := do(t, "PUT", c.URL+"/plain/events", strings.NewReader(`{"type":"a","entity":"e"}`))
-	if r.status != 400 || !strings.Contains(string(r.body), "Chunked") {
-		t.Logf("note: Go's cgi.Handler now answers a chunked body with %s", r)
-	}
 	body := `[{"type":"a","entity":"e","data":"` + strings.Repeat("y", 100000) + `"},{"type":"a","entity":"e"}]`
-	r = do(t, "PUT", base+"/events", strings.NewReader(body), "Content-Type", "application/json").want(t, 201)
+	r := do(t, "PUT", base+"/events", strings.NewReader(body), "Content-Type", "application/json").want(t, 201)
 	if rs := decode[[]receipt](t, r.body); len(rs) != 2 || rs[1].Seq != 2 {
 		t.Fatalf("chunked append through CGI: %s", r.body)
 	}
@@ -296,6 +301,9 @@ func TestCGIChunked(t *testing.T) {
 	// An explicitly empty body through CGI.
 	do(t, "PUT", base+"/events", "", "Content-Type", "application/json").wantError(t, 400, "empty_body")
 	mustVerify(t, data, 2)
+	if n := chunked.Load(); n != 2 {
+		t.Errorf("%d of the 2 uploads arrived chunked", n)
+	}
 }
 
 // TestCGIEarlyError: an answer given before the body is read (413) still
