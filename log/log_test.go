@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -299,13 +300,17 @@ func TestManyWriters(t *testing.T) {
 }
 
 // TestLockYield: while one Log keeps its pipeline busy (and so the tenant
-// lock held), another (a CGI process, say) still gets to append, well
-// within its lock timeout.
+// lock held), another (a CGI process, say) still gets to append within its
+// lock timeout. flock is not fair: without the yield the other would wait
+// until it gave up, however long its timeout, so the generous default
+// timeout is no timing assumption, and nothing here measures time.
 func TestLockYield(t *testing.T) {
 	dir := t.TempDir()
 	busy := mustOpen(t, dir, Options{})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }() // also after a failure, before the log closes
+	var appended atomic.Int64
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
@@ -320,22 +325,20 @@ func TestLockYield(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				appended.Add(1)
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
-	other := mustOpen(t, dir, Options{LockTimeout: 2 * time.Second})
+	// Busy for sure (not after a guessed sleep): groups are committing.
+	for appended.Load() < 100 && !t.Failed() {
+		time.Sleep(time.Millisecond)
+	}
+	other := mustOpen(t, dir, Options{})
 	for i := 0; i < 5; i++ {
-		start := time.Now()
 		if _, err := other.Append(&Request{Events: []Proposed{ev("other.write", "o", "1")}}); err != nil {
 			t.Fatalf("append %d from the other log while one is busy: %v", i, err)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("append %d waited %v for the lock", i, d)
-		}
 	}
-	close(stop)
-	wg.Wait()
 }
 
 // TestGroupUndo: a request that fails inside a group commit leaves the
