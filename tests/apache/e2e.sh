@@ -657,20 +657,70 @@ accounts() {
 	fi
 }
 
+# faults MODE BASE DATA: a failure on the server's side answers a JSON 500
+# with a request id and no path, and Apache's error log (where the
+# program's standard error goes) holds that id with the details. The
+# failure: the grants file unreadable (a directory in its place, which
+# even root cannot read as a file), under a wrong password for an unknown
+# user — a request from anyone.
+faults() {
+	local mode=$1 base=$2 data=$3 grants=$3/system/grants id line
+	echo "# ---- $mode: faults"
+	http GET "$base/head" -H 'X-Request-Id: e2e-client-id-1'
+	expect_hdr "$mode: a sane X-Request-Id is the answer's Strata-Request-Id" Strata-Request-Id '^e2e-client-id-1$'
+	http GET "$base/head" -H 'X-Request-Id: no spaces please'
+	expect_hdr "$mode: … another one is replaced by strata's own id" Strata-Request-Id '^[0-9a-f]{16}$'
+
+	[ -e "$grants" ] && mv "$grants" "$grants.e2e"
+	mkdir "$grants" && chown "$(apache_user)" "$grants"
+	# The long-running mod_fcgid process rereads the file within a second.
+	retry 3 "st_not 401" req GET "$base/head" -u "nobody-$RANDOM:wrong"
+	expect "$mode: grants unreadable, an unknown user → 500 internal, JSON with a request id" 500 \
+		'.error.code=="internal" and (.error.request_id|length>0) and (.error as $e | $e.message|contains($e.request_id))'
+	id=$(jqb .error.request_id)
+	[ -n "$id" ] && EXPECTED_IDS+=("request_id=$id ")
+	if [ -n "$id" ] && [ "$(hdr Strata-Request-Id)" = "$id" ] &&
+		! grep -qE "$data|grants|/tmp/|system/" "$OUT/body"; then
+		ok "$mode: … the answer names no path, its Strata-Request-Id is the body's"
+	else
+		nok "$mode: … the answer names no path, its Strata-Request-Id is the body's" "Strata-Request-Id '$(hdr Strata-Request-Id)'; $(what)"
+	fi
+	line=
+	for _ in $(seq 1 30); do
+		line=$(grep -F "request_id=$id " "$WORK/logs/error.log" | head -n 1)
+		[ -n "$line" ] && break
+		sleep 0.1
+	done
+	if [ -n "$id" ] && [[ $line == *"$grants"* && $line == *level=ERROR* ]]; then
+		ok "$mode: Apache's error log has request_id=$id with the details"
+	else
+		nok "$mode: Apache's error log has request_id=$id with the details" "line: '$line'"
+	fi
+	rmdir "$grants"
+	[ -e "$grants.e2e" ] && mv "$grants.e2e" "$grants"
+	retry 3 "st_not 500" http GET "$base/head"
+	expect "$mode: grants back → 200 again" 200 '.seq|type=="number"'
+}
+
+EXPECTED_IDS=(AH01630) # denied requests, and the faults provoked on purpose
+
 setup_apache "$BIN"
 start_apache
 echo "# apache up: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID, work dir $WORK"
 
 TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
+faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
 TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
+faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 
-# Denied requests (AH01630) are expected; anything else at error level is not.
+# Denied requests (AH01630) and the faults provoked are expected; anything
+# else at error level is not.
 if [ "$FAIL" -gt 0 ] ||
-	grep -v AH01630 "$WORK/logs/error.log" | grep -qE ':(error|crit|alert|emerg)\]|panic'; then
+	grep -vF "${EXPECTED_IDS[@]/#/-e}" "$WORK/logs/error.log" | grep -qE ':(error|crit|alert|emerg)\]|panic'; then
 	dump_apache_log 80
 fi
 echo "$PASS passed, $FAIL failed, $SKIP skipped"
