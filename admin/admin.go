@@ -117,38 +117,87 @@ func (s *Service) Resume(name string) (tenants.Config, error) {
 	})
 }
 
-// DeleteTenant takes a tenant out of service; see tenants.Delete.
+// DeleteTenant takes a tenant out of service (see tenants.Delete) and
+// revokes every credential bound to it: its API tokens are removed and
+// its users' grants taken back, which also ends their sessions. Even a
+// credential that survived this (a copy of a token file) is bound to the
+// tenant's creation id, which a new tenant of the same name never has.
 func (s *Service) DeleteTenant(name string, purge bool) (string, error) {
 	moved, err := tenants.Delete(s.Data, name, purge, s.now())
 	if err != nil {
 		return "", err
 	}
-	return moved, s.record("tenant.delete", name, map[string]any{"purged": purge, "moved_to": moved})
+	detail := map[string]any{"purged": purge, "moved_to": moved}
+	tokens, users, rerr := s.revokeTenant(name)
+	detail["tokens_revoked"], detail["grants_removed"] = tokens, users
+	if err := s.record("tenant.delete", name, detail); err != nil {
+		return moved, err
+	}
+	if rerr != nil {
+		return moved, fmt.Errorf("the tenant was deleted, but not every credential bound to it was removed (they no longer work): %w", rerr)
+	}
+	return moved, nil
+}
+
+// revokeTenant removes the tokens and grants bound to the tenant name,
+// returning the ids of the tokens and the names of the users.
+func (s *Service) revokeTenant(name string) (tokens, users []string, err error) {
+	ts, err := s.Tokens().List()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, t := range ts {
+		if t.Tenant != name {
+			continue
+		}
+		if _, err := s.Tokens().Revoke(t.ID); err != nil && !errors.Is(err, auth.ErrUnknown) {
+			return tokens, nil, err
+		}
+		tokens = append(tokens, t.ID)
+	}
+	gs, err := auth.LoadGrants(s.grantsFile())
+	if err != nil {
+		return tokens, nil, err
+	}
+	for u, g := range gs {
+		if g.Tenant != name {
+			continue
+		}
+		if _, err := auth.DeleteGrant(s.grantsFile(), u); err != nil {
+			return tokens, users, err
+		}
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return tokens, users, nil
 }
 
 // CheckGrant reports what is wrong with giving a principal tenant and
 // role: the tenant must exist, and only an administrator may have none
-// ("*" or "").
-func (s *Service) CheckGrant(tenant string, role auth.Role) error {
+// ("*" or ""). It returns the tenant's creation id, to which the
+// credential is bound.
+func (s *Service) CheckGrant(tenant string, role auth.Role) (id string, err error) {
 	if tenant == "" || tenant == "*" {
 		if role != auth.RoleAdmin {
-			return invalid("only an admin may be bound to no tenant; give --tenant")
+			return "", invalid("only an admin may be bound to no tenant; give --tenant")
 		}
-		return nil
+		return "", nil
 	}
 	if !tenants.ValidName(tenant) {
-		return tenants.ErrInvalidName
+		return "", tenants.ErrInvalidName
 	}
-	if !tenants.Exists(s.Data, tenant) {
-		return fmt.Errorf("tenant %s: %w", tenant, tenants.ErrNotFound)
+	c, err := tenants.Get(s.Data, tenant)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	return c.ID, nil
 }
 
 // CreateToken makes an API token and returns its secret, which is shown
 // this once and stored nowhere.
 func (s *Service) CreateToken(tenant string, role auth.Role, name string, ttl time.Duration) (string, auth.Token, error) {
-	if err := s.CheckGrant(tenant, role); err != nil {
+	tid, err := s.CheckGrant(tenant, role)
+	if err != nil {
 		return "", auth.Token{}, err
 	}
 	if tenant == "*" {
@@ -162,7 +211,7 @@ func (s *Service) CreateToken(tenant string, role auth.Role, name string, ttl ti
 		return "", auth.Token{}, err
 	}
 	now := s.now().UTC()
-	t := auth.Token{ID: auth.TokenID(digest), Tenant: tenant, Role: role, Name: name, Created: now}
+	t := auth.Token{ID: auth.TokenID(digest), Tenant: tenant, TenantID: tid, Role: role, Name: name, Created: now}
 	if ttl > 0 {
 		t.Expires = now.Add(ttl)
 	}
@@ -253,8 +302,10 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 	if !auth.ValidUserName(name) {
 		return invalid("user name %q: 1-64 bytes, no ':', spaces or control characters", name)
 	}
+	var tid string
 	if role != "" {
-		if err := s.CheckGrant(tenant, role); err != nil {
+		var err error
+		if tid, err = s.CheckGrant(tenant, role); err != nil {
 			return err
 		}
 	}
@@ -276,7 +327,7 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 		if tenant == "" {
 			tenant = "*"
 		}
-		if err := auth.SetGrant(s.grantsFile(), name, auth.Grant{Tenant: tenant, Role: role}); err != nil {
+		if err := auth.SetGrant(s.grantsFile(), name, auth.Grant{Tenant: tenant, Role: role, TenantID: tid}); err != nil {
 			return err
 		}
 		detail["role"], detail["grant_tenant"] = string(role), tenant

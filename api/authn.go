@@ -284,7 +284,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, addr, user, p
 			a.mu.Unlock()
 		}
 	}
-	return auth.Principal{Kind: "user", Name: user, Tenant: grantTenant(g), Role: g.Role, CredID: "user:" + user}, nil
+	return auth.Principal{Kind: "user", Name: user, Tenant: grantTenant(g), TenantID: g.TenantID, Role: g.Role, CredID: "user:" + user}, nil
 }
 
 func grantTenant(g auth.Grant) string {
@@ -313,7 +313,7 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request, addr, cred stri
 			}
 			return auth.Principal{}, err
 		}
-		return auth.Principal{Kind: "token", Name: tok.ID, Tenant: tok.Tenant, Role: tok.Role, CredID: "token:" + tok.ID, Expires: tok.Expires}, nil
+		return auth.Principal{Kind: "token", Name: tok.ID, Tenant: tok.Tenant, TenantID: tok.TenantID, Role: tok.Role, CredID: "token:" + tok.ID, Expires: tok.Expires}, nil
 	case auth.IsSessionToken(cred):
 		secret, err := h.acc.getSecret()
 		if err != nil {
@@ -330,14 +330,15 @@ func (h *Handler) bearer(w http.ResponseWriter, r *http.Request, addr, cred stri
 		if err != nil {
 			return auth.Principal{}, err
 		}
-		// The session ends when the password, the tenant or the role
-		// changes, or the user is removed.
+		// The session ends when the password, the tenant (a tenant of
+		// the same name created anew included) or the role changes, or
+		// the user is removed.
 		fp, ok := users.Fingerprint(sc.User)
 		g, granted := grants[sc.User]
-		if !ok || fp != sc.Fingerprint || !granted || grantTenant(g) != sc.Tenant || g.Role != sc.Role {
+		if !ok || fp != sc.Fingerprint || !granted || grantTenant(g) != sc.Tenant || g.TenantID != sc.TenantID || g.Role != sc.Role {
 			return auth.Principal{}, h.refuse(w, r, addr, "user:"+sc.User, "session of a changed account", errorf("session_ended", "the session has ended (the account changed); log in again"))
 		}
-		return auth.Principal{Kind: "session", Name: sc.User, Tenant: sc.Tenant, Role: sc.Role, CredID: "user:" + sc.User, Expires: sc.Expires}, nil
+		return auth.Principal{Kind: "session", Name: sc.User, Tenant: sc.Tenant, TenantID: sc.TenantID, Role: sc.Role, CredID: "user:" + sc.User, Expires: sc.Expires}, nil
 	case auth.LooksLikeJWT(cred):
 		if h.cfg.JWT == nil {
 			return auth.Principal{}, h.refuse(w, r, addr, "", "jwt not configured", errorf("unauthorized", "this server accepts no JWTs from identity providers"))

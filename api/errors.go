@@ -41,6 +41,8 @@ var statusOf = map[string]int{
 	"unauthorized":  http.StatusUnauthorized,
 	"token_expired": http.StatusUnauthorized,
 	"session_ended": http.StatusUnauthorized,
+	// the credential was for a tenant since deleted (auth.Principal.Reaches)
+	"credential_revoked": http.StatusUnauthorized,
 	// 403: valid credentials that may not do this.
 	"forbidden":        http.StatusForbidden,
 	"wrong_tenant":     http.StatusForbidden,

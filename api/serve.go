@@ -90,6 +90,22 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		return err
 	}
 	c.who = who
+	// A principal bound to a tenant acts only while the tenant of that
+	// name is the one its credential was made for: never in a tenant
+	// created anew under the name of a deleted one.
+	var own *tenant
+	var ownCfg tenants.Config
+	if who.Tenant != "" {
+		t, cfg, err := h.tenant(who.Tenant)
+		if err != nil && !errors.Is(err, errNoTenant) {
+			return err
+		}
+		if err != nil || !who.Reaches(cfg.ID, cfg.Created) {
+			return h.refuse(w, r, c.addr, who.String(), "credential of a deleted tenant",
+				errorf("credential_revoked", "these credentials were for a tenant that has been deleted"))
+		}
+		own, ownCfg = t, cfg
+	}
 	if !who.Role.Can(rt.perm) {
 		e := errorf("forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path))
 		h.record(c, "access.denied", "", e.status, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
@@ -120,7 +136,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		h.record(c, "access.denied", name, e.status, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
 		return e
 	}
-	t, cfg, err := h.tenant(name)
+	t, cfg := own, ownCfg
+	if name != who.Tenant {
+		t, cfg, err = h.tenant(name)
+	}
 	if err != nil {
 		if errors.Is(err, errNoTenant) {
 			return errorf("no_tenant", "no tenant %q", name)

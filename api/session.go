@@ -52,7 +52,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, c *call) {
 	fp, _ := users.Fingerprint(user)
 	now := timeNow()
 	exp := now.Add(h.cfg.SessionTTL)
-	token := auth.SignSession(secret, auth.SessionClaims{User: user, Tenant: who.Tenant, Role: who.Role, Fingerprint: fp, IssuedAt: now, Expires: exp})
+	token := auth.SignSession(secret, auth.SessionClaims{User: user, Tenant: who.Tenant, TenantID: who.TenantID, Role: who.Role, Fingerprint: fp, IssuedAt: now, Expires: exp})
 	c.who = who
 	h.record(c, "session.create", who.Tenant, http.StatusCreated, map[string]any{"expires": exp.UTC()})
 	body, _ := json.Marshal(map[string]any{

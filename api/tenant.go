@@ -69,6 +69,10 @@ func TenantDir(dataDir, name string) string { return tenants.Dir(dataDir, name) 
 // errNoTenant: the tenant named does not exist (or no longer does).
 var errNoTenant = errors.New("no such tenant")
 
+// errRecreated: the tenant open was deleted and another made under its
+// name; recheckLocked has dropped it.
+var errRecreated = errors.New("tenant created anew")
+
 // tenant returns the open tenant, opening it on first use. It looks at the
 // tenant's configuration again if a second has passed (so a suspension or
 // a deletion made elsewhere takes effect within a second), and reopens the
@@ -80,18 +84,21 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 	defer h.mu.Unlock()
 	now := time.Now()
 	if t := h.tenants[name]; t != nil {
-		if err := h.recheckLocked(t, now); err != nil {
+		err := h.recheckLocked(t, now)
+		if err != nil && err != errRecreated {
 			return nil, tenants.Config{}, err
 		}
-		stale := false
-		if now.Sub(t.checkedAt) > time.Second {
+		stale := err == errRecreated
+		if !stale && now.Sub(t.checkedAt) > time.Second {
 			t.checkedAt = now
 			stale = t.log.Stale()
 		}
 		if !stale && (t.failedAt.IsZero() || now.Sub(t.failedAt) < time.Second) {
 			return t, t.cfg, nil
 		}
-		h.dropLocked(t)
+		if !errors.Is(err, errRecreated) {
+			h.dropLocked(t)
+		}
 	}
 	if h.cfg.NoAuth && !tenants.Exists(h.cfg.DataDir, name) {
 		// Without accounts a tenant springs into being on first use.
@@ -136,6 +143,12 @@ func (h *Handler) recheckLocked(t *tenant, now time.Time) error {
 		cfg, err := tenants.Get(h.cfg.DataDir, t.name)
 		if err != nil {
 			return err
+		}
+		if cfg.ID != t.cfg.ID {
+			// Deleted and created again elsewhere: another tenant, whose
+			// files are not the ones open.
+			h.dropLocked(t)
+			return errRecreated
 		}
 		t.cfg, t.cfgStamp = cfg, stamp
 	}

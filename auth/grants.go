@@ -9,6 +9,10 @@ import (
 type Grant struct {
 	Tenant string // a tenant name, or "*" (admins only): not bound to a tenant
 	Role   Role
+	// TenantID is the creation id of Tenant when the grant was made, ""
+	// for a grant made before tenants had ids or bound to no tenant; the
+	// grant holds only while the tenant has it (Principal.Reaches).
+	TenantID string
 }
 
 // AnyTenant is the tenant of a grant not bound to one tenant; only an admin
@@ -30,16 +34,21 @@ func (g Grant) check() error {
 	if !ValidTenant(g.Tenant) {
 		return fmt.Errorf("invalid tenant name %q", clip(g.Tenant))
 	}
+	if !validTenantID(g.TenantID) {
+		return fmt.Errorf("invalid tenant id %q", clip(g.TenantID))
+	}
 	return nil
 }
 
 // The grants file is strata's own, one grant a line:
 //
-//	# name tenant role
-//	alice  acme   writer
+//	# name tenant role [tenant-id]
+//	alice  acme   writer 5f0c…e1
 //	root   *      admin
 //
 // fields separated by spaces or tabs, blank lines and '#' comments ignored.
+// The fourth field, the tenant's creation id, is absent in lines written
+// before tenants had ids.
 // The users file says who can log in; this one what they may do then. It
 // is kept apart so that the users file stays one Apache can read.
 
@@ -56,10 +65,13 @@ func LoadGrants(path string) (map[string]Grant, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("grants file %s, line %d: want \"name tenant role\"", path, i+1)
+		if len(f) != 3 && len(f) != 4 {
+			return nil, fmt.Errorf("grants file %s, line %d: want \"name tenant role [tenant-id]\"", path, i+1)
 		}
 		g := Grant{Tenant: f[1], Role: Role(f[2])}
+		if len(f) == 4 {
+			g.TenantID = f[3]
+		}
 		if err := g.check(); err != nil {
 			return nil, fmt.Errorf("grants file %s, line %d: %w", path, i+1, err)
 		}
@@ -68,6 +80,12 @@ func LoadGrants(path string) (map[string]Grant, error) {
 		}
 	}
 	return grants, nil
+}
+
+// validTenantID reports whether id can be a tenant's creation id as the
+// tenants package makes them (32 lowercase hex digits), or is "": none.
+func validTenantID(id string) bool {
+	return id == "" || len(id) == 32 && strings.Trim(id, "0123456789abcdef") == ""
 }
 
 // grantee returns the user name of a grants-file line, or "".
@@ -97,6 +115,9 @@ func SetGrant(path, name string, g Grant) error {
 		return fmt.Errorf("grant %s: %w", name, err)
 	}
 	line := name + " " + g.Tenant + " " + string(g.Role)
+	if g.TenantID != "" {
+		line += " " + g.TenantID
+	}
 	err := setLine(path, name, line, grantee)
 	if err != nil {
 		return fmt.Errorf("grant %s: %w", name, err)

@@ -18,9 +18,10 @@ func TestLoadGrants(t *testing.T) {
 		bad     bool
 	}{
 		{"# name tenant role\nalice acme writer\n\troot\t*\tadmin \n\nbob acme-2 reader\n", map[string]Grant{
-			"alice": {"acme", RoleWriter}, "root": {"*", RoleAdmin}, "bob": {"acme-2", RoleReader},
+			"alice": {"acme", RoleWriter, ""}, "root": {"*", RoleAdmin, ""}, "bob": {"acme-2", RoleReader, ""},
 		}, false},
-		{"alice acme writer\nalice other reader\n", map[string]Grant{"alice": {"acme", RoleWriter}}, false},
+		{"alice acme writer\nalice other reader\n", map[string]Grant{"alice": {"acme", RoleWriter, ""}}, false},
+		{"alice acme writer 0123456789abcdef0123456789abcdef\n", map[string]Grant{"alice": {"acme", RoleWriter, "0123456789abcdef0123456789abcdef"}}, false},
 		{"alice acme\n", nil, true},
 		{"alice acme writer extra\n", nil, true},
 		{"alice acme boss\n", nil, true},
@@ -49,21 +50,22 @@ func TestSetAndDeleteGrant(t *testing.T) {
 		g    Grant
 		ok   bool
 	}{
-		{"alice", Grant{"acme", RoleWriter}, true},
-		{"root", Grant{"*", RoleAdmin}, true},
-		{"ops", Grant{"", RoleAdmin}, true}, // "" is "*"
-		{"bob", Grant{"acme", RoleAppender}, true},
-		{"eve", Grant{"*", RoleWriter}, false},
-		{"eve", Grant{"", RoleReader}, false},
-		{"eve", Grant{"acme", "boss"}, false},
-		{"eve", Grant{"ACME", RoleReader}, false},
-		{"e ve", Grant{"acme", RoleReader}, false},
+		{"alice", Grant{"acme", RoleWriter, ""}, true},
+		{"root", Grant{"*", RoleAdmin, ""}, true},
+		{"ops", Grant{"", RoleAdmin, ""}, true}, // "" is "*"
+		{"bob", Grant{"acme", RoleAppender, "0123456789abcdef0123456789abcdef"}, true},
+		{"eve", Grant{"acme", RoleAppender, "../x"}, false},
+		{"eve", Grant{"*", RoleWriter, ""}, false},
+		{"eve", Grant{"", RoleReader, ""}, false},
+		{"eve", Grant{"acme", "boss", ""}, false},
+		{"eve", Grant{"ACME", RoleReader, ""}, false},
+		{"e ve", Grant{"acme", RoleReader, ""}, false},
 	} {
 		if err := SetGrant(path, tc.name, tc.g); (err == nil) != tc.ok {
 			t.Errorf("SetGrant(%q, %v): %v, want ok %v", tc.name, tc.g, err, tc.ok)
 		}
 	}
-	want := "# grants\nalice acme writer\nroot * admin\nops * admin\nbob acme appender\n"
+	want := "# grants\nalice acme writer\nroot * admin\nops * admin\nbob acme appender 0123456789abcdef0123456789abcdef\n"
 	if b, _ := os.ReadFile(path); string(b) != want {
 		t.Errorf("file:\n%s\nwant:\n%s", b, want)
 	}
@@ -76,7 +78,7 @@ func TestSetAndDeleteGrant(t *testing.T) {
 		}
 	}
 	got, err := LoadGrants(path)
-	want2 := map[string]Grant{"alice": {"acme", RoleWriter}, "ops": {"*", RoleAdmin}, "bob": {"acme", RoleAppender}}
+	want2 := map[string]Grant{"alice": {"acme", RoleWriter, ""}, "ops": {"*", RoleAdmin, ""}, "bob": {"acme", RoleAppender, "0123456789abcdef0123456789abcdef"}}
 	if err != nil || !maps.Equal(got, want2) {
 		t.Errorf("LoadGrants after edits = %v, %v; want %v", got, err, want2)
 	}

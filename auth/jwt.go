@@ -314,6 +314,7 @@ func (c *JWTConfig) principal(payload []byte, now time.Time) (Principal, error) 
 	p.Kind = "jwt"
 	p.CredID = "jwt:" + iss + "/" + p.Name
 	p.Expires = exp
+	p.Issued = iat
 	return p, nil
 }
 

@@ -4,9 +4,17 @@ import "time"
 
 // Principal is who made a request, as established by one credential.
 type Principal struct {
-	Kind    string    // "user", "token", "jwt", or "session" (a user who logged in via POST /session)
-	Name    string    // user name, token id, or JWT sub
-	Tenant  string    // "" only for an admin not bound to a tenant
+	Kind   string // "user", "token", "jwt", or "session" (a user who logged in via POST /session)
+	Name   string // user name, token id, or JWT sub
+	Tenant string // "" only for an admin not bound to a tenant
+	// TenantID is the creation id of the tenant the credential was made
+	// for ("" for one made before tenants had ids); the credential holds
+	// only while the tenant named Tenant still has this id. A JWT names
+	// its tenant by name only: see Issued.
+	TenantID string
+	// Issued is when a JWT was issued (iat), zero if it does not say. A
+	// JWT issued before its tenant was created is not for that tenant.
+	Issued  time.Time
 	Role    Role      // what the principal may do
 	CredID  string    // the credential, for per-credential rate limits: "user:alice", "token:<id>", "jwt:<iss>/<sub>"
 	Expires time.Time // when the credential expires; zero if never
@@ -25,4 +33,19 @@ func (p Principal) String() string {
 		return "anonymous"
 	}
 	return kind + ":" + p.Name
+}
+
+// Reaches reports whether p, bound to a tenant, may still act in the
+// tenant now bearing that name, whose creation id is id and which was
+// created at created. A tenant deleted and created again under its old
+// name has a new id, so credentials made for the old one no longer
+// reach it. An identity provider's JWT names its tenant only by name: it
+// reaches the tenant unless it was issued before the tenant was created
+// (a JWT without iat cannot be told apart and is let through).
+func (p Principal) Reaches(id string, created time.Time) bool {
+	if p.Kind == "jwt" {
+		// created is kept to the nanosecond, iat to the second.
+		return id == "" || p.Issued.IsZero() || !p.Issued.Before(created.Truncate(time.Second))
+	}
+	return p.TenantID == id
 }

@@ -17,12 +17,12 @@ import (
 // an HS256 JWT signed with the installation's own secret
 // (LoadOrCreateSecret), with the claims
 //
-//	{"iss":"strata-session","sub":"alice","tenant":"acme","role":"writer",
-//	 "fp":"<Users.Fingerprint>","iat":…,"exp":…}
+//	{"iss":"strata-session","sub":"alice","tenant":"acme","tid":"<tenant id>",
+//	 "role":"writer","fp":"<Users.Fingerprint>","iat":…,"exp":…}
 //
 // Whoever checks one must then check that the user still exists with the
-// same fingerprint and grant: that is what ends a session when the password
-// or the grant changes.
+// same fingerprint and grant (tenant id included): that is what ends a
+// session when the password or the grant changes, or the tenant is deleted.
 
 // SessionIssuer is the "iss" of every session token.
 const SessionIssuer = "strata-session"
@@ -35,6 +35,7 @@ const sessionHeader = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
 type SessionClaims struct {
 	User        string
 	Tenant      string // "" for an admin bound to no tenant
+	TenantID    string // the tenant's creation id, from the grant
 	Role        Role
 	Fingerprint string // Users.Fingerprint of the user when the session began
 	IssuedAt    time.Time
@@ -46,6 +47,7 @@ type sessionJSON struct {
 	Iss    string `json:"iss"`
 	Sub    string `json:"sub"`
 	Tenant string `json:"tenant,omitempty"`
+	Tid    string `json:"tid,omitempty"`
 	Role   Role   `json:"role"`
 	Fp     string `json:"fp"`
 	Iat    int64  `json:"iat"`
@@ -62,7 +64,7 @@ func SignSession(secret []byte, c SessionClaims) string {
 	if len(secret) < minSecretLen {
 		panic("auth: session secret shorter than 32 bytes")
 	}
-	payload, _ := json.Marshal(sessionJSON{Iss: SessionIssuer, Sub: c.User, Tenant: c.Tenant, Role: c.Role,
+	payload, _ := json.Marshal(sessionJSON{Iss: SessionIssuer, Sub: c.User, Tenant: c.Tenant, Tid: c.TenantID, Role: c.Role,
 		Fp: c.Fingerprint, Iat: c.IssuedAt.Unix(), Exp: c.Expires.Unix()})
 	signed := sessionHeader + "." + b64.EncodeToString(payload)
 	mac := hmac.New(sha256.New, secret)
@@ -99,7 +101,7 @@ func VerifySession(secret []byte, token string, now time.Time) (SessionClaims, e
 	case s.Sub == "" || !s.Role.Valid() || s.Exp == 0:
 		return SessionClaims{}, fmt.Errorf("%w: session without user, role or expiry", ErrMalformed)
 	}
-	c := SessionClaims{User: s.Sub, Tenant: s.Tenant, Role: s.Role, Fingerprint: s.Fp,
+	c := SessionClaims{User: s.Sub, Tenant: s.Tenant, TenantID: s.Tid, Role: s.Role, Fingerprint: s.Fp,
 		IssuedAt: time.Unix(s.Iat, 0), Expires: time.Unix(s.Exp, 0)}
 	if !now.Before(c.Expires) {
 		return SessionClaims{}, fmt.Errorf("session of %s: %w", clip(s.Sub), ErrExpired)

@@ -32,11 +32,14 @@ import (
 // and in the audit log — and it is also the token's file name, so checking
 // a token opens exactly one file, <dir>/<id>.json:
 //
-//	{"id":"…","digest":"<64 hex>","tenant":"acme","role":"writer","name":"ci",
-//	 "created":"2026-01-02T15:04:05Z","expires":"2026-04-02T15:04:05Z"}
+//	{"id":"…","digest":"<64 hex>","tenant":"acme","tenant_id":"<32 hex>",
+//	 "role":"writer","name":"ci","created":"2026-01-02T15:04:05Z",
+//	 "expires":"2026-04-02T15:04:05Z"}
 //
-// ("tenant" is absent for an admin bound to no tenant, "expires" for a
-// token that never expires). Files are written atomically with mode 0600.
+// ("tenant" and "tenant_id" are absent for an admin bound to no tenant,
+// "tenant_id" for a token made before tenants had creation ids, "expires"
+// for a token that never expires). Files are written atomically with mode
+// 0600.
 
 // TokenPrefix starts every API token.
 const TokenPrefix = "strata_"
@@ -49,13 +52,16 @@ const (
 
 // Token is a stored API token: everything but the secret.
 type Token struct {
-	ID      string   // TokenID(Digest)
-	Digest  [32]byte // BLAKE3-256 of the secret
-	Tenant  string   // "" only for an admin bound to no tenant
-	Role    Role
-	Name    string    // what the token is for, free text
-	Created time.Time // when it was made
-	Expires time.Time // zero if never
+	ID     string   // TokenID(Digest)
+	Digest [32]byte // BLAKE3-256 of the secret
+	Tenant string   // "" only for an admin bound to no tenant
+	// TenantID is the creation id of Tenant when the token was made; the
+	// token is good only while the tenant has it (Principal.Reaches).
+	TenantID string
+	Role     Role
+	Name     string    // what the token is for, free text
+	Created  time.Time // when it was made
+	Expires  time.Time // zero if never
 }
 
 // NewToken makes a new token secret and returns it with its digest.
@@ -106,17 +112,18 @@ func validTokenID(id string) bool {
 
 // tokenFile is a token's file.
 type tokenFile struct {
-	ID      string `json:"id"`
-	Digest  string `json:"digest"`
-	Tenant  string `json:"tenant,omitempty"`
-	Role    Role   `json:"role"`
-	Name    string `json:"name"`
-	Created string `json:"created"`
-	Expires string `json:"expires,omitempty"`
+	ID       string `json:"id"`
+	Digest   string `json:"digest"`
+	Tenant   string `json:"tenant,omitempty"`
+	TenantID string `json:"tenant_id,omitempty"`
+	Role     Role   `json:"role"`
+	Name     string `json:"name"`
+	Created  string `json:"created"`
+	Expires  string `json:"expires,omitempty"`
 }
 
 func (t Token) marshal() ([]byte, error) {
-	f := tokenFile{ID: t.ID, Digest: hex.EncodeToString(t.Digest[:]), Tenant: t.Tenant, Role: t.Role, Name: t.Name,
+	f := tokenFile{ID: t.ID, Digest: hex.EncodeToString(t.Digest[:]), Tenant: t.Tenant, TenantID: t.TenantID, Role: t.Role, Name: t.Name,
 		Created: t.Created.UTC().Format(time.RFC3339)}
 	if !t.Expires.IsZero() {
 		f.Expires = t.Expires.UTC().Format(time.RFC3339)
@@ -130,7 +137,7 @@ func unmarshalToken(b []byte) (Token, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return Token{}, err
 	}
-	t := Token{ID: f.ID, Tenant: f.Tenant, Role: f.Role, Name: f.Name}
+	t := Token{ID: f.ID, Tenant: f.Tenant, TenantID: f.TenantID, Role: f.Role, Name: f.Name}
 	d, err := hex.DecodeString(f.Digest)
 	if err != nil || len(d) != len(t.Digest) {
 		return Token{}, errors.New("bad digest")
@@ -173,6 +180,9 @@ func (s *TokenStore) Create(t Token) error {
 	}
 	if t.Tenant == "" && t.Role != RoleAdmin || t.Tenant != "" && !ValidTenant(t.Tenant) {
 		return fmt.Errorf("create token %s: invalid tenant %q (only an admin token may have none)", t.ID, clip(t.Tenant))
+	}
+	if !validTenantID(t.TenantID) {
+		return fmt.Errorf("create token %s: invalid tenant id %q", t.ID, clip(t.TenantID))
 	}
 	b, err := t.marshal()
 	if err != nil {

@@ -1,6 +1,8 @@
 package tenants
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +51,13 @@ var (
 
 // Config is a tenant's tenant.json.
 type Config struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// ID is the tenant's creation id: random, made when the tenant is
+	// created and never changed, so that a tenant deleted and created
+	// again under the same name is a different tenant. Credentials are
+	// bound to it (see the package doc). "" for a tenant made before ids
+	// existed.
+	ID    string `json:"id,omitempty"`
 	State State  `json:"state"`
 	// Reason is the operator's note on a suspension, shown to the tenant's
 	// clients.
@@ -187,6 +195,11 @@ func Create(data string, c Config, now time.Time) (Config, error) {
 		c.Tier = DefaultTier
 	}
 	c.Created, c.Updated = now.UTC(), now.UTC()
+	id, err := newID()
+	if err != nil {
+		return Config{}, err
+	}
+	c.ID = id
 	if err := c.Check(); err != nil {
 		return Config{}, err
 	}
@@ -240,10 +253,11 @@ func Update(data, name string, now time.Time, fn func(c *Config) error) (Config,
 	if err != nil {
 		return Config{}, err
 	}
+	old := c
 	if err := fn(&c); err != nil {
 		return Config{}, err
 	}
-	c.Name = name
+	c.Name, c.ID = name, old.ID // neither can change
 	c.Updated = now.UTC()
 	if err := c.Check(); err != nil {
 		return Config{}, err
@@ -302,6 +316,15 @@ func Delete(data, name string, purge bool, now time.Time) (string, error) {
 		return "", os.RemoveAll(to)
 	}
 	return to, nil
+}
+
+// newID makes a creation id: 16 random bytes in hex.
+func newID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // Stamp identifies the current version of a tenant's configuration, so a
