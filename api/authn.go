@@ -243,15 +243,22 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, addr stri
 }
 
 // password checks a user's password, held back by the failed-login
-// counters of the user and the address.
+// counters of the user and the address. The attempt is counted as a
+// failure before the password is checked and taken back if it was right
+// (auth.Throttle.Reserve), so simultaneous guesses cannot all run before
+// the first is counted; counters that cannot be written refuse the login.
 func (h *Handler) password(w http.ResponseWriter, r *http.Request, addr, user, pass string) (auth.Principal, error) {
 	keys := []string{"user:" + user, "addr:" + addr}
 	th, err := h.acc.getThrottle()
 	if err != nil {
-		return auth.Principal{}, err
+		return auth.Principal{}, fmt.Errorf("%w: %v", auth.ErrThrottle, err)
 	}
 	now := timeNow()
-	if wait := th.Blocked(now, keys...); wait > 0 {
+	wait, err := th.Reserve(now, keys...)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	if wait > 0 {
 		return auth.Principal{}, authError(wait, "")
 	}
 	a := h.acc
@@ -269,20 +276,21 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request, addr, user, p
 		return auth.Principal{}, err
 	}
 	if !cached && !users.Verify(user, pass) {
-		wait := th.Fail(now, keys...)
-		return auth.Principal{}, h.refuse(w, r, addr, "user:"+user, reasonWrongPassword, authError(wait, badCredentials))
+		// Counted already, by Reserve.
+		return auth.Principal{}, h.refuse(w, r, addr, "user:"+user, reasonWrongPassword, authError(th.Blocked(now, keys...), badCredentials))
+	}
+	th.Succeed(now, "user:"+user)
+	if err := th.Release(now, "addr:"+addr); err != nil {
+		infoOf(r).logger(h).Warn("login: the address's reserved attempt not taken back", "user", user, "err", err.Error())
+	}
+	if !cached && a.passed != nil {
+		a.mu.Lock()
+		a.passed[key] = now.Add(passTTL)
+		a.mu.Unlock()
 	}
 	g, ok := grants[user]
 	if !ok {
 		return auth.Principal{}, h.refuse(w, r, addr, "user:"+user, "no grant", errorf("no_grant", "the user %s has no tenant and role yet; an administrator grants them (strata user grant)", user))
-	}
-	if !cached {
-		th.Succeed(now, "user:"+user)
-		if a.passed != nil {
-			a.mu.Lock()
-			a.passed[key] = now.Add(passTTL)
-			a.mu.Unlock()
-		}
 	}
 	return auth.Principal{Kind: "user", Name: user, Tenant: grantTenant(g), TenantID: g.TenantID, Role: g.Role, CredID: "user:" + user}, nil
 }
@@ -362,9 +370,16 @@ func sessionError(err error) *apiError {
 // refuse records a refused authentication in the audit log, counts it
 // against the address, and returns e. Once the address is held back its
 // further refusals are not recorded one by one, so a flood of bad
-// credentials cannot flood the audit log.
+// credentials cannot flood the audit log. Refused credentials other than
+// passwords count under their own key ("bearer:<addr>"), never against
+// the address's password logins: a client behind a NAT sending a stale
+// token must not lock its neighbours out.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, addr, claimed, reason string, e *apiError) error {
 	counted := reason == reasonWrongPassword
+	key := "bearer:" + addr
+	if counted {
+		key = "addr:" + addr
+	}
 	if e.challenge() {
 		// The challenge names the scheme that failed: invalid_token is for
 		// bearer credentials only.
@@ -383,9 +398,9 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, addr, claimed, 
 	if th, err := h.acc.getThrottle(); err == nil {
 		// A wrong password was counted already, with its user.
 		if !counted {
-			th.Fail(timeNow(), "addr:"+addr)
+			th.Fail(timeNow(), key)
 		}
-		if th.Blocked(timeNow(), "addr:"+addr) > time.Minute {
+		if th.Blocked(timeNow(), key) > time.Minute {
 			return e
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"strata/auth"
 	"strata/blobs"
 	"strata/jsonx"
 	"strata/log"
@@ -78,9 +79,11 @@ var statusOf = map[string]int{
 	// The server's faults: see faultMessage.
 	"busy":       http.StatusServiceUnavailable,
 	"log_failed": http.StatusServiceUnavailable,
-	"internal":   http.StatusInternalServerError,
-	"corrupt":    http.StatusInternalServerError,
-	"disk_full":  http.StatusInsufficientStorage,
+	// the failed-login counters cannot be written: logins are refused
+	"throttle_unavailable": http.StatusServiceUnavailable,
+	"internal":             http.StatusInternalServerError,
+	"corrupt":              http.StatusInternalServerError,
+	"disk_full":            http.StatusInsufficientStorage,
 }
 
 // faultMessage is what a client is told of a fault on the server's side
@@ -89,11 +92,12 @@ var statusOf = map[string]int{
 // to the server's log, and the answer gives the request id to find it
 // there (writeError). Any other 5xx is "internal".
 var faultMessage = map[string]string{
-	"busy":       "the log is busy with other writers; retry",
-	"log_failed": "a write to this log failed; it refuses appends until reopened",
-	"internal":   "internal error",
-	"corrupt":    "stored data failed its integrity check; the server's operator must look at it",
-	"disk_full":  "no space left on the server's disk; nothing was stored",
+	"busy":                 "the log is busy with other writers; retry",
+	"log_failed":           "a write to this log failed; it refuses appends until reopened",
+	"throttle_unavailable": "logins cannot be checked at the moment; retry",
+	"internal":             "internal error",
+	"corrupt":              "stored data failed its integrity check; the server's operator must look at it",
+	"disk_full":            "no space left on the server's disk; nothing was stored",
 }
 
 // fault returns the error answered with one of faultMessage's codes.
@@ -199,6 +203,9 @@ func classify(err error) *apiError {
 		return errorf("not_on_chain", "the to id is not on this chain")
 	case errors.Is(err, log.ErrNotFound):
 		return errorf("not_found", "no such event")
+	case errors.Is(err, auth.ErrThrottle):
+		// Failing closed: a login that cannot be counted is not checked.
+		return fault("throttle_unavailable")
 	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout):
 		return fault("busy")
 	case errors.Is(err, log.ErrNoSpace), errors.Is(err, blobs.ErrNoSpace):

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 
 	"strata/auth"
@@ -24,12 +25,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	th, err := h.acc.getThrottle()
 	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	now := timeNow()
-	if wait := th.Blocked(now, "addr:"+c.addr); wait > 0 {
-		writeError(w, r, authError(wait, ""))
+		writeError(w, r, fmt.Errorf("%w: %v", auth.ErrThrottle, err))
 		return
 	}
 	var in struct {
@@ -39,12 +35,26 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
+	// Counted before the key is compared, and taken back if it is right,
+	// as a password is (Handler.password).
+	now := timeNow()
+	wait, err := th.Reserve(now, "addr:"+c.addr)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if wait > 0 {
+		writeError(w, r, authError(wait, ""))
+		return
+	}
 	if len(h.cfg.SetupKey) < minSetupKey || subtle.ConstantTimeCompare([]byte(in.Key), []byte(h.cfg.SetupKey)) != 1 {
-		th.Fail(now, "addr:"+c.addr)
 		e := errorf("unauthorized", "the setup key is not right (it must be at least %d characters)", minSetupKey)
 		h.recordAs(c.ri, "setup", c.addr, "auth.refused", "", e.status, map[string]any{"reason": "wrong setup key", "path": "/setup"})
 		writeError(w, r, e)
 		return
+	}
+	if err := th.Release(now, "addr:"+c.addr); err != nil {
+		c.ri.logger(h).Warn("setup: the address's reserved attempt not taken back", "err", err.Error())
 	}
 	c.who = auth.Principal{Kind: "setup", Name: "setup"}
 	s, err := h.service(c)

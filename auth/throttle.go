@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"strata/internal/blake3"
 )
 
@@ -16,9 +19,12 @@ import (
 // and a key with too many failures in a row is blocked for a while. The
 // counts live in a file, because in CGI every request is a new process.
 //
-// Policy. Keys are "user:<name>" and "addr:<ip>". The first failures of a
-// key are free — 5 for a user, 20 for an address, since many people may
-// share one address behind a NAT — and from the last free one on, each
+// Policy. Keys are "user:<name>" and "addr:<ip>" for passwords (and setup
+// keys), and "bearer:<ip>" for other credentials refused — junk tokens,
+// expired sessions — which the caller counts apart, so that one client
+// behind a NAT sending stale tokens cannot lock everyone out of password
+// logins. The first failures of a key are free — 5 for a user, 20 for an
+// address, since many people may share one address behind a NAT — and from the last free one on, each
 // failure blocks the key for 2^(n-free) seconds (1 s, 2 s, 4 s, …) capped at
 // 15 minutes, n being the failures in a row. A key starts over after 15
 // quiet minutes counted from the end of its block — not from its last
@@ -44,10 +50,22 @@ import (
 // a user under attack, and filling all 512 buckets takes thousands of
 // failures within minutes, which the address keys hold back.
 //
-// Locking. A lock wait is bounded (about a second); after it, and after an
-// I/O error, the operation does nothing — Blocked and Fail return 0 — so a
-// stuck process slows logins instead of hanging them. A Throttle is safe
-// for concurrent use.
+// Reservation. A password check takes ~50 ms, so checking Blocked before
+// it and calling Fail after it lets a burst of simultaneous guesses all
+// through before the first failure is counted. Reserve closes that gap: in
+// one step under the lock it refuses a blocked key or counts the attempt as
+// a failure, before the password is checked; a correct password then takes
+// the failure back (Succeed for the user, Release for the address). So at
+// most the free failures of a key run at once, however many arrive.
+//
+// Failing closed. Reserve and Release report a lock wait that timed out
+// (about a second) and any I/O error, and the caller refuses the login
+// (503): a throttle that cannot count must not let guesses through
+// uncounted. The file is allocated in full when it is made, so a full disk
+// cannot fail its writes later. Blocked, Fail and Succeed, which only
+// decide what to record or clear, are best effort: after such an error
+// they do nothing and Blocked and Fail return 0. A Throttle is safe for
+// concurrent use.
 type Throttle struct {
 	mu sync.Mutex // serialises the goroutines of this process; flock the processes
 	f  *os.File
@@ -87,23 +105,39 @@ func OpenThrottle(path string) (*Throttle, error) {
 // Close closes the file.
 func (t *Throttle) Close() error { return t.f.Close() }
 
+// ErrThrottle: the failed-login counters cannot be read or written (a lock
+// held too long, an I/O error), so a login is refused rather than let
+// through uncounted.
+var ErrThrottle = errors.New("the failed-login counters are unavailable")
+
 // Blocked returns how long the most blocked of keys remains blocked, or 0.
 func (t *Throttle) Blocked(now time.Time, keys ...string) time.Duration {
 	var wait time.Duration
-	t.update(now, keys, func(key string, s *slot, found bool) bool {
+	t.update(now, keys, blocked(now, &wait))
+	return wait
+}
+
+// blocked is the update that finds the longest block of the keys.
+func blocked(now time.Time, wait *time.Duration) func(string, *slot, bool) bool {
+	return func(key string, s *slot, found bool) bool {
 		if found && s.live(key, now) {
-			wait = max(wait, s.remaining(key, now))
+			*wait = max(*wait, s.remaining(key, now))
 		}
 		return false
-	})
-	return wait
+	}
 }
 
 // Fail records a failed login for each key and returns the longest block
 // now in force for them, or 0.
 func (t *Throttle) Fail(now time.Time, keys ...string) time.Duration {
 	var wait time.Duration
-	t.update(now, keys, func(key string, s *slot, found bool) bool {
+	t.update(now, keys, fail(now, &wait))
+	return wait
+}
+
+// fail is the update that counts a failure of each key.
+func fail(now time.Time, wait *time.Duration) func(string, *slot, bool) bool {
+	return func(key string, s *slot, found bool) bool {
 		if !found || !s.live(key, now) {
 			s.fails = 0
 		}
@@ -111,10 +145,51 @@ func (t *Throttle) Fail(now time.Time, keys ...string) time.Duration {
 			s.fails++
 		}
 		s.last = ceilUnix(now)
-		wait = max(wait, s.remaining(key, now))
+		*wait = max(*wait, s.remaining(key, now))
 		return true
+	}
+}
+
+// Reserve is called before a password is checked. If any of keys is
+// blocked it returns how long, counting nothing; otherwise it counts the
+// attempt as a failure of every key and returns 0 — the caller then checks
+// the password, and takes the failure back if it was right (Succeed,
+// Release). An error (wrapping ErrThrottle) means nothing could be
+// counted, and the login must be refused.
+func (t *Throttle) Reserve(now time.Time, keys ...string) (time.Duration, error) {
+	var wait time.Duration
+	err := t.locked(func(salt [32]byte) error {
+		if err := t.each(salt, now, keys, blocked(now, &wait)); err != nil || wait > 0 {
+			return err
+		}
+		var after time.Duration
+		return t.each(salt, now, keys, fail(now, &after))
 	})
-	return wait
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrThrottle, err)
+	}
+	return wait, nil
+}
+
+// Release takes back one failure that Reserve counted for each key, after
+// the password turned out right: for a key shared by many (an address),
+// where Succeed would forgive its other failures too.
+func (t *Throttle) Release(now time.Time, keys ...string) error {
+	err := t.locked(func(salt [32]byte) error {
+		return t.each(salt, now, keys, func(key string, s *slot, found bool) bool {
+			if !found || !s.live(key, now) || s.fails == 0 {
+				return false
+			}
+			if s.fails--; s.fails == 0 {
+				*s = slot{}
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrThrottle, err)
+	}
+	return nil
 }
 
 // Succeed clears the failures of keys.
@@ -137,7 +212,7 @@ type slot struct {
 
 // allowance returns how many failures in a row key has free.
 func allowance(key string) uint32 {
-	if strings.HasPrefix(key, "addr:") {
+	if strings.HasPrefix(key, "addr:") || strings.HasPrefix(key, "bearer:") {
 		return addrAllowance
 	}
 	return userAllowance
@@ -183,29 +258,40 @@ func ceilUnix(now time.Time) uint32 {
 	return uint32(min(max(sec, 0), 1<<32-1))
 }
 
-// update runs fn on each key's slot — the slot holding its tag, found, or
-// else a slot it may take — and writes the bucket back when fn reports a
-// change. It does nothing if the lock is not had in time or on an I/O
-// error.
+// update runs fn on each key's slot (each), under the lock. It does
+// nothing if the lock is not had in time or on an I/O error: its callers
+// are best effort.
 func (t *Throttle) update(now time.Time, keys []string, fn func(key string, s *slot, found bool) bool) {
+	t.locked(func(salt [32]byte) error { return t.each(salt, now, keys, fn) })
+}
+
+// locked runs fn with the file locked and its salt read.
+func (t *Throttle) locked(fn func(salt [32]byte) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fd := int(t.f.Fd())
-	if flock(fd, lockExclusive, throttleLockWait) != nil {
-		return
+	if err := flock(fd, lockExclusive, throttleLockWait); err != nil {
+		return err
 	}
 	defer funlock(fd)
-	salt, ok := t.salt()
-	if !ok {
-		return
+	salt, err := t.salt()
+	if err != nil {
+		return err
 	}
+	return fn(salt)
+}
+
+// each runs fn on each key's slot — the slot holding its tag, found, or
+// else a slot it may take — and writes the bucket back when fn reports a
+// change. The lock must be held.
+func (t *Throttle) each(salt [32]byte, now time.Time, keys []string, fn func(key string, s *slot, found bool) bool) error {
 	var buf [throttleBucket]byte
 	for _, key := range keys {
 		h := blake3.Sum256(append(salt[:], key...))
 		off := int64(throttleHeader) + int64(binary.LittleEndian.Uint32(h[0:4])%throttleBuckets)*throttleBucket
 		tag := binary.LittleEndian.Uint64(h[8:16]) | 1
 		if _, err := t.f.ReadAt(buf[:], off); err != nil {
-			return
+			return err
 		}
 		i, found := pick(&buf, key, tag, now)
 		s := getSlot(&buf, i)
@@ -215,10 +301,11 @@ func (t *Throttle) update(now time.Time, keys []string, fn func(key string, s *s
 			}
 			putSlot(&buf, i, s)
 			if _, err := t.f.WriteAt(buf[:], off); err != nil {
-				return
+				return err
 			}
 		}
 	}
+	return nil
 }
 
 // pick returns the slot of bucket holding tag, or else the one a new key
@@ -258,17 +345,17 @@ func putSlot(b *[throttleBucket]byte, i int, s slot) {
 // salt returns the file's salt, first writing a new header (and zeroing the
 // slots) if the file is new, damaged or of another version. The lock must
 // be held.
-func (t *Throttle) salt() (salt [32]byte, ok bool) {
+func (t *Throttle) salt() (salt [32]byte, err error) {
 	var h [throttleHeader]byte
 	fi, err := t.f.Stat()
 	if err != nil {
-		return salt, false
+		return salt, err
 	}
 	if fi.Size() == throttleSize {
 		if _, err := t.f.ReadAt(h[:], 0); err == nil && bytes.HasPrefix(h[:], []byte(throttleMagic)) &&
 			binary.LittleEndian.Uint32(h[8:]) == throttleVersion && binary.LittleEndian.Uint32(h[12:]) == throttleSlots {
 			copy(salt[:], h[16:48])
-			return salt, true
+			return salt, nil
 		}
 	}
 	clear(h[:])
@@ -276,15 +363,23 @@ func (t *Throttle) salt() (salt [32]byte, ok bool) {
 	binary.LittleEndian.PutUint32(h[8:], throttleVersion)
 	binary.LittleEndian.PutUint32(h[12:], throttleSlots)
 	if _, err := rand.Read(h[16:48]); err != nil {
-		return salt, false
+		return salt, err
 	}
-	// Truncating to 0 first zeroes every slot; the file is then sparse.
-	if t.f.Truncate(0) != nil || t.f.Truncate(throttleSize) != nil {
-		return salt, false
+	// Truncating to 0 first zeroes every slot.
+	if err := t.f.Truncate(0); err != nil {
+		return salt, err
+	}
+	if err := t.f.Truncate(throttleSize); err != nil {
+		return salt, err
+	}
+	// Allocate the blocks now, so that a full disk cannot fail a write
+	// into a hole later.
+	if err := unix.Fallocate(int(t.f.Fd()), 0, 0, throttleSize); err != nil && err != unix.EOPNOTSUPP {
+		return salt, err
 	}
 	if _, err := t.f.WriteAt(h[:], 0); err != nil {
-		return salt, false
+		return salt, err
 	}
 	copy(salt[:], h[16:48])
-	return salt, true
+	return salt, nil
 }

@@ -2,9 +2,12 @@ package auth
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,5 +343,129 @@ func TestThrottleSubSecondClock(t *testing.T) {
 	got := th.Fail(now, "user:alice")
 	if got < time.Second || got >= 2*time.Second {
 		t.Errorf("5th failure blocks %v, want at least 1s and under 2s", got)
+	}
+}
+
+// TestThrottleReserveConcurrent: however many guesses arrive at once, only
+// a key's free failures get past Reserve; the rest are held back before
+// any password is checked.
+func TestThrottleReserveConcurrent(t *testing.T) {
+	th := mustOpenThrottle(t, filepath.Join(t.TempDir(), "throttle"))
+	now := time.Unix(1_800_000_000, 0)
+	const guesses = 300
+	var wg sync.WaitGroup
+	var passed atomic.Int32
+	start := make(chan struct{})
+	for range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			wait, err := th.Reserve(now, "user:alice", "addr:192.0.2.1")
+			if err != nil {
+				t.Error(err)
+			}
+			if wait == 0 {
+				passed.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if n := passed.Load(); n != userAllowance {
+		t.Fatalf("%d of %d simultaneous guesses got past Reserve; want %d", n, guesses, userAllowance)
+	}
+}
+
+// TestThrottleRelease: a right password takes back its reservation — all
+// of it for the user (Succeed), one failure for the address (Release),
+// whose other failures stay.
+func TestThrottleRelease(t *testing.T) {
+	th := mustOpenThrottle(t, filepath.Join(t.TempDir(), "throttle"))
+	now := time.Unix(1_800_000_000, 0)
+	for range addrAllowance - 1 {
+		th.Fail(now, "addr:192.0.2.1")
+	}
+	if wait, err := th.Reserve(now, "user:alice", "addr:192.0.2.1"); wait != 0 || err != nil {
+		t.Fatalf("Reserve = %v, %v", wait, err)
+	}
+	if got := th.Blocked(now, "addr:192.0.2.1"); got != time.Second {
+		t.Fatalf("the reservation is not counted: blocked %v", got)
+	}
+	th.Succeed(now, "user:alice")
+	if err := th.Release(now, "addr:192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := th.Blocked(now, "addr:192.0.2.1", "user:alice"); got != 0 {
+		t.Fatalf("blocked %v after a right password", got)
+	}
+	if got := th.Fail(now, "addr:192.0.2.1"); got != time.Second {
+		t.Fatalf("the address's earlier failures were forgiven: the next blocks %v", got)
+	}
+}
+
+// TestThrottleFailsClosed: when the counters cannot be written (a full
+// disk, an I/O error) or locked in time, Reserve reports it, so that the
+// login is refused rather than let through uncounted.
+func TestThrottleFailsClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "throttle")
+	th := mustOpenThrottle(t, path)
+	now := time.Unix(1_800_000_000, 0)
+	th.Fail(now, "user:alice") // writes the header
+	// A write fault: the same file, open read-only, so every write fails.
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := th.f
+	th.f = ro
+	if _, err := th.Reserve(now, "user:alice"); !errors.Is(err, ErrThrottle) {
+		t.Errorf("Reserve with writes failing: %v, want ErrThrottle", err)
+	}
+	if err := th.Release(now, "user:alice"); !errors.Is(err, ErrThrottle) {
+		t.Errorf("Release with writes failing: %v, want ErrThrottle", err)
+	}
+	th.f = rw
+	ro.Close()
+	// A full device.
+	full, err := OpenThrottle("/dev/full")
+	if err == nil {
+		if _, err := full.Reserve(now, "user:alice"); !errors.Is(err, ErrThrottle) {
+			t.Errorf("Reserve on /dev/full: %v, want ErrThrottle", err)
+		}
+		full.Close()
+	}
+	// A lock held too long.
+	defer func(w time.Duration) { throttleLockWait = w }(throttleLockWait)
+	throttleLockWait = 50 * time.Millisecond
+	holder, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := th.Reserve(now, "user:alice"); !errors.Is(err, ErrThrottle) {
+		t.Errorf("Reserve under a held lock: %v, want ErrThrottle", err)
+	}
+	unix.Flock(int(holder.Fd()), unix.LOCK_UN)
+	if wait, err := th.Reserve(now, "user:alice"); wait != 0 || err != nil {
+		t.Errorf("Reserve after the lock is free: %v, %v", wait, err)
+	}
+}
+
+// TestThrottleAllocated: the file's blocks are allocated when it is made,
+// so that a disk that fills later cannot fail a write into a hole.
+func TestThrottleAllocated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "throttle")
+	th := mustOpenThrottle(t, path)
+	th.Fail(time.Unix(1_800_000_000, 0), "user:alice")
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 < throttleSize {
+		t.Skipf("%d bytes allocated of %d: the file system does not allocate ahead (tmpfs may not)", st.Blocks*512, throttleSize)
 	}
 }
