@@ -22,6 +22,7 @@ const (
 	tokensDir    = "tokens"   // one file per API token, by id
 	secretFile   = "secret"   // signs session tokens
 	throttleFile = "throttle" // failed logins, per user and address
+	refusedFile  = "refused"  // refused requests, tallied per window for the audit log
 	auditDir     = "audit"    // the audit log
 )
 
@@ -57,6 +58,7 @@ type accounts struct {
 	known    map[[32]byte]knownToken
 	secret   []byte
 	throttle *auth.Throttle
+	refused  *auth.Throttle // tally of refused requests (Handler.deny)
 }
 
 type knownToken struct {
@@ -120,6 +122,10 @@ func (a *accounts) close() {
 		a.throttle.Close()
 		a.throttle = nil
 	}
+	if a.refused != nil {
+		a.refused.Close()
+		a.refused = nil
+	}
 }
 
 // fileStamp identifies a file's version: its change time and size.
@@ -166,19 +172,28 @@ func (a *accounts) reload() {
 
 // getThrottle opens the failed-login counters on first use.
 func (a *accounts) getThrottle() (*auth.Throttle, error) {
+	return a.open(&a.throttle, throttleFile)
+}
+
+// getRefused opens the tally of refused requests on first use.
+func (a *accounts) getRefused() (*auth.Throttle, error) {
+	return a.open(&a.refused, refusedFile)
+}
+
+func (a *accounts) open(t **auth.Throttle, name string) (*auth.Throttle, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.throttle == nil {
+	if *t == nil {
 		if err := os.MkdirAll(a.dir, 0o700); err != nil {
 			return nil, err
 		}
-		t, err := auth.OpenThrottle(filepath.Join(a.dir, throttleFile))
+		th, err := auth.OpenThrottle(filepath.Join(a.dir, name))
 		if err != nil {
 			return nil, err
 		}
-		a.throttle = t
+		*t = th
 	}
-	return a.throttle, nil
+	return *t, nil
 }
 
 // getSecret returns the key that signs session tokens, made on first use.

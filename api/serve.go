@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"strata/audit"
 	"strata/auth"
@@ -105,11 +106,15 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 				errorf("credential_revoked", "these credentials were for a tenant that has been deleted"))
 		}
 		own, ownCfg = t, cfg
+		// Every request counts against the credential's rate, before
+		// anything can refuse it: refusals must cost an attacker what
+		// answers cost.
+		if err := h.charge(own, ownCfg, who); err != nil {
+			return err
+		}
 	}
 	if !who.Role.Can(rt.perm) {
-		e := errorf("forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path))
-		h.record(c, "access.denied", "", e.status, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
-		return e
+		return h.deny(r, rt, c, "", errorf("forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path)))
 	}
 	if rt.scope != inTenant {
 		return nil
@@ -132,9 +137,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	}
 	if who.Role != auth.RoleAdmin && name != who.Tenant {
 		// The same answer whether the tenant exists or not.
-		e := errorf("wrong_tenant", "these credentials are for another tenant")
-		h.record(c, "access.denied", name, e.status, map[string]any{"method": r.Method, "path": clip(r.URL.Path)})
-		return e
+		return h.deny(r, rt, c, name, errorf("wrong_tenant", "these credentials are for another tenant"))
 	}
 	t, cfg := own, ownCfg
 	if name != who.Tenant {
@@ -154,16 +157,56 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		}
 		return errorf("tenant_suspended", "%s", msg)
 	}
-	if lim := cfg.Limits(); lim.RequestsPerSecond > 0 && !h.cfg.NoAuth {
-		rates, err := t.rates()
-		if err != nil {
-			return err
-		}
-		if ok, retry := rates.Allow(who.CredID, lim.RequestsPerSecond, lim.Burst, timeNow()); !ok {
-			return &quota.ExceededError{Quota: quota.QuotaRequestsPerSecond, Limit: lim.RequestsPerSecond, RetryAfter: retry}
-		}
+	if who.Tenant == "" {
+		// An administrator bound to no tenant is charged in the tenant it
+		// names.
+		return h.charge(t, cfg, who)
 	}
 	return nil
+}
+
+// charge counts a request of who against the credential's rate in tenant
+// t, whose configuration is cfg.
+func (h *Handler) charge(t *tenant, cfg tenants.Config, who auth.Principal) error {
+	lim := cfg.Limits()
+	if lim.RequestsPerSecond <= 0 || h.cfg.NoAuth {
+		return nil
+	}
+	rates, err := t.rates()
+	if err != nil {
+		return err
+	}
+	if ok, retry := rates.Allow(who.CredID, lim.RequestsPerSecond, lim.Burst, timeNow()); !ok {
+		return &quota.ExceededError{Quota: quota.QuotaRequestsPerSecond, Limit: lim.RequestsPerSecond, RetryAfter: retry}
+	}
+	return nil
+}
+
+// denyWindow is the window in which repeated refusals of one principal on
+// one route with one status make one audit record.
+const denyWindow = time.Minute
+
+// deny records a request refused by access control (403) in the audit log
+// and returns e. Refusals repeat cheaply, so the audit log gets one record
+// per principal, route and status a minute: the first refusal of each
+// window is recorded, carrying how many more the key's previous window had
+// ("repeated", since "repeated_since"). The tally lives in a file
+// (system/refused), so CGI processes share it. If it cannot be used, every
+// refusal is recorded.
+func (h *Handler) deny(r *http.Request, rt *route, c *call, tenant string, e *apiError) error {
+	detail := map[string]any{"method": r.Method, "path": clip(r.URL.Path)}
+	if tally, err := h.acc.getRefused(); err == nil {
+		key := c.who.String() + " " + rt.method + " " + rt.path + " " + e.code
+		first, prev, since, err := tally.Tally(timeNow(), key, denyWindow)
+		if err == nil && !first {
+			return e
+		}
+		if prev > 0 {
+			detail["repeated"], detail["repeated_since"] = prev, since.UTC()
+		}
+	}
+	h.record(c, "access.denied", tenant, e.status, detail)
+	return e
 }
 
 // record adds an audit record about c; a failure to record is reported

@@ -383,3 +383,39 @@ func (t *Throttle) salt() (salt [32]byte, err error) {
 	copy(salt[:], h[16:48])
 	return salt, nil
 }
+
+// Tally counts one occurrence of key in fixed windows of length window,
+// across processes: the file format of a Throttle serves as a table of
+// counts, each slot holding a key's count and the second its window
+// began. Use a file of its own, apart from the failed-login counters, so
+// that many keys tallied cannot push login counters out of their buckets.
+//
+// first reports whether this is the first occurrence of key in its
+// current window — the one worth recording — and then prev is how many
+// more occurrences the key's previous window had, which were not
+// recorded one by one, and prevStart when that window began. A count
+// lost to a full bucket or a damaged file only loosens the tally.
+func (t *Throttle) Tally(now time.Time, key string, window time.Duration) (first bool, prev uint32, prevStart time.Time, err error) {
+	sec := uint32(min(max(now.Unix(), 0), 1<<32-1))
+	w := uint32(max(window/time.Second, 1))
+	err = t.locked(func(salt [32]byte) error {
+		return t.each(salt, now, []string{"tally:" + key}, func(_ string, s *slot, found bool) bool {
+			if found && s.fails > 0 && sec >= s.last && sec-s.last < w {
+				if s.fails < 1<<31 {
+					s.fails++
+				}
+				return true
+			}
+			if found && s.fails > 1 {
+				prev, prevStart = s.fails-1, time.Unix(int64(s.last), 0)
+			}
+			first = true
+			s.fails, s.last = 1, sec
+			return true
+		})
+	})
+	if err != nil {
+		return true, 0, time.Time{}, fmt.Errorf("%w: %v", ErrThrottle, err)
+	}
+	return first, prev, prevStart, nil
+}
