@@ -8,13 +8,13 @@ package admin
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
 
 	"strata/audit"
 	"strata/auth"
+	"strata/internal/fileutil"
 	"strata/tenants"
 )
 
@@ -216,7 +216,7 @@ func (s *Service) CreateToken(tenant string, role auth.Role, name string, ttl ti
 		t.Expires = now.Add(ttl)
 	}
 	copy(t.Digest[:], digest[:])
-	if err := os.MkdirAll(filepath.Join(s.system(), TokensDir), 0o700); err != nil {
+	if err := fileutil.MkdirAll(filepath.Join(s.system(), TokensDir), 0o700); err != nil {
 		return "", auth.Token{}, err
 	}
 	if err := s.Tokens().Create(t); err != nil {
@@ -309,7 +309,7 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 			return err
 		}
 	}
-	if err := os.MkdirAll(s.system(), 0o700); err != nil {
+	if err := fileutil.MkdirAll(s.system(), 0o700); err != nil {
 		return err
 	}
 	detail := map[string]any{"user": name}

@@ -13,6 +13,7 @@ import (
 
 	"strata/auth"
 	"strata/internal/blake3"
+	"strata/internal/fileutil"
 )
 
 // Files of the installation's accounts, under <data>/system.
@@ -184,7 +185,7 @@ func (a *accounts) open(t **auth.Throttle, name string) (*auth.Throttle, error) 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if *t == nil {
-		if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		if err := fileutil.MkdirAll(a.dir, 0o700); err != nil {
 			return nil, err
 		}
 		th, err := auth.OpenThrottle(filepath.Join(a.dir, name))
@@ -201,7 +202,7 @@ func (a *accounts) getSecret() ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.secret == nil {
-		if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		if err := fileutil.MkdirAll(a.dir, 0o700); err != nil {
 			return nil, err
 		}
 		s, err := auth.LoadOrCreateSecret(filepath.Join(a.dir, secretFile))

@@ -10,6 +10,7 @@ import (
 
 	"strata/auth"
 	"strata/blobs"
+	"strata/internal/fileutil"
 	"strata/jsonx"
 	"strata/log"
 	"strata/query"
@@ -206,7 +207,7 @@ func classify(err error) *apiError {
 	case errors.Is(err, auth.ErrThrottle):
 		// Failing closed: a login that cannot be counted is not checked.
 		return fault("throttle_unavailable")
-	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout):
+	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout), errors.Is(err, fileutil.ErrLockTimeout):
 		return fault("busy")
 	case errors.Is(err, log.ErrNoSpace), errors.Is(err, blobs.ErrNoSpace):
 		return fault("disk_full")

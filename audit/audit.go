@@ -23,7 +23,7 @@ import (
 	"sync"
 	"unicode"
 
-	"strata/internal/fsx"
+	"strata/internal/fileutil"
 	"strata/log"
 	"strata/query"
 )
@@ -60,11 +60,11 @@ type Log struct {
 // Open opens the audit log in dir. With async, Record queues and a
 // goroutine writes; Close writes what is queued.
 func Open(dir string, opts log.Options, async bool) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fileutil.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	// dir is <data>/system/audit.
-	if err := fsx.Guard(filepath.Dir(filepath.Dir(dir))); err != nil {
+	if err := fileutil.Guard(filepath.Dir(filepath.Dir(dir))); err != nil {
 		return nil, err
 	}
 	l, err := log.Open(dir, opts)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"strata/internal/fsx"
+	"strata/internal/fileutil"
 )
 
 // editLockWait bounds how long an edit of a users or grants file waits for
@@ -48,7 +48,7 @@ func ignored(line string) bool {
 var errUnchanged = errors.New("unchanged")
 
 // editLines replaces the file at path with edit(its lines), atomically
-// (fsx.WriteFile: temporary file, fsync, rename, fsync of the directory).
+// (fileutil.WriteFile: temporary file, fsync, rename, fsync of the directory).
 // Edits are serialised across processes by a flock on the directory, so
 // two administrators changing different users at once both get their
 // change; readers need no lock, as they see the old file or the new. A new
@@ -61,10 +61,10 @@ func editLines(path string, edit func(lines []string) ([]string, error)) error {
 		return err
 	}
 	defer d.Close()
-	if err := flock(int(d.Fd()), lockExclusive, editLockWait); err != nil {
+	if err := flock(d, editLockWait); err != nil {
 		return fmt.Errorf("lock %s: %w", dir, err)
 	}
-	defer funlock(int(d.Fd()))
+	defer funlock(d)
 
 	perm := os.FileMode(0o600)
 	if fi, err := os.Stat(path); err == nil {
@@ -86,7 +86,7 @@ func editLines(path string, edit func(lines []string) ([]string, error)) error {
 		b.WriteString(l)
 		b.WriteByte('\n')
 	}
-	return fsx.WriteFile(path, []byte(b.String()), perm)
+	return fileutil.WriteFile(path, []byte(b.String()), perm)
 }
 
 // setLine makes line the one line of the file whose key (keyOf) is name:

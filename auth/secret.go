@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"strata/internal/fileutil"
 )
 
 // secretLen is the size of the installation's session secret.
@@ -27,7 +29,7 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	if _, err := rand.Read(s); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	if err := fileutil.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
 	if err := createFile(path, s); err != nil && !errors.Is(err, fs.ErrExist) {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"strata/internal/blake3"
+	"strata/internal/fileutil"
 )
 
 // Throttle holds back password guessing: failed logins are counted per key,
@@ -95,7 +96,7 @@ var throttleLockWait = time.Second
 // OpenThrottle opens the throttle file at path, creating it (mode 0600) if
 // it is missing; its header is written by the first operation.
 func OpenThrottle(path string) (*Throttle, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := fileutil.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -269,11 +270,10 @@ func (t *Throttle) update(now time.Time, keys []string, fn func(key string, s *s
 func (t *Throttle) locked(fn func(salt [32]byte) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fd := int(t.f.Fd())
-	if err := flock(fd, lockExclusive, throttleLockWait); err != nil {
+	if err := flock(t.f, throttleLockWait); err != nil {
 		return err
 	}
-	defer funlock(fd)
+	defer funlock(t.f)
 	salt, err := t.salt()
 	if err != nil {
 		return err

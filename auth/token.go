@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"strata/internal/blake3"
-	"strata/internal/fsx"
+	"strata/internal/fileutil"
 )
 
 // API tokens.
@@ -188,7 +188,7 @@ func (s *TokenStore) Create(t Token) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	if err := fileutil.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("create token %s: %w", t.ID, err)
 	}
 	if err := createFile(s.path(t.ID), b); err != nil {
@@ -198,37 +198,8 @@ func (s *TokenStore) Create(t Token) error {
 }
 
 // createFile writes a new file at path with mode 0600, atomically and
-// without replacing one that exists: the content goes to a temporary file,
-// which is fsynced and then hard-linked to path — link, unlike rename,
-// fails if path exists — and the directory is fsynced.
-func createFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		return err
-	}
-	return fsx.SyncDir(dir)
-}
+// without replacing one that exists (fileutil.CreateFile).
+func createFile(path string, data []byte) error { return fileutil.CreateFile(path, data, 0o600) }
 
 // Lookup returns the token with this digest, as of now. It reads exactly one
 // file and compares the whole digest in constant time. A token not found,
@@ -318,7 +289,7 @@ func (s *TokenStore) Revoke(id string) (Token, error) {
 		}
 		return Token{}, fmt.Errorf("revoke token %s: %w", id, err)
 	}
-	if err := fsx.SyncDir(s.dir); err != nil {
+	if err := fileutil.SyncDir(s.dir); err != nil {
 		return t, fmt.Errorf("revoke token %s: %w", id, err)
 	}
 	return t, nil

@@ -75,11 +75,7 @@
 // shard directory between them; the blob's bytes are written and synced
 // before it is taken. Recount holds it for its whole walk.
 //
-// Where there is no flock, the usage lock is the semaphore alone, and the
-// counter and Admit are exact only within one process.
-//
-// On Unix, every temp file is flock'ed by its writer until it has been
-// renamed into place, and Open removes only the temp files it can lock, so
-// a process opening the store never deletes another process's upload in
-// progress. Elsewhere Open removes temp files untouched for a day.
+// Every temp file is flock'ed by its writer until it has been renamed into
+// place, and Open removes only the temp files it can lock, so a process
+// opening the store never deletes another process's upload in progress.
 package blobs

@@ -5,7 +5,19 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"strata/internal/fileutil"
 )
+
+// tryLock takes an exclusive flock on f without waiting. It reports false
+// if another open file holds it. Closing f releases it.
+func tryLock(f *os.File) (bool, error) { return fileutil.TryLock(f) }
+
+// isNoSpace reports a full disk or an exhausted quota (shared hosting).
+func isNoSpace(err error) bool { return fileutil.IsNoSpace(err) }
+
+// syncDir fsyncs a directory, making the renames in it durable.
+func syncDir(dir string) error { return fileutil.SyncDir(dir) }
 
 // lockWait is how long an operation waits for the usage lock before it
 // gives up with ErrLockTimeout rather than hang a request forever. A
@@ -29,7 +41,7 @@ func (s *Store) lockUsage() (*os.File, error) {
 			return nil, fmt.Errorf("usage lock: %w", ErrLockTimeout)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, usageLockName), os.O_RDWR|os.O_CREATE, 0o666)
+	f, err := fileutil.OpenFile(filepath.Join(s.dir, usageLockName), os.O_RDWR|os.O_CREATE, 0o666)
 	if err == nil {
 		err = lockBy(f, deadline)
 		if err != nil {
@@ -49,19 +61,12 @@ func (s *Store) unlockUsage(f *os.File) {
 	<-s.usageSem
 }
 
-// lockBy takes an exclusive flock on f, polling until deadline: flock
-// itself cannot time out, and a request must not hang on a stuck holder.
+// lockBy takes an exclusive flock on f, waiting until deadline at most: a
+// request must not hang on a stuck holder.
 func lockBy(f *os.File, deadline time.Time) error {
-	pause := 50 * time.Microsecond
-	for {
-		ok, err := tryLock(f)
-		if err != nil || ok {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return ErrLockTimeout
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, 5*time.Millisecond)
+	err := fileutil.Lock(f, time.Until(deadline), nil)
+	if err == fileutil.ErrLockTimeout {
+		return ErrLockTimeout
 	}
+	return err
 }

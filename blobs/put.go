@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"strata/internal/blake3"
+	"strata/internal/fileutil"
 )
 
 // bufSize is the one buffer a Put streams through, whatever the blob size.
@@ -83,7 +84,7 @@ func (s *Store) PutWith(r io.Reader, o PutOptions) (info Info, created bool, err
 		return Info{}, false, fmt.Errorf("store blob: got %s, expected %s: %w", hash, o.Want, ErrHashMismatch)
 	}
 	if !s.opts.NoSync {
-		if err := f.Sync(); err != nil {
+		if err := fileutil.Fsync(f); err != nil {
 			return Info{}, false, fmt.Errorf("store blob %s: sync: %w", hash, noSpace(err))
 		}
 	}
@@ -228,7 +229,7 @@ func discard(fp **os.File) {
 
 // copy streams r into w through one pooled buffer, hashing on the way, and
 // stops as soon as limit (0 = none) is exceeded.
-func (s *Store) copy(w io.Writer, r io.Reader, limit int64) (hash string, size int64, err error) {
+func (s *Store) copy(w *os.File, r io.Reader, limit int64) (hash string, size int64, err error) {
 	buf := bufPool.Get().(*[bufSize]byte)
 	defer bufPool.Put(buf)
 	h := blake3.New()
@@ -244,7 +245,7 @@ func (s *Store) copy(w io.Writer, r io.Reader, limit int64) (hash string, size i
 				return "", size, &TooLargeError{Limit: limit}
 			}
 			h.Write(p[:n]) // never fails
-			if _, err := w.Write(p[:n]); err != nil {
+			if _, err := fileutil.Write(w, p[:n]); err != nil {
 				return "", size, fmt.Errorf("write: %w", noSpace(err))
 			}
 		}
@@ -265,9 +266,9 @@ func (s *Store) prepareType(contentType string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("content type: %w", err)
 	}
-	_, err = f.WriteString(contentType)
+	_, err = fileutil.Write(f, []byte(contentType))
 	if err == nil && !s.opts.NoSync {
-		err = f.Sync()
+		err = fileutil.Fsync(f)
 	}
 	if err != nil {
 		discard(&f)
@@ -277,36 +278,24 @@ func (s *Store) prepareType(contentType string) (*os.File, error) {
 }
 
 // commit renames the synced temp file *fp to name and closes it, setting
-// *fp to nil once closed. Where temp files are locked, the file stays open
-// (and locked) across the rename, so a concurrent Open cannot sweep it away
-// between close and rename.
+// *fp to nil once closed. The file stays open (and locked) across the
+// rename, so a concurrent Open cannot sweep it away between close and
+// rename.
 func (s *Store) commit(fp **os.File, name string) error {
 	f := *fp
-	if !lockTemps {
-		*fp = nil
-		if err := f.Close(); err != nil {
-			os.Remove(f.Name())
-			return noSpace(err)
-		}
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		if *fp == nil { // closed already: discard cannot see it
-			os.Remove(f.Name())
-		}
+	if err := fileutil.Rename(f.Name(), name); err != nil {
 		return err
 	}
-	if lockTemps {
-		*fp = nil
-		if err := f.Close(); err != nil {
-			return noSpace(err)
-		}
+	*fp = nil
+	if err := f.Close(); err != nil {
+		return noSpace(err)
 	}
 	return nil
 }
 
 // mkShard creates a blob's two-hex-digit directory if it is missing.
 func (s *Store) mkShard(shard string) error {
-	err := os.Mkdir(shard, 0o777)
+	err := fileutil.Mkdir(shard, 0o777)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}

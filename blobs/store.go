@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"strata/internal/fileutil"
 )
 
 // DefaultType is the content type of a blob stored without one.
@@ -43,8 +45,8 @@ var (
 	ErrInvalidHash  = errors.New("invalid blob hash") // not 64 lowercase hex
 	ErrHashMismatch = errors.New("content does not match the hash")
 	ErrTooLarge     = errors.New("blob too large")
-	ErrNoSpace      = errors.New("no space left on device") // the disk or the quota is full
-	ErrLockTimeout  = errors.New("timed out waiting for the blob store's usage lock")
+	ErrNoSpace      = errors.New("no space left on device")                              // the disk or the quota is full
+	ErrLockTimeout  = fmt.Errorf("blob store's usage lock: %w", fileutil.ErrLockTimeout) // matches fileutil.ErrLockTimeout too
 )
 
 // TooLargeError refuses a blob over a size limit, naming the limit that was
@@ -81,7 +83,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open blob store %s: negative MaxSize %d", dir, opts.MaxSize)
 	}
 	s := &Store{dir: dir, tmp: filepath.Join(dir, tmpDirName), opts: opts, usageSem: make(chan struct{}, 1)}
-	if err := os.MkdirAll(s.tmp, 0o777); err != nil {
+	if err := fileutil.MkdirAll(s.tmp, 0o777); err != nil {
 		return nil, fmt.Errorf("open blob store: %w", noSpace(err))
 	}
 	if err := s.cleanTemp(); err != nil {

@@ -370,9 +370,6 @@ func TestOpenRemovesLeftoverTemp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !lockTemps {
-		t.Skip("no file locks: leftovers are removed only once stale")
-	}
 	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -383,9 +380,6 @@ func TestOpenRemovesLeftoverTemp(t *testing.T) {
 // An Open by another process (CGI: one per request) must not sweep away an
 // upload still in progress.
 func TestOpenSparesUploadInProgress(t *testing.T) {
-	if !lockTemps {
-		t.Skip("no file locks")
-	}
 	s := MustOpen(t, Options{})
 	pr, pw := io.Pipe()
 	type result struct {
@@ -556,7 +550,7 @@ func TestConcurrentStoresSameContent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if lockTemps && creators != 1 {
+	if creators != 1 {
 		t.Errorf("%d Stores reported created=true, want exactly one", creators)
 	}
 	s, err := Open(dir, Options{})

@@ -8,15 +8,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+
+	"strata/internal/fileutil"
 )
 
-// staleTemp is how long a temp file must be untouched before Open removes
-// it on systems without file locks.
-const staleTemp = 24 * time.Hour
-
-// createTemp creates a new empty file in tmp/ named <kind>-<random>. Where
-// lockTemps holds, the file is returned locked, and it is checked to still
+// createTemp creates a new empty file in tmp/ named <kind>-<random>. The
+// file is returned locked, and it is checked to still
 // be in the directory after locking (a concurrent Open may have removed it
 // between creation and lock).
 func (s *Store) createTemp(kind string) (*os.File, error) {
@@ -24,15 +21,12 @@ func (s *Store) createTemp(kind string) (*os.File, error) {
 	for range 100 {
 		rand.Read(rnd[:])
 		name := filepath.Join(s.tmp, kind+"-"+hex.EncodeToString(rnd[:]))
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		f, err := fileutil.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("create temp file: %w", noSpace(err))
-		}
-		if !lockTemps {
-			return f, nil
 		}
 		ok, err := tryLock(f)
 		if err == nil && ok && stillThere(f) {
@@ -59,7 +53,7 @@ func stillThere(f *os.File) bool {
 }
 
 // cleanTemp removes temp files left by interrupted uploads: those nobody
-// holds locked, or where there are no locks, those untouched for staleTemp.
+// holds locked.
 // It is best effort: a file it cannot remove is left for the next Open.
 func (s *Store) cleanTemp() error {
 	entries, err := os.ReadDir(s.tmp)
@@ -71,12 +65,6 @@ func (s *Store) cleanTemp() error {
 			continue
 		}
 		name := filepath.Join(s.tmp, e.Name())
-		if !lockTemps {
-			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
-				os.Remove(name)
-			}
-			continue
-		}
 		f, err := os.Open(name)
 		if err != nil {
 			continue

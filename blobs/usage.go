@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"strata/internal/fileutil"
 )
 
 // Usage is what the store holds.
@@ -175,11 +177,11 @@ func (s *Store) readUsage() (Usage, error) {
 // record at offset 0. The usage lock is held, so writers never interleave.
 // It is not fsynced: the counter is a cache (see the package doc).
 func (s *Store) writeUsage(u Usage) error {
-	f, err := os.OpenFile(filepath.Join(s.dir, usageName), os.O_WRONLY|os.O_CREATE, 0o666)
+	f, err := fileutil.OpenFile(filepath.Join(s.dir, usageName), os.O_WRONLY|os.O_CREATE, 0o666)
 	if err != nil {
 		return fmt.Errorf("write usage counter: %w", noSpace(err))
 	}
-	_, err = f.WriteAt(encodeUsage(u), 0)
+	_, err = fileutil.WriteAt(f, encodeUsage(u), 0)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

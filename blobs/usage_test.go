@@ -264,9 +264,6 @@ func TestUsageFileFormat(t *testing.T) {
 }
 
 func TestUsageLockTimeout(t *testing.T) {
-	if !lockTemps {
-		t.Skip("no file locks")
-	}
 	defer func(d time.Duration) { lockWait = d }(lockWait)
 	lockWait = 100 * time.Millisecond
 	s := MustOpen(t, Options{NoSync: true})
@@ -405,9 +402,6 @@ const helperEnv = "STRATA_BLOBS_HELPER"
 // TestProcessesHoldLimit runs real processes, as CGI does, each racing to
 // fill one store up to a limit through Admit.
 func TestProcessesHoldLimit(t *testing.T) {
-	if !lockTemps {
-		t.Skip("no file locks: the counter is per process")
-	}
 	if os.Getenv(helperEnv) != "" {
 		t.Skip("already a helper")
 	}

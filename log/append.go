@@ -8,11 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"strata/internal/blake3"
+	"strata/internal/fileutil"
 )
 
 // Proposed is one event a client asks to append.
@@ -524,8 +523,8 @@ func (l *Log) write(t *ticket, g *group) error {
 	if err := reserveSpace(s.f, l.w.end, int64(len(buf))); err != nil {
 		return l.refuse("reserve segment space", err)
 	}
-	if _, err := s.f.WriteAt(buf, l.w.end); err != nil {
-		s.f.Truncate(l.w.end) // best effort: leave no partial records
+	if _, err := fileutil.WriteAt(s.f, buf, l.w.end); err != nil {
+		fileutil.Truncate(s.f, l.w.end) // best effort: leave no partial records
 		return l.fail("write", err)
 	}
 	s.written.Store(t.n)
@@ -553,13 +552,7 @@ var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // reserveSpace reserves disk blocks for n bytes at off without changing the
 // file's size, so that the write into them cannot fail for space.
-func reserveSpace(f *os.File, off, n int64) error {
-	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		return nil // the file system cannot reserve: the write will tell
-	}
-	return err
-}
+func reserveSpace(f *os.File, off, n int64) error { return fileutil.Preallocate(f, off, n) }
 
 // reserveIndexes makes room in the hash indexes for the group and for the
 // groups ahead of it, which are not in them yet.
@@ -651,7 +644,7 @@ func (l *Log) replaceIndexes(nv *view) {
 // refuse reports an append that failed before writing anything: the log
 // stays usable.
 func (l *Log) refuse(op string, err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if fileutil.IsNoSpace(err) {
 		err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
 	return &Error{Op: "append", Dir: l.dir, Err: fmt.Errorf("%s: %w", op, err)}
@@ -666,7 +659,7 @@ func (l *Log) fail(op string, err error) error {
 		l.pipe.broken = fmt.Errorf("%s: %w", op, err)
 	}
 	l.pipe.mu.Unlock()
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+	if fileutil.IsNoSpace(err) {
 		err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
 	return &Error{Op: "append", Dir: l.dir, Err: err}

@@ -3,6 +3,8 @@ package log
 import (
 	"errors"
 	"fmt"
+
+	"strata/internal/fileutil"
 )
 
 // Sentinel errors. Callers test them with errors.Is; the api package maps
@@ -12,8 +14,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrCorrupt: a record is damaged somewhere other than the tail.
 	ErrCorrupt = errors.New("log is corrupt")
-	// ErrLockTimeout: another writer held the tenant lock too long.
-	ErrLockTimeout = errors.New("tenant lock busy")
+	// ErrLockTimeout: another writer held the tenant lock too long. It
+	// matches fileutil.ErrLockTimeout too.
+	ErrLockTimeout = fmt.Errorf("tenant lock busy: %w", fileutil.ErrLockTimeout)
 	// ErrFailed: an earlier write or fsync failed; reopen the log.
 	ErrFailed = errors.New("log refuses appends after a failed write")
 	// ErrClosed: the Log was closed.

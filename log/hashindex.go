@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"strata/internal/fileutil"
 )
 
 // A hashIndex maps a 64-bit tag to seqs: an open-addressing table with
@@ -72,12 +72,12 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		slots *= 2
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fileutil.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	size := hixHeaderLen + int64(slots)*int64(slotLen(kind))
-	if err := allocate(f, size); err != nil {
+	if err := fileutil.Allocate(f, size); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return nil, err
@@ -92,7 +92,7 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		rand.Read(seed[:])
 	}
 	copy(h[hixOffSeed:], seed[:])
-	if _, err := f.WriteAt(h, 0); err != nil {
+	if _, err := fileutil.WriteAt(f, h, 0); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return nil, err
@@ -103,32 +103,12 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		os.Remove(tmp)
 		return nil, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fileutil.Rename(tmp, path); err != nil {
 		m.close()
 		os.Remove(tmp)
 		return nil, err
 	}
 	return &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, slotLen: slotLen(kind), seed: *seed}, nil
-}
-
-// allocate gives f its size with every block reserved on disk. A memory
-// map cannot report a full disk: a store into a hole the file system cannot
-// fill kills the process with SIGBUS. Reserving the blocks up front turns a
-// full disk into an error here instead.
-func allocate(f *os.File, size int64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
-		return err
-	}
-	// The file system cannot reserve blocks: write the zeros instead.
-	zeros := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(zeros)) {
-		n := min(int64(len(zeros)), size-off)
-		if _, err := f.WriteAt(zeros[:n], off); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func openHashIndex(path string, kind uint32) (*hashIndex, error) {
@@ -289,7 +269,7 @@ func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
 			y.insert(tag, x.m.load(off+8))
 		}
 	}
-	if err := os.Rename(y.path, x.path); err != nil {
+	if err := fileutil.Rename(y.path, x.path); err != nil {
 		y.close()
 		os.Remove(y.path)
 		return nil, fmt.Errorf("grow %s: %w", x.path, err)

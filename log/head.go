@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
+
+	"strata/internal/fileutil"
 )
 
 // The head file, index/head, says how far the indexes reach: the committed
@@ -43,7 +44,7 @@ func openHead(path string, create bool) (*headFile, error) {
 	if create {
 		flag |= os.O_CREATE | os.O_TRUNC
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := fileutil.OpenFile(path, flag, 0o644)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %w", errBadIndex, err)
 	} else if err != nil {
@@ -53,7 +54,7 @@ func openHead(path string, create bool) (*headFile, error) {
 		b := make([]byte, headSize)
 		copy(b, headMagic)
 		binary.LittleEndian.PutUint32(b[8:], headVersion)
-		if _, err := f.WriteAt(b, 0); err != nil {
+		if _, err := fileutil.WriteAt(f, b, 0); err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -113,14 +114,10 @@ func (h *headFile) markSynced(seq uint64) error {
 // may. A head stamped with another boot id therefore trusts only its synced
 // mark. Where the kernel offers no boot id, nothing but the synced mark is
 // ever trusted after a crash.
-var bootID = sync.OnceValue(func() []byte {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return nil
-	}
-	b = bytes.TrimSpace(b)
+func bootID() []byte {
+	b := fileutil.BootID()
 	if len(b) > headBootLen {
 		b = b[:headBootLen]
 	}
 	return b
-})
+}

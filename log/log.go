@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"strata/internal/fileutil"
 )
 
 // Directory and file names under a tenant directory.
@@ -212,7 +214,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l := &Log{dir: dir, opts: opts}
 	l.pipe.cond.L = &l.pipe.mu
 	for _, d := range []string{l.logDir(), l.indexDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := fileutil.MkdirAll(d, 0o755); err != nil {
 			return nil, &Error{Op: "open", Dir: dir, Err: err}
 		}
 	}
@@ -398,7 +400,7 @@ func (l *Log) openSegmentFiles(s *segment) error {
 		f.Close()
 		return err
 	}
-	off, err := os.OpenFile(l.offsetsPath(s.first), os.O_RDWR|os.O_CREATE, 0o644)
+	off, err := fileutil.OpenFile(l.offsetsPath(s.first), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		f.Close()
 		return err
@@ -480,7 +482,7 @@ func (l *Log) syncIndexesLocked() error {
 		if !s.opened() {
 			continue // nothing written through it by this process
 		}
-		if err := s.off.Sync(); err != nil {
+		if err := fileutil.Fsync(s.off); err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"strata/internal/fileutil"
 )
 
 // mapping is a shared, writable memory map of a whole index file. Index
@@ -27,13 +28,12 @@ func mapFile(f *os.File, size int) (*mapping, error) {
 	if failMaps.Load() {
 		return nil, fmt.Errorf("mmap %s: %w", f.Name(), unix.ENOMEM)
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := fileutil.Mmap(f, size)
 	if err != nil {
-		return nil, fmt.Errorf("mmap %s: %w", f.Name(), err)
+		return nil, err
 	}
-	// The writer inserts at random: read-ahead around a fault would only
-	// fill memory with pages nobody asked for.
-	unix.Madvise(mem, unix.MADV_RANDOM)
+	// The writer inserts at random.
+	fileutil.AdviseRandom(mem)
 	return &mapping{f: f, mem: mem}, nil
 }
 
@@ -47,15 +47,15 @@ func (m *mapping) load(off int) uint64 { return atomic.LoadUint64(m.u64(off)) }
 func (m *mapping) store(off int, v uint64) { atomic.StoreUint64(m.u64(off), v) }
 
 // sync writes dirty pages to disk.
-func (m *mapping) sync() error { return unix.Msync(m.mem, unix.MS_SYNC) }
+func (m *mapping) sync() error { return fileutil.Msync(m.mem, m.f.Name()) }
 
 // release drops this process's page-table entries for the mapping. The data
 // stays in the page cache (dirty pages of a shared file mapping are not
 // lost), so this only gives back the resident memory of a replaced map.
-func (m *mapping) release() { unix.Madvise(m.mem, unix.MADV_DONTNEED) }
+func (m *mapping) release() { fileutil.Release(m.mem) }
 
 func (m *mapping) close() error {
-	err := unix.Munmap(m.mem)
+	err := fileutil.Munmap(m.mem)
 	if cerr := m.f.Close(); err == nil {
 		err = cerr
 	}

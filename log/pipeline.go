@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"strata/internal/fileutil"
 )
 
 // The append pipeline. A group commit has two halves:
@@ -129,7 +129,7 @@ func (l *Log) finish(t *ticket, queued []*pending) {
 // publish makes a durable group visible: offsets, hash entries, and then
 // the committed head, which readers (in every process) go by.
 func (l *Log) publish(t *ticket) error {
-	if _, err := t.seg.off.WriteAt(t.offs, t.offsAt); err != nil {
+	if _, err := fileutil.WriteAt(t.seg.off, t.offs, t.offsAt); err != nil {
 		return l.fail("index", err)
 	}
 	l.imu.Lock()
@@ -151,7 +151,7 @@ func (s *segment) sync(n uint64) error {
 		return nil
 	}
 	upTo := s.written.Load()
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+	if err := fileutil.Fdatasync(s.f); err != nil {
 		return err
 	}
 	s.synced.Store(upTo)

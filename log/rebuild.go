@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"strata/internal/fsx"
+	"strata/internal/fileutil"
 )
 
 // A full rebuild of the indexes (none of them can be trusted, or Reindex
@@ -71,7 +71,7 @@ func (b *build) mark(seq uint64, id [32]byte) error {
 	copy(p[56:96], bootID())
 	// One pwrite: a process killed around it leaves the old mark or the
 	// new one, never half of each.
-	_, err := b.progress.WriteAt(p[:], 0)
+	_, err := fileutil.WriteAt(b.progress, p[:], 0)
 	return err
 }
 
@@ -80,7 +80,7 @@ func (b *build) mark(seq uint64, id [32]byte) error {
 // seq it holds every event through.
 func (l *Log) openBuild() (*build, uint64, error) {
 	dir := l.buildDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fileutil.MkdirAll(dir, 0o755); err != nil {
 		return nil, 0, err
 	}
 	removeTemps(dir)
@@ -99,7 +99,7 @@ func (l *Log) openBuild() (*build, uint64, error) {
 		}
 		b.tables = b.tables.with(x)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, progressFileName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fileutil.OpenFile(filepath.Join(dir, progressFileName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err == nil {
 		b.progress = f
 		err = b.mark(0, zeroID)
@@ -217,7 +217,7 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 			}
 		}
 		for _, s := range l.segments() {
-			if err := s.off.Sync(); err != nil {
+			if err := fileutil.Fsync(s.off); err != nil {
 				return err
 			}
 		}
@@ -237,7 +237,7 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
 		x := b.tables.index(k)
 		live := filepath.Join(l.indexDir(), hixNames[k])
-		if err := os.Rename(x.path, live); err != nil {
+		if err := fileutil.Rename(x.path, live); err != nil {
 			return err
 		}
 		x.path = live
@@ -250,12 +250,12 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 		if err := head.markSynced(last); err != nil {
 			return err
 		}
-		if err := os.Rename(head.m.f.Name(), filepath.Join(l.indexDir(), headFileName)); err != nil {
+		if err := fileutil.Rename(head.m.f.Name(), filepath.Join(l.indexDir(), headFileName)); err != nil {
 			return err
 		}
 	}
 	if !l.opts.NoSync {
-		if err := fsx.SyncDir(l.indexDir()); err != nil {
+		if err := fileutil.SyncDir(l.indexDir()); err != nil {
 			return err
 		}
 	}

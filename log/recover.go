@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"strata/internal/fileutil"
 )
 
 // Recovery never takes back what readers were shown. The committed head
@@ -201,14 +201,14 @@ func (l *Log) finishWalk(last uint64) error {
 		if st, err := s.off.Stat(); err != nil {
 			return err
 		} else if st.Size() > keep {
-			if err := s.off.Truncate(keep); err != nil {
+			if err := fileutil.Truncate(s.off, keep); err != nil {
 				return err
 			}
 		}
 	}
 	if last > l.floor && !l.opts.NoSync {
 		for _, s := range l.segments() {
-			if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+			if err := fileutil.Fdatasync(s.f); err != nil {
 				return err
 			}
 		}
@@ -229,7 +229,7 @@ func (w *offsetWriter) flush() error {
 	if w.cur == nil || len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.cur.off.WriteAt(w.buf, int64(w.base-w.cur.first)*4)
+	_, err := fileutil.WriteAt(w.cur.off, w.buf, int64(w.base-w.cur.first)*4)
 	w.base += uint64(len(w.buf) / 4)
 	w.buf = w.buf[:0]
 	return err
@@ -436,11 +436,11 @@ func (l *Log) cutTail(s *segment, at int64) error {
 	if err := writeFileAtomic(name, torn, l.opts.NoSync); err != nil {
 		return fmt.Errorf("keep torn tail: %w", err)
 	}
-	if err := s.f.Truncate(at); err != nil {
+	if err := fileutil.Truncate(s.f, at); err != nil {
 		return err
 	}
 	if l.opts.NoSync {
 		return nil
 	}
-	return s.f.Sync()
+	return fileutil.Fsync(s.f)
 }

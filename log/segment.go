@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strata/internal/fsx"
+	"strata/internal/fileutil"
 	"strconv"
 	"strings"
 )
@@ -101,27 +101,8 @@ func createSegment(dir string, h segmentHeader, noSync bool) error {
 // writeFileAtomic writes data to path through a temp file, fsync and rename,
 // then fsyncs the directory.
 func writeFileAtomic(path string, data []byte, noSync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil && !noSync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
 	if noSync {
-		return nil
+		return fileutil.WriteFileNoSync(path, data, 0o644)
 	}
-	return fsx.SyncDir(filepath.Dir(path))
+	return fileutil.WriteFile(path, data, 0o644)
 }

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"strata/internal/blake3"
+	"strata/internal/fileutil"
 )
 
 // The rate file's layout (see the package doc).
@@ -66,7 +67,7 @@ func OpenRate(path string) (*Rate, error) {
 
 // mapRateFile opens, sizes and maps path, and repairs its header.
 func mapRateFile(path string) (*mapping, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := fileutil.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -79,22 +80,22 @@ func mapRateFile(path string) (*mapping, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	if fi.Size() < rateFileSize {
-		if err := f.Truncate(rateFileSize); err != nil {
+		if err := fileutil.Truncate(f, rateFileSize); err != nil {
 			return nil, fmt.Errorf("%s: size: %w", path, err)
 		}
 		// Allocate the blocks now, so a full disk is an error here and
 		// not a fault on the first store into a hole.
-		if err := preallocate(f, rateFileSize); err != nil {
+		if err := fileutil.Allocate(f, rateFileSize); err != nil {
 			return nil, fmt.Errorf("%s: allocate: %w", path, err)
 		}
 	}
-	mem, err := mapFile(f, rateFileSize)
+	mem, err := fileutil.Mmap(f, rateFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: map: %w", path, err)
 	}
 	m := &mapping{mem: mem}
 	if faulted := m.fixHeader(); faulted {
-		unmapFile(mem)
+		fileutil.Munmap(mem)
 		return nil, fmt.Errorf("%s: fault on the mapped file", path)
 	}
 	return m, nil
@@ -244,9 +245,9 @@ func (r *Rate) Close() error {
 	if m == nil {
 		return nil
 	}
-	err := unmapFile(m.mem)
+	err := fileutil.Munmap(m.mem)
 	for _, old := range r.retired {
-		if uerr := unmapFile(old.mem); err == nil {
+		if uerr := fileutil.Munmap(old.mem); err == nil {
 			err = uerr
 		}
 	}

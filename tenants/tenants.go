@@ -14,8 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-	"strata/internal/fsx"
+	"strata/internal/fileutil"
 	"strata/quota"
 )
 
@@ -204,14 +203,14 @@ func Create(data string, c Config, now time.Time) (Config, error) {
 		return Config{}, err
 	}
 	parent := filepath.Join(data, tenantsDir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := fileutil.MkdirAll(parent, 0o755); err != nil {
 		return Config{}, err
 	}
-	if err := fsx.Guard(data); err != nil {
+	if err := fileutil.Guard(data); err != nil {
 		return Config{}, err
 	}
 	dir := Dir(data, c.Name)
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := fileutil.Mkdir(dir, 0o755); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return Config{}, fmt.Errorf("tenant %s: %w", c.Name, ErrExists)
 		}
@@ -221,7 +220,7 @@ func Create(data string, c Config, now time.Time) (Config, error) {
 		os.RemoveAll(dir)
 		return Config{}, err
 	}
-	return c, fsx.SyncDir(parent)
+	return c, fileutil.SyncDir(parent)
 }
 
 // Ensure makes the tenant's directory if it is missing, without
@@ -231,10 +230,10 @@ func Ensure(data, name string) error {
 	if !ValidName(name) {
 		return ErrInvalidName
 	}
-	if err := os.MkdirAll(Dir(data, name), 0o755); err != nil {
+	if err := fileutil.MkdirAll(Dir(data, name), 0o755); err != nil {
 		return err
 	}
-	return fsx.Guard(data)
+	return fileutil.Guard(data)
 }
 
 // Update changes a tenant's configuration under its lock: fn changes c,
@@ -302,14 +301,14 @@ func Delete(data, name string, purge bool, now time.Time) (string, error) {
 		return "", fmt.Errorf("tenant %s: %w", name, ErrNotFound)
 	}
 	dir := Dir(data, name)
-	if err := os.MkdirAll(filepath.Join(data, deletedDir), 0o700); err != nil {
+	if err := fileutil.MkdirAll(filepath.Join(data, deletedDir), 0o700); err != nil {
 		return "", err
 	}
 	to := filepath.Join(data, deletedDir, name+"."+strconv.FormatInt(now.UnixNano(), 10))
-	if err := os.Rename(dir, to); err != nil {
+	if err := fileutil.Rename(dir, to); err != nil {
 		return "", err
 	}
-	if err := fsx.SyncDir(filepath.Join(data, tenantsDir)); err != nil {
+	if err := fileutil.SyncDir(filepath.Join(data, tenantsDir)); err != nil {
 		return "", err
 	}
 	if purge {
@@ -346,28 +345,32 @@ func write(dir string, c Config) error {
 	if err != nil {
 		return err
 	}
-	return fsx.WriteFile(filepath.Join(dir, configFile), append(b, '\n'), 0o644)
+	return fileutil.WriteFile(filepath.Join(dir, configFile), append(b, '\n'), 0o644)
 }
 
-// lock takes the tenant's configuration lock, waiting up to 10 s.
+// lockWait bounds the wait for a tenant's configuration lock; a variable
+// for the tests.
+var lockWait = 10 * time.Second
+
+// ErrLockTimeout: another process held the tenant's configuration lock
+// for longer than lockWait. It matches fileutil.ErrLockTimeout too.
+var ErrLockTimeout = fmt.Errorf("tenant configuration lock: %w", fileutil.ErrLockTimeout)
+
+// lock takes the tenant's configuration lock, waiting up to lockWait.
 func lock(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := fileutil.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("tenant %s: %w", filepath.Base(dir), ErrNotFound)
 		}
 		return nil, err
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
+	if err := fileutil.Lock(f, lockWait, nil); err != nil {
+		f.Close()
+		if errors.Is(err, fileutil.ErrLockTimeout) {
+			err = ErrLockTimeout
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("lock tenant %s: %w", filepath.Base(dir), err)
-		}
-		time.Sleep(5 * time.Millisecond)
+		return nil, fmt.Errorf("lock tenant %s: %w", filepath.Base(dir), err)
 	}
+	return func() { f.Close() }, nil
 }

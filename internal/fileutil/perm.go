@@ -1,0 +1,142 @@
+package fileutil
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+)
+
+// Permissions of what strata creates.
+//
+// By default a file or directory gets the mode its caller asks for (0600
+// for secrets, 0700 for private directories), less the umask. That is
+// right where one user runs everything — suEXEC, or the CLI run as the web
+// server's user.
+//
+// Group access is for hosts without suEXEC, where the web server and the
+// SSH user who runs the CLI are different users sharing a group: the data
+// directory is given to that group and made group-writable
+// (`chgrp www-data data && chmod 770 data`). When the data directory is
+// group-writable, GroupAccess turns on, and then:
+//   - every file strata creates gets the owner's permissions for the group
+//     too (0600 → 0660, 0700 → 0770) and never any for other users;
+//   - every directory is set-gid, so what is created in it belongs to the
+//     data directory's group whoever creates it (the data directory itself
+//     is made set-gid when strata owns it); a file that still ends up in
+//     another group is given to the data directory's group;
+//   - the process umask becomes 007, so that no creation of strata's is
+//     narrowed by a umask of 022 (the group must be able to write locks,
+//     counters and logs) and none gives anything to other users.
+//
+// Secrets (tokens, password hashes, the session key) thus stay unreadable
+// to other users while both the web server and the CLI can use them.
+
+// groupGID is the data directory's group when group access is on, else -1.
+var groupGID atomic.Int64
+
+func init() { groupGID.Store(-1) }
+
+// GroupAccess looks at the data directory and turns group access on if it
+// is group-writable (see above), reporting whether it did. A missing
+// directory leaves it off.
+func GroupAccess(dataDir string) (bool, error) {
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || fi.Mode().Perm()&0o020 == 0 {
+		groupGID.Store(-1)
+		return false, nil
+	}
+	syscall.Umask(0o007)
+	groupGID.Store(int64(st.Gid))
+	if fi.Mode()&os.ModeSetgid == 0 && int(st.Uid) == os.Getuid() {
+		// Best effort: without it fixGroup still gives each new file the
+		// group, and Check warns about what the web server cannot read.
+		os.Chmod(dataDir, fi.Mode().Perm()|os.ModeSetgid)
+	}
+	return true, nil
+}
+
+// FileMode is the mode a new file is created with, given the mode its
+// caller asks for.
+func FileMode(perm os.FileMode) os.FileMode {
+	if groupGID.Load() < 0 {
+		return perm
+	}
+	owner := perm & 0o700
+	return owner | owner>>3
+}
+
+// DirMode is the mode a new directory is created with, given the mode its
+// caller asks for.
+func DirMode(perm os.FileMode) os.FileMode {
+	if groupGID.Load() < 0 {
+		return perm
+	}
+	owner := perm & 0o700
+	return owner | owner>>3 | os.ModeSetgid
+}
+
+// fixGroup gives a file strata just created the data directory's group,
+// where the set-gid bit did not. Best effort: a user outside the group
+// cannot, and Check then warns.
+func fixGroup(f *os.File) error {
+	gid := groupGID.Load()
+	if gid < 0 {
+		return nil
+	}
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int64(st.Gid) != gid {
+			f.Chown(-1, int(gid))
+		}
+	}
+	return nil
+}
+
+// fixDirGroup is fixGroup for a directory, which also gets the set-gid bit
+// (mkdir ignores it in the mode).
+func fixDirGroup(dir string) error {
+	gid := groupGID.Load()
+	if gid < 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int64(st.Gid) != gid {
+		os.Chown(dir, -1, int(gid))
+	}
+	if fi.Mode()&os.ModeSetgid == 0 {
+		return os.Chmod(dir, fi.Mode().Perm()|os.ModeSetgid)
+	}
+	return nil
+}
+
+// mkdirAll is os.MkdirAll giving each directory it creates fixDirGroup.
+func mkdirAll(dir string, perm os.FileMode) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if fi.IsDir() {
+			return nil
+		}
+		return &os.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := mkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm&os.ModePerm); err != nil {
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() {
+			return nil // made meanwhile by another process
+		}
+		return err
+	}
+	return fixDirGroup(dir)
+}
