@@ -78,7 +78,7 @@ func (l *Log) rebuildLocked(full bool) error {
 			// No head anyone could read: a new one is built beside and
 			// published with the indexes.
 			published = false
-			if err := os.MkdirAll(l.buildDir(), 0o755); err != nil {
+			if err := fileutil.MkdirAll(l.buildDir(), 0o755); err != nil {
 				return err
 			}
 			if h, err = openHead(filepath.Join(l.buildDir(), headFileName), true); err != nil {
