@@ -704,7 +704,92 @@ faults() {
 
 EXPECTED_IDS=(AH01630) # denied requests, and the faults provoked on purpose
 
+# --- hosts that do not allow what the guide asks: each its own virtual
+# host with the shipped files, deployed the same way, and one
+# AllowOverride short of what cgi-bin/README.md asks. Checks that what the
+# guide's "Signs that they do not" quotes is what Apache answers and logs.
+# Sets SIGNS: "name port docroot" lines.
+SIGN_VARIANTS=(
+	"noauthconfig|FileInfo Options=ExecCGI,FollowSymLinks,SymLinksIfOwnerMatch"
+	"nofileinfo|AuthConfig Options=ExecCGI,FollowSymLinks,SymLinksIfOwnerMatch"
+	"nooptions|FileInfo AuthConfig"
+	"none|None"
+)
+host_variants() {
+	local v name ao port root
+	SIGNS=
+	port=$(free_port $((PORT_FCGID + 1)))
+	for v in "${SIGN_VARIANTS[@]}"; do
+		name=${v%%|*} ao=${v#*|}
+		port=$(free_port "$port")
+		root=$WORK/www-$name
+		mkdir -p "$root/cgi-bin" "$WORK/data-$name"
+		chown "$(apache_user)" "$WORK/data-$name"
+		install -m 755 "$BIN" "$root/cgi-bin/strata.cgi"
+		cp "$REPO/cgi-bin/docroot.htaccess" "$root/.htaccess"
+		sed "s|^SetEnv STRATA_DATA .*|SetEnv STRATA_DATA $WORK/data-$name|" \
+			"$REPO/cgi-bin/cgi.htaccess" >"$root/cgi-bin/.htaccess"
+		echo "Listen 127.0.0.1:$port" >>"$WORK/conf/ports.conf"
+		cat >>"$WORK/conf/httpd.conf" <<-EOF
+			<VirtualHost 127.0.0.1:$port>
+			    DocumentRoot $root
+			    ErrorLog $WORK/logs/error-$name.log
+			    <Directory $root>
+			        Options FollowSymLinks
+			        AllowOverride $ao
+			        Require all granted
+			    </Directory>
+			</VirtualHost>
+		EOF
+		SIGNS+="$name $port $root"$'\n'
+		port=$((port + 1))
+	done
+}
+
+# signs: each variant answers and logs what the guide says it does.
+signs() {
+	local guide=$REPO/cgi-bin/README.md name port root log line size
+	while read -r name port root; do
+		[ -n "$name" ] || continue
+		log=$WORK/logs/error-$name.log
+		req GET "http://127.0.0.1:$port/api/head"
+		case $name in
+		noauthconfig) line='.htaccess: Require not allowed in <FilesMatch> context' ;;
+		nofileinfo) line='.htaccess: RewriteEngine not allowed here' ;;
+		nooptions) line='cgi-bin/.htaccess: Options not allowed here' ;;
+		none)
+			expect "host with AllowOverride None: /api/head → 404 (the rewrite is ignored)" 404
+			req GET "http://127.0.0.1:$port/cgi-bin/strata.cgi"
+			size=$(stat -c %s "$BIN")
+			if [ "$ST" = 200 ] && [ "$(hdr Content-Length)" = "$size" ] && [[ $(hdr Content-Type) != application/json* ]]; then
+				ok "host with AllowOverride None: GET /cgi-bin/strata.cgi downloads the binary (200, Content-Length $size), as the guide warns"
+			else
+				nok "host with AllowOverride None: GET /cgi-bin/strata.cgi downloads the binary" "$(what)"
+			fi
+			if grep -qF 'curl -sI https://example.com/cgi-bin/strata.cgi' "$guide"; then
+				ok "the guide says how to check for the download (curl -sI …/cgi-bin/strata.cgi)"
+			else
+				nok "the guide says how to check for the download (curl -sI …/cgi-bin/strata.cgi)"
+			fi
+			continue
+			;;
+		esac
+		expect "host without ${name#no}: /api/head → 500" 500
+		if grep -qF "$line" "$log"; then
+			ok "host without ${name#no}: Apache logs '$line'"
+		else
+			nok "host without ${name#no}: Apache logs '$line'" "log: $(tr '\n' '|' <"$log" | tail -c 400)"
+		fi
+		if grep -qF "${line#cgi-bin/}" "$guide"; then
+			ok "host without ${name#no}: the guide quotes '${line#cgi-bin/}'"
+		else
+			nok "host without ${name#no}: the guide quotes '${line#cgi-bin/}'"
+		fi
+	done <<<"$SIGNS"
+}
+
 setup_apache "$BIN"
+host_variants
 start_apache
 echo "# apache up: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID, work dir $WORK"
 
@@ -716,6 +801,7 @@ TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
+signs
 
 # Denied requests (AH01630) and the faults provoked are expected; anything
 # else at error level is not.
