@@ -31,7 +31,9 @@ func serverLogger(stderr io.Writer, stamped bool) *slog.Logger {
 			return a
 		}
 	}
-	return slog.New(slog.NewTextHandler(stderr, opts))
+	l := slog.New(slog.NewTextHandler(stderr, opts))
+	slog.SetDefault(l) // for what lower packages log outside a request (audit)
+	return l
 }
 
 // serveOnce answers the one request of a CGI process.
@@ -115,6 +117,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
 	cfg.Logger = serverLogger(stderr, true)
+	opts.ErrorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
 	tuneGC()
 	h := api.New(cfg)
 	opts.Ready = func(a net.Addr) { fmt.Fprintf(stderr, "strata: serving %s on %s://%s\n", cfg.DataDir, scheme, a) }

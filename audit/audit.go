@@ -17,7 +17,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
-	"os"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -146,7 +146,8 @@ func (a *Log) writer() {
 			}
 		}
 		if err := a.write(batch); err != nil {
-			fmt.Fprintf(os.Stderr, "strata: %v (%d records lost)\n", err, len(batch))
+			// A batch holds many requests' records: no one request id.
+			slog.Error("audit records lost", "records", len(batch), "err", err.Error())
 		}
 		a.mu.Lock()
 		a.pending -= len(batch)

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os/signal"
@@ -32,6 +33,9 @@ type Options struct {
 	// bodies; see bodyDeadline. Zero means the defaults.
 	BodyGrace   time.Duration
 	MinBodyRate int64
+	// ErrorLog gets net/http's own complaints (TLS handshakes, malformed
+	// connections); nil: the standard logger.
+	ErrorLog *log.Logger
 }
 
 // DefaultMaxConns is the connection cap of a standalone server: each
@@ -158,6 +162,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         opts.TLS,
+		ErrorLog:          opts.ErrorLog,
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
