@@ -126,3 +126,81 @@ func TestPanicAnswer(t *testing.T) {
 	}()
 	checkFault(t, w, "/srv", 500, "internal", &l, "open /srv/secret: boom")
 }
+
+// TestNoPathInAnswers breaks the installation's files one at a time — a
+// directory where a file should be or the other way round, which no
+// process can read whatever its rights, or a damaged file — and sends
+// requests of every kind, with and without valid credentials: no answer
+// may name a server path, and every fault must be logged under the id its
+// answer gives.
+func TestNoPathInAnswers(t *testing.T) {
+	swapDir := func(path string) error { // a directory in a file's place
+		os.RemoveAll(path)
+		return os.Mkdir(path, 0o700)
+	}
+	swapFile := func(path string) error { // a file in a directory's place
+		os.RemoveAll(path)
+		return os.WriteFile(path, []byte("not a directory\n"), 0o600)
+	}
+	garble := func(path string) error { return os.WriteFile(path, []byte("{\"name\":"), 0o600) }
+	for _, tc := range []struct {
+		name   string
+		path   string // under the data directory
+		break_ func(string) error
+	}{
+		{"grants", "system/grants", swapDir},
+		{"users", "system/users", swapDir},
+		{"tokens", "system/tokens", swapFile},
+		{"throttle", "system/throttle", swapDir},
+		{"secret", "system/secret", swapDir},
+		{"audit", "system/audit", swapFile},
+		{"tenant.json", "tenants/own/tenant.json", garble},
+		{"tenant.json a directory", "tenants/own/tenant.json", swapDir},
+		{"blobs", "tenants/own/blobs", swapFile},
+		{"log", "tenants/own/log", swapFile},
+		{"tenants", "tenants", swapFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l faultLog
+			f := newAuthHandler(t, Config{Logger: l.logger()})
+			if err := tc.break_(filepath.Join(f.data, tc.path)); err != nil {
+				t.Fatal(err)
+			}
+			basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("nobody:wrong"))
+			for _, rq := range []struct {
+				method, target, body string
+				headers              []string
+			}{
+				{"GET", "/events", "", []string{"Authorization", basic}},
+				{"GET", "/events", "", tok(f.tokens["own/reader"])},
+				{"POST", "/events", `{"type":"a","entity":"e","data":1}`, tok(f.tokens["own/writer"])},
+				{"PUT", "/storage/", "blob", tok(f.tokens["own/writer"])},
+				{"GET", "/quota", "", tok(f.tokens["own/reader"])},
+				{"POST", "/session", `{"user":"nobody","password":"wrong"}`, nil},
+				{"GET", "/admin/tenants", "", tok(f.tokens["own/admin"])},
+				{"GET", "/admin/tenants/own", "", tok(f.tokens["own/admin"])},
+				{"POST", "/admin/tenants", `{"name":"fresh"}`, tok(f.tokens["own/admin"])},
+				{"POST", "/admin/tokens", `{"tenant":"own","role":"reader"}`, tok(f.tokens["own/admin"])},
+				{"PUT", "/admin/users/carol", `{"password":"pw-carol-1","tenant":"own","role":"reader"}`, tok(f.tokens["own/admin"])},
+				{"GET", "/audit", "", tok(f.tokens["own/admin"])},
+			} {
+				w := f.do(rq.method, rq.target, rq.body, rq.headers...)
+				what := rq.method + " " + rq.target
+				if strings.Contains(w.Body.String(), f.data) || strings.Contains(w.Body.String(), os.TempDir()) {
+					t.Errorf("%s: the answer names a path: %d %s", what, w.Code, w.Body)
+				}
+				if w.Code < 500 {
+					continue
+				}
+				e := errorBody(t, w)
+				if e["code"] == "quota_exceeded" {
+					continue
+				}
+				id, _ := e["request_id"].(string)
+				if len(l.lines(t, id)) != 1 {
+					t.Errorf("%s: %d %s: no log line with its request id", what, w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
