@@ -168,6 +168,7 @@ func adminHint(cfg api.Config, stderr io.Writer) {
 	} else {
 		fmt.Fprintln(stderr, "strata: no administrator yet, so every request will be refused (401). Create one:")
 	}
-	fmt.Fprintf(stderr, "  strata token create --role admin --name ops --data %s\n", cfg.DataDir)
-	fmt.Fprintf(stderr, "  (or strata user add NAME --role admin --data %s; or STRATA_SETUP_KEY and POST /setup)\n", cfg.DataDir)
+	// The program as it was started (./strata, strata.cgi …): a line to paste.
+	fmt.Fprintf(stderr, "  %s token create --role admin --name ops --data %s\n", os.Args[0], cfg.DataDir)
+	fmt.Fprintf(stderr, "  (or %s user add NAME --role admin --data %s; or STRATA_SETUP_KEY and POST /setup)\n", os.Args[0], cfg.DataDir)
 }

@@ -198,7 +198,7 @@ func TestNoAuthRecordsAnonymous(t *testing.T) {
 func TestServeSaysHowToMakeAnAdmin(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, data, "--auth=required")
-	if !strings.Contains(s.log(), "strata token create --role admin") {
+	if !strings.Contains(s.log(), bin+" token create --role admin --name ops --data "+data) {
 		t.Errorf("no hint at start without an administrator:\n%s", s.log())
 	}
 	s.kill()
