@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,5 +229,22 @@ func TestQuotaShowsEffectiveBurst(t *testing.T) {
 	shown.Limits.Burst = -1
 	if err := json.Unmarshal(r.body, &shown); err != nil || shown.Limits.Burst != 10 {
 		t.Errorf("GET /quota: burst %d (%v), want 10: %s", shown.Limits.Burst, err, r.body)
+	}
+}
+
+// TestReadOnlyCommandsWriteNothing: the commands that only look leave the
+// data directory as they found it, file for file.
+func TestReadOnlyCommandsWriteNothing(t *testing.T) {
+	data := t.TempDir()
+	strataCLI(t, data, "", "tenant", "create", "shop")
+	before := listTree(t, data)
+	for _, args := range [][]string{
+		{"verify"}, {"verify", "--tenant", "shop"}, {"verify", "--audit"}, {"verify", "--all"},
+		{"tenant", "list"}, {"tenant", "show", "shop"}, {"token", "list"}, {"user", "list"},
+	} {
+		strataCLI(t, data, "", args...)
+	}
+	if after := listTree(t, data); !maps.Equal(before, after) {
+		t.Errorf("read-only commands changed the data directory:\nbefore %v\nafter  %v", before, after)
 	}
 }
