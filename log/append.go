@@ -557,32 +557,32 @@ func reserveSpace(f *os.File, off, n int64) error { return fileutil.Preallocate(
 // reserveIndexes makes room in the hash indexes for the group and for the
 // groups ahead of it, which are not in them yet.
 func (l *Log) reserveIndexes(g *group) error {
-	// Entities already in the table need no room; counting them anyway
-	// only grows the table a little early.
-	var ids, ents, keys uint64
+	var n counts
 	for _, x := range append([]*group{g}, g.ahead...) {
-		ids += uint64(len(x.events))
-		ents += uint64(len(x.ents))
-		for _, e := range x.events {
-			if e.Key != "" {
-				keys++
-			}
+		m := need(x.events)
+		m[kindEntities] = uint64(len(x.ents))
+		for k := range n {
+			n[k] += m[k]
 		}
 	}
-	return l.reserve(ids, ents, keys)
+	return l.reserve(n)
 }
 
 // indexEvents adds the group's events to the hash indexes, which
 // reserveIndexes made room in.
 func (l *Log) indexEvents(g *group) {
+	v := l.v()
 	for _, e := range g.events {
-		l.v().ids.insert(tagID(&e.ID), e.Seq)
+		v.ids.insert(tagID(&e.ID), e.Seq)
 		if e.Key != "" {
-			l.v().keys.insert(e.keyTag, e.Seq)
+			v.keys.insert(e.keyTag, e.Seq)
+		}
+		if checkpointed(e.Version) {
+			v.vers.insert(v.vers.versionTag(e.Entity, e.Version), e.Seq)
 		}
 	}
 	for _, st := range g.ents {
-		l.v().ents.putEntity(st.tag, st.check, st.seq, st.version, false)
+		v.ents.putEntity(st.tag, st.check, st.seq, st.version, false)
 	}
 }
 
@@ -590,43 +590,45 @@ func (l *Log) indexEvents(g *group) {
 // old one in a new view, and the head's gen tells other processes. The
 // tenant lock is held; imu keeps a publish from inserting into a table
 // while it is copied.
-func (l *Log) reserve(ids, ents, keys uint64) error {
-	if roomFor(l.v(), ids, ents, keys) {
+func (l *Log) reserve(n counts) error {
+	if roomFor(l.v(), n) {
 		// Room enough, and used only grows by what the counts already
 		// include: no need to stop a publish with imu.
 		return nil
 	}
 	l.imu.Lock()
 	defer l.imu.Unlock()
-	nv, _, err := growTables(l.v(), ids, ents, keys)
+	nv, _, err := growTables(l.v(), n)
 	if nv != l.v() {
 		l.replaceIndexes(nv) // the old tables are retired with the view
 	}
 	return err
 }
 
-func roomFor(v *view, ids, ents, keys uint64) bool {
-	return v.ids.used()+ids <= v.ids.slots()/2 && v.ents.used()+ents <= v.ents.slots()/2 && v.keys.used()+keys <= v.keys.slots()/2
+func roomFor(v *view, n counts) bool {
+	for _, x := range v.tables() {
+		if x.used()+n[x.kind] > x.slots()/2 {
+			return false
+		}
+	}
+	return true
 }
 
 // growTables returns v with every table that lacks room for the counts
 // replaced by a bigger one (the same v if none did), and the tables it
 // replaced.
-func growTables(v *view, ids, ents, keys uint64) (*view, []*hashIndex, error) {
+func growTables(v *view, n counts) (*view, []*hashIndex, error) {
 	var old []*hashIndex
-	for _, r := range []struct {
-		x *hashIndex
-		n uint64
-	}{{v.ids, ids}, {v.ents, ents}, {v.keys, keys}} {
-		if r.x.used()+r.n <= r.x.slots()/2 {
+	for _, x := range v.tables() {
+		if x.used()+n[x.kind] <= x.slots()/2 {
 			continue
 		}
-		y, err := r.x.grow(r.n)
+		y, err := x.grow(n[x.kind])
 		if err != nil {
 			return v, old, err
 		}
 		v = v.with(y)
-		old = append(old, r.x)
+		old = append(old, x)
 	}
 	return v, old, nil
 }

@@ -44,9 +44,30 @@ const (
 	kindIDs      = 1 // event id → its seq
 	kindEntities = 2 // entity → seq of its newest event
 	kindKeys     = 3 // idempotency key → seq
+	kindVersions = 4 // (entity, version) → seq, for every versionStride-th version
 )
 
-var hixNames = map[uint32]string{kindIDs: "ids.hix", kindEntities: "entities.hix", kindKeys: "keys.hix"}
+// kinds lists every kind of hash index, in file order.
+var kinds = []uint32{kindIDs, kindEntities, kindKeys, kindVersions}
+
+var hixNames = map[uint32]string{kindIDs: "ids.hix", kindEntities: "entities.hix", kindKeys: "keys.hix", kindVersions: "versions.hix"}
+
+// counts holds a number per kind of hash index (indexed by kind).
+type counts [kindVersions + 1]uint64
+
+// versionStride: the versions index holds the seq of each entity's
+// versions 64, 128, 192 …, so that a forward read of an entity from any
+// point walks back at most this many events along its chain (entity.go).
+const versionStride = 64
+
+func checkpointed(version uint64) bool { return version%versionStride == 0 }
+
+// versionTag is the tag of an entity's version in the versions index.
+func (x *hashIndex) versionTag(entity string, version uint64) uint64 {
+	seed := x.seed[:]
+	k := func(i int) uint64 { return binary.LittleEndian.Uint64(seed[8*i:]) }
+	return sipHash(k(0)^version, k(1), entity) | 1
+}
 
 type hashIndex struct {
 	path    string

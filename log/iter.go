@@ -22,6 +22,7 @@ type Iter struct {
 	ev    Event
 	err   error
 	ended bool
+	bytes int64 // bytes of records read so far
 }
 
 // Scan returns an iterator over the committed events from seq from through
@@ -56,6 +57,8 @@ func (it *Iter) Next() bool {
 			it.sc = nil // on to the segment that holds it.next
 			continue
 		}
+		it.l.reads.Add(1)
+		it.bytes += int64(len(body) + recordHeaderLen)
 		if err == nil {
 			err = decodeBody(body, &it.ev)
 		}
@@ -77,6 +80,9 @@ func (it *Iter) Event() *Event { return &it.ev }
 
 // Err returns the error that ended the iteration, if any.
 func (it *Iter) Err() error { return it.err }
+
+// Bytes returns how many bytes of records the iterator has read.
+func (it *Iter) Bytes() int64 { return it.bytes }
 
 // NextSeq is the seq the iterator would return next.
 func (it *Iter) NextSeq() uint64 { return it.next }

@@ -96,6 +96,9 @@ type Log struct {
 	vmu     sync.Mutex
 	retired []*mapping
 	closed  atomic.Bool
+	// reads counts the records read (RecordsRead).
+	reads atomic.Uint64
+
 	// During recovery: the last seq known acknowledged, and whether it is
 	// known at all (a head file said so); see judgeDamage.
 	floor      uint64
@@ -106,9 +109,9 @@ type Log struct {
 // changed once stored: an operation loads it once and sees one generation
 // of the indexes throughout.
 type view struct {
-	head            *headFile
-	ids, ents, keys *hashIndex
-	gen             uint64 // head gen when the hash indexes were mapped
+	head                  *headFile
+	ids, ents, keys, vers *hashIndex
+	gen                   uint64 // head gen when the hash indexes were mapped
 }
 
 func (v *view) index(kind uint32) *hashIndex {
@@ -117,6 +120,8 @@ func (v *view) index(kind uint32) *hashIndex {
 		return v.ids
 	case kindEntities:
 		return v.ents
+	case kindVersions:
+		return v.vers
 	}
 	return v.keys
 }
@@ -129,18 +134,26 @@ func (v *view) with(x *hashIndex) *view {
 		nv.ids = x
 	case kindEntities:
 		nv.ents = x
+	case kindVersions:
+		nv.vers = x
 	default:
 		nv.keys = x
 	}
 	return &nv
 }
 
+// tables returns v's hash indexes, nil where one is missing.
+func (v *view) tables() []*hashIndex { return []*hashIndex{v.ids, v.ents, v.keys, v.vers} }
+
+// whole reports whether v has every hash index.
+func (v *view) whole() bool { return v.ids != nil && v.ents != nil && v.keys != nil && v.vers != nil }
+
 func (v *view) maps() []*mapping {
 	var ms []*mapping
 	if v.head != nil {
 		ms = append(ms, v.head.m)
 	}
-	for _, x := range []*hashIndex{v.ids, v.ents, v.keys} {
+	for _, x := range v.tables() {
 		if x != nil {
 			ms = append(ms, x.m)
 		}
@@ -335,7 +348,7 @@ func sameBoot(h *headFile) bool {
 // mapIndexes maps the three hash indexes beside head into a view.
 func mapIndexes(dir string, head *headFile) (*view, error) {
 	nv := &view{head: head, gen: head.gen()}
-	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+	for _, k := range kinds {
 		x, err := openHashIndex(filepath.Join(dir, hixNames[k]), k)
 		if err != nil {
 			for _, m := range nv.maps()[1:] {
@@ -473,7 +486,7 @@ func (l *Log) syncIndexesLocked() error {
 		return nil
 	}
 	v := l.v()
-	for _, x := range []*hashIndex{v.ids, v.ents, v.keys} {
+	for _, x := range v.tables() {
 		if err := x.sync(); err != nil {
 			return err
 		}

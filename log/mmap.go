@@ -2,7 +2,6 @@ package log
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -19,15 +18,8 @@ type mapping struct {
 	mem []byte
 }
 
-// failMaps, set by tests, makes mapFile fail as mmap does when the process
-// may map no more (ENOMEM under a shared host's ulimit -v).
-var failMaps atomic.Bool
-
 // mapFile maps f, which must already have its final size.
 func mapFile(f *os.File, size int) (*mapping, error) {
-	if failMaps.Load() {
-		return nil, fmt.Errorf("mmap %s: %w", f.Name(), unix.ENOMEM)
-	}
 	mem, err := fileutil.Mmap(f, size)
 	if err != nil {
 		return nil, err

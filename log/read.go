@@ -207,9 +207,15 @@ func readOffset(s *segment, seq uint64) (int64, error) {
 	return off, nil
 }
 
+// RecordsRead returns how many records this Log has read and decoded:
+// what reads cost, for metrics and for tests that hold a read to what it
+// returns.
+func (l *Log) RecordsRead() uint64 { return l.reads.Load() }
+
 // readSeq reads and decodes the record of seq, checking that it is the
 // record the index says it is.
 func (l *Log) readSeq(seq uint64) (*Event, *segment, error) {
+	l.reads.Add(1)
 	s, off, err := l.locate(seq)
 	if err != nil {
 		return nil, nil, err

@@ -88,7 +88,7 @@ func (l *Log) openBuild() (*build, uint64, error) {
 		return b, seq, nil
 	}
 	b := &build{dir: dir, tables: &view{}}
-	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+	for _, k := range kinds {
 		x, err := createHashIndex(filepath.Join(dir, hixNames[k]), k, 0, nil)
 		if err != nil {
 			b.tables.head = nil
@@ -133,7 +133,7 @@ func (l *Log) resumeBuild(dir string) (*build, uint64, bool) {
 		}
 	}
 	b := &build{dir: dir, tables: &view{}, progress: f}
-	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+	for _, k := range kinds {
 		x, err := openHashIndex(filepath.Join(dir, hixNames[k]), k)
 		if err != nil {
 			b.close()
@@ -163,8 +163,7 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 	offs := &offsetWriter{last: &last}
 	var chunk []*Event
 	fill := func() error {
-		n := uint64(len(chunk))
-		nt, old, err := growTables(b.tables, n, n, n)
+		nt, old, err := growTables(b.tables, need(chunk))
 		b.tables = nt
 		for _, x := range old {
 			x.close()
@@ -211,7 +210,7 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 		return err
 	}
 	if !l.opts.NoSync {
-		for _, x := range []*hashIndex{b.tables.ids, b.tables.ents, b.tables.keys} {
+		for _, x := range b.tables.tables() {
 			if err := x.sync(); err != nil {
 				return err
 			}
@@ -234,7 +233,7 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 		head.bumpGen()
 	}
 	nv := &view{head: head}
-	for _, k := range []uint32{kindIDs, kindEntities, kindKeys} {
+	for _, k := range kinds {
 		x := b.tables.index(k)
 		live := filepath.Join(l.indexDir(), hixNames[k])
 		if err := fileutil.Rename(x.path, live); err != nil {

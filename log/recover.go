@@ -100,7 +100,7 @@ func (l *Log) rebuildLocked(full bool) error {
 	if full || !published {
 		trusted = 0
 	}
-	if trusted > 0 && (nv.ids == nil || nv.ents == nil || nv.keys == nil) {
+	if trusted > 0 && !nv.whole() {
 		mapped, err := mapIndexes(l.indexDir(), nv.head)
 		switch {
 		case err == nil:
@@ -254,8 +254,7 @@ func (l *Log) replayIndex(events []*Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	n := uint64(len(events))
-	if err := l.reserve(n, n, n); err != nil {
+	if err := l.reserve(need(events)); err != nil {
 		return err
 	}
 	fillTables(l.v(), events)
@@ -276,7 +275,30 @@ func fillTables(v *view, events []*Event) {
 		}
 		tag, check := v.ents.hashString(e.Entity)
 		v.ents.putEntity(tag, check, e.Seq, e.Version, true)
+		if checkpointed(e.Version) {
+			if tag := v.vers.versionTag(e.Entity, e.Version); !hasSeq(v.vers, tag, e.Seq) {
+				v.vers.insert(tag, e.Seq)
+			}
+		}
 	}
+}
+
+// need is the room events may take in each hash index (entities and keys
+// already there need none; counting them only grows a table a little
+// early).
+func need(events []*Event) counts {
+	var n counts
+	n[kindIDs] = uint64(len(events))
+	n[kindEntities] = uint64(len(events))
+	for _, e := range events {
+		if e.Key != "" {
+			n[kindKeys]++
+		}
+		if checkpointed(e.Version) {
+			n[kindVersions]++
+		}
+	}
+	return n
 }
 
 func hasSeq(x *hashIndex, tag, want uint64) bool {
