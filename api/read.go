@@ -57,7 +57,7 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		out = bufio.NewWriterSize(w, 64<<10)
 	}
 	n := 0
-	pg, err := plan.Run(func(e *log.Event) error {
+	pg, err := plan.RunContext(r.Context(), func(e *log.Event) error {
 		mark := len(buf)
 		if !ndjson {
 			if n == 0 {
@@ -84,6 +84,9 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		return nil
 	})
 	if err != nil {
+		if cerr := r.Context().Err(); cerr != nil && errors.Is(err, cerr) {
+			return // the client went away mid-read: nobody is left to answer
+		}
 		if out == nil || n == 0 {
 			hd.Del("Link")
 			hd.Del("Strata-Next-After")

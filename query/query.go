@@ -1,14 +1,17 @@
 // Package query answers reads of one tenant's log: a range of seqs narrowed
 // by id bounds, time bounds, type and entity filters, and a page limit. It
 // costs what it returns: bounds are resolved through the log's indexes
-// (id → seq, time → seq by binary search), an exact entity is read along its
-// own chain, and a scan stops as soon as the page is full.
+// (id → seq, time → seq by binary search), an exact entity is read forward
+// along its own chain from the nearest checkpoint (log.ScanEntity), and a
+// scan stops as soon as the page is full — or when it has read its budget
+// of bytes (Params.Budget), so a filter that matches little costs a bounded
+// amount per request, and the page's Next says where to go on.
 package query
 
 import (
+	"context"
 	"errors"
 	"path"
-	"slices"
 	"strings"
 
 	"strata/log"
@@ -31,7 +34,15 @@ type Params struct {
 	Entity string
 	// Limit is the most events returned; must be positive.
 	Limit int
+	// Budget bounds the bytes of records a filtered read may look at
+	// (DefaultBudget when 0). Past it the page ends, maybe empty, and its
+	// Next says where to go on.
+	Budget int64
 }
+
+// DefaultBudget is the bytes of records one filtered read looks at, at
+// most: about half a second of scanning on a slow shared host.
+const DefaultBudget = 16 << 20
 
 // ErrFromNotFound and ErrToNotFound say a from/to id is not on this chain.
 var (
@@ -75,6 +86,9 @@ type Plan struct {
 // Prepare resolves a read's bounds through the indexes (id → seq, time →
 // seq) and, where it is cheap, where the page will end.
 func Prepare(l *log.Log, p Params) (*Plan, error) {
+	if p.Budget <= 0 {
+		p.Budget = DefaultBudget
+	}
 	pl := &Plan{l: l, p: p, after: p.After, last: l.Through()}
 	if p.To != nil && *p.To == zeroID {
 		pl.last = 0
@@ -141,17 +155,33 @@ func (pl *Plan) Next() (next uint64, known bool) { return pl.next, pl.known }
 // is full or emit returns ErrPageFull (the caller's buffer is full: the page
 // ends before that event). The event is only valid during the call.
 func (pl *Plan) Run(emit func(*log.Event) error) (Page, error) {
+	return pl.RunContext(context.Background(), emit)
+}
+
+// RunContext is Run that stops with ctx's error once ctx is done (the
+// client went away).
+func (pl *Plan) RunContext(ctx context.Context, emit func(*log.Event) error) (Page, error) {
 	var pg Page
 	if pl.after >= pl.last || pl.p.Limit <= 0 {
 		return pg, nil
 	}
 	if pl.entity {
-		return pl.runEntity(emit)
+		return pl.runEntity(ctx, emit)
 	}
+	filtered := pl.p.Type != "" || pl.p.Entity != ""
 	it := pl.l.Scan(pl.after+1, pl.last)
-	for it.Next() {
+	for n := 0; it.Next(); n++ {
 		e := it.Event()
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
+				return pg, err
+			}
+		}
 		if !matches(pl.p.Type, e.Type) || !matches(pl.p.Entity, e.Entity) {
+			if filtered && it.Bytes() >= pl.p.Budget && e.Seq < pl.last {
+				pg.Next = e.Seq // looked at through here; go on after it
+				return pg, nil
+			}
 			continue
 		}
 		if pg.Count == pl.p.Limit {
@@ -166,6 +196,10 @@ func (pl *Plan) Run(emit func(*log.Event) error) (Page, error) {
 			return pg, err
 		}
 		pg.Count++
+		if filtered && it.Bytes() >= pl.p.Budget && e.Seq < pl.last {
+			pg.Next = e.Seq
+			return pg, nil
+		}
 	}
 	return pg, it.Err()
 }
@@ -193,36 +227,44 @@ func matches(pattern, s string) bool {
 	return ok
 }
 
-// entitySeqs finds the page of an exact-entity read by walking the
-// entity's chain back from its newest event, touching only its records.
+// entitySeqs finds the page of an exact-entity read by reading the
+// entity's events forward from after (log.ScanEntity), touching its records
+// only, at most Limit matches and the Budget's bytes.
 func (pl *Plan) entitySeqs() error {
-	seq, err := pl.l.EntityHead(pl.p.Entity)
-	if err != nil {
-		return err
-	}
+	it := pl.l.ScanEntity(pl.p.Entity, pl.after, pl.last)
 	var seqs []uint64
-	for seq > pl.after {
-		e, err := pl.l.Event(seq)
-		if err != nil {
-			return err
+	for it.Next() {
+		e := it.Event()
+		if !matches(pl.p.Type, e.Type) {
+			if it.Bytes() >= pl.p.Budget && e.Seq < pl.last {
+				pl.next = e.Seq
+				break
+			}
+			continue
 		}
-		if seq <= pl.last && matches(pl.p.Type, e.Type) {
-			seqs = append(seqs, seq)
+		if len(seqs) == pl.p.Limit {
+			pl.next = seqs[len(seqs)-1]
+			break
 		}
-		seq = e.PrevInEntity
+		seqs = append(seqs, e.Seq)
+		if it.Bytes() >= pl.p.Budget && e.Seq < pl.last {
+			pl.next = e.Seq
+			break
+		}
 	}
-	slices.Reverse(seqs)
-	if len(seqs) > pl.p.Limit {
-		pl.next = seqs[pl.p.Limit-1]
-		seqs = seqs[:pl.p.Limit]
+	if err := it.Err(); err != nil {
+		return err
 	}
 	pl.seqs, pl.known = seqs, true
 	return nil
 }
 
-func (pl *Plan) runEntity(emit func(*log.Event) error) (Page, error) {
+func (pl *Plan) runEntity(ctx context.Context, emit func(*log.Event) error) (Page, error) {
 	var pg Page
 	for i, seq := range pl.seqs {
+		if err := ctx.Err(); err != nil {
+			return pg, err
+		}
 		e, err := pl.l.Event(seq)
 		if err != nil {
 			return pg, err

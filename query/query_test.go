@@ -1,9 +1,11 @@
 package query_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,5 +320,118 @@ func TestPatterns(t *testing.T) {
 		if got := query.ValidPattern(tc.s); got != tc.valid {
 			t.Errorf("ValidPattern(%q) = %v", tc.s, got)
 		}
+	}
+}
+
+// bigLog appends n events, every tenth to entity "hot" of type "rare.one"
+// when rare, the rest spread over other entities, and returns the log.
+func bigLog(t *testing.T, n int) *log.Log {
+	t.Helper()
+	l, err := log.Open(t.TempDir(), log.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for i := 0; i < n; i += 500 {
+		var ps []log.Proposed
+		for j := i; j < i+500; j++ {
+			p := log.Proposed{Type: "common.one", Entity: fmt.Sprintf("e%d", j%17), Data: []byte(`{"pad":"` + strings.Repeat("p", 100) + `"}`), ExpectedVersion: -1}
+			if j%2 == 0 {
+				p.Entity = "hot"
+			}
+			if j == n-3 {
+				p.Type = "rare.one"
+			}
+			ps = append(ps, p)
+		}
+		if _, err := l.Append(&log.Request{Events: ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// TestEntityReadCost: an exact-entity read costs what it returns, from the
+// start of a long stream or from the middle, not the length of the stream.
+func TestEntityReadCost(t *testing.T) {
+	l := bigLog(t, 20000)
+	for _, after := range []uint64{0, 7001, 19990} {
+		before := l.RecordsRead()
+		var got []uint64
+		pg, err := query.Run(l, query.Params{Entity: "hot", After: after, Limit: 1}, func(e *log.Event) error {
+			got = append(got, e.Seq)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cost := l.RecordsRead() - before
+		if len(got) != 1 || got[0] <= after || got[0] > after+2 || pg.Next != got[0] {
+			t.Fatalf("after %d: %v, page %+v", after, got, pg)
+		}
+		if cost > 200 {
+			t.Errorf("after %d: limit=1 read %d records of a 10,000-event entity", after, cost)
+		}
+	}
+}
+
+// TestFilteredScanBudget: a filter that matches little reads its budget and
+// ends the page (empty if need be) with a Next to go on from; following the
+// pages finds exactly what one unbounded read finds.
+func TestFilteredScanBudget(t *testing.T) {
+	l := bigLog(t, 20000)
+	const budget = 64 << 10
+	var got []uint64
+	after, pages := uint64(0), 0
+	for {
+		before := l.RecordsRead()
+		pg, err := query.Run(l, query.Params{Type: "rare.*", After: after, Limit: 10, Budget: budget}, func(e *log.Event) error {
+			got = append(got, e.Seq)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if cost := l.RecordsRead() - before; cost > 1000 {
+			t.Fatalf("page %d read %d records, past a %d-byte budget", pages, cost, budget)
+		}
+		if pg.Next == 0 {
+			break
+		}
+		if pg.Next <= after {
+			t.Fatalf("page %d: next %d does not move past %d", pages, pg.Next, after)
+		}
+		after = pg.Next
+	}
+	if len(got) != 1 || got[0] != 19998 || pages < 10 {
+		t.Fatalf("found %v in %d pages", got, pages)
+	}
+	// The same bound on one entity's stream with a type filter.
+	before := l.RecordsRead()
+	pg, err := query.Run(l, query.Params{Entity: "hot", Type: "rare.*", Limit: 10, Budget: budget}, func(*log.Event) error { return nil })
+	if err != nil || pg.Count != 0 || pg.Next == 0 {
+		t.Fatalf("entity page %+v %v, want empty with a next", pg, err)
+	}
+	if cost := l.RecordsRead() - before; cost > 1000 {
+		t.Fatalf("entity page read %d records", cost)
+	}
+}
+
+// TestScanCancelled: a read whose client went away stops.
+func TestScanCancelled(t *testing.T) {
+	l := bigLog(t, 20000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	pl, err := query.Prepare(l, query.Params{Type: "rare.*", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := l.RecordsRead()
+	if _, err := pl.RunContext(ctx, func(*log.Event) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled read: %v", err)
+	}
+	if cost := l.RecordsRead() - before; cost > 256 {
+		t.Fatalf("cancelled read went on for %d records", cost)
 	}
 }
