@@ -3,9 +3,11 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"strata/auth"
@@ -60,6 +62,9 @@ var statusOf = map[string]int{
 	"setup_off":    http.StatusNotFound,
 	// 405
 	"method_not_allowed": http.StatusMethodNotAllowed,
+	// 412, 416: a blob's conditional or range request (contentError).
+	"precondition_failed":   http.StatusPreconditionFailed,
+	"range_not_satisfiable": http.StatusRequestedRangeNotSatisfiable,
 	// 409: the request conflicts with what is stored; the answer carries
 	// the current value.
 	"exists":           http.StatusConflict,
@@ -276,4 +281,59 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	b = append(b, "}}\n"...)
 	w.Write(b)
+}
+
+// contentError is the answer for an error status that http.ServeContent
+// chose, with the text it meant to send (for the log only).
+func contentError(status int, text string) error {
+	switch status {
+	case http.StatusPreconditionFailed:
+		return errorf("precondition_failed", "the If-Match or If-Unmodified-Since condition does not hold")
+	case http.StatusRequestedRangeNotSatisfiable:
+		return errorf("range_not_satisfiable", "the Range asks for bytes the blob does not have (its size is in Content-Range)")
+	}
+	return fmt.Errorf("serving content: %d %s", status, strings.TrimSpace(text))
+}
+
+// contentWriter makes the error answers of http.ServeContent (plain text,
+// with whatever an error said) JSON error answers like all the others.
+// Call finish after ServeContent.
+type contentWriter struct {
+	http.ResponseWriter
+	r      *http.Request
+	failed int // the error status ServeContent chose
+	text   []byte
+}
+
+func (w *contentWriter) WriteHeader(code int) {
+	if code >= 400 {
+		w.failed = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *contentWriter) Write(b []byte) (int, error) {
+	if w.failed != 0 {
+		w.text = append(w.text, b...)
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the underlying writer's sendfile for large blobs.
+func (w *contentWriter) ReadFrom(src io.Reader) (int64, error) {
+	if w.failed != 0 {
+		return io.Copy(io.Discard, src)
+	}
+	return io.Copy(w.ResponseWriter, src)
+}
+
+func (w *contentWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish sends the error answer, if ServeContent chose one.
+func (w *contentWriter) finish() {
+	if w.failed != 0 {
+		writeError(w.ResponseWriter, w.r, contentError(w.failed, string(w.text)))
+	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -235,5 +236,41 @@ func TestClassify(t *testing.T) {
 		if (tc.status == 503 || tc.status == 429) != (ra != "") {
 			t.Errorf("%s: status %d with Retry-After %q", tc.name, tc.status, ra)
 		}
+	}
+}
+
+// TestBlobGetErrorsAreJSON: the answers http.ServeContent chooses for a
+// blob's range or condition are JSON errors like every other (its own are
+// plain text), and the rest of what it does is kept.
+func TestBlobGetErrorsAreJSON(t *testing.T) {
+	h := newHandler(t, Config{})
+	w := serve(h, "PUT", "/storage/", strings.NewReader("0123456789"))
+	if w.Code != 201 {
+		t.Fatalf("put: %d %s", w.Code, w.Body)
+	}
+	var put struct{ Hash string }
+	if err := json.Unmarshal(w.Body.Bytes(), &put); err != nil {
+		t.Fatal(err)
+	}
+	path := "/storage/" + put.Hash
+	w = serve(h, "GET", path, nil, "Range", "bytes=100-")
+	if w.Code != 416 || errorBody(t, w)["code"] != "range_not_satisfiable" || w.Header().Get("Content-Range") != "bytes */10" {
+		t.Errorf("range past the end: %d %q %s", w.Code, w.Header().Get("Content-Range"), w.Body)
+	}
+	w = serve(h, "GET", path, nil, "If-Match", `"`+strings.Repeat("0", 64)+`"`)
+	if w.Code != 412 || errorBody(t, w)["code"] != "precondition_failed" {
+		t.Errorf("If-Match another hash: %d %s", w.Code, w.Body)
+	}
+	w = serve(h, "GET", path, nil, "If-None-Match", `"`+put.Hash+`"`)
+	if w.Code != 304 || w.Body.Len() != 0 {
+		t.Errorf("If-None-Match its hash: %d %s", w.Code, w.Body)
+	}
+	w = serve(h, "GET", path, nil, "Range", "bytes=2-4")
+	if w.Code != 206 || w.Body.String() != "234" || w.Header().Get("Content-Range") != "bytes 2-4/10" {
+		t.Errorf("range: %d %q %s", w.Code, w.Header().Get("Content-Range"), w.Body)
+	}
+	w = serve(h, "GET", path, nil)
+	if w.Code != 200 || w.Body.String() != "0123456789" {
+		t.Errorf("whole: %d %s", w.Code, w.Body)
 	}
 }

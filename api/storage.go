@@ -55,7 +55,9 @@ func (h *Handler) blobGet(w http.ResponseWriter, r *http.Request, c *call) {
 	// The address is the content: it can never change. Private: with
 	// accounts, a shared cache must not hand it to others.
 	hd.Set("Cache-Control", "private, max-age=31536000, immutable")
-	http.ServeContent(w, r, "", info.ModTime, f)
+	cw := &contentWriter{ResponseWriter: w, r: r}
+	http.ServeContent(cw, r, "", info.ModTime, f)
+	cw.finish()
 }
 
 // blobDelete serves DELETE /storage/<hash>.

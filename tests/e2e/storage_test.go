@@ -87,7 +87,7 @@ func TestBlobPutGetDelete(t *testing.T) {
 	if string(r.body) != string(data[len(data)-10:]) {
 		t.Errorf("suffix range wrong")
 	}
-	do(t, "GET", s.url+"/storage/"+hash, nil, "Range", "bytes=20000-").want(t, 416)
+	do(t, "GET", s.url+"/storage/"+hash, nil, "Range", "bytes=20000-").wantError(t, 416, "range_not_satisfiable")
 	// Conditional.
 	r = do(t, "GET", s.url+"/storage/"+hash, nil, "If-None-Match", `"`+hash+`"`).want(t, 304)
 	if len(r.body) != 0 {
