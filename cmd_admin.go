@@ -307,9 +307,9 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 
 func tokenCreate(args []string, stdout, stderr io.Writer) int {
 	a := newAdminCmd("token create", "--role R [--tenant T] [--expires 30d] [--name NAME]",
-		"Make an API token and print it once on standard output; only its hash is\nkept. An admin token needs no --tenant.", stdout, stderr)
+		"Make an API token and print it once on standard output; only its hash is\nkept. An admin token reaches every tenant and takes no --tenant.", stdout, stderr)
 	role := a.String("role", "", "the `role`: admin, writer, reader or appender")
-	tenant := a.String("tenant", "", "the `tenant` the token is for")
+	tenant := a.String("tenant", "", "the `tenant` the token is for (not for an admin)")
 	expires := a.String("expires", "", "`lifetime`, e.g. 30d or 12h (default: never)")
 	name := a.String("name", "", "a `name` to tell the token by")
 	a.require("role")
@@ -432,7 +432,7 @@ func cmdUser(args []string, stdout, stderr io.Writer) int {
 }
 
 var userAbout = map[string][2]string{
-	"add":    {"NAME --role R [--tenant T] [--password-stdin]", "Add a user with a password and a grant (an admin may have no --tenant)."},
+	"add":    {"NAME --role R [--tenant T] [--password-stdin]", "Add a user with a password and a grant (an admin takes no --tenant)."},
 	"passwd": {"NAME [--password-stdin]", "Change a user's password; the user's sessions end at once."},
 	"grant":  {"NAME --role R [--tenant T]", "Set a user's tenant and role, keeping the password (or the htpasswd\nfile's, for a user made with htpasswd -B)."},
 	"delete": {"NAME", "Remove a user's password and grant."},
@@ -445,7 +445,7 @@ func userChange(verb string, args []string, stdout, stderr io.Writer) int {
 	var fromStdin *bool
 	if verb == "add" || verb == "grant" {
 		role = a.String("role", "", "the `role`: admin, writer, reader or appender")
-		tenant = a.String("tenant", "", "the user's `tenant` (an admin may have none)")
+		tenant = a.String("tenant", "", "the user's `tenant` (not for an admin, who reaches every tenant)")
 		a.require("role")
 	}
 	if verb == "add" || verb == "passwd" {

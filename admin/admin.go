@@ -173,15 +173,19 @@ func (s *Service) revokeTenant(name string) (tokens, users []string, err error) 
 }
 
 // CheckGrant reports what is wrong with giving a principal tenant and
-// role: the tenant must exist, and only an administrator may have none
-// ("*" or ""). It returns the tenant's creation id, to which the
-// credential is bound.
+// role: an administrator has no tenant ("*" or "") — an administrator is
+// the installation's, and one "for a tenant" would be a scope nothing
+// enforces — and anyone else has one that exists. It returns the tenant's
+// creation id, to which the credential is bound.
 func (s *Service) CheckGrant(tenant string, role auth.Role) (id string, err error) {
 	if tenant == "" || tenant == "*" {
 		if role != auth.RoleAdmin {
 			return "", invalid("only an admin may be bound to no tenant; give --tenant")
 		}
 		return "", nil
+	}
+	if role == auth.RoleAdmin {
+		return "", invalid("an admin is the installation's and takes no tenant (it reaches every tenant); a tenant's own credentials are writers, readers or appenders")
 	}
 	if !tenants.ValidName(tenant) {
 		return "", tenants.ErrInvalidName
@@ -236,8 +240,10 @@ func (s *Service) HasAdmin() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// An admin bound to a tenant (made before admins took none) is
+	// confined to it: not the installation's administrator.
 	for _, t := range ts {
-		if t.Role == auth.RoleAdmin {
+		if t.Role == auth.RoleAdmin && t.Tenant == "" {
 			return true, nil
 		}
 	}
@@ -246,7 +252,7 @@ func (s *Service) HasAdmin() (bool, error) {
 		return false, err
 	}
 	for _, g := range gs {
-		if g.Role == auth.RoleAdmin {
+		if g.Role == auth.RoleAdmin && g.Tenant == auth.AnyTenant {
 			return true, nil
 		}
 	}

@@ -52,14 +52,18 @@ func newAuthHandler(t testing.TB, cfg Config) *authFixture {
 	}
 	for _, tn := range []string{"own", "susp"} {
 		for _, role := range auth.Roles() {
-			secret, _, err := f.svc.CreateToken(tn, role, "", 0)
+			bound := tn
+			if role == auth.RoleAdmin {
+				bound = "" // an admin takes no tenant
+			}
+			secret, _, err := f.svc.CreateToken(bound, role, "", 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			f.tokens[tn+"/"+string(role)] = secret
 			// A token that expired an hour ago.
 			past := &admin.Service{Data: cfg.DataDir, By: "test", Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}
-			secret, _, err = past.CreateToken(tn, role, "", time.Hour)
+			secret, _, err = past.CreateToken(bound, role, "", time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,94 +130,234 @@ func requestFor(rt route) (target, body string) {
 	return target, body
 }
 
-// TestAccessMatrix walks every route with every role in every situation and
-// checks the answer against the permission table (routes): 401 without
-// good credentials, 403 for a role without the permission, for another
-// tenant's data and for a suspended tenant; otherwise the request gets
-// past access control (whatever the handler then makes of it).
+// Principals of the access matrix: the four roles, and an admin bound to
+// a tenant, which strata no longer makes but which credentials made
+// before may be (confined to its tenant).
+const (
+	pAdmin = iota
+	pTenantAdmin
+	pWriter
+	pReader
+	pAppender
+	nPrincipals
+)
+
+var principalNames = [nPrincipals]string{"admin", "tenant-bound admin", "writer", "reader", "appender"}
+
+// access is the expected answer of access control to one route: whether
+// the route reaches a tenant's data, whether it needs no credentials, and,
+// for each principal acting in its own tenant, 0 (let through: whatever
+// the handler then answers) or the status refused with.
+type access struct {
+	tenant, public bool
+	want           [nPrincipals]int
+}
+
+// accessMatrix is who may do what, written out by hand — not computed from
+// the route table it checks, so that a wrong permission in routes.go
+// fails here. A new route must be added here too (TestAccessMatrix fails
+// until it is).
+var accessMatrix = func() map[string]access {
+	const no = http.StatusForbidden
+	var (
+		read      = access{true, false, [nPrincipals]int{0, 0, 0, 0, no}}
+		write     = access{true, false, [nPrincipals]int{0, 0, 0, no, 0}} // append, upload
+		del       = access{true, false, [nPrincipals]int{0, 0, 0, no, no}}
+		info      = access{true, false, [nPrincipals]int{0, 0, 0, 0, 0}}
+		whoami    = access{false, false, [nPrincipals]int{0, 0, 0, 0, 0}}
+		open      = access{false, true, [nPrincipals]int{0, 0, 0, 0, 0}}
+		adminOnly = access{false, false, [nPrincipals]int{0, no, no, no, no}}
+		// a login with a wrong password, whoever asks
+		login = access{false, true, [nPrincipals]int{401, 401, 401, 401, 401}}
+	)
+	return map[string]access{
+		"GET /events":                        read,
+		"HEAD /events":                       read,
+		"PUT /events":                        write,
+		"POST /events":                       write,
+		"GET /events/{id}":                   read,
+		"HEAD /events/{id}":                  read,
+		"GET /head":                          read,
+		"HEAD /head":                         read,
+		"PUT /storage":                       write,
+		"POST /storage":                      write,
+		"PUT /storage/":                      write,
+		"POST /storage/":                     write,
+		"GET /storage/{blob}":                read,
+		"HEAD /storage/{blob}":               read,
+		"PUT /storage/{blob}":                write,
+		"DELETE /storage/{blob}":             del,
+		"GET /quota":                         info,
+		"GET /session":                       whoami,
+		"POST /session":                      login,
+		"POST /setup":                        open,
+		"GET /health":                        open,
+		"HEAD /health":                       open,
+		"GET /audit":                         adminOnly,
+		"GET /admin/tenants":                 adminOnly,
+		"POST /admin/tenants":                adminOnly,
+		"GET /admin/tenants/{name}":          adminOnly,
+		"PATCH /admin/tenants/{name}":        adminOnly,
+		"DELETE /admin/tenants/{name}":       adminOnly,
+		"POST /admin/tenants/{name}/suspend": adminOnly,
+		"POST /admin/tenants/{name}/resume":  adminOnly,
+		"GET /admin/tokens":                  adminOnly,
+		"POST /admin/tokens":                 adminOnly,
+		"DELETE /admin/tokens/{id}":          adminOnly,
+		"GET /admin/users":                   adminOnly,
+		"PUT /admin/users/{name}":            adminOnly,
+		"DELETE /admin/users/{name}":         adminOnly,
+	}
+}()
+
+// legacyToken stores an API token the way strata stored them before an
+// admin took no tenant — role admin, bound to tenant — and returns its
+// secret.
+func legacyToken(t testing.TB, data, tenant string, role auth.Role) string {
+	t.Helper()
+	secret, digest, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tenants.Get(data, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := auth.TokenID(digest)
+	b := fmt.Sprintf(`{"id":%q,"digest":"%x","tenant":%q,"tenant_id":%q,"role":%q,"name":"legacy","created":"2026-01-01T00:00:00Z"}`+"\n", id, digest, tenant, c.ID, role)
+	dir := filepath.Join(data, systemDir, tokensDir)
+	os.MkdirAll(dir, 0o700)
+	if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// TestAccessMatrix walks every route with every principal in every
+// situation and checks the answer against accessMatrix: 401 without good
+// credentials; 403 for a principal without the permission, for another
+// tenant's data (except to an administrator bound to no tenant) and for a
+// suspended tenant; otherwise the request gets past access control
+// (whatever the handler then makes of it).
 func TestAccessMatrix(t *testing.T) {
 	f := newAuthHandler(t, Config{})
-	type situation struct {
-		name   string
-		header func(role auth.Role) []string
-		// expect is the status access control must answer, or 0 for
-		// "let through".
-		expect func(rt route, role auth.Role) int
+	for _, rt := range routes {
+		if _, ok := accessMatrix[rt.method+" "+rt.path]; !ok {
+			t.Errorf("route %s %s is not in accessMatrix: write down who may use it", rt.method, rt.path)
+		}
+	}
+	if len(accessMatrix) != len(routes) {
+		t.Errorf("accessMatrix has %d routes, the route table %d", len(accessMatrix), len(routes))
 	}
 	bearer := func(s string) []string { return []string{"Authorization", "Bearer " + s} }
-	allowedIn := func(rt route, role auth.Role, deny int) int {
-		switch {
-		case rt.method == "POST" && rt.path == "/session":
-			return http.StatusUnauthorized // a login with a wrong password, whoever asks
-		case rt.scope == public:
-			return 0
-		case !role.Can(rt.perm):
-			return http.StatusForbidden
-		case rt.scope == system:
-			return 0
+	// creds[tenant][principal]: the credentials of each principal acting in
+	// tenant "own" or "susp".
+	creds := map[string][nPrincipals][]string{}
+	for _, tn := range []string{"own", "susp"} {
+		creds[tn] = [nPrincipals][]string{
+			// The administrator names the tenant it acts in.
+			append(bearer(f.tokens[tn+"/admin"]), TenantHeader, tn),
+			bearer(legacyToken(t, f.data, tn, auth.RoleAdmin)),
+			bearer(f.tokens[tn+"/writer"]),
+			bearer(f.tokens[tn+"/reader"]),
+			bearer(f.tokens[tn+"/appender"]),
 		}
-		return deny
+	}
+	roleOf := [nPrincipals]auth.Role{auth.RoleAdmin, auth.RoleAdmin, auth.RoleWriter, auth.RoleReader, auth.RoleAppender}
+	type situation struct {
+		name string
+		// request adapts the request: its target and headers.
+		request func(p int, target string) (string, []string)
+		// expect is the status access control must answer, or 0 for
+		// "let through", given the route's row of accessMatrix.
+		expect func(a access, p int) int
+	}
+	denied := func(a access, p int, otherwise int) int {
+		if a.want[p] != 0 {
+			return a.want[p]
+		}
+		if a.tenant {
+			return otherwise
+		}
+		return 0
+	}
+	unauthenticated := func(a access, p int) int {
+		if a.public {
+			// Open to all; a login with a wrong password 401 whoever asks.
+			return a.want[p]
+		}
+		return http.StatusUnauthorized
 	}
 	situations := []situation{
-		{"own tenant", func(r auth.Role) []string { return bearer(f.tokens["own/"+string(r)]) },
-			func(rt route, r auth.Role) int { return allowedIn(rt, r, 0) }},
-		{"other tenant", func(r auth.Role) []string {
-			return append(bearer(f.tokens["own/"+string(r)]), TenantHeader, "other")
-		}, func(rt route, r auth.Role) int {
-			if r == auth.RoleAdmin {
-				return allowedIn(rt, r, 0)
+		{"own tenant", func(p int, target string) (string, []string) { return target, creds["own"][p] },
+			func(a access, p int) int { return a.want[p] }},
+		{"other tenant by header", func(p int, target string) (string, []string) {
+			h := creds["own"][p]
+			if p == pAdmin {
+				h = bearer(f.tokens["own/admin"])
 			}
-			return allowedIn(rt, r, http.StatusForbidden)
+			return target, append(h, TenantHeader, "other")
+		}, func(a access, p int) int {
+			if p == pAdmin {
+				return a.want[p]
+			}
+			return denied(a, p, http.StatusForbidden)
 		}},
-		{"other tenant by path", func(r auth.Role) []string { return bearer(f.tokens["own/"+string(r)]) },
-			func(rt route, r auth.Role) int {
-				if r == auth.RoleAdmin {
-					return allowedIn(rt, r, 0)
-				}
-				return allowedIn(rt, r, http.StatusForbidden)
-			}},
-		{"suspended tenant", func(r auth.Role) []string { return bearer(f.tokens["susp/"+string(r)]) },
-			func(rt route, r auth.Role) int { return allowedIn(rt, r, http.StatusForbidden) }},
-		{"no credentials", func(auth.Role) []string { return nil },
-			func(rt route, _ auth.Role) int { return unauthenticated(rt) }},
-		{"bad token", func(auth.Role) []string { return bearer("strata_" + strings.Repeat("A", 43)) },
-			func(rt route, _ auth.Role) int { return unauthenticated(rt) }},
-		{"bad password", func(auth.Role) []string {
-			return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "nobody%d:wrong", f.n))}
-		},
-			func(rt route, _ auth.Role) int { return unauthenticated(rt) }},
-		{"expired token", func(r auth.Role) []string { return bearer(f.tokens["own/"+string(r)+"/expired"]) },
-			func(rt route, _ auth.Role) int { return unauthenticated(rt) }},
+		{"other tenant by path", func(p int, target string) (string, []string) {
+			h := creds["own"][p]
+			if p == pAdmin {
+				h = bearer(f.tokens["own/admin"])
+			}
+			return "/t/other" + target, h
+		}, func(a access, p int) int {
+			if p == pAdmin {
+				return a.want[p]
+			}
+			return denied(a, p, http.StatusForbidden)
+		}},
+		{"suspended tenant", func(p int, target string) (string, []string) { return target, creds["susp"][p] },
+			func(a access, p int) int { return denied(a, p, http.StatusForbidden) }},
+		{"no credentials", func(p int, target string) (string, []string) { return target, nil }, unauthenticated},
+		{"bad token", func(p int, target string) (string, []string) {
+			return target, bearer("strata_" + strings.Repeat("A", 43))
+		}, unauthenticated},
+		{"bad password", func(p int, target string) (string, []string) {
+			return target, []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "nobody%d:wrong", f.n))}
+		}, unauthenticated},
+		{"expired token", func(p int, target string) (string, []string) {
+			return target, bearer(f.tokens["own/"+string(roleOf[p])+"/expired"])
+		}, unauthenticated},
 	}
 	checked := 0
 	for _, rt := range routes {
-		for _, role := range auth.Roles() {
+		a, ok := accessMatrix[rt.method+" "+rt.path]
+		if !ok {
+			continue
+		}
+		for p := range nPrincipals {
 			for _, s := range situations {
-				if (s.name == "bad password" || rt.path == "/session" && rt.method == "POST") && role != auth.RoleAdmin {
-					continue // the same for every role, and each costs a bcrypt
+				if (s.name == "bad password" || rt.path == "/session" && rt.method == "POST") && p != pAdmin {
+					continue // the same for every principal, and each costs a bcrypt
+				}
+				if s.name == "other tenant by path" && !a.tenant {
+					continue
 				}
 				target, body := requestFor(rt)
-				if s.name == "other tenant by path" {
-					if rt.scope != inTenant {
-						continue
-					}
-					target = "/t/other" + target
-				}
-				hdr := s.header(role)
+				target, hdr := s.request(p, target)
 				if rt.path == "/session" && rt.method == "POST" {
 					body = fmt.Sprintf(`{"user":"nobody%d","password":"wrong"}`, f.n)
 				}
 				w := f.do(rt.method, target, body, hdr...)
-				want := s.expect(rt, role)
+				want := s.expect(a, p)
 				got := w.Code
 				denied := got == http.StatusUnauthorized || got == http.StatusForbidden
 				switch {
 				case want == 0 && denied:
-					t.Errorf("%s %s as %s, %s: %d %s; want access", rt.method, target, role, s.name, got, w.Body)
+					t.Errorf("%s %s as %s, %s: %d %s; want access", rt.method, target, principalNames[p], s.name, got, w.Body)
 				case want != 0 && got != want:
-					t.Errorf("%s %s as %s, %s: %d %s; want %d", rt.method, target, role, s.name, got, w.Body, want)
+					t.Errorf("%s %s as %s, %s: %d %s; want %d", rt.method, target, principalNames[p], s.name, got, w.Body, want)
 				}
-				if want == http.StatusForbidden && s.name == "suspended tenant" && rt.scope == inTenant && role.Can(rt.perm) && rt.method != "HEAD" {
+				if want == http.StatusForbidden && s.name == "suspended tenant" && a.tenant && a.want[p] == 0 && rt.method != "HEAD" {
 					if !strings.Contains(w.Body.String(), "tenant_suspended") || !strings.Contains(w.Body.String(), "unpaid invoice") {
 						t.Errorf("%s %s suspended: %s", rt.method, target, w.Body)
 					}
@@ -222,7 +366,7 @@ func TestAccessMatrix(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d route × role × situation cases", checked)
+	t.Logf("%d route × principal × situation cases", checked)
 	// Nothing of the probes reached the suspended tenant's log.
 	for _, tn := range []string{"susp"} {
 		if _, err := os.Stat(filepath.Join(tenants.Dir(f.data, tn), "log")); err == nil {
@@ -236,14 +380,25 @@ func TestAccessMatrix(t *testing.T) {
 	}
 }
 
-// unauthenticated is what a request without good credentials gets: 401,
-// except on public routes (POST /session with a wrong password is 401
-// too).
-func unauthenticated(rt route) int {
-	if rt.scope == public && !(rt.method == "POST" && rt.path == "/session") {
-		return 0
+// TestAdminTakesNoTenant: an admin "for a tenant" is refused wherever
+// one could be made — the admin API's tokens and users, and so the CLI,
+// which calls the same service — so nothing shows a scope that is not
+// enforced.
+func TestAdminTakesNoTenant(t *testing.T) {
+	f := newAuthHandler(t, Config{})
+	root := tok(f.tokens["own/admin"])
+	if w := f.do("POST", "/admin/tokens", `{"tenant":"own","role":"admin"}`, root...); w.Code != 400 {
+		t.Errorf("POST /admin/tokens for a tenant's admin: %d %s", w.Code, w.Body)
 	}
-	return http.StatusUnauthorized
+	if w := f.do("PUT", "/admin/users/bob", `{"password":"correct horse","tenant":"own","role":"admin"}`, root...); w.Code != 400 {
+		t.Errorf("PUT /admin/users for a tenant's admin: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("POST", "/admin/tokens", `{"role":"admin"}`, root...); w.Code != 201 {
+		t.Errorf("POST /admin/tokens for an admin: %d %s", w.Code, w.Body)
+	}
+	if _, _, err := f.svc.CreateToken("own", auth.RoleAdmin, "", 0); err == nil {
+		t.Error("the admin service made an admin token for a tenant")
+	}
 }
 
 func TestRouteTableIsWhole(t *testing.T) {

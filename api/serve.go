@@ -113,7 +113,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 			return err
 		}
 	}
-	if !who.Role.Can(rt.perm) {
+	if !who.Can(rt.perm) {
+		if who.Role.Can(rt.perm) {
+			return h.deny(r, rt, c, "", errorf("forbidden", "an admin bound to a tenant reaches only its tenant, not %s %s", r.Method, clip(r.URL.Path)))
+		}
 		return h.deny(r, rt, c, "", errorf("forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path)))
 	}
 	if rt.scope != inTenant {
@@ -135,7 +138,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	if !tenants.ValidName(name) {
 		return errorf("invalid_tenant", "tenant %q: %v", clip(name), tenants.ErrInvalidName)
 	}
-	if who.Role != auth.RoleAdmin && name != who.Tenant {
+	if who.Confined() && name != who.Tenant {
 		// The same answer whether the tenant exists or not.
 		return h.deny(r, rt, c, name, errorf("wrong_tenant", "these credentials are for another tenant"))
 	}

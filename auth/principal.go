@@ -49,3 +49,21 @@ func (p Principal) Reaches(id string, created time.Time) bool {
 	}
 	return p.TenantID == id
 }
+
+// Can reports whether p may do what perm names: what its role may
+// (Role.Can), except that an administrator bound to a tenant has none of
+// the installation's powers (PermAdmin). strata makes no such
+// administrator any more — an admin takes no tenant — but credentials
+// made before (a token, a grant, or a JWT with role admin and a tenant)
+// are confined to their tenant, as what was shown when they were made
+// said, rather than reaching everything.
+func (p Principal) Can(perm Permission) bool {
+	if perm == PermAdmin && p.Tenant != "" {
+		return false
+	}
+	return p.Role.Can(perm)
+}
+
+// Confined reports whether p reaches only its own tenant: everyone but an
+// administrator bound to no tenant.
+func (p Principal) Confined() bool { return p.Role != RoleAdmin || p.Tenant != "" }

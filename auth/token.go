@@ -181,6 +181,9 @@ func (s *TokenStore) Create(t Token) error {
 	if t.Tenant == "" && t.Role != RoleAdmin || t.Tenant != "" && !ValidTenant(t.Tenant) {
 		return fmt.Errorf("create token %s: invalid tenant %q (only an admin token may have none)", t.ID, clip(t.Tenant))
 	}
+	if t.Tenant != "" && t.Role == RoleAdmin {
+		return fmt.Errorf("create token %s: an admin token takes no tenant", t.ID)
+	}
 	if !validTenantID(t.TenantID) {
 		return fmt.Errorf("create token %s: invalid tenant id %q", t.ID, clip(t.TenantID))
 	}
