@@ -1,9 +1,12 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -75,6 +78,9 @@ func parseJWS(token string) (jws, error) {
 	if err := json.Unmarshal(hb, &j.header); err != nil {
 		return j, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
+	if err := uniqueNames(hb); err != nil {
+		return j, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
 	if j.header.Crit != nil {
 		// RFC 7515 §4.1.11: a critical extension not understood makes the
 		// token invalid, and strata understands none.
@@ -82,6 +88,9 @@ func parseJWS(token string) (jws, error) {
 	}
 	if j.payload, err = b64.DecodeString(p); err != nil {
 		return j, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
+	}
+	if err := uniqueNames(j.payload); err != nil {
+		return j, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	if j.sig, err = b64.DecodeString(s); err != nil {
 		return j, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
@@ -100,4 +109,61 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// maxJSONDepth bounds the nesting uniqueNames follows.
+const maxJSONDepth = 32
+
+// uniqueNames reports an error if an object in the JSON text b has a
+// member name twice, at any depth. encoding/json keeps the last of
+// duplicates where other parsers keep the first, so a token with
+// {"role":"reader","role":"admin"} could mean one thing to the identity
+// provider that signed it and another here (RFC 7519 §4: such a token
+// must be refused, or the last taken — refusing is the safe choice).
+// Names are compared unescaped: "r\u006fle" is "role".
+func uniqueNames(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	if err := uniqueIn(d, 0); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return errors.New("text after the JSON value")
+	}
+	return nil
+}
+
+func uniqueIn(d *json.Decoder, depth int) error {
+	tok, err := d.Token()
+	if err != nil {
+		return err
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if depth >= maxJSONDepth {
+		return errors.New("nested too deep")
+	}
+	var seen map[string]bool
+	if delim == '{' {
+		seen = map[string]bool{}
+	}
+	for d.More() {
+		if seen != nil {
+			tok, err := d.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := tok.(string)
+			if seen[name] {
+				return fmt.Errorf("duplicate member %q", clip(name))
+			}
+			seen[name] = true
+		}
+		if err := uniqueIn(d, depth+1); err != nil {
+			return err
+		}
+	}
+	_, err = d.Token() // the closing delimiter
+	return err
 }

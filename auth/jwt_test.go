@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -372,4 +373,44 @@ func (c *JWTConfig) secret() []byte {
 		return nil
 	}
 	return c.HS256Secret
+}
+
+// TestJWTDuplicateNames: a token with a member name twice, in its header
+// or its claims, at any depth, spelt the same or escaped, is refused —
+// never read as its last value.
+func TestJWTDuplicateNames(t *testing.T) {
+	k := keys(t)
+	cfg := k.config()
+	now := time.Unix(1_800_000_000, 0)
+	exp := fmt.Sprint(now.Unix() + 60)
+	raw := func(header, claims string) string {
+		signed := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
+		return signed + "." + base64.RawURLEncoding.EncodeToString(hs256(k.hs)([]byte(signed)))
+	}
+	good := `{"iss":"https://idp.example","sub":"s","tenant":"acme","role":"reader","exp":` + exp + `}`
+	if _, err := cfg.Verify(raw(`{"alg":"HS256"}`, good), now); err != nil {
+		t.Fatalf("the token without duplicates: %v", err)
+	}
+	for name, tc := range map[string][2]string{
+		"role twice":     {`{"alg":"HS256"}`, `{"iss":"https://idp.example","sub":"s","tenant":"acme","role":"reader","role":"admin","exp":` + exp + `}`},
+		"role escaped":   {`{"alg":"HS256"}`, `{"iss":"https://idp.example","sub":"s","tenant":"acme","role":"reader","r\u006fle":"admin","exp":` + exp + `}`},
+		"tenant twice":   {`{"alg":"HS256"}`, `{"iss":"https://idp.example","sub":"s","tenant":"acme","role":"reader","exp":` + exp + `,"tenant":"other"}`},
+		"nested":         {`{"alg":"HS256"}`, `{"iss":"https://idp.example","sub":"s","tenant":"acme","role":"reader","exp":` + exp + `,"x":[{"a":1,"a":2}]}`},
+		"alg twice":      {`{"alg":"none","alg":"HS256"}`, good},
+		"kid twice":      {`{"alg":"HS256","kid":"a","kid":"b"}`, good},
+		"trailing value": {`{"alg":"HS256"}`, good + `{}`},
+	} {
+		if _, err := cfg.Verify(raw(tc[0], tc[1]), now); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	// Session tokens are read by the same code.
+	secret := []byte(strings.Repeat("s", 32))
+	payload := `{"iss":"strata-session","sub":"a","role":"reader","role":"admin","fp":"x","iat":1,"exp":` + exp + `}`
+	signed := sessionHeader + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(signed))
+	if _, err := VerifySession(secret, signed+"."+base64.RawURLEncoding.EncodeToString(m.Sum(nil)), now); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a session token with role twice: %v, want ErrMalformed", err)
+	}
 }
