@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"strata/audit"
@@ -308,6 +310,9 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 	if !auth.ValidUserName(name) {
 		return invalid("user name %q: 1-64 bytes, no ':', spaces or control characters", name)
 	}
+	if err := s.checkNewUser(name); err != nil {
+		return err
+	}
 	var tid string
 	if role != "" {
 		var err error
@@ -346,6 +351,36 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 		t = ""
 	}
 	return s.record("user.set", t, detail)
+}
+
+// checkNewUser refuses the name of a new user — one in neither the users
+// nor the grants file — outside auth.CheckNewUserName's safe set, or equal
+// but for case to an existing user's ("Alice" beside "alice").
+func (s *Service) checkNewUser(name string) error {
+	us, err := auth.LoadUsers(s.usersFile())
+	if err != nil {
+		return err
+	}
+	gs, err := auth.LoadGrants(s.grantsFile())
+	if err != nil {
+		return err
+	}
+	names := us.Names()
+	for n := range gs {
+		names = append(names, n)
+	}
+	if slices.Contains(names, name) {
+		return nil // an existing user keeps its name
+	}
+	if err := auth.CheckNewUserName(name); err != nil {
+		return invalid("%v", err)
+	}
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return invalid("user name %q: the user %q exists, and names that differ only in case could pass for one another", name, n)
+		}
+	}
+	return nil
 }
 
 // DeleteUser removes a user's password and grant.

@@ -305,3 +305,16 @@ func TestValidUserName(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNewUserName(t *testing.T) {
+	for _, ok := range []string{"alice", "Bob", "a", "alice.smith@example.com", "ci_bot-2", "x+y", "0day"} {
+		if err := CheckNewUserName(ok); err != nil {
+			t.Errorf("CheckNewUserName(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "\u0430lice", "ali\u200bce", "élodie", ".a", "-a", "a b", "a:b", "a/b", string(make([]byte, 65))} {
+		if err := CheckNewUserName(bad); err == nil {
+			t.Errorf("CheckNewUserName(%q) accepted", bad)
+		}
+	}
+}
