@@ -192,9 +192,8 @@ type segment struct {
 	first uint64
 	dir   *Log
 
-	once sync.Once
-	err  error
-	open atomic.Bool // set once the files below are open
+	openMu sync.Mutex  // serialises ensure's opening
+	open   atomic.Bool // set once the files below are open
 
 	// written and synced are pipeline tickets: the last written into this
 	// segment, and the last made durable by fdatasync.
@@ -208,10 +207,20 @@ type segment struct {
 	off  *os.File // index/<first>.off: u32 LE offset of each record
 }
 
-// ensure opens the segment's files if they are not open yet.
+// ensure opens the segment's files if they are not open yet. A failure is
+// not remembered: it may pass (a full disk when the offsets file is
+// created, no descriptor left), and the next call tries again rather than
+// refuse every append until the log is reopened.
 func (s *segment) ensure() error {
-	s.once.Do(func() { s.err = s.dir.openSegmentFiles(s) })
-	return s.err
+	if s.open.Load() {
+		return nil
+	}
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	if s.open.Load() {
+		return nil
+	}
+	return s.dir.openSegmentFiles(s)
 }
 
 func (s *segment) opened() bool { return s.open.Load() }
