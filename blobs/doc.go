@@ -41,7 +41,7 @@
 //	offset  size  field
 //	     0     8  magic "BLOBUSG\x00"
 //	     8     4  version, 1
-//	    12     4  zero
+//	    12     4  flags: bit 0 "changing", the rest zero
 //	    16     8  bytes: the blobs' sizes added up (int64)
 //	    24     8  count: the number of blobs (int64)
 //	    32     4  CRC-32 (IEEE) of bytes 0–31 (CRC-32C would cost a table build at every CGI start)
@@ -55,12 +55,15 @@
 // shards the next time it is needed. Recount does the same on demand
 // (strata reindex calls it).
 //
-// The counter is a cache and is not fsynced. A Put writes it before the
-// blob's rename and a Delete after the blob's removal, so a process crash
-// can only leave it counting a blob that is not there: a quota errs on the
-// strict side. After an OS crash or power loss it may lag the blobs that
-// were made durable in the last few seconds; run Recount (strata reindex)
-// after one.
+// The counter is a cache and is not fsynced. A Put or a Delete writes the
+// new count with the "changing" flag before it renames or removes the
+// blob's files, and writes it again without the flag once they are done.
+// A process killed in between (kill -9, a CGI timeout) leaves the flag
+// set, and whoever reads the counter next recounts instead of trusting it:
+// without that, every such crash left the count a blob too high and a
+// quota drifted towards false 507s. After an OS crash or power loss the
+// counter may lag the blobs made durable in the last few seconds; run
+// Recount (strata reindex) after one.
 //
 // # Concurrency
 //

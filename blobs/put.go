@@ -146,8 +146,9 @@ var errExists = errors.New("blob exists")
 // that it is new, the admission, the counter and the renames are one step
 // for every process. It returns errExists if the blob appeared meanwhile.
 //
-// The counter is written before the renames: a crash between leaves it
-// counting a blob that is not there (stricter), never the reverse.
+// The counter is written, marked changing, before the renames, and again
+// unmarked after them: a crash between leaves the mark, and the next
+// reader recounts.
 func (s *Store) publish(hash string, size int64, fp, tp **os.File, admit func(int64, Usage) error) error {
 	lk, err := s.lockUsage()
 	if err != nil {
@@ -170,18 +171,25 @@ func (s *Store) publish(hash string, size int64, fp, tp **os.File, admit func(in
 			return err
 		}
 	}
-	if err := s.writeUsage(Usage{Bytes: u.Bytes + size, Count: u.Count + 1}); err != nil {
+	after := Usage{Bytes: u.Bytes + size, Count: u.Count + 1}
+	if err := s.writeUsage(after, true); err != nil {
 		return err
 	}
 	if err := s.publishFiles(hash, fp, tp); err != nil {
 		// Take the blob out of the count again, unless it became visible
 		// after all (the rename worked, the close after it failed).
 		if _, serr := os.Stat(final); errors.Is(serr, fs.ErrNotExist) {
-			if uerr := s.writeUsage(u); uerr != nil {
-				s.invalidateUsage()
-			}
+			after = u
+		}
+		if uerr := s.writeUsage(after, false); uerr != nil {
+			s.invalidateUsage()
 		}
 		return err
+	}
+	if err := s.writeUsage(after, false); err != nil {
+		// The blob is stored; the mark left behind only costs the next
+		// reader a recount.
+		s.invalidateUsage()
 	}
 	return nil
 }
@@ -284,7 +292,7 @@ func (s *Store) prepareType(contentType string) (*os.File, error) {
 func (s *Store) commit(fp **os.File, name string) error {
 	f := *fp
 	if err := fileutil.Rename(f.Name(), name); err != nil {
-		return err
+		return noSpace(err) // a new directory entry may need a block
 	}
 	*fp = nil
 	if err := f.Close(); err != nil {

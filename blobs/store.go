@@ -206,52 +206,45 @@ func (s *Store) Delete(hash string) error {
 	}
 	defer s.unlockUsage(lk)
 
-	// The blob goes first: a blob must never be visible without the
-	// sidecar written before it, while a sidecar alone is harmless. The
-	// counter goes last, so a crash between leaves it counting a blob
-	// that is gone: stricter, never looser.
-	fi, errStat := os.Stat(s.blobPath(hash))
-	errBlob := os.Remove(s.blobPath(hash))
-	if errBlob != nil && !errors.Is(errBlob, fs.ErrNotExist) {
-		return fmt.Errorf("delete blob %s: %w", hash, errBlob)
+	fi, err := os.Stat(s.blobPath(hash))
+	if errors.Is(err, fs.ErrNotExist) {
+		// No blob: a sidecar alone is harmless, but goes too.
+		if err := os.Remove(s.typePath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete blob %s: content type: %w", hash, err)
+		}
+		return fmt.Errorf("delete blob %s: %w", hash, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete blob %s: %w", hash, err)
+	}
+	// The count goes first, marked changing (see publish); if it cannot
+	// be written, it is removed, to be recounted by the next reader.
+	u, _, err := s.usageLocked()
+	after := Usage{Bytes: max(u.Bytes-fi.Size(), 0), Count: max(u.Count-1, 0)}
+	counted := err == nil && s.writeUsage(after, true) == nil
+	if !counted {
+		if err := s.invalidateUsage(); err != nil {
+			return fmt.Errorf("delete blob %s: usage counter: %w", hash, err)
+		}
+	}
+	// The blob goes before its sidecar: a blob must never be visible
+	// without the sidecar written before it.
+	if err := fileutil.Remove(s.blobPath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if counted && s.writeUsage(u, false) != nil {
+			s.invalidateUsage()
+		}
+		return fmt.Errorf("delete blob %s: %w", hash, err)
 	}
 	if err := os.Remove(s.typePath(hash)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delete blob %s: content type: %w", hash, err)
 	}
-	if errBlob != nil {
-		return fmt.Errorf("delete blob %s: %w", hash, ErrNotFound)
-	}
-	if err := s.countOut(fi, errStat); err != nil {
-		return fmt.Errorf("delete blob %s: %w", hash, err)
+	if counted && s.writeUsage(after, false) != nil {
+		s.invalidateUsage()
 	}
 	if !s.opts.NoSync {
 		if err := syncDir(filepath.Dir(s.blobPath(hash))); err != nil {
 			return fmt.Errorf("delete blob %s: %w", hash, err)
 		}
-	}
-	return nil
-}
-
-// countOut takes a removed blob, as stat'ed before its removal, out of the
-// counter. If its size is unknown or the counter cannot be written, the
-// counter is removed instead, to be recounted by the next reader: the blob
-// is gone either way, and the error only says the counter could not be
-// mended. The usage lock is held.
-func (s *Store) countOut(fi fs.FileInfo, errStat error) error {
-	if errStat == nil {
-		u, recounted, err := s.usageLocked()
-		if err == nil && recounted {
-			return nil // the walk already missed the blob
-		}
-		if err == nil {
-			err = s.writeUsage(Usage{Bytes: max(u.Bytes-fi.Size(), 0), Count: max(u.Count-1, 0)})
-		}
-		if err == nil {
-			return nil
-		}
-	}
-	if err := s.invalidateUsage(); err != nil {
-		return fmt.Errorf("usage counter: %w", err)
 	}
 	return nil
 }

@@ -28,25 +28,42 @@ const (
 	usageSize     = 36
 )
 
+// usageChanging, in the flags, says that blobs were coming or going when
+// the record was written: if it is still there when the lock is free, the
+// process that set it died mid-change, and the counter must be recounted.
+const usageChanging = 1
+
 // errUsageInvalid: the counter file is missing, short, or damaged, and
 // must be recounted.
 var errUsageInvalid = errors.New("usage counter missing or damaged")
 
-func encodeUsage(u Usage) []byte {
+// errUsageChanging: the counter was left with the changing flag, by a
+// change in progress or by a process that died in one.
+var errUsageChanging = errors.New("usage counter left changing")
+
+func encodeUsage(u Usage, changing bool) []byte {
 	b := make([]byte, usageSize)
 	copy(b, usageMagic)
 	binary.LittleEndian.PutUint32(b[8:], usageVersion)
+	if changing {
+		binary.LittleEndian.PutUint32(b[12:], usageChanging)
+	}
 	binary.LittleEndian.PutUint64(b[16:], uint64(u.Bytes))
 	binary.LittleEndian.PutUint64(b[24:], uint64(u.Count))
 	binary.LittleEndian.PutUint32(b[32:], crc32.ChecksumIEEE(b[:32]))
 	return b
 }
 
+// decodeUsage reads a counter record; one left changing reports
+// errUsageChanging.
 func decodeUsage(b []byte) (Usage, error) {
 	if len(b) < usageSize || string(b[:8]) != usageMagic ||
 		binary.LittleEndian.Uint32(b[8:]) != usageVersion ||
 		binary.LittleEndian.Uint32(b[32:]) != crc32.ChecksumIEEE(b[:32]) {
 		return Usage{}, errUsageInvalid
+	}
+	if binary.LittleEndian.Uint32(b[12:])&usageChanging != 0 {
+		return Usage{}, errUsageChanging
 	}
 	u := Usage{
 		Bytes: int64(binary.LittleEndian.Uint64(b[16:])),
@@ -59,18 +76,18 @@ func decodeUsage(b []byte) (Usage, error) {
 }
 
 // Usage returns what the store holds, from the counter file: one open and
-// one pread. If the file is missing or damaged, it recounts (walks every
-// shard) and writes it.
+// one pread. If the file is missing or damaged, or was left changing by a
+// process that died, it recounts (walks every shard) and writes it.
 func (s *Store) Usage() (Usage, error) {
 	u, err := s.readUsage()
 	if err == nil {
 		return u, nil
 	}
-	if !errors.Is(err, errUsageInvalid) {
+	if !errors.Is(err, errUsageInvalid) && !errors.Is(err, errUsageChanging) {
 		return Usage{}, fmt.Errorf("blob usage: %w", err)
 	}
-	// Read again under the lock: a bad checksum may be a write in
-	// progress, which the lock waits out.
+	// Read again under the lock: a bad checksum or the changing flag may
+	// be a change in progress, which the lock waits out.
 	lk, err := s.lockUsage()
 	if err != nil {
 		return Usage{}, fmt.Errorf("blob usage: %w", err)
@@ -103,7 +120,7 @@ func (s *Store) Recount() (Usage, error) {
 // is held.
 func (s *Store) usageLocked() (u Usage, recounted bool, err error) {
 	u, err = s.readUsage()
-	if errors.Is(err, errUsageInvalid) {
+	if errors.Is(err, errUsageInvalid) || errors.Is(err, errUsageChanging) {
 		u, err = s.recountLocked()
 		return u, true, err
 	}
@@ -141,7 +158,7 @@ func (s *Store) recountLocked() (Usage, error) {
 			u.Count++
 		}
 	}
-	if err := s.writeUsage(u); err != nil {
+	if err := s.writeUsage(u, false); err != nil {
 		return Usage{}, err
 	}
 	return u, nil
@@ -175,13 +192,15 @@ func (s *Store) readUsage() (Usage, error) {
 
 // writeUsage writes the counter in place with one pwrite of a 36-byte
 // record at offset 0. The usage lock is held, so writers never interleave.
-// It is not fsynced: the counter is a cache (see the package doc).
-func (s *Store) writeUsage(u Usage) error {
+// It is not fsynced: the counter is a cache (see the package doc). With
+// changing, the record says blobs are coming or going: it is written before
+// a change to the files and rewritten without the flag after it.
+func (s *Store) writeUsage(u Usage, changing bool) error {
 	f, err := fileutil.OpenFile(filepath.Join(s.dir, usageName), os.O_WRONLY|os.O_CREATE, 0o666)
 	if err != nil {
 		return fmt.Errorf("write usage counter: %w", noSpace(err))
 	}
-	_, err = fileutil.WriteAt(f, encodeUsage(u), 0)
+	_, err = fileutil.WriteAt(f, encodeUsage(u, changing), 0)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

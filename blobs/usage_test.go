@@ -201,7 +201,7 @@ func TestPutWithMaxSize(t *testing.T) {
 }
 
 func TestUsageRecountsBadCounter(t *testing.T) {
-	valid := encodeUsage(Usage{1 << 40, 99})
+	valid := encodeUsage(Usage{1 << 40, 99}, false)
 	flipped := bytes.Clone(valid)
 	flipped[20] ^= 1
 	badVersion := bytes.Clone(valid)
@@ -233,7 +233,7 @@ func TestUsageRecountsBadCounter(t *testing.T) {
 				t.Fatalf("Usage() = %+v, %v; want a recount {7 2}", u, err)
 			}
 			b, err := os.ReadFile(path)
-			if err != nil || !bytes.Equal(b[:usageSize], encodeUsage(u)) {
+			if err != nil || !bytes.Equal(b[:usageSize], encodeUsage(u, false)) {
 				t.Errorf("counter not rewritten: % x, %v", b, err)
 			}
 			// A Put or Delete on a bad counter recounts before counting.

@@ -18,6 +18,7 @@ const (
 	OpPreallocate Op = "preallocate" // fallocate
 	OpTruncate    Op = "truncate"    // ftruncate
 	OpRename      Op = "rename"      // rename, link
+	OpRemove      Op = "remove"      // removing a file
 	OpMmap        Op = "mmap"        // mapping a file
 	OpMsync       Op = "msync"       // writing a mapping's pages to disk
 )

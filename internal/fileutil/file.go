@@ -125,6 +125,14 @@ func Rename(from, to string) error {
 	return os.Rename(from, to)
 }
 
+// Remove is os.Remove through a fault point.
+func Remove(name string) error {
+	if err := check(OpRemove, name); err != nil {
+		return &os.PathError{Op: "remove", Path: name, Err: err}
+	}
+	return os.Remove(name)
+}
+
 // Link is os.Link through a fault point (OpRename).
 func Link(from, to string) error {
 	if err := check(OpRename, to); err != nil {
