@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -202,5 +203,41 @@ func TestNoPathInAnswers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRequestID: every answer, success or error, carries a request id; a
+// sane incoming X-Request-Id (a proxy's, or Apache's UNIQUE_ID passed on by
+// the cgi package) is used as it is, anything else replaced by strata's own.
+func TestRequestID(t *testing.T) {
+	h := newHandler(t, Config{})
+	own := regexp.MustCompile(`^[0-9a-f]{16}$`)
+	seen := map[string]bool{}
+	for _, tc := range []struct{ incoming, want string }{
+		{"", ""},
+		{"Z2xvYmFsLWlk@A-AAAAE", "Z2xvYmFsLWlk@A-AAAAE"}, // mod_unique_id
+		{"3f2b8c1e-9d4a-4b7e-8f00-1234567890ab", "3f2b8c1e-9d4a-4b7e-8f00-1234567890ab"},
+		{"a", "a"},
+		{strings.Repeat("x", 64), strings.Repeat("x", 64)},
+		{strings.Repeat("x", 65), ""},
+		{"has space", ""},
+		{"new\nline", ""},
+		{"quote\"", ""},
+		{"ünïcode", ""},
+	} {
+		for _, target := range []string{"/head", "/nowhere"} {
+			w := serve(h, "GET", target, nil, "X-Request-Id", tc.incoming)
+			got := w.Header().Get(RequestIDHeader)
+			switch {
+			case tc.want != "" && got != tc.want:
+				t.Errorf("%s with X-Request-Id %q: id %q, want it kept", target, tc.incoming, got)
+			case tc.want == "" && (!own.MatchString(got) || seen[got]):
+				t.Errorf("%s with X-Request-Id %q: id %q, want a new 16-hex id", target, tc.incoming, got)
+			}
+			seen[got] = true
+			if w.Code >= 400 {
+				errorBody(t, w) // checks the body's request_id is the header's
+			}
+		}
 	}
 }
