@@ -142,6 +142,9 @@ func (c config) api() (api.Config, error) {
 		}
 		sizes[i] = n
 	}
+	if sizes[3] > log.MaxSegmentSize {
+		return api.Config{}, fmt.Errorf("segment size %s is too large: at most 4095M (record offsets within a segment are 32-bit; the default is 64M)", c.segmentSize)
+	}
 	cfg := api.Config{
 		DataDir:      c.data,
 		MaxBody:      sizes[0],

@@ -23,6 +23,8 @@ var (
 	ErrClosed = errors.New("log is closed")
 	// ErrNoSpace wraps ENOSPC and EDQUOT.
 	ErrNoSpace = errors.New("no space left on device")
+	// ErrSegmentSize: Options.SegmentSize is over MaxSegmentSize.
+	ErrSegmentSize = errors.New("a segment is at most 4G-1 bytes (4294967295): record offsets within a segment are 32-bit")
 	// ErrTooLarge: a record or batch is over the hard limits.
 	ErrTooLarge = errors.New("too large")
 )

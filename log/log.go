@@ -18,17 +18,21 @@ const (
 	offsetsExt   = ".off"
 )
 
-// Defaults for Options.
+// Defaults and limits for Options.
 const (
 	DefaultSegmentSize = 64 << 20
 	DefaultLockTimeout = 10 * time.Second
+	// MaxSegmentSize is the largest SegmentSize: records are found by
+	// 32-bit offsets within their segment (FORMAT.md, "Segment files").
+	MaxSegmentSize = 1<<32 - 1
 )
 
 // Options tune a Log. The zero value is ready to use.
 type Options struct {
 	// SegmentSize is the size at which the active segment is sealed and a
 	// new one started. A single batch never spans two segments, so a
-	// segment may exceed it by one batch.
+	// segment may exceed it by one batch. At most MaxSegmentSize: Open
+	// refuses more.
 	SegmentSize int64
 	// LockTimeout bounds the wait for the tenant lock.
 	LockTimeout time.Duration
@@ -232,6 +236,9 @@ func (l *Log) indexDir() string { return filepath.Join(l.dir, indexDirName) }
 // missing, behind the log, or possibly lost in a machine crash, Open takes
 // the tenant lock and brings them up to date first; a torn tail is cut then.
 func Open(dir string, opts Options) (*Log, error) {
+	if opts.SegmentSize > MaxSegmentSize {
+		return nil, &Error{Op: "open", Dir: dir, Err: fmt.Errorf("segment size %d: %w", opts.SegmentSize, ErrSegmentSize)}
+	}
 	opts.fill()
 	l := &Log{dir: dir, opts: opts}
 	l.pipe.cond.L = &l.pipe.mu
