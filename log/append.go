@@ -405,6 +405,9 @@ func (g *group) add(req *Request) (*Result, error) {
 	if len(fresh) > 0 {
 		g.time = now
 	}
+	for _, e := range fresh[:max(len(fresh), 1)-1] {
+		e.more = true // all stored or none: see walkTail
+	}
 	g.events = append(g.events, fresh...)
 	g.size += size
 	res.Stored = len(fresh)

@@ -2,6 +2,7 @@ package log
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -278,16 +279,20 @@ func TestZeroPageInUnacknowledgedGroup(t *testing.T) {
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
-			// The records wholly before the zeroed page are kept.
+			// The request is cut whole, though some of its records before
+			// the zeroed page are whole: all or none.
 			got := l.Through()
-			if got < committed || got >= committed+80 {
-				t.Fatalf("through %d, want between %d and %d", got, committed, committed+80)
+			if got != committed {
+				t.Fatalf("through %d, want %d", got, committed)
 			}
 			e, err := l.Event(got)
 			if err != nil {
 				t.Fatal(err)
 			}
 			seg := readFile(t, segPath(dir))
+			if want := end - int64(len(group)); int64(len(seg)) != want {
+				t.Fatalf("segment is %d bytes, want %d (cut where the request starts)", len(seg), want)
+			}
 			if int64(len(seg)) > at {
 				t.Fatalf("segment is %d bytes, still reaches the zeroed page at %d", len(seg), at)
 			}
@@ -340,5 +345,53 @@ func TestZeroPageBeforeAcknowledged(t *testing.T) {
 				t.Fatalf("cut: %v", broken)
 			}
 		})
+	}
+}
+
+// TestTornRequestOffsets cuts a three-event request at every record
+// boundary and byte offsets between: recovery keeps all three or none,
+// keeps a .broken copy of what it cut, and Verify reports the same.
+func TestTornRequestOffsets(t *testing.T) {
+	base, group := groupFixture(t, 20, 3)
+	var cuts []int
+	for at := 0; at < len(group); at += recordHeaderLen + int(binary.LittleEndian.Uint32(group[at:])) {
+		cuts = append(cuts, at, at+1, at+recordHeaderLen+1)
+	}
+	for cut := 2; cut < len(group); cut += 13 {
+		cuts = append(cuts, cut)
+	}
+	cuts = append(cuts, len(group)-1, len(group))
+	for _, cut := range cuts {
+		dir := withTail(t, base, group[:cut])
+		rep, err := Verify(dir)
+		want := uint64(20)
+		if cut == len(group) {
+			want = 23
+		}
+		if err != nil || rep.Events != want || (cut > 0 && cut < len(group)) != (rep.TornTail != "") {
+			t.Fatalf("cut %d: verify before open: %v %+v", cut, err, rep)
+		}
+		l, err := Open(dir, Options{NoSync: true})
+		if err != nil {
+			t.Fatalf("cut %d: open: %v", cut, err)
+		}
+		if got := l.Through(); got != want {
+			t.Fatalf("cut %d: through %d, want %d", cut, got, want)
+		}
+		broken, _ := filepath.Glob(filepath.Join(dir, logDirName, "*.broken-*"))
+		if (cut > 0 && cut < len(group)) != (len(broken) == 1) {
+			t.Fatalf("cut %d: %d .broken files", cut, len(broken))
+		}
+		if len(broken) == 1 && !bytes.Equal(readFile(t, broken[0]), group[:cut]) {
+			t.Fatalf("cut %d: .broken file does not hold the cut bytes", cut)
+		}
+		res := mustAppend(t, l, ev("after.crash", "e1", `1`))
+		if res.Events[0].Seq != want+1 {
+			t.Fatalf("cut %d: next append got seq %d", cut, res.Events[0].Seq)
+		}
+		l.Close()
+		if rep, err := Verify(dir); err != nil || rep.Events != want+1 || rep.TornTail != "" {
+			t.Fatalf("cut %d: verify: %v %+v", cut, err, rep)
+		}
 	}
 }

@@ -35,6 +35,9 @@ type Event struct {
 	PrevInEntity uint64
 
 	keyTag uint64 // the key's hash in the key index, while appending
+	// more says another event of the same request follows this one in the
+	// log (flagMore): recovery cuts a request whose last record is missing.
+	more bool
 }
 
 // hashPrefix opens every version-1 event hash.

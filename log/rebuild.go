@@ -175,7 +175,7 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 		chunk = chunk[:0]
 		return nil
 	}
-	err = l.walkTail(from, true, func(s *segment, off int64, e *Event) error {
+	err = l.walkTail(from, func(s *segment, off int64, e *Event) error {
 		if e == nil {
 			if err := offs.flush(); err != nil {
 				return err

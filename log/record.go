@@ -24,6 +24,10 @@ const (
 	// holds the 32-byte BLAKE3 digest of the erased data, so the id still
 	// verifies.
 	flagErased = 1
+	// flagMore marks a record followed by more records of its request: a
+	// request's last record has it clear, so recovery can tell a request
+	// torn by a crash from a whole one and cut it whole.
+	flagMore = 2
 
 	// maxRecordLen bounds one record so that a damaged length field cannot
 	// make a reader allocate gigabytes.
@@ -79,6 +83,9 @@ func appendRecord(dst []byte, e *Event) []byte {
 	var flags byte
 	if e.Erased {
 		flags |= flagErased
+	}
+	if e.more {
+		flags |= flagMore
 	}
 	dst = append(dst, recordKindEvent, flags)
 	dst = binary.AppendUvarint(dst, e.Seq)
@@ -169,6 +176,7 @@ func decodeBody(body []byte, e *Event) error {
 		e.PrevInEntity = e.Seq - back
 	}
 	e.Erased = flags&flagErased != 0
+	e.more = flags&flagMore != 0
 	if e.Erased && len(e.Data) != 32 {
 		return fmt.Errorf("%w: erased data digest is %d bytes", errBadBody, len(e.Data))
 	}

@@ -150,7 +150,7 @@ func (l *Log) catchUp(trusted uint64) error {
 		chunk = chunk[:0]
 		return err
 	}
-	err := l.walkTail(trusted, true, func(s *segment, off int64, e *Event) error {
+	err := l.walkTail(trusted, func(s *segment, off int64, e *Event) error {
 		if e == nil {
 			if err := offs.flush(); err != nil {
 				return err
@@ -311,11 +311,16 @@ func hasSeq(x *hashIndex, tag, want uint64) bool {
 }
 
 // walkTail calls fn for every record after seq after, in log order, checking
-// that seqs are gapless and each prev is the id before it. With repair, a
-// torn tail of the last segment is cut (and fn is called once more with a
-// nil event at the end); without, any damage is an error. The event passed
-// to fn is only valid during the call.
-func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Event) error) error {
+// that seqs are gapless and each prev is the id before it; it cuts a torn
+// tail of the last segment, and calls fn once more with a nil event at the
+// end. The event passed to fn is only valid during the call, and may lack
+// its Data and Meta.
+//
+// A request's events are stored all or none: a record marked as followed
+// by more of its request is held back until its request's last record is
+// read, and a request whose last record never reached the disk is cut
+// whole, from its first record — it was never acknowledged.
+func (l *Log) walkTail(after uint64, fn func(*segment, int64, *Event) error) error {
 	segs := l.segments()
 	start, off := 0, int64(segmentHeaderLen)
 	var prev [32]byte
@@ -334,9 +339,16 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 		}
 		off, prev = at+int64(recordSize(e)), e.ID
 	}
+	type heldRecord struct {
+		s   *segment
+		off int64
+		e   Event
+	}
+	var held []heldRecord
 	var e Event
 	for i := start; i < len(segs); i++ {
 		s := segs[i]
+		last := i == len(segs)-1
 		if err := s.ensure(); err != nil {
 			return err
 		}
@@ -356,32 +368,58 @@ func (l *Log) walkTail(after uint64, repair bool, fn func(*segment, int64, *Even
 				err = decodeBody(body, &e)
 			}
 			if err != nil {
-				why := judgeDamage(s.f, at, expect, l.floor, l.floorKnown, i == len(segs)-1, err)
-				if !repair && why == nil {
-					why = fmt.Errorf("offset %d (seq %d): %v", at, expect, err)
+				// Cut from the first record of the request the damage is in.
+				cutAt, cutSeq := at, expect
+				if len(held) > 0 {
+					cutAt, cutSeq = held[0].off, held[0].e.Seq
 				}
-				if why != nil {
+				if why := judgeDamage(s.f, at, cutSeq, l.floor, l.floorKnown, last, err); why != nil {
 					return fmt.Errorf("%w: segment %d %v", ErrCorrupt, s.first, why)
 				}
-				if err := l.cutTail(s, at); err != nil {
+				if err := l.cutTail(s, cutAt); err != nil {
 					return err
 				}
+				held = nil
 				break
 			}
 			if e.Seq != expect || e.Prev != prev {
 				return fmt.Errorf("%w: segment %d offset %d: seq %d does not follow seq %d", ErrCorrupt, s.first, at, e.Seq, expect-1)
 			}
+			prev = e.ID
+			expect++
+			if e.more {
+				c := e
+				c.Data, c.Meta = nil, nil
+				held = append(held, heldRecord{s, at, c})
+				continue
+			}
+			for j := range held {
+				if err := fn(held[j].s, held[j].off, &held[j].e); err != nil {
+					return err
+				}
+			}
+			held = held[:0]
 			if err := fn(s, at, &e); err != nil {
 				return err
 			}
-			prev = e.ID
-			expect++
+		}
+		if len(held) > 0 {
+			// The segment ends inside a request: its last records never
+			// reached the disk.
+			h := held[0]
+			switch {
+			case !last:
+				return fmt.Errorf("%w: segment %d ends inside the request that starts at seq %d", ErrCorrupt, s.first, h.e.Seq)
+			case h.e.Seq <= l.floor:
+				return fmt.Errorf("%w: segment %d ends inside acknowledged seq %d's request", ErrCorrupt, s.first, h.e.Seq)
+			}
+			if err := l.cutTail(h.s, h.off); err != nil {
+				return err
+			}
+			held = nil
 		}
 	}
-	if repair {
-		return fn(nil, 0, nil)
-	}
-	return nil
+	return fn(nil, 0, nil)
 }
 
 // isTail says whether a decoding error can be a torn write: a cut-short

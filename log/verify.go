@@ -44,6 +44,12 @@ func Verify(dir string) (*VerifyReport, error) {
 	ents := map[string]entPos{}
 	expect := uint64(1)
 	var e Event
+	// A request's records stand or fall together: open is the seq and
+	// offset of the first record of a request whose last record is not read
+	// yet (0 when none), whole what the report was before it.
+	var open uint64
+	var openAt int64
+	var whole VerifyReport
 	for i, first := range firsts {
 		name := filepath.Join(dir, logDirName, segmentName(first))
 		f, err := os.Open(name)
@@ -75,10 +81,16 @@ func Verify(dir string) (*VerifyReport, error) {
 				err = decodeBody(body, &e)
 			}
 			if err != nil {
-				if why := judgeDamage(f, at, expect, committed, known, i == len(firsts)-1, err); why != nil {
+				seq, cut := expect, at
+				if open != 0 {
+					seq, cut = open, openAt
+					rep.Events, rep.Head = whole.Events, whole.Head
+				}
+				if why := judgeDamage(f, at, seq, committed, known, i == len(firsts)-1, err); why != nil {
 					return rep, bad("%v", why)
 				}
-				rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), at, err)
+				rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), cut, err)
+				open = 0
 				break
 			}
 			switch {
@@ -103,6 +115,22 @@ func Verify(dir string) (*VerifyReport, error) {
 			rep.Events = e.Seq
 			rep.Head = Head{Seq: e.Seq, ID: e.ID, Time: e.Time}
 			expect++
+			switch {
+			case !e.more:
+				open, whole = 0, *rep
+			case open == 0:
+				open, openAt = e.Seq, at
+			}
+		}
+		if open != 0 {
+			switch {
+			case i < len(firsts)-1:
+				return rep, bad("ends inside the request that starts at seq %d", open)
+			case open <= committed:
+				return rep, bad("ends inside acknowledged seq %d's request", open)
+			}
+			rep.Events, rep.Head = whole.Events, whole.Head
+			rep.TornTail = fmt.Sprintf("%s offset %d: the request from seq %d lacks its last records", filepath.Base(name), openAt, open)
 		}
 		f.Close()
 	}
