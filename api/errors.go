@@ -134,7 +134,7 @@ func errorf(code, format string, args ...any) *apiError {
 	status, ok := statusOf[code]
 	if !ok {
 		// A code missing from the table is a bug, which
-		// TestErrorCodesInTable catches; answer it as one.
+		// TestStatusOnlyInErrors catches; answer it as one.
 		status = http.StatusInternalServerError
 	}
 	return &apiError{status: status, code: code, message: fmt.Sprintf(format, args...)}
