@@ -130,6 +130,7 @@ func (h *Handler) tenantShow(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	v := tenantView{Config: cfg, Limits: cfg.Limits()}
 	if t, _, err := h.tenant(c.arg); err == nil {
+		defer h.release(t)
 		v.Usage, err = usage(t)
 		if err != nil {
 			writeError(w, r, err)
@@ -436,7 +437,7 @@ func usage(t *tenant) (quota.Usage, error) {
 // forgetOpen closes the tenant's open log before its directory moves.
 func (h *Handler) forgetOpen(name string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	if t := h.tenants[name]; t != nil {
 		h.dropLocked(t)
 	}

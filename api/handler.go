@@ -76,6 +76,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	tenants map[string]*tenant
+	closing []*tenant // dropped and let go of, closed by unlock
 
 	auditOnce sync.Once
 	audit     *audit.Log
@@ -111,10 +112,14 @@ func (h *Handler) Close() error {
 	defer h.mu.Unlock()
 	var first error
 	for name, t := range h.tenants {
+		delete(h.tenants, name)
+		t.dropped = true
+		if t.refs > 0 {
+			continue // closed by its last release
+		}
 		if err := t.close(); err != nil && first == nil {
 			first = err
 		}
-		delete(h.tenants, name)
 	}
 	if h.audit != nil {
 		if err := h.audit.Close(); err != nil && first == nil {

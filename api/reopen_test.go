@@ -1,10 +1,13 @@
 package api
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"strata/log"
 )
 
 // TestReopenAfterFailure: a tenant whose log failed a write is replaced by
@@ -19,17 +22,21 @@ func TestReopenAfterFailure(t *testing.T) {
 			t.Fatalf("append: %d %s", w.Code, w.Body)
 		}
 	}
+	// old is held, as by requests in flight, till the end.
 	old, _, err := h.tenant(DefaultTenant)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer h.release(old)
 	h.failed(old)
 	first := old.failedAt
 	h.failed(old)
 	if old.failedAt != first {
 		t.Errorf("a second failure moved failedAt from %v to %v: the second must run from the first", first, old.failedAt)
 	}
-	if same, _, _ := h.tenant(DefaultTenant); same != old {
+	same, _, _ := h.tenant(DefaultTenant)
+	h.release(same)
+	if same != old {
 		t.Fatal("the tenant was reopened less than a second after its failure")
 	}
 	old.failedAt = time.Now().Add(-2 * time.Second)
@@ -37,10 +44,13 @@ func TestReopenAfterFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.release(fresh)
 	if fresh == old || !fresh.failedAt.IsZero() {
 		t.Fatalf("a tenant failed 2 s ago was not replaced by a fresh one")
 	}
-	if again, _, _ := h.tenant(DefaultTenant); again != fresh {
+	again, _, _ := h.tenant(DefaultTenant)
+	h.release(again)
+	if again != fresh {
 		t.Fatal("the fresh tenant was replaced again")
 	}
 
@@ -64,5 +74,64 @@ func TestReopenAfterFailure(t *testing.T) {
 	w = serve(h, "PUT", "/events", strings.NewReader(`{"type":"a.b","entity":"x","data":3}`))
 	if w.Code != 201 || !strings.Contains(w.Body.String(), `"version":`+string(rune('0'+stored+1))) {
 		t.Errorf("append on the fresh tenant: %d %s, want version %d", w.Code, w.Body, stored+1)
+	}
+}
+
+// TestTenantClosedByLastUser: a tenant the handler drops (deleted,
+// reopened) stays open for the requests still using it — a long read
+// keeps reading — and is closed when the last of them lets go, not
+// after some time; one that nobody holds is closed at once.
+func TestTenantClosedByLastUser(t *testing.T) {
+	h := newHandler(t, Config{})
+	for range 3 {
+		if w := serve(h, "PUT", "/events", strings.NewReader(`{"type":"a.b","entity":"x","data":1}`)); w.Code != 201 {
+			t.Fatalf("append: %d %s", w.Code, w.Body)
+		}
+	}
+	closed := func(tn *tenant) bool {
+		_, err := tn.log.Lookup([32]byte{1})
+		return errors.Is(err, log.ErrClosed)
+	}
+	// Two requests in flight, say a long streaming read and a short one.
+	long, _, err := h.tenant(DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, _, _ := h.tenant(DefaultTenant)
+	if short != long {
+		t.Fatal("two lookups gave two tenants")
+	}
+	h.forgetOpen(DefaultTenant) // as before a deletion
+	if closed(long) {
+		t.Fatal("a dropped tenant was closed while requests were using it")
+	}
+	h.release(short)
+	w := httptest.NewRecorder()
+	h.read(w, httptest.NewRequest("GET", "/events", nil), &call{t: long})
+	if w.Code != 200 || strings.Count(w.Body.String(), `"seq"`) != 3 {
+		t.Fatalf("a read on a dropped tenant still held: %d %s", w.Code, w.Body)
+	}
+	h.release(long)
+	if !closed(long) {
+		t.Fatal("a dropped tenant was not closed when its last user let go")
+	}
+	// Through ServeHTTP: each request lets go when it ends, so a tenant
+	// dropped between requests is closed at once.
+	if w := serve(h, "GET", "/head", nil); w.Code != 200 {
+		t.Fatalf("head: %d", w.Code)
+	}
+	h.mu.Lock()
+	idle := h.tenants[DefaultTenant]
+	refs := idle.refs
+	h.mu.Unlock()
+	if refs != 0 {
+		t.Fatalf("%d references held after the requests ended", refs)
+	}
+	h.forgetOpen(DefaultTenant)
+	if !closed(idle) {
+		t.Fatal("a dropped tenant that nobody used was not closed at once")
+	}
+	if w := serve(h, "GET", "/events", nil); w.Code != 200 || strings.Count(w.Body.String(), `"seq"`) != 3 {
+		t.Fatalf("after the reopen: %d %s", w.Code, w.Body)
 	}
 }

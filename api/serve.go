@@ -27,6 +27,9 @@ type call struct {
 	cfg  tenants.Config
 	arg  string // what the route's {…} segment matched
 	addr string // the client's address
+	// held are the tenants the request took a reference on, let go of
+	// when it ends.
+	held []*tenant
 	ri   *reqInfo
 }
 
@@ -67,6 +70,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{arg: arg, addr: h.clientAddr(r), ri: ri}
 	ri.c = c
+	defer func() {
+		for _, t := range c.held {
+			h.release(t)
+		}
+	}()
 	if rt.scope == public {
 		h.cors(w, r, nil)
 		rt.serve(h, w, r, c)
@@ -100,6 +108,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		t, cfg, err := h.tenant(who.Tenant)
 		if err != nil && !errors.Is(err, errNoTenant) {
 			return err
+		}
+		if t != nil {
+			c.held = append(c.held, t)
 		}
 		if err != nil || !who.Reaches(cfg.ID, cfg.Created) {
 			return h.refuse(w, r, c.addr, who.String(), "credential of a deleted tenant",
@@ -144,7 +155,9 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	}
 	t, cfg := own, ownCfg
 	if name != who.Tenant {
-		t, cfg, err = h.tenant(name)
+		if t, cfg, err = h.tenant(name); t != nil {
+			c.held = append(c.held, t)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, errNoTenant) {

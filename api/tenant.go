@@ -42,6 +42,17 @@ type tenant struct {
 	// checkedAt is when the log was last checked for a replaced index
 	// directory (someone deleted it to have it rebuilt).
 	checkedAt time.Time
+
+	// refs counts the requests using the tenant (Handler.tenant takes a
+	// reference, Handler.release lets go of it); dropped says the handler
+	// no longer hands it out. The last release of a dropped tenant closes
+	// it, so a long read that began before a reopen or a deletion finishes
+	// on open files. h.mu guards both.
+	refs    int
+	dropped bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // store returns the tenant's blob store, opening it on first use.
@@ -56,11 +67,15 @@ func (t *tenant) rates() (*quota.Rate, error) {
 	return t.rate, t.rateErr
 }
 
+// close closes the tenant's files, once.
 func (t *tenant) close() error {
-	if t.rate != nil {
-		t.rate.Close()
-	}
-	return t.log.Close()
+	t.closeOnce.Do(func() {
+		if t.rate != nil {
+			t.rate.Close()
+		}
+		t.closeErr = t.log.Close()
+	})
+	return t.closeErr
 }
 
 // TenantDir is where a tenant's files live.
@@ -73,7 +88,9 @@ var errNoTenant = errors.New("no such tenant")
 // name; recheckLocked has dropped it.
 var errRecreated = errors.New("tenant created anew")
 
-// tenant returns the open tenant, opening it on first use. It looks at the
+// tenant returns the open tenant, opening it on first use, with a
+// reference taken: the caller lets go of it with release when it is done
+// (ServeHTTP does for c.held). It looks at the
 // tenant's configuration again if a second has passed (so a suspension or
 // a deletion made elsewhere takes effect within a second), and reopens the
 // log if it failed a write over a second ago (reopening runs recovery,
@@ -81,7 +98,7 @@ var errRecreated = errors.New("tenant created anew")
 // its index directory was replaced.
 func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	now := time.Now()
 	if t := h.tenants[name]; t != nil {
 		err := h.recheckLocked(t, now)
@@ -94,6 +111,7 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 			stale = t.log.Stale()
 		}
 		if !stale && (t.failedAt.IsZero() || now.Sub(t.failedAt) < time.Second) {
+			t.refs++
 			return t, t.cfg, nil
 		}
 		if !errors.Is(err, errRecreated) {
@@ -125,7 +143,32 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 	t := &tenant{name: name, dir: dir, log: l, checkedAt: now, cfg: cfg, cfgStamp: stamp, cfgAt: now,
 		blobOpts: blobs.Options{MaxSize: h.cfg.MaxBlob, NoSync: h.cfg.NoSync}}
 	h.tenants[name] = t
+	t.refs++
 	return t, cfg, nil
+}
+
+// release lets go of a reference that tenant took; the last one of a
+// dropped tenant closes it.
+func (h *Handler) release(t *tenant) {
+	h.mu.Lock()
+	defer h.unlock()
+	t.refs--
+	if t.refs == 0 && t.dropped {
+		h.closing = append(h.closing, t)
+	}
+}
+
+// unlock unlocks h.mu and then closes the tenants that were let go of
+// meanwhile: closing syncs files, which must not hold up other requests.
+func (h *Handler) unlock() {
+	closing := h.closing
+	h.closing = nil
+	h.mu.Unlock()
+	for _, t := range closing {
+		if err := t.close(); err != nil {
+			h.log.Warn("close tenant", "tenant", t.name, "err", err.Error())
+		}
+	}
 }
 
 // recheckLocked reads t's configuration again if a second has passed and
@@ -156,11 +199,17 @@ func (h *Handler) recheckLocked(t *tenant, now time.Time) error {
 	return nil
 }
 
-// dropLocked forgets t; requests in flight finish on it, so it is closed a
-// minute later. h.mu is held.
+// dropLocked forgets t. Requests in flight finish on it: it is closed when
+// the last of them lets go (release), or at once if none holds it. h.mu
+// is held, and unlocked with h.unlock, which does the closing.
 func (h *Handler) dropLocked(t *tenant) {
-	delete(h.tenants, t.name)
-	time.AfterFunc(time.Minute, func() { t.close() })
+	if h.tenants[t.name] == t {
+		delete(h.tenants, t.name)
+	}
+	if !t.dropped && t.refs == 0 {
+		h.closing = append(h.closing, t)
+	}
+	t.dropped = true
 }
 
 // forget reads the tenant's configuration again, after this handler
