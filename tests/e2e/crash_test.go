@@ -232,7 +232,12 @@ func TestSIGTERMDrains(t *testing.T) {
 		wr := rand.New(rand.NewPCG(rng.Uint64(), uint64(i)))
 		wg.Go(func() { w.run(s.url, wr, led, nil) })
 	}
-	time.Sleep(150 * time.Millisecond)
+	// SIGTERM once appends are flowing (not after a guessed sleep, which a
+	// loaded machine may spend starting the writers); the writers go on, so
+	// some are in flight when it arrives.
+	for end := time.Now().Add(30 * time.Second); led.len() < 20 && time.Now().Before(end); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	before := led.len()
 	if code := s.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0; stderr:\n%s", code, s.log())
