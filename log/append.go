@@ -134,7 +134,7 @@ func (l *Log) Append(req *Request) (*Result, error) {
 		hex.Encode(p.metaHex[:], p.metaDigest[:])
 		p.entTag = 0
 		l.hashNames(p)
-		if v := l.v(); v != nil {
+		if v := l.v(); v != nil && v.ents.m.mapped() {
 			// Touch the entity's slot here, in parallel with other
 			// requests, so that the leader finds it in the cache rather
 			// than taking the miss (or the page fault) on the serial path.
@@ -278,6 +278,10 @@ func (l *Log) prepare(queued []*pending) *ticket {
 			t.err = err
 			return t
 		}
+	}
+	if err := l.writable(); err != nil {
+		t.err = l.refuse("map indexes", err)
+		return t
 	}
 	g := &group{l: l, seq: l.w.last.Seq, prev: l.w.last.ID, time: l.w.last.Time,
 		ents: map[string]entState{}, keys: map[string]*Event{}, ahead: l.pipe.inFlight(t)}

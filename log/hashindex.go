@@ -165,14 +165,39 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s: %v", errBadIndex, path, err)
 	}
-	m, err := mapFile(f, int(st.Size()))
+	// Not mapped: a process that only reads looks slots up through pread,
+	// so its address space does not grow with the log (a shared host's
+	// ulimit -v); a writer maps the table with writable.
+	x := &hashIndex{path: path, kind: kind, m: &mapping{f: f}, mask: slots - 1, slotLen: slotLen(kind)}
+	copy(x.seed[:], h[hixOffSeed:])
+	return x, nil
+}
+
+// writable returns x mapped for the writer's loads and stores: x itself if
+// it is, else a mapped copy on a descriptor of its own, so either can be
+// closed first.
+func (x *hashIndex) writable() (*hashIndex, error) {
+	if x.m.mapped() {
+		return x, nil
+	}
+	f, err := os.OpenFile(x.path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	was, err1 := x.m.f.Stat()
+	is, err2 := f.Stat()
+	if err1 != nil || err2 != nil || !os.SameFile(was, is) {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s was replaced since it was opened", errBadIndex, x.path)
+	}
+	m, err := mapFile(f, hixHeaderLen+int(x.slots())*x.slotLen)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	x := &hashIndex{path: path, kind: kind, m: m, mask: slots - 1, slotLen: slotLen(kind)}
-	copy(x.seed[:], h[hixOffSeed:])
-	return x, nil
+	y := *x
+	y.m = m
+	return &y, nil
 }
 
 func (x *hashIndex) slots() uint64 { return x.mask + 1 }
@@ -301,7 +326,7 @@ func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
 
 // The read* methods are find and entity for readers: they go through
 // pread instead of the memory map, so a process that only serves reads keeps
-// none of a big index resident, whatever it looks up. A slot is written seq
+// none of a big index resident, whatever it looks up, and needs no map. A slot is written seq
 // first and tag last, and pread copies in address order, so a slot seen
 // with its tag has its seq.
 

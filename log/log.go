@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,6 +164,46 @@ func (v *view) maps() []*mapping {
 		}
 	}
 	return ms
+}
+
+// writableView returns v with every hash index mapped for writing (v
+// itself if they are).
+func writableView(v *view) (*view, error) {
+	nv := v
+	for _, x := range v.tables() {
+		if x == nil {
+			continue
+		}
+		y, err := x.writable()
+		if err != nil {
+			for _, z := range nv.tables() {
+				if z != nil && z != v.index(z.kind) {
+					z.close()
+				}
+			}
+			return v, err
+		}
+		nv = nv.with(y)
+	}
+	return nv, nil
+}
+
+// writable maps the hash indexes of the view for writing, if they are not
+// yet: a writer needs them mapped, a reader never does. The tenant lock is
+// held, so no other process replaces them meanwhile.
+func (l *Log) writable() error {
+	v := l.v()
+	if v == nil || !slices.ContainsFunc(v.tables(), func(x *hashIndex) bool { return x != nil && !x.m.mapped() }) {
+		return nil
+	}
+	l.vmu.Lock()
+	defer l.vmu.Unlock()
+	nv, err := writableView(l.v())
+	if err != nil {
+		return err
+	}
+	l.setView(nv) // the same files, so the same gen
+	return nil
 }
 
 // v returns the current view.

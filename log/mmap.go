@@ -12,11 +12,16 @@ import (
 
 // mapping is a shared, writable memory map of a whole index file. Index
 // files are shared between processes through the page cache: a store by one
-// process is seen by every other at once, without a system call.
+// process is seen by every other at once, without a system call. A mapping
+// with no mem is a file opened but not mapped: readers use pread (see
+// hashIndex), and only a writer maps a hash index (Log.writable).
 type mapping struct {
 	f   *os.File
 	mem []byte
 }
+
+// mapped reports whether m is mapped.
+func (m *mapping) mapped() bool { return m.mem != nil }
 
 // mapFile maps f, which must already have its final size.
 func mapFile(f *os.File, size int) (*mapping, error) {
@@ -39,15 +44,27 @@ func (m *mapping) load(off int) uint64 { return atomic.LoadUint64(m.u64(off)) }
 func (m *mapping) store(off int, v uint64) { atomic.StoreUint64(m.u64(off), v) }
 
 // sync writes dirty pages to disk.
-func (m *mapping) sync() error { return fileutil.Msync(m.mem, m.f.Name()) }
+func (m *mapping) sync() error {
+	if m.mem == nil {
+		return nil // nothing was stored through a map
+	}
+	return fileutil.Msync(m.mem, m.f.Name())
+}
 
 // release drops this process's page-table entries for the mapping. The data
 // stays in the page cache (dirty pages of a shared file mapping are not
 // lost), so this only gives back the resident memory of a replaced map.
-func (m *mapping) release() { fileutil.Release(m.mem) }
+func (m *mapping) release() {
+	if m.mem != nil {
+		fileutil.Release(m.mem)
+	}
+}
 
 func (m *mapping) close() error {
-	err := fileutil.Munmap(m.mem)
+	var err error
+	if m.mem != nil {
+		err = fileutil.Munmap(m.mem)
+	}
 	if cerr := m.f.Close(); err == nil {
 		err = cerr
 	}

@@ -135,6 +135,15 @@ func (l *Log) resumeBuild(dir string) (*build, uint64, bool) {
 	b := &build{dir: dir, tables: &view{}, progress: f}
 	for _, k := range kinds {
 		x, err := openHashIndex(filepath.Join(dir, hixNames[k]), k)
+		if err == nil {
+			var y *hashIndex
+			if y, err = x.writable(); err == nil {
+				x.close()
+				x = y
+			} else {
+				x.close()
+			}
+		}
 		if err != nil {
 			b.close()
 			return nil, 0, false

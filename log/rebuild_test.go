@@ -201,3 +201,34 @@ func indexFiles(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// TestReaderNeedsNoMap: a process that may not map the hash indexes (a
+// shared host's ulimit -v on a big tenant) still opens the log and serves
+// every read through pread; its appends fail, changing nothing, and work
+// again once it may map.
+func TestReaderNeedsNoMap(t *testing.T) {
+	dir, ids := rebuildFixture(t, 3000)
+	before := indexFiles(t, dir)
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpMmap && filepath.Ext(path) == ".hix" {
+			return unix.ENOMEM
+		}
+		return nil
+	})
+	defer undo()
+	l := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	seesAll(t, "a reader that may not map", l, ids)
+	it := l.ScanEntity("e3", 1000, l.Through())
+	if !it.Next() || it.Event().Entity != "e3" || it.Event().Seq <= 1000 {
+		t.Fatalf("entity read without maps: %v", it.Err())
+	}
+	if _, err := l.Append(&Request{Events: []Proposed{ev("no.map", "e1", `1`)}}); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("append without maps: %v, want ENOMEM", err)
+	}
+	if after := indexFiles(t, dir); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("index files changed:\n%v\n%v", before, after)
+	}
+	undo()
+	res := mustAppend(t, l, ev("no.map", fmt.Sprintf("e%d", len(ids)%13), `1`))
+	seesAll(t, "after the append", l, append(ids, res.Events[0].ID))
+}

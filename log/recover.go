@@ -131,8 +131,13 @@ func (l *Log) rebuildLocked(full bool) error {
 		}
 		return l.buildBeside(nv.head, published)
 	}
+	wv, err := writableView(nv)
+	if err != nil {
+		return err
+	}
+	opened = append(opened, wv.maps()...)
 	l.vmu.Lock()
-	l.setView(nv)
+	l.setView(wv)
 	l.vmu.Unlock()
 	return l.catchUp(trusted)
 }
