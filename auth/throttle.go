@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"strata/internal/blake3"
 	"strata/internal/fileutil"
 )
@@ -300,7 +299,7 @@ func (t *Throttle) each(salt [32]byte, now time.Time, keys []string, fn func(key
 				s.tag = tag
 			}
 			putSlot(&buf, i, s)
-			if _, err := t.f.WriteAt(buf[:], off); err != nil {
+			if _, err := fileutil.WriteAt(t.f, buf[:], off); err != nil {
 				return err
 			}
 		}
@@ -366,18 +365,15 @@ func (t *Throttle) salt() (salt [32]byte, err error) {
 		return salt, err
 	}
 	// Truncating to 0 first zeroes every slot.
-	if err := t.f.Truncate(0); err != nil {
-		return salt, err
-	}
-	if err := t.f.Truncate(throttleSize); err != nil {
+	if err := fileutil.Truncate(t.f, 0); err != nil {
 		return salt, err
 	}
 	// Allocate the blocks now, so that a full disk cannot fail a write
 	// into a hole later.
-	if err := unix.Fallocate(int(t.f.Fd()), 0, 0, throttleSize); err != nil && err != unix.EOPNOTSUPP {
+	if err := fileutil.Allocate(t.f, throttleSize); err != nil {
 		return salt, err
 	}
-	if _, err := t.f.WriteAt(h[:], 0); err != nil {
+	if _, err := fileutil.WriteAt(t.f, h[:], 0); err != nil {
 		return salt, err
 	}
 	copy(salt[:], h[16:48])

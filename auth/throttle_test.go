@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"strata/internal/blake3"
+	"strata/internal/fileutil"
 )
 
 func mustOpenThrottle(tb testing.TB, path string) *Throttle {
@@ -412,21 +413,34 @@ func TestThrottleFailsClosed(t *testing.T) {
 	th := mustOpenThrottle(t, path)
 	now := time.Unix(1_800_000_000, 0)
 	th.Fail(now, "user:alice") // writes the header
-	// A write fault: the same file, open read-only, so every write fails.
-	ro, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rw := th.f
-	th.f = ro
+	// The disk fills: every write of the file fails.
+	undo := fileutil.Inject(func(op fileutil.Op, p string) error {
+		if op == fileutil.OpWrite && p == path {
+			return unix.ENOSPC
+		}
+		return nil
+	})
 	if _, err := th.Reserve(now, "user:alice"); !errors.Is(err, ErrThrottle) {
 		t.Errorf("Reserve with writes failing: %v, want ErrThrottle", err)
 	}
 	if err := th.Release(now, "user:alice"); !errors.Is(err, ErrThrottle) {
 		t.Errorf("Release with writes failing: %v, want ErrThrottle", err)
 	}
-	th.f = rw
-	ro.Close()
+	if got := th.Blocked(now, "user:alice"); got != 0 {
+		t.Errorf("Blocked with writes failing: %v", got)
+	}
+	undo()
+	// A file that cannot be allocated when it is made.
+	undo = fileutil.Inject(func(op fileutil.Op, p string) error {
+		if op == fileutil.OpPreallocate && p == path+"2" {
+			return unix.ENOSPC
+		}
+		return nil
+	})
+	if _, err := mustOpenThrottle(t, path+"2").Reserve(now, "user:alice"); !errors.Is(err, ErrThrottle) {
+		t.Errorf("Reserve with the file not allocated: %v, want ErrThrottle", err)
+	}
+	undo()
 	// A full device.
 	full, err := OpenThrottle("/dev/full")
 	if err == nil {
