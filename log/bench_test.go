@@ -94,3 +94,32 @@ func BenchmarkAppendBatchConcurrent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEntityReadFirst: the first event of an entity with 200,000
+// events, as GET /events?entity=e&limit=1 reads it (a checkpoint, then at
+// most 64 records back); it costs the same at any length.
+func BenchmarkEntityReadFirst(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 200_000; i += 4000 {
+		evs := benchEvents(4000, i)
+		for j := range evs {
+			evs[j].Entity = "hot"
+		}
+		if _, err := l.Append(&Request{Events: evs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	before := l.RecordsRead()
+	for i := 0; i < b.N; i++ {
+		it := l.ScanEntity("hot", 0, l.Through())
+		if !it.Next() || it.Event().Seq != 1 {
+			b.Fatal(it.Err())
+		}
+	}
+	b.ReportMetric(float64(l.RecordsRead()-before)/float64(b.N), "records/op")
+}
