@@ -114,7 +114,7 @@ var tenantAbout = map[string][2]string{
 	"set":     {"NAME [--tier T] [--origins O,…] [quota flags]", "Change a tenant's tier, quotas or browser origins."},
 	"suspend": {"NAME [--reason TEXT]", "Refuse the tenant's requests (403 tenant_suspended, with the reason); its data stays."},
 	"resume":  {"NAME", "Serve a suspended tenant again."},
-	"delete":  {"NAME [--purge]", "Take a tenant out of service: its directory moves to DATA/deleted/, or is\nremoved with --purge."},
+	"delete":  {"NAME [--purge]", "Take a tenant out of service: its directory moves to DATA/deleted/, or is\nremoved with --purge. Its tokens and user grants are revoked."},
 }
 
 func tenantChange(verb string, args []string, stdout, stderr io.Writer) int {
@@ -188,15 +188,16 @@ func tenantChange(verb string, args []string, stdout, stderr io.Writer) int {
 	case "resume":
 		c, err = s.Resume(name)
 	case "delete":
-		var moved string
-		if moved, err = s.DeleteTenant(name, *purge); err != nil {
+		d, err := s.DeleteTenant(name, *purge)
+		if err != nil {
 			return a.fail(err)
 		}
-		if moved != "" {
-			fmt.Fprintf(stdout, "deleted %s; its data is kept in %s\n", name, moved)
+		if d.MovedTo != "" {
+			fmt.Fprintf(stdout, "deleted %s; its data is kept in %s\n", name, d.MovedTo)
 		} else {
 			fmt.Fprintf(stdout, "deleted %s and its data\n", name)
 		}
+		fmt.Fprintf(stdout, "revoked its %d tokens and %d user grants\n", len(d.Tokens), len(d.Users))
 		return exitOK
 	}
 	if err != nil {

@@ -119,26 +119,40 @@ func (s *Service) Resume(name string) (tenants.Config, error) {
 	})
 }
 
+// Deleted is what deleting a tenant did.
+type Deleted struct {
+	MovedTo string   `json:"moved_to"`       // where the data went; "" if purged
+	Tokens  []string `json:"tokens_revoked"` // ids of the tokens removed
+	Users   []string `json:"grants_removed"` // users whose grant was taken back
+}
+
 // DeleteTenant takes a tenant out of service (see tenants.Delete) and
 // revokes every credential bound to it: its API tokens are removed and
 // its users' grants taken back, which also ends their sessions. Even a
 // credential that survived this (a copy of a token file) is bound to the
 // tenant's creation id, which a new tenant of the same name never has.
-func (s *Service) DeleteTenant(name string, purge bool) (string, error) {
+func (s *Service) DeleteTenant(name string, purge bool) (Deleted, error) {
 	moved, err := tenants.Delete(s.Data, name, purge, s.now())
 	if err != nil {
-		return "", err
+		return Deleted{}, err
 	}
-	detail := map[string]any{"purged": purge, "moved_to": moved}
-	tokens, users, rerr := s.revokeTenant(name)
-	detail["tokens_revoked"], detail["grants_removed"] = tokens, users
+	d := Deleted{MovedTo: moved}
+	var rerr error
+	d.Tokens, d.Users, rerr = s.revokeTenant(name)
+	if d.Tokens == nil {
+		d.Tokens = []string{}
+	}
+	if d.Users == nil {
+		d.Users = []string{}
+	}
+	detail := map[string]any{"purged": purge, "moved_to": moved, "tokens_revoked": d.Tokens, "grants_removed": d.Users}
 	if err := s.record("tenant.delete", name, detail); err != nil {
-		return moved, err
+		return d, err
 	}
 	if rerr != nil {
-		return moved, fmt.Errorf("the tenant was deleted, but not every credential bound to it was removed (they no longer work): %w", rerr)
+		return d, fmt.Errorf("the tenant was deleted, but not every credential bound to it was removed (they no longer work): %w", rerr)
 	}
-	return moved, nil
+	return d, nil
 }
 
 // revokeTenant removes the tokens and grants bound to the tenant name,

@@ -191,12 +191,13 @@ func (h *Handler) tenantDelete(w http.ResponseWriter, r *http.Request, c *call) 
 		return
 	}
 	h.forgetOpen(c.arg)
-	moved, err := s.DeleteTenant(c.arg, purge)
+	d, err := s.DeleteTenant(c.arg, purge)
 	if err != nil {
 		adminError(w, r, err)
 		return
 	}
-	writeValue(w, r, http.StatusOK, map[string]any{"deleted": c.arg, "purged": purge, "moved_to": moved})
+	writeValue(w, r, http.StatusOK, map[string]any{"deleted": c.arg, "purged": purge, "moved_to": d.MovedTo,
+		"tokens_revoked": d.Tokens, "grants_removed": d.Users})
 }
 
 func (h *Handler) tenantSuspend(w http.ResponseWriter, r *http.Request, c *call) {

@@ -62,7 +62,14 @@ func TestDeletedTenantCredentials(t *testing.T) {
 		// The new tenant is made an hour later, so that JWTs issued before
 		// it can be told from JWTs issued after (iat is in seconds).
 		timeNow = func() time.Time { return time.Now().Add(time.Hour) }
-		if w := f.do("DELETE", target, "", root...); w.Code != 200 {
+		w = f.do("DELETE", target, "", root...)
+		var d struct {
+			Tokens []string `json:"tokens_revoked"`
+			Users  []string `json:"grants_removed"`
+		}
+		json.Unmarshal(w.Body.Bytes(), &d)
+		// own's writer, reader and appender, and one expired of each
+		if w.Code != 200 || len(d.Tokens) != 6 || len(d.Users) != 1 || d.Users[0] != "alice" {
 			t.Fatalf("delete: %d %s", w.Code, w.Body)
 		}
 		if w := f.do("POST", "/admin/tenants", `{"name":"own"}`, root...); w.Code != 201 {
