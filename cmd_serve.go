@@ -147,14 +147,6 @@ func tuneGC() {
 	}
 }
 
-// atoi reads a number setting, def when empty or not a number.
-func atoi(v string, def int) int {
-	if n, err := strconv.Atoi(v); err == nil {
-		return n
-	}
-	return def
-}
-
 // adminHint says how to make the first administrator when accounts are on
 // and there is none yet: otherwise every request is a 401 and nothing on
 // the screen says why.

@@ -70,10 +70,20 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// atoi reads a number setting, def when empty or not a number.
+func atoi(v string, def int) int {
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	return def
+}
+
 // config builds the handler's Config from settings, overridden by flags.
 type config struct {
 	data                       string
 	maxBody, maxEvent, maxBlob string
+	maxEvents                  int
+	maxInflight                string
 	segmentSize                string
 	lockTimeout                time.Duration
 	unsafeNoSync               bool
@@ -98,6 +108,8 @@ func (s settings) config() config {
 		maxBody:      s.get("STRATA_MAX_BODY", "64M"),
 		maxEvent:     s.get("STRATA_MAX_EVENT", "1M"),
 		maxBlob:      s.get("STRATA_MAX_BLOB", "0"),
+		maxEvents:    atoi(s.get("STRATA_MAX_EVENTS", ""), api.DefaultMaxEvents),
+		maxInflight:  s.get("STRATA_MAX_INFLIGHT", "256M"),
 		segmentSize:  s.get("STRATA_SEGMENT_SIZE", "64M"),
 		lockTimeout:  lt,
 		unsafeNoSync: s.get("STRATA_UNSAFE_NOSYNC", "") == "1",
@@ -119,6 +131,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.maxBody, "max-body", c.maxBody, "largest append request (bytes, or with K/M/G)")
 	fs.StringVar(&c.maxEvent, "max-event", c.maxEvent, "largest data+meta of one event")
 	fs.StringVar(&c.maxBlob, "max-blob", c.maxBlob, "largest blob; 0 for no limit")
+	fs.IntVar(&c.maxEvents, "max-events", c.maxEvents, "most events in one append request")
+	fs.StringVar(&c.maxInflight, "max-inflight", c.maxInflight, "memory that append requests in flight may hold together; more wait (503); 0 for no bound")
 	fs.StringVar(&c.segmentSize, "segment-size", c.segmentSize, "seal a log segment at this size")
 	fs.DurationVar(&c.lockTimeout, "lock-timeout", c.lockTimeout, "longest wait for a tenant's write lock")
 	fs.BoolVar(&c.unsafeNoSync, "unsafe-nosync", c.unsafeNoSync, "UNSAFE: never fsync (benchmarks only; a machine crash loses acknowledged events)")
@@ -134,8 +148,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 }
 
 func (c config) api() (api.Config, error) {
-	var sizes [4]int64
-	for i, v := range []string{c.maxBody, c.maxEvent, c.maxBlob, c.segmentSize} {
+	var sizes [5]int64
+	for i, v := range []string{c.maxBody, c.maxEvent, c.maxBlob, c.segmentSize, c.maxInflight} {
 		n, err := parseSize(v)
 		if err != nil {
 			return api.Config{}, err
@@ -150,6 +164,8 @@ func (c config) api() (api.Config, error) {
 		MaxBody:      sizes[0],
 		MaxEvent:     sizes[1],
 		MaxBlob:      sizes[2],
+		MaxEvents:    c.maxEvents,
+		MaxInflight:  sizes[4],
 		NoSync:       c.unsafeNoSync,
 		Log:          log.Options{SegmentSize: sizes[3], LockTimeout: c.lockTimeout},
 		UsersFile:    c.users,
@@ -157,6 +173,12 @@ func (c config) api() (api.Config, error) {
 		TrustProxy:   c.trustProxy,
 		AuditAppends: c.auditAll,
 		SetupKey:     c.setupKey,
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = -1 // 0 means no bound here; in api.Config, the default
+	}
+	if c.maxEvents <= 0 {
+		return api.Config{}, fmt.Errorf("max-events %d: must be at least 1", c.maxEvents)
 	}
 	switch c.authMode {
 	case "required", "":

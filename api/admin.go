@@ -17,7 +17,7 @@ import (
 // readJSON decodes a small JSON request body (at most 64 KiB) into v,
 // refusing unknown fields.
 func readJSON(r *http.Request, v any) error {
-	body, err := readBody(r, 64<<10, new(bytes.Buffer))
+	body, err := readBody(r, 64<<10, new(bytes.Buffer), nil)
 	if err != nil {
 		return err
 	}

@@ -35,22 +35,30 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		ifHead = &id
 	}
+	held := &hold{b: h.inflight}
+	defer held.release()
 	bp := bodyBufs.Get().(*bytes.Buffer)
-	defer bodyBufs.Put(bp)
-	body, err := readBody(r, h.cfg.MaxBody, bp)
+	defer putBodyBuf(bp)
+	body, err := readBody(r, h.cfg.MaxBody, bp, held)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	inputs, err := jsonx.ParseEvents(body, ndjson) // copies what it keeps
+	inputs, err := jsonx.ParseEventsMax(body, ndjson, h.cfg.MaxEvents) // copies what it keeps
 	if err != nil {
+		var tm *jsonx.TooManyEventsError
+		if errors.As(err, &tm) {
+			err = errorf("too_many_events", "more than %d events in one request, this server's limit; send them in several requests", tm.Max)
+		}
 		writeError(w, r, err)
 		return
 	}
+	held.force(eventCost * int64(len(inputs)))
 	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
 	// Without accounts the principal is "anonymous": meta.by is there
 	// in every mode, as README promises.
 	by := jsonx.AppendString(nil, c.who.String())
+	var metas []byte
 	for i, in := range inputs {
 		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
 			e := errorf("event_too_large", "event %d: data and meta are %d bytes, over this server's limit of %d", i, len(in.Data)+len(in.Meta), h.cfg.MaxEvent)
@@ -59,12 +67,19 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 			return
 		}
 		// The principal goes into meta.by, replacing whatever the
-		// client put there: who appended is the server's to say.
-		meta, err := jsonx.SetMember(nil, in.Meta, "by", by)
-		if err != nil {
+		// client put there: who appended is the server's to say. Every
+		// event's meta goes into one buffer rather than one allocation
+		// each; a full buffer is left to the events that point into it
+		// and a new one started.
+		if cap(metas)-len(metas) < len(in.Meta)+len(by)+8 {
+			metas = make([]byte, 0, max(64<<10, len(in.Meta)+len(by)+8))
+		}
+		n := len(metas)
+		if metas, err = jsonx.SetMember(metas, in.Meta, "by", by); err != nil {
 			writeError(w, r, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
 			return
 		}
+		meta := metas[n:len(metas):len(metas)]
 		req.Events[i] = log.Proposed{Type: in.Type, Entity: in.Entity, Key: in.Key, Data: in.Data, Meta: meta, ExpectedVersion: in.ExpectedVersion}
 	}
 	if !h.cfg.NoAuth {
@@ -98,21 +113,27 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	// The answer: a receipt per event (an object for an object sent, an
-	// array otherwise), and the new head in headers.
-	single := !ndjson && len(inputs) == 1 && firstByte(body) == '{'
-	b := make([]byte, 0, 160*len(res.Events)+2)
-	if !single {
-		b = append(b, '[')
-	}
-	var tc timeCache
-	for i, e := range res.Events {
-		if i > 0 {
-			b = append(b, ',')
+	// array otherwise) — or one summary for a large batch — and the new
+	// head in headers.
+	var b []byte
+	if len(res.Events) > MaxReceipts {
+		b = appendSummary(nil, res)
+	} else {
+		single := !ndjson && len(inputs) == 1 && firstByte(body) == '{'
+		b = make([]byte, 0, 160*len(res.Events)+2)
+		if !single {
+			b = append(b, '[')
 		}
-		b = appendReceipt(b, e, res.Repeated[i], &tc)
-	}
-	if !single {
-		b = append(b, ']')
+		var tc timeCache
+		for i, e := range res.Events {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendReceipt(b, e, res.Repeated[i], &tc)
+		}
+		if !single {
+			b = append(b, ']')
+		}
 	}
 	setHead(w, res.Head)
 	status := http.StatusCreated
@@ -160,6 +181,56 @@ func appendReceipt(b []byte, e *log.Event, repeated bool, tc *timeCache) []byte 
 	return append(b, '}')
 }
 
+// MaxReceipts is the largest batch answered with a receipt per event; a
+// larger one is answered with one summary (appendSummary), so that the
+// answer stays small whatever the batch: a receipt is ~160 bytes.
+const MaxReceipts = 1000
+
+// appendSummary is the answer to a batch of more than MaxReceipts events:
+//
+//	{"events":N,"stored":S,"repeated":R,"first":{"id","seq"},"last":{"id","seq"},"time":"…"}
+//
+// The events a request stores have consecutive seqs and one time, so
+// first and last (the stored ones; absent when every event repeated an
+// earlier one by its key) say where they all are: GET
+// /events?after=<first.seq-1>&limit=<stored> reads them back.
+func appendSummary(b []byte, res *log.Result) []byte {
+	b = append(b, `{"events":`...)
+	b = strconv.AppendInt(b, int64(len(res.Events)), 10)
+	b = append(b, `,"stored":`...)
+	b = strconv.AppendInt(b, int64(res.Stored), 10)
+	b = append(b, `,"repeated":`...)
+	b = strconv.AppendInt(b, int64(len(res.Events)-res.Stored), 10)
+	var first, last *log.Event
+	for i, e := range res.Events {
+		if res.Repeated[i] {
+			continue
+		}
+		if first == nil {
+			first = e
+		}
+		last = e
+	}
+	if first != nil {
+		for _, x := range []struct {
+			name string
+			e    *log.Event
+		}{{"first", first}, {"last", last}} {
+			b = append(b, `,"`...)
+			b = append(b, x.name...)
+			b = append(b, `":{"id":"`...)
+			b = hex.AppendEncode(b, x.e.ID[:])
+			b = append(b, `","seq":`...)
+			b = strconv.AppendUint(b, x.e.Seq, 10)
+			b = append(b, '}')
+		}
+		b = append(b, `,"time":"`...)
+		b = log.AppendTime(b, first.Time)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
 // setHead puts the log's head in the answer's headers.
 func setHead(w http.ResponseWriter, head log.Head) {
 	id := hex.EncodeToString(head.ID[:])
@@ -198,21 +269,46 @@ func bodyFormat(ct string) (ndjson bool, err error) {
 // bodyBufs recycles request-body buffers between appends.
 var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// readBody reads a whole request body of at most max bytes. A body without
-// a length must be chunked (411 otherwise); a longer one is refused whole
-// with 413 before anything is stored.
-func readBody(r *http.Request, max int64, buf *bytes.Buffer) ([]byte, error) {
+// maxPooledBody is the largest body buffer kept for reuse: a pool would
+// otherwise keep the buffers of the largest requests alive for ever,
+// resident long after the burst that needed them.
+const maxPooledBody = 1 << 20
+
+func putBodyBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bodyBufs.Put(b)
+	}
+}
+
+// readBody reads a whole request body of at most max bytes, charging it to
+// held (nil: to nothing). A body without a length must be chunked (411
+// otherwise); a longer one is refused whole with 413 before anything is
+// stored.
+func readBody(r *http.Request, max int64, buf *bytes.Buffer, held *hold) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errorf("body_too_large", "the request body is %d bytes, over this server's limit of %d", r.ContentLength, max)
 	}
 	if r.ContentLength == 0 && r.Header.Get("Content-Length") == "" && len(r.TransferEncoding) == 0 {
 		return nil, errorf("length_required", "send a Content-Length or a chunked body")
 	}
+	var body io.Reader = r.Body
+	if held != nil {
+		if r.ContentLength > 0 {
+			if err := held.take(bodyFactor * r.ContentLength); err != nil {
+				return nil, err
+			}
+		} else {
+			body = &chargedBody{Reader: body, h: held}
+		}
+	}
 	buf.Reset()
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + 1)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	n, err := buf.ReadFrom(io.LimitReader(body, max+1))
+	if errors.Is(err, errOverloaded) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, errorf("body_unreadable", "reading the request body: %v", err)
 	}

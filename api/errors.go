@@ -76,6 +76,7 @@ var statusOf = map[string]int{
 	"length_required":        http.StatusLengthRequired,
 	"body_too_large":         http.StatusRequestEntityTooLarge,
 	"event_too_large":        http.StatusRequestEntityTooLarge,
+	"too_many_events":        http.StatusRequestEntityTooLarge,
 	"blob_too_large":         http.StatusRequestEntityTooLarge,
 	"unsupported_media_type": http.StatusUnsupportedMediaType,
 	// 429 and 503 carry Retry-After.
@@ -84,6 +85,7 @@ var statusOf = map[string]int{
 	"quota_exceeded": http.StatusTooManyRequests,
 	// The server's faults: see faultMessage.
 	"busy":       http.StatusServiceUnavailable,
+	"overloaded": http.StatusServiceUnavailable,
 	"log_failed": http.StatusServiceUnavailable,
 	// the failed-login counters cannot be written: logins are refused
 	"throttle_unavailable": http.StatusServiceUnavailable,
@@ -99,6 +101,7 @@ var statusOf = map[string]int{
 // there (writeError). Any other 5xx is "internal".
 var faultMessage = map[string]string{
 	"busy":                 "the log is busy with other writers; retry",
+	"overloaded":           "the server holds as many append requests in memory as it may; retry",
 	"log_failed":           "a write to this log failed; it refuses appends until reopened",
 	"throttle_unavailable": "logins cannot be checked at the moment; retry",
 	"internal":             "internal error",
@@ -212,6 +215,8 @@ func classify(err error) *apiError {
 	case errors.Is(err, auth.ErrThrottle):
 		// Failing closed: a login that cannot be counted is not checked.
 		return fault("throttle_unavailable")
+	case errors.Is(err, errOverloaded):
+		return fault("overloaded")
 	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout), errors.Is(err, fileutil.ErrLockTimeout):
 		return fault("busy")
 	case errors.Is(err, log.ErrNoSpace), errors.Is(err, blobs.ErrNoSpace):

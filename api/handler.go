@@ -13,10 +13,14 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultMaxBody    = 64 << 20 // one append request
-	DefaultMaxEvent   = 1 << 20  // one event's data and meta
-	DefaultTenant     = "default"
-	DefaultSessionTTL = 12 * time.Hour
+	DefaultMaxBody   = 64 << 20 // one append request
+	DefaultMaxEvent  = 1 << 20  // one event's data and meta
+	DefaultMaxEvents = 10000    // events in one append request
+	// DefaultMaxInflight is the memory appends in flight may hold together
+	// in one process (see limits.go).
+	DefaultMaxInflight = 256 << 20
+	DefaultTenant      = "default"
+	DefaultSessionTTL  = 12 * time.Hour
 )
 
 // Config is what the handler needs to know; main fills it from flags, the
@@ -25,9 +29,15 @@ type Config struct {
 	DataDir  string
 	MaxBody  int64 // bytes in one append request
 	MaxEvent int64 // bytes of data+meta in one event
-	MaxBlob  int64 // bytes in one blob; 0 = no limit
-	Log      log.Options
-	NoSync   bool // UNSAFE: no fsync anywhere (benchmarks of the CPU path only)
+	// MaxEvents is the most events in one append request.
+	MaxEvents int
+	// MaxInflight bounds the bytes that append requests being read,
+	// parsed and stored hold together in this process; a request past it
+	// is answered 503 with Retry-After. Negative: no bound.
+	MaxInflight int64
+	MaxBlob     int64 // bytes in one blob; 0 = no limit
+	Log         log.Options
+	NoSync      bool // UNSAFE: no fsync anywhere (benchmarks of the CPU path only)
 
 	// NoAuth serves every request without credentials, as an
 	// administrator, in tenant "default" unless the request names
@@ -78,6 +88,8 @@ type Handler struct {
 	tenants map[string]*tenant
 	closing []*tenant // dropped and let go of, closed by unlock
 
+	inflight *budget // append requests' memory; nil: unbounded
+
 	auditOnce sync.Once
 	audit     *audit.Log
 	auditErr  error
@@ -91,6 +103,12 @@ func New(cfg Config) *Handler {
 	if cfg.MaxEvent <= 0 {
 		cfg.MaxEvent = DefaultMaxEvent
 	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = DefaultMaxEvents
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
 	}
@@ -98,7 +116,7 @@ func New(cfg Config) *Handler {
 		cfg.UsersFile = filepath.Join(cfg.DataDir, systemDir, "users")
 	}
 	cfg.Log.NoSync = cfg.Log.NoSync || cfg.NoSync
-	h := &Handler{cfg: cfg, tenants: map[string]*tenant{}, log: cfg.Logger}
+	h := &Handler{cfg: cfg, tenants: map[string]*tenant{}, log: cfg.Logger, inflight: newBudget(cfg.MaxInflight, cfg.LongRunning)}
 	if h.log == nil {
 		h.log = defaultLogger()
 	}

@@ -78,7 +78,26 @@ const (
 //
 // Every error is a *FieldError. See Input for what the results alias.
 func ParseEvents(body []byte, ndjson bool) ([]Input, error) {
-	p := parser{s: scanner{src: body}}
+	return ParseEventsMax(body, ndjson, 0)
+}
+
+// TooManyEventsError says a body holds more events than ParseEventsMax
+// was allowed to return.
+type TooManyEventsError struct {
+	Max int
+}
+
+func (e *TooManyEventsError) Error() string {
+	return "more than " + strconv.Itoa(e.Max) + " events in one request"
+}
+
+// ParseEventsMax is ParseEvents returning at most max events (no limit
+// when max ≤ 0): a body with more fails with *TooManyEventsError as soon
+// as event max+1 begins, before the rest is parsed, so a huge batch costs
+// no more memory than an allowed one. Errors in the first max events are
+// reported as ParseEvents reports them.
+func ParseEventsMax(body []byte, ndjson bool, max int) ([]Input, error) {
+	p := parser{s: scanner{src: body}, max: max}
 	// Compacted data and meta never outgrow the body that held them, and
 	// neither do unescaped strings, so these sizes avoid regrowth; strings
 	// are a small part of an event, hence the quarter.
@@ -123,12 +142,30 @@ type parser struct {
 	s       scanner         // over the body (or one NDJSON line); s.dst collects data and meta
 	strs    strings.Builder // every event's decoded strings, back to back
 	scratch []byte          // for unescaping
+	max     int             // most events allowed; 0 for no limit
+}
+
+// full reports an error if n events are all that may be parsed.
+func (p *parser) full(n int) error {
+	if p.max > 0 && n >= p.max {
+		return &TooManyEventsError{Max: p.max}
+	}
+	return nil
+}
+
+// capacity is the slice capacity for the events of a body of n bytes.
+func (p *parser) capacity(n int) int {
+	c := n/512 + 1
+	if p.max > 0 && c > p.max {
+		c = p.max
+	}
+	return c
 }
 
 // array parses `[` event, event, ... `]` starting at s.i.
 func (p *parser) array() ([]Input, error) {
 	s := &p.s
-	out := make([]Input, 0, len(s.src)/512+1)
+	out := make([]Input, 0, p.capacity(len(s.src)))
 	s.i++
 	s.skipSpace()
 	if s.i < len(s.src) && s.src[s.i] == ']' {
@@ -139,6 +176,9 @@ func (p *parser) array() ([]Input, error) {
 		idx := len(out)
 		if s.i >= len(s.src) {
 			return nil, syntaxErr(idx, "", s.errAt(s.i, "unexpected end of JSON input"))
+		}
+		if err := p.full(idx); err != nil {
+			return nil, err
 		}
 		if s.src[s.i] != '{' {
 			// Tell a wrong type from broken JSON (a trailing comma, say).
@@ -188,6 +228,9 @@ func (p *parser) ndjson(body []byte) ([]Input, error) {
 			continue
 		}
 		idx := len(out)
+		if err := p.full(idx); err != nil {
+			return nil, err
+		}
 		if s.src[s.i] != '{' {
 			s.mark = s.i
 			if err := s.value(0); err != nil {
@@ -204,7 +247,7 @@ func (p *parser) ndjson(body []byte) ([]Input, error) {
 			return nil, syntaxErr(idx, "", s.errUnexpected(s.i, "after object (NDJSON allows one object per line)"))
 		}
 		if out == nil {
-			out = make([]Input, 0, len(body)/512+1)
+			out = make([]Input, 0, p.capacity(len(body)))
 		}
 		out = append(out, in)
 	}

@@ -200,3 +200,40 @@ func TestParseEventsAllocs(t *testing.T) {
 		t.Errorf("ParseEvents of 100 events: %v allocations, want a handful", n)
 	}
 }
+
+func TestParseEventsMax(t *testing.T) {
+	const ok = `{"type":"t","entity":"e"}`
+	tests := []struct {
+		name   string
+		body   string
+		ndjson bool
+		n      int  // events returned
+		many   bool // *TooManyEventsError
+	}{
+		{"one object", ok, false, 1, false},
+		{"array at the limit", `[` + ok + `,` + ok + `]`, false, 2, false},
+		{"array past the limit", `[` + ok + `,` + ok + `,` + ok + `]`, false, 0, true},
+		{"array past the limit, rest broken", `[` + ok + `,` + ok + `,{"type":`, false, 0, true},
+		{"array, a bad event within the limit", `[` + ok + `,{"type":1},` + ok + `]`, false, 0, false},
+		{"ndjson at the limit", ok + "\n\n" + ok + "\n\n", true, 2, false},
+		{"ndjson past the limit", ok + "\n" + ok + "\n" + ok + "\n", true, 0, true},
+		{"ndjson past the limit, rest garbage", ok + "\n" + ok + "\nxyz", true, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseEventsMax([]byte(tt.body), tt.ndjson, 2)
+			var tm *TooManyEventsError
+			if errors.As(err, &tm) != tt.many || (tt.many && tm.Max != 2) {
+				t.Fatalf("ParseEventsMax = %d events, %v; want too many: %v", len(got), err, tt.many)
+			}
+			if len(got) != tt.n {
+				t.Fatalf("ParseEventsMax = %d events, %v; want %d", len(got), err, tt.n)
+			}
+		})
+	}
+	// No limit: as many as sent.
+	body := strings.Repeat(ok+"\n", 5000)
+	if got, err := ParseEventsMax([]byte(body), true, 0); err != nil || len(got) != 5000 {
+		t.Fatalf("no limit: %d events, %v", len(got), err)
+	}
+}

@@ -213,7 +213,10 @@ func (l *Log) takeGroup() []*pending {
 		events += len(l.queue[n].req.Events)
 		n++
 	}
-	group := l.queue[:n:n]
+	// Copied out and cleared: slots left in the queue's backing array
+	// would keep the requests, and all their events' data, alive.
+	group := append([]*pending(nil), l.queue[:n]...)
+	clear(l.queue[:n])
 	l.queue = l.queue[n:]
 	return group
 }
@@ -501,8 +504,11 @@ func (g *group) entity(p *Proposed) entState {
 // cleanly, with nothing written and the log still usable.
 func (l *Log) write(t *ticket, g *group) error {
 	bp := writeBufs.Get().(*[]byte)
-	defer writeBufs.Put(bp)
+	defer putWriteBuf(bp)
 	buf := (*bp)[:0]
+	if cap(buf) < g.size {
+		buf = make([]byte, 0, g.size) // once, rather than doubling through copies
+	}
 	for _, e := range g.events {
 		buf = appendRecord(buf, e)
 	}
@@ -556,6 +562,17 @@ func (l *Log) write(t *ticket, g *group) error {
 // writeBufs recycles the buffers records are encoded into: a busy server
 // would otherwise allocate (and zero) megabytes per group commit.
 var writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledWrite is the largest buffer kept in writeBufs: the buffer of an
+// exceptional group (a batch of tens of MB) is left to the collector rather
+// than kept resident for ever.
+const maxPooledWrite = 4 << 20
+
+func putWriteBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledWrite {
+		writeBufs.Put(bp)
+	}
+}
 
 // reserveSpace reserves disk blocks for n bytes at off without changing the
 // file's size, so that the write into them cannot fail for space.

@@ -104,7 +104,11 @@ func (l *Log) finish(t *ticket, queued []*pending) {
 	}
 	p.mu.Lock()
 	p.published = t.n
-	p.inflight = p.inflight[1:] // t is the oldest in flight
+	// t is the oldest in flight. Clear its slot: the backing array would
+	// otherwise keep the group, and every event of it, alive until the
+	// array is reallocated.
+	p.inflight[0] = nil
+	p.inflight = p.inflight[1:]
 	if len(p.inflight) == 0 && p.held {
 		l.lk.unlock()
 		p.held = false
