@@ -306,7 +306,7 @@ func TestDiskFullIndexGrow(t *testing.T) {
 		fmt.Fprintf(&b, `{"type":"grow.me","entity":"e","data":%d}`, i)
 	}
 	b.WriteByte(']')
-	mustAppendBatch(t, s.url, b.String())
+	mustAppendSummary(t, s.url, b.String(), 2048)
 	ids := filepath.Join(data, "tenants", "default", "index", "ids.hix")
 	if fi, err := os.Stat(ids); err != nil || fi.Size() != 4096+4096*16 {
 		t.Fatalf("ids index %v %v, want the smallest table (69632 bytes)", fi, err)

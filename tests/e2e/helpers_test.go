@@ -341,6 +341,28 @@ func mustAppendBatch(t testing.TB, base, body string) []receipt {
 	return decode[[]receipt](t, r.body)
 }
 
+// summary is an append's answer to a batch of more than 1,000 events.
+type summary struct {
+	Events, Stored, Repeated int
+	First, Last              struct {
+		ID  string
+		Seq uint64
+	}
+	Time string
+}
+
+// mustAppendSummary appends a JSON array of more than 1,000 events and
+// returns the summary, checked against the count sent.
+func mustAppendSummary(t testing.TB, base, body string, n int) summary {
+	t.Helper()
+	r := do(t, "POST", base+"/events", body, "Content-Type", "application/json").want(t, 201)
+	sum := decode[summary](t, r.body)
+	if sum.Events != n || sum.Stored+sum.Repeated != n || (sum.Stored > 0 && sum.Last.Seq-sum.First.Seq+1 != uint64(sum.Stored)) {
+		t.Fatalf("summary of %d events: %s", n, r.body)
+	}
+	return sum
+}
+
 func mustHead(t testing.TB, base string) head {
 	t.Helper()
 	return decode[head](t, do(t, "GET", base+"/head", nil).want(t, 200).body)

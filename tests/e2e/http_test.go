@@ -597,7 +597,7 @@ func TestPagingLargePage(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
 	ev := `{"type":"t","entity":"e","data":"` + strings.Repeat("x", 100) + `"}`
-	mustAppendBatch(t, s.url, "["+strings.Repeat(ev+",", 1000)+ev+"]")
+	mustAppendSummary(t, s.url, "["+strings.Repeat(ev+",", 1000)+ev+"]", 1001)
 	for _, q := range []string{"", "?limit=1000", "?limit=600", "?entity=e", "?type=t&limit=1000"} {
 		for _, accept := range []string{"application/json", "application/x-ndjson"} {
 			r := do(t, "GET", s.url+"/events"+q, nil, "Accept", accept).want(t, 200)
