@@ -227,6 +227,25 @@ func TestChunkedAppend(t *testing.T) {
 	}
 }
 
+// TestMaxEvents: --max-events (standalone) and STRATA_MAX_EVENTS (CGI)
+// refuse a request with more events whole, with 413 too_many_events.
+func TestMaxEvents(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	s := startServer(t, data, "--max-events", "3", "--max-inflight", "1M")
+	c := cgiServer(t, data, "STRATA_MAX_EVENTS=3")
+	batch := func(n int) string {
+		return strings.Repeat(`{"type":"a","entity":"e"}`+"\n", n)
+	}
+	for _, base := range []string{s.url, c.URL + "/api"} {
+		do(t, "POST", base+"/events", batch(4), "Content-Type", "application/x-ndjson").wantError(t, 413, "too_many_events")
+		do(t, "POST", base+"/events", batch(3), "Content-Type", "application/x-ndjson").want(t, 201)
+	}
+	if h := mustHead(t, s.url); h.Seq != 6 {
+		t.Fatalf("head seq %d, want 6", h.Seq)
+	}
+}
+
 func TestMaxBody(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "", "--max-body", "1K")
