@@ -61,8 +61,8 @@ import (
 // Failing closed. Reserve and Release report a lock wait that timed out
 // (about a second) and any I/O error, and the caller refuses the login
 // (503): a throttle that cannot count must not let guesses through
-// uncounted. The file is allocated in full when it is made, so a full disk
-// cannot fail its writes later. Blocked, Fail and Succeed, which only
+// uncounted. The file's blocks are allocated when it is made and when it is
+// opened, so a full disk cannot fail its writes later. Blocked, Fail and Succeed, which only
 // decide what to record or clear, are best effort: after such an error
 // they do nothing and Blocked and Fail return 0. A Throttle is safe for
 // concurrent use.
@@ -97,6 +97,12 @@ var throttleLockWait = time.Second
 func OpenThrottle(path string) (*Throttle, error) {
 	f, err := fileutil.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	// A file made sparse (by an older strata) gets its blocks now, so
+	// that a full disk is an error here rather than on a later write.
+	if err := fileutil.Preallocate(f, 0, throttleSize); err != nil {
+		f.Close()
 		return nil, err
 	}
 	return &Throttle{f: f}, nil
