@@ -61,11 +61,11 @@ import (
 // Failing closed. Reserve and Release report a lock wait that timed out
 // (about a second) and any I/O error, and the caller refuses the login
 // (503): a throttle that cannot count must not let guesses through
-// uncounted. The file's blocks are allocated when it is made and when it is
-// opened, so a full disk cannot fail its writes later. Blocked, Fail and Succeed, which only
-// decide what to record or clear, are best effort: after such an error
-// they do nothing and Blocked and Fail return 0. A Throttle is safe for
-// concurrent use.
+// uncounted. The file's blocks are allocated when it is made and when it
+// is opened, so a full disk cannot fail its writes later. Blocked, Fail
+// and Succeed, which only decide what to record or clear, are best effort:
+// after such an error they do nothing and Blocked and Fail return 0. A
+// Throttle is safe for concurrent use.
 type Throttle struct {
 	mu sync.Mutex // serialises the goroutines of this process; flock the processes
 	f  *os.File
