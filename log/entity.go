@@ -181,37 +181,43 @@ func (it *EntityIter) walkBack(end, stop uint64) error {
 // a multiple of versionStride, from the versions index.
 func (it *EntityIter) checkpoint(version uint64) (uint64, error) {
 	l := it.l
-	v := l.v()
-	if v == nil {
-		return 0, ErrClosed
-	}
-	through := v.head.through()
-	var found uint64
-	var ferr error
-	err := v.vers.readFind(v.vers.versionTag(it.entity, version), func(seq uint64) bool {
-		if seq > through {
+	for attempt := 0; attempt < 2; attempt++ {
+		v := l.v()
+		if v == nil {
+			return 0, ErrClosed
+		}
+		through := v.head.through()
+		var found uint64
+		var ferr error
+		err := v.vers.readFind(v.vers.versionTag(it.entity, version), func(seq uint64) bool {
+			if seq > through {
+				return false
+			}
+			e, err := it.read(seq)
+			if err != nil {
+				ferr = err
+				return true
+			}
+			if e.Entity == it.entity && e.Version == version {
+				found = seq
+				return true
+			}
 			return false
+		})
+		switch {
+		case err != nil:
+			return 0, err
+		case ferr != nil:
+			return 0, ferr
+		case found != 0:
+			return found, nil
 		}
-		e, err := it.read(seq)
-		if err != nil {
-			ferr = err
-			return true
+		// Another process may have grown the table since it was mapped.
+		if err := l.remapIfStale(); err != nil {
+			return 0, err
 		}
-		if e.Entity == it.entity && e.Version == version {
-			found = seq
-			return true
-		}
-		return false
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case ferr != nil:
-		return 0, ferr
-	case found == 0:
-		return 0, errNoCheckpoint
 	}
-	return found, nil
+	return 0, errNoCheckpoint
 }
 
 // startSlow lists every seq of the entity after it.after by walking back
