@@ -46,6 +46,7 @@ func (a *adminCmd) service(creates bool) (*admin.Service, func(), int) {
 	if !creates && !dataDirExists(a.c.data, a.stderr) {
 		return nil, nil, exitUsage
 	}
+	prepareDataDir(a.c.data, warnTo(a.stderr))
 	al, err := audit.Open(filepath.Join(a.c.data, admin.SystemDir, admin.AuditDir), log.Options{}, false)
 	if err != nil {
 		return nil, nil, a.fail(err)

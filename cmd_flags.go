@@ -189,6 +189,7 @@ func dataDirExists(data string, stderr io.Writer) bool {
 	fi, err := os.Stat(data)
 	switch {
 	case err == nil && fi.IsDir():
+		prepareDataDir(data, warnTo(stderr))
 		return true
 	case err == nil:
 		fmt.Fprintf(stderr, "strata: %s is not a directory (give --data or set STRATA_DATA)\n", data)

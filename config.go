@@ -148,6 +148,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 }
 
 func (c config) api() (api.Config, error) {
+	prepareDataDir(c.data, warnLog)
 	var sizes [5]int64
 	for i, v := range []string{c.maxBody, c.maxEvent, c.maxBlob, c.segmentSize, c.maxInflight} {
 		n, err := parseSize(v)

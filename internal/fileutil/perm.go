@@ -1,18 +1,23 @@
 package fileutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Permissions of what strata creates.
 //
 // By default a file or directory gets the mode its caller asks for (0600
-// for secrets, 0700 for private directories), less the umask. That is
-// right where one user runs everything — suEXEC, or the CLI run as the web
-// server's user.
+// for secrets, 0700 for private directories), less the umask, and never
+// any permission for other users: nothing in a data directory is theirs to
+// read. That is right where one user runs everything — suEXEC, or the CLI
+// run as the web server's user.
 //
 // Group access is for hosts without suEXEC, where the web server and the
 // SSH user who runs the CLI are different users sharing a group: the data
@@ -49,7 +54,7 @@ func GroupAccess(dataDir string) (bool, error) {
 		return false, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || fi.Mode().Perm()&0o020 == 0 {
+	if !ok || !fi.IsDir() || fi.Mode().Perm()&0o020 == 0 {
 		groupGID.Store(-1)
 		return false, nil
 	}
@@ -67,7 +72,7 @@ func GroupAccess(dataDir string) (bool, error) {
 // caller asks for.
 func FileMode(perm os.FileMode) os.FileMode {
 	if groupGID.Load() < 0 {
-		return perm
+		return perm &^ 0o007
 	}
 	owner := perm & 0o700
 	return owner | owner>>3
@@ -77,7 +82,7 @@ func FileMode(perm os.FileMode) os.FileMode {
 // caller asks for.
 func DirMode(perm os.FileMode) os.FileMode {
 	if groupGID.Load() < 0 {
-		return perm
+		return perm &^ 0o007
 	}
 	owner := perm & 0o700
 	return owner | owner>>3 | os.ModeSetgid
@@ -139,4 +144,87 @@ func mkdirAll(dir string, perm os.FileMode) error {
 		return err
 	}
 	return fixDirGroup(dir)
+}
+
+// checkLimit bounds how many files Problems looks at: it runs at the start
+// of every CGI request.
+const checkLimit = 512
+
+// Problems looks at the data directory as this process will use it and
+// returns what is wrong, one sentence each, for a warning at start: the
+// directory open to other users, files or directories this process cannot
+// use (the web server cannot read what the CLI made, or the reverse), and
+// under group access, files the group cannot read. It looks at the data
+// directory, system/ and system/tokens/, and each tenant's directory — not
+// at segments or blobs — and at most checkLimit entries.
+func Problems(dataDir string) []string {
+	fi, err := os.Stat(dataDir)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	var out []string
+	if m := fi.Mode().Perm(); m&0o006 != 0 {
+		out = append(out, fmt.Sprintf("the data directory %s is open to other users (mode %04o): chmod o-rwx %s", dataDir, m, dataDir))
+	}
+	group := groupGID.Load() >= 0
+	var denied, unshared []string
+	seen := 0
+	var look func(dir string, depth int)
+	look = func(dir string, depth int) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return // reported by the caller's own check of dir
+		}
+		for _, e := range ents {
+			if seen++; seen > checkLimit {
+				return
+			}
+			path := filepath.Join(dir, e.Name())
+			rel, _ := filepath.Rel(dataDir, path)
+			mode := uint32(unix.R_OK)
+			if e.IsDir() {
+				mode = unix.R_OK | unix.W_OK | unix.X_OK
+			}
+			if unix.Access(path, mode) != nil {
+				denied = append(denied, rel)
+				continue
+			}
+			if group {
+				if info, err := e.Info(); err == nil && info.Mode().Perm()&0o040 == 0 {
+					unshared = append(unshared, rel)
+				}
+			}
+			if e.IsDir() && depth > 0 && wanted(rel) {
+				look(path, depth-1)
+			}
+		}
+	}
+	look(dataDir, 2)
+	if len(denied) > 0 {
+		out = append(out, fmt.Sprintf("this process (uid %d) cannot use %d of the files in the data directory %s (%s): requests that need them will fail; give them to the user or the group that runs strata (cgi-bin/README.md, \"Hosts without suEXEC\")", os.Getuid(), len(denied), dataDir, some(denied)))
+	}
+	if len(unshared) > 0 {
+		out = append(out, fmt.Sprintf("%d files in the data directory %s are not readable by its group (%s), which the other user of a host without suEXEC needs: chmod -R g+rwX %s", len(unshared), dataDir, some(unshared), dataDir))
+	}
+	return out
+}
+
+// wanted says which directories Problems looks into: system, its tokens,
+// the tenants and each tenant's own directory.
+func wanted(rel string) bool {
+	switch parts := strings.Split(rel, string(filepath.Separator)); {
+	case len(parts) == 1:
+		return parts[0] == "system" || parts[0] == "tenants"
+	case len(parts) == 2:
+		return parts[0] == "tenants" || rel == filepath.Join("system", "tokens")
+	}
+	return false
+}
+
+// some names at most three of paths.
+func some(paths []string) string {
+	if len(paths) > 3 {
+		return strings.Join(paths[:3], ", ") + ", …"
+	}
+	return strings.Join(paths, ", ")
 }
