@@ -33,6 +33,7 @@ done
 WORK=$(mktemp -d /tmp/strata-bench.XXXXXX)
 # shellcheck disable=SC2317 # called by trap
 cleanup() {
+	remove_cli_user
 	stop_apache
 	if [ -n "${KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -95,7 +96,7 @@ BODY='{"type":"bench.appended","entity":"bench-{i}","data":{"i":{i},"sku":"A-1",
 if command -v htpasswd >/dev/null; then
 	pw=bench-$RANDOM$RANDOM
 	if htpasswd -B -C 10 -c -b "$USERS_CGI" bench "$pw" 2>"$WORK/htpasswd.err" &&
-		chown "$(apache_user)" "$USERS_CGI" &&
+		chown "$(cli_user):$(id -gn "$(apache_user)")" "$USERS_CGI" && chmod 640 "$USERS_CGI" &&
 		strata_cli user grant bench --tenant default --role writer --data "$DATA_CGI" >"$WORK/grant.out" 2>&1; then
 		"$LG" -label "cgi append (basic)" -n "${BASIC_N:-50}" -method POST -want 201 -body "$BODY" \
 			-H "Authorization: Basic $(printf 'bench:%s' "$pw" | base64 -w0)" "$CGI/events" || rc=1

@@ -35,6 +35,7 @@ PASS=0 FAIL=0 SKIP=0
 # shellcheck disable=SC2317 # called by trap
 cleanup() {
 	stop_apache
+	remove_cli_user
 	if [ -n "${KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -348,7 +349,8 @@ smoke() {
 	fi
 }
 
-# cli NAME ARGS...: strata's command line as the Apache user; output in
+# cli NAME ARGS...: strata's command line as the command-line user (as
+# root, not the web server's: see lib.sh); output in
 # $CLI. A failure is a "not ok - NAME" (and returns 1).
 cli() {
 	local name=$1
@@ -408,7 +410,7 @@ accounts() {
 
 	# --- users: an htpasswd file made by Apache's own tool, outside the web root
 	if htpasswd -B -c -b "$users" alice "$pw" 2>"$OUT/htpasswd.err" &&
-		chown "$(apache_user)" "$users" && chmod 600 "$users" &&
+		chown "$(cli_user):$(id -gn "$(apache_user)")" "$users" && chmod 640 "$users" &&
 		[[ $(cut -d: -f2 "$users") == \$2y\$* ]]; then
 		ok "$mode: users file made by htpasswd -B -c (bcrypt), outside the document root"
 	else
@@ -598,9 +600,9 @@ accounts() {
 	fi
 
 	# --- a data directory inside the document root by mistake
-	mkdir -p "$www/data" && chown "$(apache_user)" "$www/data"
+	make_data_dir "$www/data"
 	cli "$mode: strata tenant create junk --data <docroot>/data" tenant create junk --data "$www/data"
-	if printf '%s\n' "$pw" | as_apache_user "$WWW_CGI/cgi-bin/strata.cgi" user add bob --tenant junk --role reader \
+	if printf '%s\n' "$pw" | as_cli_user "$WWW_CGI/cgi-bin/strata.cgi" user add bob --tenant junk --role reader \
 		--password-stdin --data "$www/data" >"$OUT/cli" 2>&1; then :; else
 		nok "$mode: strata user add bob --data <docroot>/data" "$(cat "$OUT/cli")"
 	fi
@@ -703,6 +705,47 @@ faults() {
 	expect "$mode: grants back → 200 again" 200 '.seq|type=="number"'
 }
 
+# shared MODE DATA: a host without suEXEC (lib.sh): the command line ran as
+# CLI_USER, the server as www-data, in one data directory made group-
+# writable as the guide says. What each made is the other's to use, and
+# nobody else's.
+shared() {
+	local mode=$1 data=$2 f want got
+	if [ "$(id -u)" != 0 ]; then
+		skip "$mode: command line and server as different users" "needs root"
+		return
+	fi
+	echo "# ---- $mode: no suEXEC, the command line as $CLI_USER, the server as www-data"
+	f=$(find "$data/system/tokens" -maxdepth 1 -type f -name '*.json' -print -quit)
+	[ -n "$f" ] || f=$(find "$data/system/tokens" -maxdepth 1 -type f ! -name '.*' -print -quit)
+	for want in "system/tokens|$CLI_USER www-data 2770" "${f#"$data"/}|$CLI_USER www-data 660" \
+		"tenants/default/log/00000000000000000001.seg|www-data www-data 660"; do
+		got=$(stat -c '%U %G %a' "$data/${want%%|*}" 2>&1)
+		if [ "$got" = "${want#*|}" ]; then
+			ok "$mode: ${want%%|*} is '${want#*|}' (owner group mode)"
+		else
+			nok "$mode: ${want%%|*} is '${want#*|}' (owner group mode)" "got '$got'"
+		fi
+	done
+	got=$(stat -c '%G %a' "$data/system/grants" 2>&1)
+	if [ "$got" = "www-data 660" ]; then
+		ok "$mode: system/grants (the CLI's and the admin API's) is www-data 660"
+	else
+		nok "$mode: system/grants (the CLI's and the admin API's) is www-data 660" "got '$got'"
+	fi
+	got=$(find "$data" -perm /o=rwx -printf '%P ' | head -c 300)
+	if [ -z "$got" ]; then
+		ok "$mode: nothing in the data directory is open to other users"
+	else
+		nok "$mode: nothing in the data directory is open to other users" "open: $got"
+	fi
+	if ! grep -qE 'cannot use [0-9]+ of the files|not readable by its group|is open to other users' "$WORK/logs/error.log"; then
+		ok "$mode: the server warned of no file it could not use"
+	else
+		nok "$mode: the server warned of no file it could not use" "$(grep -E 'cannot use|not readable by its group|open to other users' "$WORK/logs/error.log" | head -n 3)"
+	fi
+}
+
 EXPECTED_IDS=(AH01630) # denied requests, and the faults provoked on purpose
 
 # --- hosts that do not allow what the guide asks: each its own virtual
@@ -801,10 +844,12 @@ TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
+shared cgi "$DATA_CGI"
 TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
+shared fcgid "$DATA_FCGID"
 signs
 
 # Denied requests (AH01630) and the faults provoked are expected; anything

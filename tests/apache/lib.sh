@@ -14,8 +14,16 @@
 # shipped CGIPassAuth On). The system Apache (/etc/apache2, port 80) is not
 # touched.
 #
+# As root, the data directories are set up as cgi-bin/README.md tells a
+# user of a host without suEXEC: owned by a user of their own (CLI_USER, in
+# the www-data group, created here with useradd), given to the www-data
+# group with chgrp and chmod 770 by that user, who runs every strata
+# command line; Apache runs strata as www-data. So the command line and
+# the web server are different users, as on such a host.
+#
 # Needs: apache2, libapache2-mod-fcgid, curl. Run as root (Apache then
-# drops to www-data, as on a real host); as another user Apache keeps it.
+# drops to www-data, as on a real host); as another user Apache keeps it,
+# and the command line runs as that user too.
 
 APACHE_BIN=${APACHE_BIN:-/usr/sbin/apache2}
 APACHE_MODULES=${APACHE_MODULES:-/usr/lib/apache2/modules}
@@ -34,18 +42,63 @@ apache_user() {
 	if [ "$(id -u)" = 0 ]; then echo www-data; else id -un; fi
 }
 
-# as_apache_user CMD...: run a command as that user (e.g. strata verify),
-# so that nothing in the data directory ends up owned by root.
+# as_apache_user CMD...: run a command as that user, so that nothing
+# it creates ends up owned by root.
 as_apache_user() {
 	if [ "$(id -u)" = 0 ]; then runuser -u www-data -- "$@"; else "$@"; fi
 }
 
+# CLI_USER: as root, the SSH user of a host without suEXEC (see above); one
+# per run, since several runs may share the machine.
+CLI_USER=${CLI_USER:-strata-cli-$$}
+
+# cli_user: the user the command line runs as.
+cli_user() {
+	if [ "$(id -u)" = 0 ]; then echo "$CLI_USER"; else id -un; fi
+}
+
+# add_cli_user: as root, creates CLI_USER (unless it exists): no home, its
+# primary group "users" — not www-data, so that a file's group comes from
+# the data directory or not at all — and www-data as a supplementary
+# group, as the guide asks.
+add_cli_user() {
+	[ "$(id -u)" = 0 ] || return 0
+	id -u "$CLI_USER" >/dev/null 2>&1 && return 0
+	useradd --no-create-home --no-user-group --gid users --groups www-data \
+		--shell /usr/sbin/nologin "$CLI_USER" || die "useradd $CLI_USER"
+	CLI_USER_ADDED=1
+}
+
+# remove_cli_user: removes CLI_USER if add_cli_user created it.
+remove_cli_user() {
+	[ -n "${CLI_USER_ADDED:-}" ] || return 0
+	userdel "$CLI_USER" 2>/dev/null
+	CLI_USER_ADDED=
+}
+
+# as_cli_user CMD...: run a command as the command-line user (from /, which
+# every user may enter).
+as_cli_user() {
+	if [ "$(id -u)" = 0 ]; then (cd / && runuser -u "$CLI_USER" -- "$@"); else "$@"; fi
+}
+
+# make_data_dir DIR: a data directory as the guide makes one. As root: the
+# CLI user's, then, as that user, chgrp www-data and chmod 770 (hosts
+# without suEXEC). Otherwise the current user's.
+make_data_dir() {
+	mkdir -p "$1" || die "mkdir $1"
+	[ "$(id -u)" = 0 ] || return 0
+	chown "$CLI_USER" "$1" &&
+		as_cli_user sh -c 'chgrp www-data "$1" && chmod 770 "$1"' sh "$1" ||
+		die "chgrp www-data $1 && chmod 770 $1 as $CLI_USER"
+}
+
 # strata_cli ARGS...: the deployed binary's command line (tenant, token,
-# user, verify), run as the Apache user so that every file it creates in a
-# data directory is the server's. (The deployed copy: www-data may not
-# reach $BIN's directory.) Pass --data: the CGI copy has no strata.conf.
+# user, verify), run as the command-line user: as root, another user than
+# the web server's (see above). Pass --data: the CGI copy has no
+# strata.conf.
 strata_cli() {
-	as_apache_user "$WWW_CGI/cgi-bin/strata.cgi" "$@" </dev/null
+	as_cli_user "$WWW_CGI/cgi-bin/strata.cgi" "$@" </dev/null
 }
 
 # setup_apache BIN: lays out $WORK and writes the Apache config.
@@ -55,13 +108,12 @@ strata_cli() {
 # TOKEN_FCGID: a writer token of tenant "default" (tier unlimited) in each.
 # Optional: MAX_BODY (bytes) is configured the way a user would.
 setup_apache() {
-	local bin=$1 ship=$REPO/cgi-bin f user
+	local bin=$1 ship=$REPO/cgi-bin f
 	for f in cgi.htaccess fcgid.htaccess docroot.htaccess docroot-fcgid.htaccess; do
 		[ -f "$ship/$f" ] || die "missing $ship/$f"
 	done
 	[ -x "$APACHE_BIN" ] || die "apache2 not installed ($APACHE_BIN)"
 	[ -f "$APACHE_MODULES/mod_fcgid.so" ] || die "libapache2-mod-fcgid not installed"
-	user=$(apache_user)
 
 	mkdir -p "$WORK"/{conf,logs,run} || die "mkdir $WORK"
 	chmod 755 "$WORK"
@@ -71,8 +123,10 @@ setup_apache() {
 	DATA_FCGID=$WORK/data-fcgid
 	USERS_CGI=$WORK/users-cgi   # htpasswd files, outside both document roots
 	USERS_FCGID=$WORK/users-fcgid
-	mkdir -p "$WWW_CGI/cgi-bin" "$WWW_FCGID/cgi-bin" "$DATA_CGI" "$DATA_FCGID"
-	chown "$user" "$DATA_CGI" "$DATA_FCGID"
+	mkdir -p "$WWW_CGI/cgi-bin" "$WWW_FCGID/cgi-bin"
+	add_cli_user
+	make_data_dir "$DATA_CGI"
+	make_data_dir "$DATA_FCGID"
 
 	# No shipped file may switch accounts off.
 	for f in cgi.htaccess fcgid.htaccess docroot.htaccess docroot-fcgid.htaccess; do
