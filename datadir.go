@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"strata/cgi"
 	"strata/internal/fileutil"
 )
 
@@ -31,7 +32,8 @@ func prepareDataDir(dir string, warn func(string)) {
 	if _, err := fileutil.GroupAccess(dir); err != nil {
 		warn(fmt.Sprintf("data directory: %v", err))
 	}
-	for _, p := range fileutil.Problems(dir) {
+	// A CGI process looks at the top only: it does so for every request.
+	for _, p := range fileutil.Problems(dir, !cgi.IsCGI()) {
 		warn(p)
 	}
 }
