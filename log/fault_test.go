@@ -237,48 +237,60 @@ func TestFailedFsyncFailStop(t *testing.T) {
 // file's size reached the disk, one page of it did not) and whose fsync
 // failed was never acknowledged; after a machine restart, the reopened
 // log cuts it as a torn tail, keeping a .broken copy, and goes on from the
-// acknowledged events.
+// acknowledged events — whether the hole ends the file or whole records
+// follow it (what fallocate-then-write leaves after a power cut).
 func TestZeroPageTornTail(t *testing.T) {
-	dir := t.TempDir()
-	l, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name   string
+		events []Proposed
+	}{
+		// One record of about a page: the write covers no whole page, so
+		// all of it reads back as zeros.
+		{"hole at the end", []Proposed{ev("fault.test", "big", fmt.Sprintf(`{"pad":"%s"}`, strings.Repeat("y", 3000)))}},
+		// 100 records of ~130 bytes: a page in the middle is zeros, whole
+		// records follow it.
+		{"whole records after the hole", faultEvents(5, 100)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := Open(dir, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustAppend(t, l, faultEvents(0, 5)...)
+			// The indexes on disk, as the periodic sync leaves them: after
+			// the restart, the five events are known acknowledged.
+			if err := l.withLock(l.syncIndexesLocked); err != nil {
+				t.Fatal(err)
+			}
+			undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+				switch {
+				case op == fileutil.OpWrite && strings.HasSuffix(path, segmentExt):
+					return fileutil.ErrZeroPage
+				case op == fileutil.OpSync && strings.HasSuffix(path, segmentExt):
+					return syscall.EIO
+				}
+				return nil
+			})
+			_, err = l.Append(&Request{Events: c.events})
+			undo()
+			if err == nil {
+				t.Fatal("the append whose fsync failed succeeded")
+			}
+			l.Close()
+			defer fileutil.SimulateReboot()()
+			l = mustOpen(t, dir, Options{})
+			checkAcknowledged(t, l, 5)
+			if h, _ := l.Head(); h.Seq != 5 {
+				t.Fatalf("head at %d after the torn tail, want 5", h.Seq)
+			}
+			broken, _ := filepath.Glob(filepath.Join(dir, logDirName, "*.broken-*"))
+			if len(broken) != 1 {
+				t.Fatalf("%d .broken copies of the torn tail, want 1", len(broken))
+			}
+			mustAppend(t, l, faultEvents(200, 1)...)
+		})
 	}
-	mustAppend(t, l, faultEvents(0, 5)...)
-	// The indexes on disk, as the periodic sync leaves them: after the
-	// restart, the five events are known to have been acknowledged.
-	if err := l.withLock(l.syncIndexesLocked); err != nil {
-		t.Fatal(err)
-	}
-	// One record of about a page: the write covers no whole page, so all of
-	// it reads back as zeros.
-	big := ev("fault.test", "big", fmt.Sprintf(`{"pad":"%s"}`, strings.Repeat("y", 3000)))
-	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
-		switch {
-		case op == fileutil.OpWrite && strings.HasSuffix(path, segmentExt):
-			return fileutil.ErrZeroPage
-		case op == fileutil.OpSync && strings.HasSuffix(path, segmentExt):
-			return syscall.EIO
-		}
-		return nil
-	})
-	_, err = l.Append(&Request{Events: []Proposed{big}})
-	undo()
-	if err == nil {
-		t.Fatal("the append whose fsync failed succeeded")
-	}
-	l.Close()
-	defer fileutil.SimulateReboot()()
-	l = mustOpen(t, dir, Options{})
-	checkAcknowledged(t, l, 5)
-	if h, _ := l.Head(); h.Seq != 5 {
-		t.Fatalf("head at %d after the torn tail, want 5", h.Seq)
-	}
-	broken, _ := filepath.Glob(filepath.Join(dir, logDirName, "*.broken-*"))
-	if len(broken) != 1 {
-		t.Fatalf("%d .broken copies of the torn tail, want 1", len(broken))
-	}
-	mustAppend(t, l, faultEvents(5, 1)...)
 }
 
 // TestZeroPageAcknowledgedIsCorruption: a zeroed page inside events that
