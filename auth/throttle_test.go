@@ -232,12 +232,11 @@ func TestThrottleLockTimeout(t *testing.T) {
 	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	// The holder lets go only after Blocked returns: a Blocked that waited
+	// for the lock would never return, so returning at all is the check,
+	// with no clock in it.
 	if got := th.Blocked(now, "user:alice"); got != 0 {
 		t.Errorf("Blocked under a held lock = %v, want 0 (no throttling)", got)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("Blocked waited %v", el)
 	}
 	unix.Flock(int(holder.Fd()), unix.LOCK_UN)
 	if got := th.Blocked(now, "user:alice"); got != 32*time.Second {
