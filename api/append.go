@@ -19,6 +19,14 @@ import (
 
 // events serves /events: GET reads, PUT and POST append.
 // append stores one event, a JSON array of events, or NDJSON, atomically.
+// metaChunk is the size of the buffers events' metas are copied into, and
+// metaSlack what SetMember adds to a meta besides the principal
+// (`{"by":…}` or `,"by":…`).
+const (
+	metaChunk = 64 << 10
+	metaSlack = 8
+)
+
 func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	t := c.t
 	ndjson, err := bodyFormat(r.Header.Get("Content-Type"))
@@ -58,7 +66,14 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	// Without accounts the principal is "anonymous": meta.by is there
 	// in every mode, as README promises.
 	by := jsonx.AppendString(nil, c.who.String())
+	// metas holds every event's meta, in buffers of at most metaChunk
+	// bytes; rest is what the events not yet copied still need, so that a
+	// single small event does not pay for a whole chunk.
 	var metas []byte
+	rest := 0
+	for _, in := range inputs {
+		rest += len(in.Meta) + len(by) + metaSlack
+	}
 	for i, in := range inputs {
 		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
 			e := errorf("event_too_large", "event %d: data and meta are %d bytes, over this server's limit of %d", i, len(in.Data)+len(in.Meta), h.cfg.MaxEvent)
@@ -71,9 +86,11 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		// event's meta goes into one buffer rather than one allocation
 		// each; a full buffer is left to the events that point into it
 		// and a new one started.
-		if cap(metas)-len(metas) < len(in.Meta)+len(by)+8 {
-			metas = make([]byte, 0, max(64<<10, len(in.Meta)+len(by)+8))
+		need := len(in.Meta) + len(by) + metaSlack
+		if cap(metas)-len(metas) < need {
+			metas = make([]byte, 0, max(min(rest, metaChunk), need))
 		}
+		rest -= need
 		n := len(metas)
 		if metas, err = jsonx.SetMember(metas, in.Meta, "by", by); err != nil {
 			writeError(w, r, &jsonx.FieldError{Index: i, Field: "meta", Msg: err.Error()})
