@@ -64,7 +64,7 @@ func editLines(path string, edit func(lines []string) ([]string, error)) error {
 	if err := flock(d, editLockWait); err != nil {
 		return fmt.Errorf("lock %s: %w", dir, err)
 	}
-	defer funlock(d)
+	defer fileutil.Unlock(d)
 
 	perm := os.FileMode(0o600)
 	if fi, err := os.Stat(path); err == nil {

@@ -22,6 +22,3 @@ func flock(f *os.File, wait time.Duration) error {
 	}
 	return err
 }
-
-// funlock releases a flock.
-func funlock(f *os.File) { fileutil.Unlock(f) }

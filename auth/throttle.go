@@ -278,7 +278,7 @@ func (t *Throttle) locked(fn func(salt [32]byte) error) error {
 	if err := flock(t.f, throttleLockWait); err != nil {
 		return err
 	}
-	defer funlock(t.f)
+	defer fileutil.Unlock(t.f)
 	salt, err := t.salt()
 	if err != nil {
 		return err

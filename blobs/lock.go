@@ -9,16 +9,6 @@ import (
 	"strata/internal/fileutil"
 )
 
-// tryLock takes an exclusive flock on f without waiting. It reports false
-// if another open file holds it. Closing f releases it.
-func tryLock(f *os.File) (bool, error) { return fileutil.TryLock(f) }
-
-// isNoSpace reports a full disk or an exhausted quota (shared hosting).
-func isNoSpace(err error) bool { return fileutil.IsNoSpace(err) }
-
-// syncDir fsyncs a directory, making the renames in it durable.
-func syncDir(dir string) error { return fileutil.SyncDir(dir) }
-
 // lockWait is how long an operation waits for the usage lock before it
 // gives up with ErrLockTimeout rather than hang a request forever. A
 // variable for the tests.

@@ -131,7 +131,7 @@ func (s *Store) PutWith(r io.Reader, o PutOptions) (info Info, created bool, err
 		}
 	}
 	if !s.opts.NoSync {
-		if err := syncDir(shard); err != nil {
+		if err := fileutil.SyncDir(shard); err != nil {
 			return Info{}, false, fmt.Errorf("store blob %s: %w", hash, noSpace(err))
 		}
 	}
@@ -203,7 +203,7 @@ func (s *Store) publishFiles(hash string, fp, tp **os.File) error {
 	// The sidecar's rename must be durable before the blob's, so a
 	// visible blob always has its type.
 	if !s.opts.NoSync {
-		if err := syncDir(filepath.Dir(s.typePath(hash))); err != nil {
+		if err := fileutil.SyncDir(filepath.Dir(s.typePath(hash))); err != nil {
 			return fmt.Errorf("content type: %w", noSpace(err))
 		}
 	}
@@ -313,5 +313,5 @@ func (s *Store) mkShard(shard string) error {
 	if s.opts.NoSync {
 		return nil
 	}
-	return noSpace(syncDir(s.dir))
+	return noSpace(fileutil.SyncDir(s.dir))
 }

@@ -242,7 +242,7 @@ func (s *Store) Delete(hash string) error {
 		s.invalidateUsage()
 	}
 	if !s.opts.NoSync {
-		if err := syncDir(filepath.Dir(s.blobPath(hash))); err != nil {
+		if err := fileutil.SyncDir(filepath.Dir(s.blobPath(hash))); err != nil {
 			return fmt.Errorf("delete blob %s: %w", hash, err)
 		}
 	}
@@ -260,7 +260,7 @@ func notFound(err error) error {
 // noSpace wraps a full-disk or over-quota error so that it matches both
 // ErrNoSpace and the underlying errno.
 func noSpace(err error) error {
-	if err != nil && isNoSpace(err) && !errors.Is(err, ErrNoSpace) {
+	if err != nil && fileutil.IsNoSpace(err) && !errors.Is(err, ErrNoSpace) {
 		return fmt.Errorf("%w: %w", ErrNoSpace, err)
 	}
 	return err

@@ -28,7 +28,7 @@ func (s *Store) createTemp(kind string) (*os.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("create temp file: %w", noSpace(err))
 		}
-		ok, err := tryLock(f)
+		ok, err := fileutil.TryLock(f)
 		if err == nil && ok && stillThere(f) {
 			return f, nil
 		}
@@ -69,7 +69,7 @@ func (s *Store) cleanTemp() error {
 		if err != nil {
 			continue
 		}
-		if ok, err := tryLock(f); err == nil && ok && stillThere(f) {
+		if ok, err := fileutil.TryLock(f); err == nil && ok && stillThere(f) {
 			os.Remove(name)
 		}
 		f.Close()

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"strata/internal/fileutil"
 )
 
 // mustUsage checks that the counter says want, and that a recount agrees.
@@ -271,7 +273,7 @@ func TestUsageLockTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := tryLock(holder); !ok || err != nil {
+	if ok, err := fileutil.TryLock(holder); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	_, _, err = s.Put(strings.NewReader("blocked"), "", "")

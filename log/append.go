@@ -530,10 +530,10 @@ func (l *Log) write(t *ticket, g *group) error {
 		return l.refuse("grow indexes", err)
 	}
 	offsAt := int64(first-s.first) * 4
-	if err := reserveSpace(s.off, offsAt, int64(4*len(g.events))); err != nil {
+	if err := fileutil.Preallocate(s.off, offsAt, int64(4*len(g.events))); err != nil {
 		return l.refuse("reserve offsets", err)
 	}
-	if err := reserveSpace(s.f, l.w.end, int64(len(buf))); err != nil {
+	if err := fileutil.Preallocate(s.f, l.w.end, int64(len(buf))); err != nil {
 		return l.refuse("reserve segment space", err)
 	}
 	if _, err := fileutil.WriteAt(s.f, buf, l.w.end); err != nil {
@@ -573,10 +573,6 @@ func putWriteBuf(bp *[]byte) {
 		writeBufs.Put(bp)
 	}
 }
-
-// reserveSpace reserves disk blocks for n bytes at off without changing the
-// file's size, so that the write into them cannot fail for space.
-func reserveSpace(f *os.File, off, n int64) error { return fileutil.Preallocate(f, off, n) }
 
 // reserveIndexes makes room in the hash indexes for the group and for the
 // groups ahead of it, which are not in them yet.
