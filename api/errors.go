@@ -217,7 +217,7 @@ func classify(err error) *apiError {
 		return fault("throttle_unavailable")
 	case errors.Is(err, errOverloaded):
 		return fault("overloaded")
-	case errors.Is(err, log.ErrLockTimeout), errors.Is(err, blobs.ErrLockTimeout), errors.Is(err, fileutil.ErrLockTimeout):
+	case errors.Is(err, fileutil.ErrLockTimeout): // every package's lock timeout wraps it
 		return fault("busy")
 	case errors.Is(err, log.ErrNoSpace), errors.Is(err, blobs.ErrNoSpace):
 		return fault("disk_full")

@@ -78,9 +78,6 @@ func (t *tenant) close() error {
 	return t.closeErr
 }
 
-// TenantDir is where a tenant's files live.
-func TenantDir(dataDir, name string) string { return tenants.Dir(dataDir, name) }
-
 // errNoTenant: the tenant named does not exist (or no longer does).
 var errNoTenant = errors.New("no such tenant")
 

@@ -83,6 +83,3 @@ func (it *Iter) Err() error { return it.err }
 
 // Bytes returns how many bytes of records the iterator has read.
 func (it *Iter) Bytes() int64 { return it.bytes }
-
-// NextSeq is the seq the iterator would return next.
-func (it *Iter) NextSeq() uint64 { return it.next }
