@@ -57,6 +57,7 @@ func serveOnce(stderr io.Writer) int {
 }
 
 func serveFastCGI(stderr io.Writer) int {
+	logger := serverLogger(stderr, false) // first: api() warns through it
 	cfg, err := loadSettings().config().api()
 	if err != nil {
 		fmt.Fprintln(stderr, "strata:", err)
@@ -64,7 +65,7 @@ func serveFastCGI(stderr io.Writer) int {
 	}
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
-	cfg.Logger = serverLogger(stderr, false)
+	cfg.Logger = logger
 	tuneGC()
 	h := api.New(cfg)
 	defer h.Close()
@@ -76,12 +77,12 @@ func serveFastCGI(stderr io.Writer) int {
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
-	c := loadSettings().config()
+	s := loadSettings()
+	c := s.config()
 	fs := newCmdFlags("serve", "[--addr 127.0.0.1] [--port 8080] [--data DIR] [--tls-cert F --tls-key F] [flags]",
 		"Serve the HTTP API standalone until SIGINT or SIGTERM, which drain the\nrequests in flight. Every flag has a STRATA_* variable too (README).", stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1", "address to listen on")
 	port := fs.Int("port", 8080, "port to listen on (0 picks a free one)")
-	s := loadSettings()
 	cert := fs.String("tls-cert", s.get("STRATA_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this certificate (PEM, chain included)")
 	key := fs.String("tls-key", s.get("STRATA_TLS_KEY", ""), "the certificate's private key (PEM)")
 	maxConns := fs.Int("max-conns", atoi(s.get("STRATA_MAX_CONNS", ""), standalone.DefaultMaxConns), "most connections open at once; more wait to be accepted (0: no cap)")
@@ -90,6 +91,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if _, code := fs.parse(args, 0, 0); code >= 0 {
 		return code
 	}
+	logger := serverLogger(stderr, true) // first: api() warns through it
 	cfg, err := c.api()
 	if err != nil {
 		fmt.Fprintln(stderr, "strata:", err)
@@ -116,7 +118,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
-	cfg.Logger = serverLogger(stderr, true)
+	cfg.Logger = logger
 	opts.ErrorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
 	tuneGC()
 	h := api.New(cfg)
