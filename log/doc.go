@@ -15,9 +15,12 @@
 //     append at once; each append runs under the tenant's flock, and
 //     preconditions (expected versions, the expected head, idempotency keys)
 //     are checked in the same locked step as the write.
-//   - Honest recovery: a torn tail (a crash in the middle of a write) is cut
-//     back to the last whole record, keeping a .broken copy of what was cut;
-//     damage anywhere else is reported as ErrCorrupt, never truncated.
+//   - Honest recovery: a torn tail — what a crash left past the acknowledged
+//     point: a record cut short, a zeroed page, a request whose last record
+//     never reached the disk — is cut back to the last whole request, so a
+//     request is stored all or none, keeping a .broken copy of what was cut;
+//     damage at or before the acknowledged point is reported as ErrCorrupt,
+//     never truncated (FORMAT.md, "Torn tails and damage").
 //   - Group commit: concurrent appends in one process share writes and
 //     fsyncs, and the next group is prepared while the last one waits for
 //     the disk (pipeline.go); a process waiting for the lock is let in.
