@@ -1,6 +1,7 @@
 // Package audit keeps an installation's audit log: who changed accounts,
-// tokens, tenants and quotas, who was refused, and who made each
-// mutating request. The audit log is itself a strata log (a hash chain in
+// tokens, tenants and quotas, who was refused (repeated refusals of one
+// principal, route and status fold into one record a minute, with their
+// count), and who made each mutating request. The audit log is itself a strata log (a hash chain in
 // <data>/system/audit, checked by `strata verify --audit`), so a record
 // cannot be altered or removed without the chain showing it.
 //

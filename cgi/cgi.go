@@ -16,7 +16,9 @@
 //   - credentials: behind a rewrite with its own RewriteEngine, or passed
 //     with SetEnvIf/RewriteRule [E=…], the Authorization header arrives as
 //     REDIRECT_HTTP_AUTHORIZATION (or HTTP_AUTHORIZATION set by the
-//     server's configuration); it is put back in the request.
+//     server's configuration); it is put back in the request;
+//   - request ids: mod_unique_id's UNIQUE_ID becomes the request's id, so
+//     an answer's id is the one in Apache's own logs.
 package cgi
 
 import (

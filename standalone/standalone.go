@@ -1,7 +1,9 @@
 // Package standalone serves an http.Handler on a TCP port until the process
 // is told to stop; then it stops accepting, lets requests in flight finish
 // (so every append that was acknowledged, or is about to be, is on disk),
-// and returns.
+// and returns. Meanwhile it bounds what slow or many clients can hold: the
+// connections open at once (Options.MaxConns) and how slowly a request's
+// headers and body may arrive, whatever length the body declares.
 package standalone
 
 import (
