@@ -55,7 +55,9 @@ func (l *Log) Lookup(id [32]byte) (uint64, error) {
 		var found uint64
 		var ferr error
 		if v.head.gen() == v.gen {
-			ferr = v.ids.readFind(tagID(&id), func(seq uint64) bool {
+			// The callback's error goes to ferr; readFind's own (a failed
+			// pread) must not overwrite it.
+			err := v.ids.readFind(tagID(&id), func(seq uint64) bool {
 				if seq > through {
 					return false
 				}
@@ -70,6 +72,9 @@ func (l *Log) Lookup(id [32]byte) (uint64, error) {
 				}
 				return false
 			})
+			if ferr == nil {
+				ferr = err
+			}
 		}
 		if ferr != nil {
 			return 0, &Error{Op: "lookup", Dir: l.dir, Err: ferr}
