@@ -112,6 +112,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		if t != nil {
 			c.held = append(c.held, t)
 		}
+		if err == nil && who.Kind == "jwt" && who.Issued.IsZero() && !who.Reaches(cfg.ID, cfg.Created) {
+			return h.refuse(w, r, c.addr, who.String(), "jwt without iat",
+				errorf("unauthorized", "a JWT that names a tenant must say when it was issued (iat)"))
+		}
 		if err != nil || !who.Reaches(cfg.ID, cfg.Created) {
 			return h.refuse(w, r, c.addr, who.String(), "credential of a deleted tenant",
 				errorf("credential_revoked", "these credentials were for a tenant that has been deleted"))

@@ -42,6 +42,12 @@ func TestDeletedTenantCredentials(t *testing.T) {
 		session := tok(s.Token)
 		now := time.Now().Unix()
 		jwt := tok(hs256([]byte(strings.Repeat("k", 32)), map[string]any{"sub": "svc", "tenant": "own", "role": "writer", "iss": "idp", "iat": now, "exp": now + 600}))
+		// A JWT that does not say when it was issued cannot be told from
+		// one issued for a tenant since deleted: it is refused.
+		undated := tok(hs256([]byte(strings.Repeat("k", 32)), map[string]any{"sub": "svc", "tenant": "own", "role": "writer", "iss": "idp", "exp": now + 7200}))
+		if w := f.do("GET", "/head", "", undated...); w.Code != 401 {
+			t.Fatalf("purge %v: a JWT without iat: %d %s", purge, w.Code, w.Body)
+		}
 		for name, cred := range map[string][]string{"token": writer, "password": basic, "session": session, "jwt": jwt} {
 			if w := f.do("POST", "/events", `{"type":"a","entity":"x","data":1}`, cred...); w.Code != 201 {
 				t.Fatalf("%s before the deletion: %d %s", name, w.Code, w.Body)
@@ -115,6 +121,9 @@ func TestDeletedTenantCredentials(t *testing.T) {
 		// issued since is.
 		if w := f.do("GET", "/head", "", jwt...); w.Code != 401 {
 			t.Errorf("purge %v: an old JWT: %d %s", purge, w.Code, w.Body)
+		}
+		if w := f.do("POST", "/events", `{"type":"a","entity":"x","data":1}`, undated...); w.Code != 401 {
+			t.Errorf("purge %v: an old JWT without iat: %d %s", purge, w.Code, w.Body)
 		}
 		fresh := tok(hs256([]byte(strings.Repeat("k", 32)), map[string]any{"sub": "svc", "tenant": "own", "role": "writer", "iss": "idp", "iat": timeNow().Unix(), "exp": now + 7200}))
 		if w := f.do("GET", "/head", "", fresh...); w.Code != 200 {

@@ -40,12 +40,13 @@ func (p Principal) String() string {
 // created at created. A tenant deleted and created again under its old
 // name has a new id, so credentials made for the old one no longer
 // reach it. An identity provider's JWT names its tenant only by name: it
-// reaches the tenant unless it was issued before the tenant was created
-// (a JWT without iat cannot be told apart and is let through).
+// reaches the tenant unless it was issued before the tenant was created;
+// one without iat could have been issued for a tenant since deleted, so
+// it reaches only a tenant made before creation ids (id "").
 func (p Principal) Reaches(id string, created time.Time) bool {
 	if p.Kind == "jwt" {
 		// created is kept to the nanosecond, iat to the second.
-		return id == "" || p.Issued.IsZero() || !p.Issued.Before(created.Truncate(time.Second))
+		return id == "" || !p.Issued.IsZero() && !p.Issued.Before(created.Truncate(time.Second))
 	}
 	return p.TenantID == id
 }

@@ -267,7 +267,7 @@ func TestJWKS(t *testing.T) {
 	sign := func(key ed25519.PrivateKey, exp int64) string {
 		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","typ":"JWT","kid":"k1"}`))
 		p := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil,
-			`{"sub":"svc","tenant":"shop","role":"writer","iss":"https://idp.example","exp":%d}`, exp))
+			`{"sub":"svc","tenant":"shop","role":"writer","iss":"https://idp.example","iat":%d,"exp":%d}`, time.Now().Unix(), exp))
 		return h + "." + p + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(h+"."+p)))
 	}
 	now := time.Now().Unix()
