@@ -10,6 +10,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // The compact JWS form shared by external JWTs and strata's session tokens:
@@ -120,7 +121,9 @@ const maxJSONDepth = 32
 // {"role":"reader","role":"admin"} could mean one thing to the identity
 // provider that signed it and another here (RFC 7519 §4: such a token
 // must be refused, or the last taken — refusing is the safe choice).
-// Names are compared unescaped: "r\u006fle" is "role".
+// Names are compared unescaped ("r\u006fle" is "role") and without regard
+// to case, as encoding/json matches them to struct fields: "role" and
+// "Role" (or "sub" and "\u017fub", a long s) are one field to it.
 func uniqueNames(b []byte) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	if err := uniqueIn(d, 0); err != nil {
@@ -155,10 +158,11 @@ func uniqueIn(d *json.Decoder, depth int) error {
 				return err
 			}
 			name, _ := tok.(string)
-			if seen[name] {
+			key := foldName(name)
+			if seen[key] {
 				return fmt.Errorf("duplicate member %q", clip(name))
 			}
-			seen[name] = true
+			seen[key] = true
 		}
 		if err := uniqueIn(d, depth+1); err != nil {
 			return err
@@ -166,4 +170,17 @@ func uniqueIn(d *json.Decoder, depth int) error {
 	}
 	_, err = d.Token() // the closing delimiter
 	return err
+}
+
+// foldName maps a name to one spelling of all the names strings.EqualFold
+// (and so encoding/json) takes for it: each rune to the smallest of its
+// case-folding orbit.
+func foldName(name string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, name)
 }

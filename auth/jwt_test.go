@@ -399,6 +399,11 @@ func TestJWTDuplicateNames(t *testing.T) {
 		"alg twice":      {`{"alg":"none","alg":"HS256"}`, good},
 		"kid twice":      {`{"alg":"HS256","kid":"a","kid":"b"}`, good},
 		"trailing value": {`{"alg":"HS256"}`, good + `{}`},
+		// encoding/json matches struct fields without regard to case, so
+		// these would be one member to a Go reader and two to others.
+		"alg in capitals":  {`{"alg":"HS256","ALG":"none"}`, good},
+		"role in capitals": {`{"alg":"HS256"}`, `{"iss":"https://idp.example","sub":"s","tenant":"acme","role":"reader","Role":"admin","exp":` + exp + `}`},
+		"sub with long s":  {`{"alg":"HS256"}`, `{"iss":"https://idp.example","sub":"s","ſub":"t","tenant":"acme","role":"reader","exp":` + exp + `}`},
 	} {
 		if _, err := cfg.Verify(raw(tc[0], tc[1]), now); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -412,5 +417,14 @@ func TestJWTDuplicateNames(t *testing.T) {
 	m.Write([]byte(signed))
 	if _, err := VerifySession(secret, signed+"."+base64.RawURLEncoding.EncodeToString(m.Sum(nil)), now); !errors.Is(err, ErrMalformed) {
 		t.Errorf("a session token with role twice: %v, want ErrMalformed", err)
+	}
+	for _, dup := range []string{`"ROLE":"admin"`, `"Sub":"root"`, `"TENANT":""`} {
+		payload := `{"iss":"strata-session","sub":"a","tenant":"acme","role":"reader","fp":"x","iat":1,"exp":` + exp + `,` + dup + `}`
+		signed := sessionHeader + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(signed))
+		if c, err := VerifySession(secret, signed+"."+base64.RawURLEncoding.EncodeToString(m.Sum(nil)), now); !errors.Is(err, ErrMalformed) {
+			t.Errorf("a session token with %s: %+v %v, want ErrMalformed", dup, c, err)
+		}
 	}
 }
