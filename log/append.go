@@ -618,7 +618,7 @@ func (l *Log) reserve(n counts) error {
 	}
 	l.imu.Lock()
 	defer l.imu.Unlock()
-	nv, _, err := growTables(l.v(), n)
+	nv, _, err := growTables(l.v(), n, false)
 	if nv != l.v() {
 		l.replaceIndexes(nv) // the old tables are retired with the view
 	}
@@ -636,14 +636,15 @@ func roomFor(v *view, n counts) bool {
 
 // growTables returns v with every table that lacks room for the counts
 // replaced by a bigger one (the same v if none did), and the tables it
-// replaced.
-func growTables(v *view, n counts) (*view, []*hashIndex, error) {
+// replaced. With release the old tables are unmapped before their bigger
+// copies are made (hashIndex.grow): only for tables nobody else uses.
+func growTables(v *view, n counts, release bool) (*view, []*hashIndex, error) {
 	var old []*hashIndex
 	for _, x := range v.tables() {
 		if x.used()+n[x.kind] <= x.slots()/2 {
 			continue
 		}
-		y, err := x.grow(n[x.kind])
+		y, err := x.grow(n[x.kind], release)
 		if err != nil {
 			return v, old, err
 		}

@@ -296,24 +296,43 @@ func (x *hashIndex) insert(tag, seq uint64) {
 }
 
 // grow builds a table with room for n more keys beside x and renames it
-// over x's file. The caller swaps it in and closes x.
-func (x *hashIndex) grow(n uint64) (*hashIndex, error) {
+// over x's file. The caller swaps it in and closes x. It reads x through
+// pread, not its map, so that with release, where the caller alone uses x
+// (a rebuild's tables, in no view), x is unmapped first: the rebuild then
+// needs address space for the bigger table only, not for both, which under
+// a shared host's ulimit -v is the difference between a rebuild that
+// finishes and one that fails at the same doubling every time it resumes.
+func (x *hashIndex) grow(n uint64, release bool) (*hashIndex, error) {
 	// Double, or more if one batch needs it; createHashIndex keeps the
 	// table at most half full.
-	y, err := createHashIndex(x.path+".grow", x.kind, max(x.slots(), x.used()+n), &x.seed)
+	want := max(x.slots(), x.used()+n)
+	if release {
+		x.m.unmap()
+	}
+	y, err := createHashIndex(x.path+".grow", x.kind, want, &x.seed)
 	if err != nil {
 		return nil, fmt.Errorf("grow %s: %w", x.path, err)
 	}
-	for i := uint64(0); i <= x.mask; i++ {
-		off := x.slotOff(i)
-		tag := x.m.load(off)
-		switch {
-		case tag == 0:
-		case x.kind == kindEntities:
-			y.putEntity(tag, x.m.load(off+8), x.m.load(off+16), x.m.load(off+24), false)
-		default:
-			y.insert(tag, x.m.load(off+8))
+	buf := make([]byte, 1<<16)
+	for i := uint64(0); i <= x.mask; {
+		k := min(uint64(len(buf)/x.slotLen), x.mask+1-i)
+		b := buf[:k*uint64(x.slotLen)]
+		if _, err := x.m.f.ReadAt(b, int64(x.slotOff(i))); err != nil {
+			y.close()
+			os.Remove(y.path)
+			return nil, fmt.Errorf("grow %s: %w", x.path, err)
 		}
+		for ; len(b) > 0; b = b[x.slotLen:] {
+			u := func(off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+			switch tag := u(0); {
+			case tag == 0:
+			case x.kind == kindEntities:
+				y.putEntity(tag, u(8), u(16), u(24), false)
+			default:
+				y.insert(tag, u(8))
+			}
+		}
+		i += k
 	}
 	if err := fileutil.Rename(y.path, x.path); err != nil {
 		y.close()

@@ -60,6 +60,14 @@ func (m *mapping) release() {
 	}
 }
 
+// unmap gives back m's address space; m's file stays open, for pread.
+func (m *mapping) unmap() {
+	if m.mem != nil {
+		fileutil.Munmap(m.mem)
+		m.mem = nil
+	}
+}
+
 func (m *mapping) close() error {
 	var err error
 	if m.mem != nil {

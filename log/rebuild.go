@@ -172,7 +172,9 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 	offs := &offsetWriter{last: &last}
 	var chunk []*Event
 	fill := func() error {
-		nt, old, err := growTables(b.tables, need(chunk))
+		// The build's tables are in no view: each is unmapped before its
+		// bigger copy is mapped.
+		nt, old, err := growTables(b.tables, need(chunk), true)
 		b.tables = nt
 		for _, x := range old {
 			x.close()

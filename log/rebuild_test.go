@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -231,4 +232,51 @@ func TestReaderNeedsNoMap(t *testing.T) {
 	undo()
 	res := mustAppend(t, l, ev("no.map", fmt.Sprintf("e%d", len(ids)%13), `1`))
 	seesAll(t, "after the append", l, append(ids, res.Events[0].ID))
+}
+
+// TestBuildGrowsInOneMap: a rebuild maps a table's bigger copy only after
+// it has unmapped the table itself, so its address space is the biggest
+// table's, not twice that. A CGI process under a shared host's ulimit -v
+// (1 GB, a 3M-event tenant) otherwise failed at the same doubling every
+// time it resumed the build, and never finished it.
+func TestBuildGrowsInOneMap(t *testing.T) {
+	dir, ids := rebuildFixture(t, 12000)
+	old := buildChunk
+	buildChunk = 500
+	t.Cleanup(func() { buildChunk = old })
+	build := filepath.Join(dir, indexDirName, buildDirName)
+	grows := 0
+	var both []string
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op != fileutil.OpMmap || filepath.Dir(path) != build || !strings.HasSuffix(path, ".grow.tmp") {
+			return nil
+		}
+		grows++
+		table := strings.TrimSuffix(path, ".grow.tmp")
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		for _, line := range strings.Split(string(maps), "\n") {
+			if strings.HasSuffix(line, " "+table) {
+				both = append(both, filepath.Base(table))
+				break
+			}
+		}
+		return nil
+	})
+	defer undo()
+	l := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	if err := l.Reindex(); err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if grows == 0 {
+		t.Fatal("the rebuild grew no table: the test tests nothing")
+	}
+	if len(both) > 0 {
+		t.Fatalf("%d of %d grows mapped the old table beside the new: %v", len(both), grows, both)
+	}
+	seesAll(t, "after the rebuild", l, ids)
 }
