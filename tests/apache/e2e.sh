@@ -705,6 +705,43 @@ faults() {
 	expect "$mode: grants back → 200 again" 200 '.seq|type=="number"'
 }
 
+# reborn MODE BASE DATA USERS: a tenant deleted with the CLI while the
+# server runs (the mod_fcgid process keeps its caches) and created again
+# under its name: none of the old tenant's credentials — a token, a user's
+# grant with Basic, a session — reads or writes the new tenant.
+reborn() {
+	local mode=$1 base=$2 data=$3 users=$4 pw=e2e-rb-$RANDOM$RANDOM tok session fresh
+	local ev='{"type":"e2e.reborn","entity":"x","data":1}' settle=0
+	[ "$mode" = fcgid ] && settle=3
+	echo "# ---- $mode: a tenant deleted and created again"
+	cli "$mode: strata tenant create reborn" tenant create reborn --tier unlimited --data "$data" || return
+	cli "$mode: strata token create --tenant reborn" token create --tenant reborn --role writer --data "$data" || return
+	tok=$(printf '%s\n' "$CLI" | grep -o 'strata_[A-Za-z0-9_-]*' | head -n 1)
+	htpasswd -B -b "$users" rb "$pw" 2>/dev/null &&
+		chown "$(cli_user):$(id -gn "$(apache_user)")" "$users" && chmod 640 "$users"
+	cli "$mode: strata user grant rb --tenant reborn" user grant rb --tenant reborn --role writer --data "$data" || return
+	# The mod_fcgid process sees the users file change within a second.
+	retry "$settle" "st_not 401" req POST "$base/session" -u "rb:$pw"
+	session=$(jqb .token)
+	for cred in "Bearer $tok" "Basic $(printf 'rb:%s' "$pw" | base64 -w0)" "Bearer $session"; do
+		with "$cred" POST "$base/t/reborn/events" -H 'Content-Type: application/json' --data-binary "$ev"
+		expect "$mode: before the deletion, ${cred%% *} … → 201" 201
+	done
+	cli "$mode: strata tenant delete reborn --purge" tenant delete reborn --purge --data "$data" || return
+	cli "$mode: strata tenant create reborn (again)" tenant create reborn --tier unlimited --data "$data" || return
+	retry "$settle" "st_not 200" with "Bearer $tok" GET "$base/t/reborn/head"
+	for cred in "Bearer $tok" "Basic $(printf 'rb:%s' "$pw" | base64 -w0)" "Bearer $session"; do
+		with "$cred" GET "$base/t/reborn/head"
+		expect "$mode: the old tenant's ${cred%% *} credential reads the new one → 401/403" '401|403'
+		with "$cred" POST "$base/t/reborn/events" -H 'Content-Type: application/json' --data-binary "$ev"
+		expect "$mode: … writes it → 401/403" '401|403'
+	done
+	cli "$mode: a token for the new tenant" token create --tenant reborn --role reader --data "$data" || return
+	fresh=$(printf '%s\n' "$CLI" | grep -o 'strata_[A-Za-z0-9_-]*' | head -n 1)
+	with "Bearer $fresh" GET "$base/t/reborn/head"
+	expect "$mode: the new tenant is empty" 200 '.seq==0'
+}
+
 # shared MODE DATA: a host without suEXEC (lib.sh): the command line ran as
 # CLI_USER, the server as www-data, in one data directory made group-
 # writable as the guide says. What each made is the other's to use, and
@@ -844,11 +881,13 @@ TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
+reborn cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI"
 shared cgi "$DATA_CGI"
 TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
+reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"
 shared fcgid "$DATA_FCGID"
 signs
 
