@@ -11,20 +11,22 @@ import (
 	"sync"
 	"time"
 
+	"strata/admin"
 	"strata/auth"
 	"strata/internal/blake3"
 	"strata/internal/fileutil"
 )
 
-// Files of the installation's accounts, under <data>/system.
+// Files of the installation's accounts, under <data>/system; the ones the
+// command line changes too are named once, in package admin.
 const (
-	systemDir    = "system"
-	grantsFile   = "grants"   // user → tenant and role
-	tokensDir    = "tokens"   // one file per API token, by id
-	secretFile   = "secret"   // signs session tokens
-	throttleFile = "throttle" // failed logins, per user and address
-	refusedFile  = "refused"  // refused requests, tallied per window for the audit log
-	auditDir     = "audit"    // the audit log
+	systemDir    = admin.SystemDir
+	grantsFile   = admin.GrantsFile // user → tenant and role
+	tokensDir    = admin.TokensDir  // one file per API token, by id
+	secretFile   = "secret"         // signs session tokens
+	throttleFile = "throttle"       // failed logins, per user and address
+	refusedFile  = "refused"        // refused requests, tallied per window for the audit log
+	auditDir     = admin.AuditDir   // the audit log
 )
 
 // timeNow is the clock of authentication and quotas.
