@@ -1,11 +1,7 @@
 package blobs
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -13,18 +9,12 @@ import (
 )
 
 // createTemp creates a new empty file in tmp/ named <kind>-<random>. The
-// file is returned locked, and it is checked to still
-// be in the directory after locking (a concurrent Open may have removed it
-// between creation and lock).
+// file is returned locked, and it is checked to still be in the directory
+// after locking (a concurrent Open may have removed it between creation
+// and lock).
 func (s *Store) createTemp(kind string) (*os.File, error) {
-	var rnd [8]byte
 	for range 100 {
-		rand.Read(rnd[:])
-		name := filepath.Join(s.tmp, kind+"-"+hex.EncodeToString(rnd[:]))
-		f, err := fileutil.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
+		f, err := fileutil.CreateTemp(s.tmp, kind+"-*", 0o666)
 		if err != nil {
 			return nil, fmt.Errorf("create temp file: %w", noSpace(err))
 		}
@@ -34,7 +24,7 @@ func (s *Store) createTemp(kind string) (*os.File, error) {
 		}
 		f.Close()
 		if err != nil {
-			os.Remove(name)
+			os.Remove(f.Name())
 			return nil, fmt.Errorf("lock temp file: %w", err)
 		}
 		// An Open holds or removed the file: try another name.
