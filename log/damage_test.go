@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 )
 
@@ -312,6 +313,21 @@ func TestZeroPageInUnacknowledgedGroup(t *testing.T) {
 	}
 }
 
+// seqAt returns the seq of the first record of segment bytes seg that
+// reaches offset at or past it.
+func seqAt(t *testing.T, seg []byte, at int64) uint64 {
+	t.Helper()
+	seq := uint64(1)
+	for off := int64(segmentHeaderLen); off+recordHeaderLen <= int64(len(seg)); seq++ {
+		off += recordHeaderLen + int64(binary.LittleEndian.Uint32(seg[off:]))
+		if off > at {
+			return seq
+		}
+	}
+	t.Fatalf("no record reaches offset %d", at)
+	return 0
+}
+
 // TestZeroPageBeforeAcknowledged: the same zeroed page among acknowledged
 // events is damage, not a torn tail: Open reports ErrCorrupt and cuts
 // nothing — after a power cut (the indexes are replayed from the start and
@@ -323,7 +339,10 @@ func TestZeroPageBeforeAcknowledged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := withTail(t, base, group)
 			committedEnd := int64(len(readFile(t, segPath(base))))
-			zeroPage(t, segPath(dir), segmentHeaderLen, committedEnd)
+			at := zeroPage(t, segPath(dir), segmentHeaderLen, committedEnd)
+			// The report names the first record the page reaches, not the
+			// first of its request.
+			hit := regexp.MustCompile(fmt.Sprintf(`\bseq %d\b`, seqAt(t, readFile(t, segPath(base)), at)))
 			if name == "head file lost" {
 				os.RemoveAll(filepath.Join(dir, indexDirName))
 			} else {
@@ -337,6 +356,12 @@ func TestZeroPageBeforeAcknowledged(t *testing.T) {
 			}
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("open: want ErrCorrupt, got %v", err)
+			}
+			if !hit.MatchString(err.Error()) {
+				t.Fatalf("open: %v; want it to name %s", err, hit)
+			}
+			if _, err := Verify(dir); !errors.Is(err, ErrCorrupt) || !hit.MatchString(err.Error()) {
+				t.Fatalf("verify: %v; want ErrCorrupt naming %s", err, hit)
 			}
 			if got := readFile(t, segPath(dir)); !bytes.Equal(got, damaged) {
 				t.Fatal("the damaged segment was changed")

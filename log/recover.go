@@ -378,7 +378,7 @@ func (l *Log) walkTail(after uint64, fn func(*segment, int64, *Event) error) err
 				if len(held) > 0 {
 					cutAt, cutSeq = held[0].off, held[0].e.Seq
 				}
-				if why := judgeDamage(s.f, at, cutSeq, l.floor, l.floorKnown, last, err); why != nil {
+				if why := judgeDamage(s.f, at, expect, cutSeq, l.floor, l.floorKnown, last, err); why != nil {
 					return fmt.Errorf("%w: segment %d %v", ErrCorrupt, s.first, why)
 				}
 				if err := l.cutTail(s, cutAt); err != nil {
@@ -446,11 +446,15 @@ func isTail(err error) bool {
 // treats zeroed sectors. When the acknowledged point is not known (the
 // head file is gone), a bad record followed by any whole record is
 // reported instead: it may be a hole in acknowledged events.
-func judgeDamage(f *os.File, at int64, seq, acknowledged uint64, known, lastSegment bool, err error) error {
+//
+// seq is the damaged record's, first that of the first record of its
+// request: a request is acknowledged whole, so first decides, and seq is
+// what the report names.
+func judgeDamage(f *os.File, at int64, seq, first, acknowledged uint64, known, lastSegment bool, err error) error {
 	switch {
 	case !lastSegment || !isTail(err):
 		return fmt.Errorf("offset %d (seq %d): %v", at, seq, err)
-	case seq <= acknowledged:
+	case first <= acknowledged:
 		return fmt.Errorf("offset %d: acknowledged seq %d is damaged: %v", at, seq, err)
 	case known:
 		return nil

@@ -86,7 +86,7 @@ func Verify(dir string) (*VerifyReport, error) {
 					seq, cut = open, openAt
 					rep.Events, rep.Head = whole.Events, whole.Head
 				}
-				if why := judgeDamage(f, at, seq, committed, known, i == len(firsts)-1, err); why != nil {
+				if why := judgeDamage(f, at, expect, seq, committed, known, i == len(firsts)-1, err); why != nil {
 					return rep, bad("%v", why)
 				}
 				rep.TornTail = fmt.Sprintf("%s offset %d: %v", filepath.Base(name), cut, err)
