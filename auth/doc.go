@@ -14,8 +14,13 @@
 //     wrong password, digests and MACs are compared in constant time, and
 //     error messages hold no secret.
 //   - Files change atomically (temporary file, fsync, rename or link, fsync
-//     of the directory) and are created with mode 0600.
-//   - Password guessing is held back across processes (Throttle).
+//     of the directory) and are created with mode 0600 (0660 when the data
+//     directory is shared with a group: internal/fileutil, perm.go).
+//   - Password guessing is held back across processes (Throttle): an
+//     attempt is counted before its hash is checked, and a count that
+//     cannot be written refuses the login.
+//   - A credential for a tenant is bound to the tenant's creation id, so
+//     it never reaches a tenant created anew under a deleted one's name.
 //
 // # Files
 //
