@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -276,6 +278,9 @@ func TestZeroPageInUnacknowledgedGroup(t *testing.T) {
 			}
 			end := int64(len(readFile(t, segPath(dir))))
 			at := zeroPage(t, segPath(dir), end-int64(len(group)), end)
+			var logged bytes.Buffer
+			defer slog.SetDefault(slog.Default())
+			slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
 			l, err := Open(dir, Options{NoSync: true})
 			if err != nil {
 				t.Fatalf("open: %v", err)
@@ -300,6 +305,10 @@ func TestZeroPageInUnacknowledgedGroup(t *testing.T) {
 			broken, _ := filepath.Glob(filepath.Join(dir, logDirName, "*.broken-*"))
 			if len(broken) != 1 || len(readFile(t, broken[0]))+len(seg) != int(end) {
 				t.Fatalf(".broken files %v do not hold the cut bytes", broken)
+			}
+			// The operator learns of the cut, and where the copy is.
+			if w := fmt.Sprintf("offset=%d bytes=%d copy=%s", len(seg), int(end)-len(seg), filepath.Base(broken[0])); !strings.Contains(logged.String(), w) {
+				t.Fatalf("log %q lacks %q", logged.String(), w)
 			}
 			res := mustAppend(t, l, ev("after.cut", e.Entity, `1`))
 			if res.Events[0].Seq != got+1 || res.Events[0].Prev != e.ID {

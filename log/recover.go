@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -508,6 +509,11 @@ func (l *Log) cutTail(s *segment, at int64) error {
 	if err := fileutil.Truncate(s.f, at); err != nil {
 		return err
 	}
+	// Nothing acknowledged was cut, but an operator should learn that a
+	// crash left something to cut, and where the copy is (in a server or
+	// CGI process the default logger is the error log).
+	slog.Warn("cut a torn tail left by a crash (never acknowledged)", "dir", l.dir,
+		"segment", segmentName(s.first), "offset", at, "bytes", len(torn), "copy", filepath.Base(name))
 	if l.opts.NoSync {
 		return nil
 	}
