@@ -9,8 +9,9 @@ import (
 )
 
 // TestLookupReportsDamage: an id whose record cannot be read is damage to
-// report, not an id that is not on the chain (a client would be told its
-// saved id is on another history: 404 not_on_chain instead of a fault).
+// report (ErrCorrupt: the server's operator must look), not an id that is
+// not on the chain (a client would be told its saved id is on another
+// history: 404 not_on_chain instead of a fault).
 func TestLookupReportsDamage(t *testing.T) {
 	dir := t.TempDir()
 	l, err := Open(dir, Options{NoSync: true})
@@ -43,8 +44,8 @@ func TestLookupReportsDamage(t *testing.T) {
 	}
 	defer l.Close()
 	_, err = l.Lookup(res.Events[1].ID)
-	if err == nil || errors.Is(err, ErrNotFound) {
-		t.Fatalf("lookup of a damaged record: %v, want the read's error", err)
+	if err == nil || errors.Is(err, ErrNotFound) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("lookup of a damaged record: %v, want ErrCorrupt", err)
 	}
 	if seq, err := l.Lookup(res.Events[2].ID); err != nil || seq != 3 {
 		t.Fatalf("lookup of a whole record: %d %v", seq, err)

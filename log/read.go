@@ -225,13 +225,18 @@ func (l *Log) readSeq(seq uint64) (*Event, *segment, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	body, _, err := readRecordAt(s.f, off)
-	if err != nil {
-		return nil, nil, fmt.Errorf("seq %d at offset %d of segment %d: %w", seq, off, s.first, err)
-	}
 	e := new(Event)
-	if err := decodeBody(body, e); err != nil {
-		return nil, nil, err
+	body, _, err := readRecordAt(s.f, off)
+	if err == nil {
+		err = decodeBody(body, e)
+	}
+	if err != nil {
+		if isTail(err) {
+			// The record is indexed, so it was acknowledged: one that does
+			// not decode is damage, never a torn tail.
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return nil, nil, fmt.Errorf("seq %d at offset %d of segment %d: %w", seq, off, s.first, err)
 	}
 	if e.Seq != seq {
 		return nil, nil, fmt.Errorf("%w: offsets index sends seq %d to seq %d", ErrCorrupt, seq, e.Seq)
