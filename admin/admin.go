@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"strata/audit"
@@ -368,8 +367,9 @@ func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 }
 
 // checkNewUser refuses the name of a new user — one in neither the users
-// nor the grants file — outside auth.CheckNewUserName's safe set, or equal
-// but for case to an existing user's ("Alice" beside "alice").
+// nor the grants file — outside auth.CheckNewUserName's safe set, or that
+// could pass for an existing user's (auth.LookAlike: "Alice" beside
+// "alice", "alice" beside an "аlice" with a Cyrillic а from htpasswd).
 func (s *Service) checkNewUser(name string) error {
 	us, err := auth.LoadUsers(s.usersFile())
 	if err != nil {
@@ -389,9 +389,10 @@ func (s *Service) checkNewUser(name string) error {
 	if err := auth.CheckNewUserName(name); err != nil {
 		return invalid("%v", err)
 	}
+	look := auth.LookAlike(name)
 	for _, n := range names {
-		if strings.EqualFold(n, name) {
-			return invalid("user name %q: the user %q exists, and names that differ only in case could pass for one another", name, n)
+		if auth.LookAlike(n) == look {
+			return invalid("user name %q: the user %q exists, and the two could pass for one another", name, n)
 		}
 	}
 	return nil

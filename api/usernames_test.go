@@ -54,4 +54,20 @@ func TestLookAlikeUserNames(t *testing.T) {
 	if c := put("élodie"); c != 200 {
 		t.Errorf("an existing user with a name outside the safe set: %d, want 200", c)
 	}
+	// Users made outside strata with look-alike names of others: a new
+	// user may not take the plain name they pass for.
+	for _, n := range []string{"b\u043eb2", "\uff43\uff41\uff52\uff4f\uff4c", "da\u200bve", "\u0395ve", "z\u00f6e", "\u0441\u0430\u0440\u0430"} {
+		b, _ := os.ReadFile(users)
+		os.WriteFile(users, append(b, n+":"+hash+"\n"...), 0o600)
+	}
+	for _, name := range []string{"bob2", "carol", "dave", "eve", "EVE", "zoe", "capa"} {
+		if c := put(name); c != 400 {
+			t.Errorf("new user %q beside a look-alike made with htpasswd: %d, want 400", name, c)
+		}
+	}
+	for _, name := range []string{"bob3", "carl", "davey", "eva", "zed"} {
+		if c := put(name); c != 200 {
+			t.Errorf("new user %q: %d, want 200", name, c)
+		}
+	}
 }
