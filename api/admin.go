@@ -15,7 +15,9 @@ import (
 )
 
 // readJSON decodes a small JSON request body (at most 64 KiB) into v,
-// refusing unknown fields.
+// refusing unknown fields and member names given twice (auth.UniqueNames):
+// encoding/json would take the last of {"tenant":"a","TENANT":""}, where
+// a proxy or a log may read the first.
 func readJSON(r *http.Request, v any) error {
 	body, err := readBody(r, 64<<10, new(bytes.Buffer), nil)
 	if err != nil {
@@ -24,6 +26,9 @@ func readJSON(r *http.Request, v any) error {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
+		return errorf("invalid_body", "the request body: %v", err)
+	}
+	if err := auth.UniqueNames(body); err != nil {
 		return errorf("invalid_body", "the request body: %v", err)
 	}
 	return nil

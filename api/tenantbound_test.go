@@ -172,3 +172,29 @@ func TestLegacyCredentials(t *testing.T) {
 		t.Fatalf("legacy token after the tenant was created again: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestAdminBodyDuplicateNames: an admin API body naming a member twice —
+// spelt the same, escaped, or in other case, which encoding/json would
+// all merge into one field, taking the last — is refused: {"tenant":
+// "own","role":"admin","tenant":""} read by a proxy or a log as a
+// tenant's admin made an installation-wide one here.
+func TestAdminBodyDuplicateNames(t *testing.T) {
+	f := newAuthHandler(t, Config{})
+	root := tok(f.tokens["own/admin"])
+	for _, body := range []string{
+		`{"tenant":"own","role":"admin","tenant":""}`,
+		`{"tenant":"own","role":"admin","TENANT":""}`,
+		`{"tenant":"own","role":"admin","\u0074enant":""}`,
+		`{"tenant":"own","role":"reader","Role":"writer"}`,
+	} {
+		if w := f.do("POST", "/admin/tokens", body, root...); w.Code != 400 {
+			t.Errorf("POST /admin/tokens %s: %d %s", body, w.Code, w.Body)
+		}
+	}
+	if w := f.do("PUT", "/admin/users/bob", `{"password":"correct horse","tenant":"own","role":"reader","role":"admin","tenant":""}`, root...); w.Code != 400 {
+		t.Errorf("PUT /admin/users with role and tenant twice: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("POST", "/admin/tokens", `{"tenant":"own","role":"reader"}`, root...); w.Code != 201 {
+		t.Errorf("POST /admin/tokens: %d %s", w.Code, w.Body)
+	}
+}

@@ -79,7 +79,7 @@ func parseJWS(token string) (jws, error) {
 	if err := json.Unmarshal(hb, &j.header); err != nil {
 		return j, fmt.Errorf("%w: header is not a JSON object", ErrMalformed)
 	}
-	if err := uniqueNames(hb); err != nil {
+	if err := UniqueNames(hb); err != nil {
 		return j, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
 	if j.header.Crit != nil {
@@ -90,7 +90,7 @@ func parseJWS(token string) (jws, error) {
 	if j.payload, err = b64.DecodeString(p); err != nil {
 		return j, fmt.Errorf("%w: payload is not base64url", ErrMalformed)
 	}
-	if err := uniqueNames(j.payload); err != nil {
+	if err := UniqueNames(j.payload); err != nil {
 		return j, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	if j.sig, err = b64.DecodeString(s); err != nil {
@@ -112,11 +112,12 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// maxJSONDepth bounds the nesting uniqueNames follows.
+// maxJSONDepth bounds the nesting UniqueNames follows.
 const maxJSONDepth = 32
 
-// uniqueNames reports an error if an object in the JSON text b has a
-// member name twice, at any depth. encoding/json keeps the last of
+// UniqueNames reports an error if an object in the JSON text b has a
+// member name twice, at any depth. Tokens are checked with it, and so are
+// the admin API's bodies, which grant roles and tenants. encoding/json keeps the last of
 // duplicates where other parsers keep the first, so a token with
 // {"role":"reader","role":"admin"} could mean one thing to the identity
 // provider that signed it and another here (RFC 7519 §4: such a token
@@ -124,7 +125,7 @@ const maxJSONDepth = 32
 // Names are compared unescaped ("r\u006fle" is "role") and without regard
 // to case, as encoding/json matches them to struct fields: "role" and
 // "Role" (or "sub" and "\u017fub", a long s) are one field to it.
-func uniqueNames(b []byte) error {
+func UniqueNames(b []byte) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	if err := uniqueIn(d, 0); err != nil {
 		return err
