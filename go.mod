@@ -6,9 +6,7 @@ require (
 	github.com/zeebo/blake3 v0.2.4
 	golang.org/x/crypto v0.56.0
 	golang.org/x/sys v0.47.0
+	golang.org/x/term v0.45.0
 )
 
-require (
-	github.com/klauspost/cpuid/v2 v2.0.12 // indirect
-	golang.org/x/term v0.45.0 // indirect
-)
+require github.com/klauspost/cpuid/v2 v2.0.12 // indirect
