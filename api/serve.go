@@ -138,6 +138,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		return nil
 	}
 	name := pathTenant
+	if len(r.Header.Values(TenantHeader)) > 1 {
+		// net/http would take the first, Apache joins them, a proxy may
+		// take the last: no guessing which one was meant.
+		return errorf("invalid_tenant", "the %s header is given more than once", TenantHeader)
+	}
 	if hn := r.Header.Get(TenantHeader); hn != "" {
 		if name != "" && hn != name {
 			return errorf("invalid_tenant", "the %s header names %q but the path names %q", TenantHeader, clip(hn), name)

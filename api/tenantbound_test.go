@@ -198,3 +198,16 @@ func TestAdminBodyDuplicateNames(t *testing.T) {
 		t.Errorf("POST /admin/tokens: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestTenantHeaderTwice: two Strata-Tenant headers are refused, not read
+// as the first (net/http) — Apache joins them into one value, a proxy may
+// take the last — so every mode answers the same and none guesses.
+func TestTenantHeaderTwice(t *testing.T) {
+	f := newAuthHandler(t, Config{})
+	r := httptestRequest("GET", "/head", nil, tok(f.tokens["own/admin"])...)
+	r.Header.Add(TenantHeader, "own")
+	r.Header.Add(TenantHeader, "other")
+	if w := f.serve(r); w.Code != 400 || !strings.Contains(w.Body.String(), "invalid_tenant") {
+		t.Errorf("two %s headers: %d %s", TenantHeader, w.Code, w.Body)
+	}
+}
