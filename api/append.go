@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,7 +328,7 @@ func readBody(r *http.Request, max int64, buf *bytes.Buffer, held *hold) ([]byte
 		return nil, err
 	}
 	if err != nil {
-		return nil, errorf("body_unreadable", "reading the request body: %v", err)
+		return nil, bodyError(err)
 	}
 	if n > max {
 		return nil, errorf("body_too_large", "the request body is over this server's limit of %d bytes", max)
@@ -336,6 +337,22 @@ func readBody(r *http.Request, max int64, buf *bytes.Buffer, held *hold) ([]byte
 		return nil, errorf("empty_body", "the request body is empty; send an event, an array of events, or NDJSON")
 	}
 	return buf.Bytes(), nil
+}
+
+// bodyError is the answer to a request body that could not be read: the
+// client's doing (it went away, sent less than its length, or too slowly),
+// said without the connection's internals (addresses).
+func bodyError(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf("body_unreadable", "the request body ended before its Content-Length")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf("body_unreadable", "the request body arrived too slowly")
+	}
+	return errorf("body_unreadable", "the request body could not be read")
 }
 
 // timeCache formats a time once for the many events of a request that

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"path"
@@ -139,7 +140,7 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 			return lim.CheckStorage(logBytes+u.Bytes, size)
 		}
 	}
-	info, created, err := store.PutWith(r.Body, opts)
+	info, created, err := store.PutWith(clientBody{r.Body}, opts)
 	if err != nil {
 		var te *blobs.TooLargeError
 		if errors.As(err, &te) {
@@ -169,4 +170,17 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 		w.Header().Set("Content-Location", info.Hash)
 	}
 	writeJSON(w, status, body)
+}
+
+// clientBody marks a failure to read the request body as the client's
+// (400 body_unreadable: it went away, or sent less than its length), so
+// that it is not taken for the store's failure and answered 500.
+type clientBody struct{ io.Reader }
+
+func (b clientBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err != nil && err != io.EOF {
+		err = bodyError(err)
+	}
+	return n, err
 }

@@ -470,3 +470,55 @@ func TestCGIShortBody(t *testing.T) {
 		t.Fatalf("head seq %d after short bodies, want 3", h.Seq)
 	}
 }
+
+// TestShortBlobBody: a blob upload whose body ends before its
+// Content-Length (the client went away mid-upload) is the client's fault,
+// 400 body_unreadable, in CGI as in standalone, and stores nothing; it
+// used to be a 500 internal error, logged as the server's fault.
+func TestShortBlobBody(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	blob := strings.Repeat("strata blob ", 1000)
+	cut := len(blob) / 2
+	for _, path := range []string{"/storage/", "/storage/" + b3hex([]byte(blob))} {
+		for _, method := range []string{"PUT", "POST"} {
+			if method == "POST" && path != "/storage/" {
+				continue
+			}
+			cmd := exec.Command(bin)
+			cmd.Env = append(cleanEnv(), "GATEWAY_INTERFACE=CGI/1.1", "SERVER_PROTOCOL=HTTP/1.1", "REQUEST_METHOD="+method,
+				"SCRIPT_NAME=/cgi-bin/strata.cgi", "PATH_INFO="+path, "REQUEST_URI=/api"+path,
+				"CONTENT_TYPE=application/octet-stream", "CONTENT_LENGTH="+strconv.Itoa(len(blob)),
+				"STRATA_DATA="+data, "STRATA_AUTH=none")
+			cmd.Stdin = strings.NewReader(blob[:cut])
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("CGI process: %v; output %q", err, out)
+			}
+			if !strings.HasPrefix(string(out), "Status: 400") || !strings.Contains(string(out), `"body_unreadable"`) {
+				t.Errorf("CGI %s %s, short body: answer %q, want 400 body_unreadable", method, path, out)
+			}
+		}
+	}
+	s := startServer(t, data)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /storage/ HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(blob), blob[:cut])
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("standalone, short body: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 400 {
+		t.Errorf("standalone, short blob body: status %d, want 400", res.StatusCode)
+	}
+	for _, b := range []string{blob, blob[:cut]} {
+		do(t, "HEAD", s.url+"/storage/"+b3hex([]byte(b)), nil).want(t, 404)
+	}
+	// The whole blob is stored, as a check that the test speaks CGI.
+	do(t, "PUT", s.url+"/storage/", blob).want(t, 201)
+}
