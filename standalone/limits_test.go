@@ -143,3 +143,33 @@ func TestMaxConns(t *testing.T) {
 		t.Fatalf("peak %d connections served at once, cap %d", p, max)
 	}
 }
+
+// TestEarlyAnswer: an answer given without reading the body (a 413 for a
+// declared 1 TB, a 401) goes out at once, and without a 100 Continue, as
+// net/http sends it. The slow-body wrapper used to hide the body from
+// net/http, which then read up to 256 KB of it before answering: a client
+// that waits for the answer before sending waited the whole grace period.
+func TestEarlyAnswer(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+	})
+	addr := serve(t, h, Options{BodyGrace: time.Hour})
+	for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "PUT /x HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n", expect, int64(1)<<40)
+		// Bounds a hang (the grace is an hour), not a speed.
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%q: no answer before the body: %v", expect, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%q: status %d, want 413 first", expect, resp.StatusCode)
+		}
+	}
+}

@@ -65,7 +65,15 @@ func bodyDeadline(h http.Handler, grace time.Duration, rate int64) http.Handler 
 		start := time.Now()
 		rc.SetReadDeadline(start.Add(grace))
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &rateBody{ReadCloser: r.Body, rc: rc, start: start, grace: grace, rate: rate, set: start.Add(grace)}
+			// On a copy of the request: net/http looks at the original's
+			// body after the handler to decide how to finish (answer a
+			// handler that read nothing at once, without 100 Continue);
+			// one of its own types hidden behind ours, it would first read
+			// up to 256 KB of the body, a slow client's whole grace period.
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Body = &rateBody{ReadCloser: r.Body, rc: rc, start: start, grace: grace, rate: rate, set: start.Add(grace)}
+			r = r2
 		}
 		h.ServeHTTP(w, r)
 	})
