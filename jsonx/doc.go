@@ -6,8 +6,7 @@
 //   - Strict RFC 8259. Exactly one value per document; whitespace is only
 //     space, tab, CR and LF; no leading zeros, no "1.", ".5", "1e", no NaN,
 //     no comments, no trailing commas, no byte order mark. Raw control
-//     characters and invalid UTF-8 inside strings are errors. Nesting deeper
-//     than MaxDepth is an error (it bounds stack use per request).
+//     characters and invalid UTF-8 inside strings are errors.
 //   - Byte for byte preservation. Compact removes insignificant whitespace
 //     and nothing else: number text, string escapes and member order come
 //     back exactly as sent, because the event hash covers the data bytes as
@@ -19,8 +18,10 @@
 //     serde_json fail on it); a number whose magnitude is past float64's
 //     (1e999999, a 400-digit integer: JavaScript reads Infinity, Go's
 //     encoding/json fails) — underflow such as 1e-999999 is accepted, every
-//     parser reads 0; and number text longer than MaxNumberLen (Python
-//     refuses integers past 4,300 digits). Duplicate member names in data
+//     parser reads 0; number text longer than MaxNumberLen (Python
+//     refuses integers past 4,300 digits); and nesting deeper than MaxDepth
+//     (32: .NET reads 64 levels, jq 1.6 256, Python about 1,000, and a page
+//     wraps each value in two more). Duplicate member names in data
 //     and meta are accepted and kept as sent: every parser reads them (most
 //     keep the last), and the server does not interpret data.
 //   - Speed. One pass over the input, no reflection, a handful of

@@ -293,6 +293,8 @@ func TestBadEvents(t *testing.T) {
 		{"lone surrogate in entity", `{"type":"a","entity":"\ud800"}`, false, 0, "entity"},
 		{"number out of range", `{"type":"a","entity":"e","data":[1e999999]}`, false, 0, "data"},
 		{"100k-digit number", `{"type":"a","entity":"e","data":` + strings.Repeat("9", 100000) + `}`, false, 0, "data"},
+		{"data nested 33 deep", `{"type":"a","entity":"e","data":` + nested(33) + `}`, false, 0, "data"},
+		{"meta nested 33 deep", `{"type":"a","entity":"e","meta":{"m":` + nested(32) + `}}`, false, 0, "meta"},
 		{"bidi override in entity", `{"type":"a","entity":"alice\u202eecila"}`, false, 0, "entity"},
 		{"private use in key", `{"type":"a","entity":"e","key":"k\ue000"}`, false, 0, "key"},
 		{"bad ndjson line", ok + "\n" + ok + "\n" + `{"type":"a","entity":` + "\n", true, 2, ""},
@@ -321,6 +323,52 @@ func TestBadEvents(t *testing.T) {
 		})
 	}
 	mustVerify(t, s.data, 1)
+}
+
+// nested is a JSON value n arrays deep.
+func nested(n int) string { return strings.Repeat("[", n) + "1" + strings.Repeat("]", n) }
+
+// jsonDepth is the deepest nesting of arrays and objects in the JSON b.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// TestDeepDataReadable: data and meta as deep as accepted (32) come back
+// in pages that the strictest common parser reads with its defaults:
+// .NET's System.Text.Json stops at 64 (Ruby's JSON at 100, serde_json at
+// 128, jq 1.6 at 256, Python's json near 1,000). Data 1,000 deep used to
+// be stored, and then no page holding it could be read by jq or Python.
+func TestDeepDataReadable(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	rc := mustAppend(t, s.url, `{"type":"a","entity":"deep","data":`+nested(32)+`,"meta":{"m":`+nested(31)+`}}`)
+	for _, page := range []*response{
+		do(t, "GET", s.url+"/events", nil).want(t, 200),
+		do(t, "GET", s.url+"/events", nil, "Accept", "application/x-ndjson").want(t, 200),
+		do(t, "GET", s.url+"/events/"+rc.ID, nil).want(t, 200),
+	} {
+		if !strings.Contains(string(page.body), nested(32)) {
+			t.Fatalf("the deep data is not in the page: %s", page.body)
+		}
+		if d := jsonDepth(page.body); d > 64 {
+			t.Errorf("a page %d deep: .NET's default reader refuses past 64", d)
+		}
+	}
 }
 
 // TestExpectedVersion: the per-event precondition, and a batch is atomic.
