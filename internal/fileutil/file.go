@@ -16,11 +16,7 @@ func OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	}
 	f, err := os.OpenFile(name, flag, perm)
 	if err == nil && flag&os.O_CREATE != 0 {
-		err = fixGroup(f)
-		if err != nil {
-			f.Close()
-			f = nil
-		}
+		fixGroup(f)
 	}
 	return f, err
 }
@@ -35,14 +31,12 @@ func CreateTemp(dir, pattern string, perm os.FileMode) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err = f.Chmod(FileMode(perm)); err == nil {
-		err = fixGroup(f)
-	}
-	if err != nil {
+	if err = f.Chmod(FileMode(perm)); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return nil, err
 	}
+	fixGroup(f)
 	return f, nil
 }
 

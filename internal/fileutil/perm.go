@@ -62,7 +62,7 @@ func GroupAccess(dataDir string) (bool, error) {
 	groupGID.Store(int64(st.Gid))
 	if fi.Mode()&os.ModeSetgid == 0 && int(st.Uid) == os.Getuid() {
 		// Best effort: without it fixGroup still gives each new file the
-		// group, and Check warns about what the web server cannot read.
+		// group, and Problems warns about what the web server cannot read.
 		os.Chmod(dataDir, fi.Mode().Perm()|os.ModeSetgid)
 	}
 	return true, nil
@@ -89,19 +89,18 @@ func DirMode(perm os.FileMode) os.FileMode {
 }
 
 // fixGroup gives a file strata just created the data directory's group,
-// where the set-gid bit did not. Best effort: a user outside the group
-// cannot, and Check then warns.
-func fixGroup(f *os.File) error {
+// where the set-gid bit did not. Best effort, so it returns nothing: a user
+// outside the group cannot, and Problems then warns.
+func fixGroup(f *os.File) {
 	gid := groupGID.Load()
 	if gid < 0 {
-		return nil
+		return
 	}
 	if fi, err := f.Stat(); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int64(st.Gid) != gid {
 			f.Chown(-1, int(gid))
 		}
 	}
-	return nil
 }
 
 // fixDirGroup is fixGroup for a directory, which also gets the set-gid bit
