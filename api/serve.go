@@ -105,7 +105,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	var own *tenant
 	var ownCfg tenants.Config
 	if who.Tenant != "" {
-		t, cfg, err := h.tenant(who.Tenant)
+		get := h.tenant
+		if rt.scope != inTenant {
+			get = h.tenantNoLog
+		}
+		t, cfg, err := get(who.Tenant)
 		if err != nil && !errors.Is(err, errNoTenant) {
 			return err
 		}

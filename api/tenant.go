@@ -17,7 +17,7 @@ import (
 type tenant struct {
 	name string
 	dir  string
-	log  *log.Log
+	log  *log.Log // nil in a tenant from tenantNoLog
 
 	// The blob store and the rate table open on first use: a CGI
 	// request about events need not pay for them.
@@ -73,7 +73,9 @@ func (t *tenant) close() error {
 		if t.rate != nil {
 			t.rate.Close()
 		}
-		t.closeErr = t.log.Close()
+		if t.log != nil { // nil: from tenantNoLog
+			t.closeErr = t.log.Close()
+		}
 	})
 	return t.closeErr
 }
@@ -121,14 +123,7 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 			return nil, tenants.Config{}, err
 		}
 	}
-	stamp := tenants.Stamp(h.cfg.DataDir, name)
-	if stamp == "" {
-		return nil, tenants.Config{}, errNoTenant
-	}
-	cfg, err := tenants.Get(h.cfg.DataDir, name)
-	if errors.Is(err, tenants.ErrNotFound) {
-		return nil, tenants.Config{}, errNoTenant
-	}
+	cfg, stamp, err := h.loadConfig(name)
 	if err != nil {
 		return nil, tenants.Config{}, err
 	}
@@ -141,6 +136,43 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 		blobOpts: blobs.Options{MaxSize: h.cfg.MaxBlob, NoSync: h.cfg.NoSync}}
 	h.tenants[name] = t
 	t.refs++
+	return t, cfg, nil
+}
+
+// loadConfig reads tenant name's configuration and its stamp, errNoTenant
+// if there is no such tenant.
+func (h *Handler) loadConfig(name string) (tenants.Config, string, error) {
+	stamp := tenants.Stamp(h.cfg.DataDir, name)
+	if stamp == "" {
+		return tenants.Config{}, "", errNoTenant
+	}
+	cfg, err := tenants.Get(h.cfg.DataDir, name)
+	if errors.Is(err, tenants.ErrNotFound) {
+		return tenants.Config{}, "", errNoTenant
+	}
+	return cfg, stamp, err
+}
+
+// tenantNoLog is tenant for a request that needs only the tenant's
+// configuration and its rate table, never its log: one of a principal
+// bound to the tenant on a route outside it (GET /session, an admin route
+// it is refused). A process that serves one request (CGI) gets the
+// tenant without opening its log — which would cost a hundred system
+// calls, and fail the request if the log is damaged or busy recovering;
+// it is dropped from the start, so the request's release closes it.
+// Long-running processes, and a tenant already open, go through tenant.
+func (h *Handler) tenantNoLog(name string) (*tenant, tenants.Config, error) {
+	h.mu.Lock()
+	open := h.tenants[name] != nil
+	h.mu.Unlock()
+	if open || h.cfg.LongRunning {
+		return h.tenant(name)
+	}
+	cfg, _, err := h.loadConfig(name)
+	if err != nil {
+		return nil, tenants.Config{}, err
+	}
+	t := &tenant{name: name, dir: tenants.Dir(h.cfg.DataDir, name), cfg: cfg, refs: 1, dropped: true}
 	return t, cfg, nil
 }
 
