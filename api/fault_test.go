@@ -114,6 +114,42 @@ func TestFaultAnswers(t *testing.T) {
 	checkFault(t, w, f.data, 500, "corrupt", &l, "bad magic")
 }
 
+// TestDamagedRecordAnswer: a read that meets a damaged record before
+// anything of its page has left the server (the first 64 KB) is answered
+// 500 with a request id, not a 200 cut short — under FastCGI the cut also
+// cost the process (the cgi package now survives it: TestFastCGIAbort).
+func TestDamagedRecordAnswer(t *testing.T) {
+	var l faultLog
+	f := newAuthHandler(t, Config{Logger: l.logger()})
+	for _, d := range []string{`"one"`, `"marker-two"`, `"three"`} {
+		if w := f.do("POST", "/events", `{"type":"a","entity":"e","data":`+d+`}`, tok(f.tokens["own/writer"])...); w.Code != 201 {
+			t.Fatalf("append: %d %s", w.Code, w.Body)
+		}
+	}
+	f.h.Close()
+	segs, _ := filepath.Glob(filepath.Join(tenants.Dir(f.data, "own"), "log", "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v, want 1", segs)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("marker-two"))
+	if i < 0 {
+		t.Fatal("the second event's data is not in the segment")
+	}
+	b[i] ^= 0x20 // seq 2's checksum no longer matches
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := f.do("GET", "/events", "", tok(f.tokens["own/reader"])...)
+	checkFault(t, w, f.data, 500, "internal", &l, "checksum")
+	if w.Header().Get("Link") != "" || w.Header().Get("Strata-Next-After") != "" {
+		t.Errorf("an error answer with a next page: %v", w.Header())
+	}
+}
+
 // TestPanicAnswer: a handler's panic is an internal error with a request
 // id, logged with the panic under that id.
 func TestPanicAnswer(t *testing.T) {

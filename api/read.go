@@ -56,7 +56,7 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		setNext(w, r, next)
 		out = bufio.NewWriterSize(w, 64<<10)
 	}
-	n := 0
+	n, sent := 0, 0 // events read; bytes given to out
 	pg, err := plan.RunContext(r.Context(), func(e *log.Event) error {
 		mark := len(buf)
 		if !ndjson {
@@ -72,6 +72,7 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		}
 		if out != nil {
 			_, err := out.Write(buf)
+			sent += len(buf)
 			buf = buf[:0]
 			n++
 			return clientGone(err)
@@ -87,7 +88,10 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		if cerr := r.Context().Err(); cerr != nil && errors.Is(err, cerr) {
 			return // the client went away mid-read: nobody is left to answer
 		}
-		if out == nil || n == 0 {
+		// Nothing has reached the client while all of it is still in out's
+		// buffer (a damaged record in the first 64 KB, say): a proper error
+		// answer, with its request id, is still possible.
+		if out == nil || out.Buffered() == sent {
 			hd.Del("Link")
 			hd.Del("Strata-Next-After")
 			writeError(w, r, err)

@@ -22,10 +22,12 @@
 package cgi
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cgi"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -38,11 +40,31 @@ func Serve(h http.Handler) error {
 		fix(r, os.Getenv("PATH_INFO"), os.Getenv("HTTP_TRANSFER_ENCODING"), os.Getenv("CONTENT_LENGTH"), os.Stdin)
 		fixAuth(r, os.Getenv)
 		fixRequestID(r, os.Getenv)
-		h.ServeHTTP(w, r)
+		run(h, w, r) // a cut answer ends as far as it got: nothing better is left
 		// Read what the handler left unread, so the server sends the answer.
 		io.Copy(io.Discard, r.Body)
 		io.Copy(io.Discard, os.Stdin)
 	}))
+}
+
+// run calls h and recovers its panic, as net/http's server does for a
+// connection: http.ErrAbortHandler, the handler's way of cutting an answer
+// whose status is already sent, quietly (the handler has logged why), any
+// other with its stack on standard error (the web server's error log). It
+// reports whether the answer was cut. Unrecovered, the panic would print a
+// goroutine dump for every cut read under CGI, and under FastCGI end the
+// process and every request in flight in it.
+func run(h http.Handler, w http.ResponseWriter, r *http.Request) (cut bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			cut = true
+			if v != http.ErrAbortHandler {
+				fmt.Fprintf(os.Stderr, "strata: panic serving %s %s: %v\n%s", r.Method, r.URL.Path, v, debug.Stack())
+			}
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return false
 }
 
 // fix applies the environment of a CGI request to r (a pure function of its

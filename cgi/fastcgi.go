@@ -224,6 +224,9 @@ func serveConn(c *fcgiConn, h http.Handler, idle func(*fcgiConn, bool) bool) {
 	}
 }
 
+// errAnswerCut ends a connection whose answer the handler cut short.
+var errAnswerCut = errors.New("fastcgi: answer cut short")
+
 // serveRequest reads the params of request id, runs the handler with a body
 // streamed from the STDIN records, and ends the request.
 func (c *fcgiConn) serveRequest(id uint16, h http.Handler) error {
@@ -270,7 +273,14 @@ func (c *fcgiConn) serveRequest(id uint16, h http.Handler) error {
 		fixAuth(r, func(k string) string { return env[k] })
 		fixRequestID(r, func(k string) string { return env[k] })
 		r.RemoteAddr = net.JoinHostPort(env["REMOTE_ADDR"], env["REMOTE_PORT"])
-		h.ServeHTTP(w, r)
+		if run(h, w, r) {
+			// A cut answer: send what there is, then close the connection
+			// without ending the request, so the web server sees it
+			// incomplete rather than whole.
+			w.out.Flush()
+			c.w.Flush()
+			return errAnswerCut
+		}
 	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)

@@ -200,3 +200,46 @@ func TestFixAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestFastCGIAbort: a handler that cuts its answer (panics with
+// http.ErrAbortHandler, as api does when a read fails after its status was
+// sent) or panics otherwise ends its own connection, without an
+// end-of-request record, so that the web server sees the answer
+// incomplete; the process lives on and serves the next connection.
+// Unrecovered, the panic ended the process and everything in flight in it.
+func TestFastCGIAbort(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/cut":
+			io.WriteString(w, "[{\"seq\":1}")
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		case "/boom":
+			panic("boom")
+		}
+		io.WriteString(w, "fine")
+	})
+	env := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_URI": "/x", "CONTENT_LENGTH": "0"}
+	for _, path := range []string{"/cut", "/boom"} {
+		server, client := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			serveConn(&fcgiConn{r: bufio.NewReader(server), w: bufio.NewWriter(server), c: server}, h, nil)
+			close(done)
+		}()
+		env["PATH_INFO"] = path
+		out, err := fcgiExchange(client, 1, env, nil, true)
+		if err == nil {
+			t.Errorf("%s: the request ended as if whole: %q", path, out)
+		}
+		<-done // the connection is closed, not kept for another request
+		client.Close()
+	}
+	server, client := net.Pipe()
+	go serveConn(&fcgiConn{r: bufio.NewReader(server), w: bufio.NewWriter(server), c: server}, h, nil)
+	env["PATH_INFO"] = "/ok"
+	if out := fcgiRequest(t, client, 1, env, nil, false); !strings.HasSuffix(out, "fine") {
+		t.Fatalf("after the cuts: %q", out)
+	}
+	client.Close()
+}

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -72,5 +73,64 @@ func TestCGIFaultLogged(t *testing.T) {
 		if line == "" || !strings.Contains(line, tc.detail) || !strings.Contains(line, "level=ERROR") {
 			t.Errorf("%s: no log line with request_id=%s and %q; standard error:\n%s", tc.name, id, tc.detail, stderr.String())
 		}
+	}
+}
+
+// TestCGIDamagedRead: a read that meets a damaged record answers, in CGI,
+// a JSON 500 with a request id when nothing of its page has gone out yet,
+// and otherwise the part read so far, cut (no closing "]"), with the cut
+// logged under the request id — never a goroutine dump in the error log.
+func TestCGIDamagedRead(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	var stderr lockedBuffer
+	h := &cgi.Handler{Path: bin, Root: "/api", Env: []string{"STRATA_DATA=" + data, "STRATA_AUTH=none"}, Stderr: &stderr}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	pad := strings.Repeat("x", 1000)
+	var batch []string
+	for i := 1; i <= 300; i++ {
+		batch = append(batch, fmt.Sprintf(`{"type":"a","entity":"e","data":"ev-%03d-%s"}`, i, pad))
+	}
+	mustAppendBatch(t, srv.URL+"/api", "["+strings.Join(batch, ",")+"]")
+	segs, _ := filepath.Glob(filepath.Join(data, "tenants", "default", "log", "*.seg"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("ev-200-"))
+	if i < 0 {
+		t.Fatal("event 200 not found in the segment")
+	}
+	b[i] ^= 0x20
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Damage within the first 64 KB of the page: an error answer.
+	r := do(t, "GET", srv.URL+"/api/events?after=190", nil)
+	e := r.wantError(t, 500, "internal")
+	id, _ := e["request_id"].(string)
+	if strings.Contains(string(r.body), data) {
+		t.Errorf("the answer shows a path: %s", r.body)
+	}
+	if !strings.Contains(stderr.String(), "request_id="+id+" ") {
+		t.Errorf("no log line with request_id=%s; standard error:\n%s", id, stderr.String())
+	}
+
+	// Damage past it: the status is sent, the answer is cut.
+	r = do(t, "GET", srv.URL+"/api/events", nil).want(t, 200)
+	if !bytes.HasPrefix(r.body, []byte(`[{"id"`)) || bytes.HasSuffix(bytes.TrimSpace(r.body), []byte("]")) {
+		t.Errorf("a cut answer of %d bytes: %.40q … %q", len(r.body), r.body, r.body[max(0, len(r.body)-40):])
+	}
+	id = r.header.Get("Strata-Request-Id")
+	if !strings.Contains(stderr.String(), `msg="answer cut short" request_id=`+id+" ") {
+		t.Errorf("the cut is not logged under request_id=%s; standard error:\n%s", id, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "goroutine") || strings.Contains(stderr.String(), "panic") {
+		t.Errorf("a panic in the error log:\n%s", stderr.String())
 	}
 }
