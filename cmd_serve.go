@@ -85,7 +85,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	port := fs.Int("port", 8080, "port to listen on (0 picks a free one)")
 	cert := fs.String("tls-cert", s.get("STRATA_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this certificate (PEM, chain included)")
 	key := fs.String("tls-key", s.get("STRATA_TLS_KEY", ""), "the certificate's private key (PEM)")
-	maxConns := fs.Int("max-conns", atoi(s.get("STRATA_MAX_CONNS", ""), standalone.DefaultMaxConns), "most connections open at once; more wait to be accepted (0: no cap)")
+	maxConns := fs.Int("max-conns", atoi(s.get("STRATA_MAX_CONNS", ""), standalone.DefaultMaxConns), "most connections open at once; past it a new one replaces the longest idle, or waits while all are busy (0: no cap)")
 	c.flags(fs.FlagSet)
 	fs.shared["data"] = true
 	if _, code := fs.parse(args, 0, 0); code >= 0 {

@@ -3,10 +3,12 @@ package standalone
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,6 +172,50 @@ func TestEarlyAnswer(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Errorf("%q: status %d, want 413 first", expect, resp.StatusCode)
+		}
+	}
+}
+
+// TestMaxConnsIdle: connections that hold a slot without a request in
+// progress (never sent one, or idle between requests) make room for a new
+// one when the server is full, the longest idle first; they used to keep
+// every new client waiting in the accept queue until they timed out (10 s
+// each round for silent ones, 120 s for idle keep-alives: 2,000 idle
+// connections kept a new client out for minutes).
+func TestMaxConnsIdle(t *testing.T) {
+	const max = 2
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	addr := serve(t, h, Options{MaxConns: max})
+	var held []net.Conn
+	for i := 0; i < max; i++ {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if i == 0 { // one idle keep-alive, after a request; the other silent
+			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		held = append(held, conn)
+	}
+	for i := 0; i < 2*max; i++ {
+		c := http.Client{Timeout: 30 * time.Second} // bounds a hang: idle keep-alives last 120 s
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatalf("request %d with %d idle connections open (cap %d): %v", i, max, max, err)
+		}
+		resp.Body.Close()
+		c.CloseIdleConnections()
+	}
+	for i, conn := range held {
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("idle connection %d still open: %v", i, err)
 		}
 	}
 }

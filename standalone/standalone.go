@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,8 +29,9 @@ type Options struct {
 	Ready func(addr net.Addr)
 	TLS   *tls.Config
 	// MaxConns caps the connections open at once (DefaultMaxConns when 0,
-	// no cap when negative). Past it, new connections wait in the kernel's
-	// accept queue until one closes.
+	// no cap when negative). Past it, a new connection replaces the one
+	// idle the longest (see limitListener), or waits in the kernel's
+	// accept queue while every connection is busy with a request.
 	MaxConns int
 	// BodyGrace and MinBodyRate (bytes per second) bound slow request
 	// bodies; see bodyDeadline. Zero means the defaults.
@@ -102,30 +104,116 @@ func (b *rateBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// limitListener accepts at most cap(sem) connections at once.
+// limitListener keeps at most cap(sem) connections open at once. When it
+// is full, a new connection takes the place of the one idle the longest —
+// open without a request in progress: none sent yet, or between requests
+// (net/http's StateNew and StateIdle, reported to track) — so that idle
+// or silent connections, however many, cannot keep a client out; it waits
+// for a connection to close only when every one is busy with a request.
+// (A keep-alive connection closed so is one any HTTP client expects: the
+// server may close an idle connection at any time.)
 type limitListener struct {
 	net.Listener
 	sem    chan struct{}
 	done   chan struct{} // closed by Close, so a full Accept returns too
 	closer sync.Once
+
+	mu   sync.Mutex
+	idle map[*limitConn]time.Time // since when each idle connection is so; mu
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}),
+		idle: make(map[*limitConn]time.Time)}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	for admitted := false; !admitted; {
+		select {
+		case l.sem <- struct{}{}:
+			admitted = true
+			continue
+		default:
+		}
+		wait := l.closeIdlest()
+		if wait == 0 {
+			continue // one was closed: its slot is free
+		}
+		select {
+		case l.sem <- struct{}{}:
+			admitted = true
+		case <-time.After(wait):
+		case <-l.done:
+			c.Close()
+			return nil, net.ErrClosed
+		}
+	}
+	lc := &limitConn{Conn: c}
+	lc.release = func() {
+		l.mu.Lock()
+		delete(l.idle, lc)
+		l.mu.Unlock()
+		<-l.sem
+	}
+	return lc, nil
+}
+
+// minIdle is how long a connection must have been idle before it may be
+// closed for a new one: a client's request, just connected, is not yet
+// read (StateNew) but arrives within it, so a burst of new connections
+// does not close one another.
+const minIdle = time.Second
+
+// closeIdlest closes the connection idle the longest if it has been idle
+// for minIdle, and returns 0; else how long to wait before trying again
+// (minIdle when no connection is idle).
+func (l *limitListener) closeIdlest() time.Duration {
+	l.mu.Lock()
+	var oldest *limitConn
+	var since time.Time
+	for c, t := range l.idle {
+		if oldest == nil || t.Before(since) {
+			oldest, since = c, t
+		}
+	}
+	if oldest == nil {
+		l.mu.Unlock()
+		return minIdle
+	}
+	if age := time.Since(since); age < minIdle {
+		l.mu.Unlock()
+		return minIdle - age
+	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	oldest.Close()
+	return 0
+}
+
+// track is the server's ConnState hook: it keeps the set of idle
+// connections.
+func (l *limitListener) track(c net.Conn, s http.ConnState) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn() // TLS: ours is underneath
+	}
+	lc, ok := c.(*limitConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch s {
+	case http.StateNew, http.StateIdle:
+		if !lc.closed.Load() {
+			l.idle[lc] = time.Now()
+		}
+	default:
+		delete(l.idle, lc)
+	}
 }
 
 func (l *limitListener) Close() error {
@@ -136,10 +224,12 @@ func (l *limitListener) Close() error {
 type limitConn struct {
 	net.Conn
 	once    sync.Once
+	closed  atomic.Bool
 	release func()
 }
 
 func (c *limitConn) Close() error {
+	c.closed.Store(true)
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
@@ -163,8 +253,10 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 	if err != nil {
 		return err
 	}
+	var limit *limitListener
 	if opts.MaxConns > 0 {
-		ln = newLimitListener(ln, opts.MaxConns)
+		limit = newLimitListener(ln, opts.MaxConns)
+		ln = limit
 	}
 	srv := &http.Server{
 		Handler:           bodyDeadline(h, opts.BodyGrace, opts.MinBodyRate),
@@ -173,6 +265,9 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         opts.TLS,
 		ErrorLog:          opts.ErrorLog,
+	}
+	if limit != nil {
+		srv.ConnState = limit.track
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
