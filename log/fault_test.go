@@ -374,3 +374,25 @@ func TestMachineRestartReplaysIndexes(t *testing.T) {
 	}
 	mustAppend(t, l, faultEvents(50, 1)...)
 }
+
+// TestAppendAfterRestartStampsBoot: after a machine restart, a log whose
+// indexes were all on disk (synced up to its head) opens without a replay,
+// still stamped with the old boot; its first append stamps this boot, or
+// a process crash later in this boot would have the next open distrust
+// every index page after the old synced mark and replay from there.
+func TestAppendAfterRestartStampsBoot(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, Options{SyncOnClose: true})
+	mustAppend(t, l, faultEvents(0, 5)...)
+	l.Close()
+	defer fileutil.SimulateReboot()()
+	l = mustOpen(t, dir, Options{})
+	if sameBoot(l.v().head) {
+		t.Fatal("the head was stamped with this boot before any append: the test tests nothing")
+	}
+	mustAppend(t, l, faultEvents(5, 1)...)
+	if !sameBoot(l.v().head) {
+		t.Fatal("an append after the restart left the head stamped with the old boot")
+	}
+	checkAcknowledged(t, l, 6)
+}
