@@ -126,7 +126,11 @@ func tenantChange(verb string, args []string, stdout, stderr io.Writer) int {
 	var ov quota.Overrides
 	switch verb {
 	case "create", "set":
-		tier = a.String("tier", "", "quota `tier`: "+strings.Join(quota.Tiers(), ", ")+" (default "+quota.DefaultTier+")")
+		def := " (default " + quota.DefaultTier + ")"
+		if verb == "set" {
+			def = " (default: unchanged)"
+		}
+		tier = a.String("tier", "", "quota `tier`: "+strings.Join(quota.Tiers(), ", ")+def)
 		origins = a.String("origins", "", "browser `origins` allowed to call it, comma-separated (https://app.example.com)")
 		quotaFlags(a.cmdFlags, &ov)
 	case "suspend":

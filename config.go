@@ -132,7 +132,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.maxEvent, "max-event", c.maxEvent, "largest data+meta of one event")
 	fs.StringVar(&c.maxBlob, "max-blob", c.maxBlob, "largest blob; 0 for no limit")
 	fs.IntVar(&c.maxEvents, "max-events", c.maxEvents, "most events in one append request")
-	fs.StringVar(&c.maxInflight, "max-inflight", c.maxInflight, "memory that append requests in flight may hold together; more wait (503); 0 for no bound")
+	fs.StringVar(&c.maxInflight, "max-inflight", c.maxInflight, "memory that append requests in flight may hold together; one that would pass it is answered 503 (Retry-After); 0 for no bound")
 	fs.StringVar(&c.segmentSize, "segment-size", c.segmentSize, "seal a log segment at this size")
 	fs.DurationVar(&c.lockTimeout, "lock-timeout", c.lockTimeout, "longest wait for a tenant's write lock")
 	fs.BoolVar(&c.unsafeNoSync, "unsafe-nosync", c.unsafeNoSync, "UNSAFE: never fsync (benchmarks only; a machine crash loses acknowledged events)")

@@ -321,7 +321,9 @@ func (s *Service) Users() ([]User, error) {
 // (when role is not empty). A new user needs both.
 func (s *Service) SetUser(name, password, tenant string, role auth.Role) error {
 	if !auth.ValidUserName(name) {
-		return invalid("user name %q: 1-64 bytes, no ':', spaces or control characters", name)
+		// No user can have such a name, so the rule to give is a new one's
+		// (README's), which is stricter and thus refuses it too.
+		return invalid("%v", auth.CheckNewUserName(name))
 	}
 	if err := s.checkNewUser(name); err != nil {
 		return err

@@ -48,7 +48,7 @@ func TestCLIExitCodes(t *testing.T) {
 		stdout string // a part of what standard output must say
 	}{
 		// §9: a refused user was reported as added (a shadowed err).
-		{args: []string{"user", "add", "bad:name", "--tenant", "nosuch", "--role", "writer", "--password-stdin", "--data", data}, stdin: "long-enough-pw\n", code: 2, stderr: "bad:name"},
+		{args: []string{"user", "add", "bad:name", "--tenant", "nosuch", "--role", "writer", "--password-stdin", "--data", data}, stdin: "long-enough-pw\n", code: 2, stderr: `"bad:name": a new user's name is ASCII letters`},
 		{args: []string{"user", "add", "carol", "--tenant", "nosuch", "--role", "writer", "--password-stdin", "--data", data}, stdin: "long-enough-pw\n", code: 2, stderr: "no such tenant"},
 		{args: []string{"user", "add", "carol", "--tenant", "shop", "--role", "writer", "--password-stdin", "--data", data}, stdin: "short\n", code: 2, stderr: "8 characters"},
 		{args: []string{"user", "add", "carol", "--tenant", "shop", "--password-stdin", "--data", data}, stdin: "long-enough-pw\n", code: 2, stderr: "--role is required"},
@@ -62,6 +62,8 @@ func TestCLIExitCodes(t *testing.T) {
 		{args: []string{"serve", "--help"}, code: 0, stdout: "--port N"},
 		{args: []string{"tenant", "--help"}, code: 0, stdout: "suspend NAME"},
 		{args: []string{"tenant", "delete", "--help"}, code: 0, stdout: "--purge"},
+		{args: []string{"tenant", "create", "--help"}, code: 0, stdout: "(default standard)"},
+		{args: []string{"tenant", "set", "--help"}, code: 0, stdout: "(default: unchanged)"},
 		{args: []string{"token", "create", "-h"}, code: 0, stdout: "--role ROLE"},
 		{args: []string{"user", "add", "--help"}, code: 0, stdout: "--password-stdin"},
 		{args: []string{"version", "--help"}, code: 0, stdout: "Usage: strata version"},
