@@ -1,7 +1,7 @@
 // Package cgi runs an http.Handler as a CGI program (one request per
 // process) or under a FastCGI process manager such as mod_fcgid, mending
 // what real web servers do differently from Go's own test host
-// (../shared/CGI-NOTES.md):
+// (tests/apache/e2e.sh checks each on a real Apache):
 //
 //   - routing: r.URL.Path is set to PATH_INFO, the path below the script,
 //     whatever REQUEST_URI said (a rewrite from /api/… leaves /api in it);

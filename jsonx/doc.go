@@ -10,7 +10,7 @@
 //   - Byte for byte preservation. Compact removes insignificant whitespace
 //     and nothing else: number text, string escapes and member order come
 //     back exactly as sent, because the event hash covers the data bytes as
-//     served (DESIGN.md: "the server never rewrites a client's data").
+//     served: the server never rewrites a client's data.
 //   - Readable by every client. The log is append-only, so JSON that one
 //     strict parser cannot read would break every page that holds it for
 //     ever. RFC 8259 grammar allows some such; they are refused:

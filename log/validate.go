@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Limits on client-supplied fields (DESIGN.md, "The event").
+// Limits on client-supplied fields (README.md, "The event").
 const (
 	MaxTypeLen   = 128
 	MaxEntityLen = 256

@@ -49,7 +49,8 @@ func apacheChunked(h http.Handler) http.Handler {
 }
 
 // apacheLocation answers as Apache does when a CGI program sends a Location
-// header with status 200: with its own 302 (CGI-NOTES.md). Go's cgi.Handler
+// header with status 200: with its own 302 (api/storage.go says why it never
+// sends one). Go's cgi.Handler
 // keeps the 200, which hid a blob re-upload's 302 under Apache.
 func apacheLocation(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

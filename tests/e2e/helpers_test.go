@@ -454,7 +454,7 @@ func checkChain(t testing.TB, evs []event) {
 	}
 }
 
-// recipeID is the event id by DESIGN.md's hash recipe (version 1).
+// recipeID is the event id by log/FORMAT.md's hash recipe (version 1).
 func recipeID(e event) string {
 	digest := func(b []byte) string {
 		s := blake3.Sum256(b)
