@@ -208,7 +208,17 @@ func tenantChange(verb string, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return a.fail(err)
 	}
-	return a.json(c)
+	return a.json(withLimits(c))
+}
+
+// withLimits is a tenant's configuration with the limits in effect (its
+// tier with its overrides: a burst of 0 shown as the burst it means), as
+// every tenant command prints it.
+func withLimits(c tenants.Config) any {
+	return struct {
+		tenants.Config
+		Limits quota.Limits `json:"limits"`
+	}{c, c.Limits()}
 }
 
 // quotaFlags adds the flags that override a tier's quotas.
@@ -287,10 +297,7 @@ func tenantShow(args []string, stdout, stderr io.Writer) int {
 		}
 		return a.fail(err)
 	}
-	return a.json(struct {
-		tenants.Config
-		Limits quota.Limits `json:"limits"`
-	}{c, c.Limits()})
+	return a.json(withLimits(c))
 }
 
 const tokenUsage = `Usage: strata token COMMAND [flags]

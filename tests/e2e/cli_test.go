@@ -212,7 +212,7 @@ func TestServeSaysHowToMakeAnAdmin(t *testing.T) {
 	}
 }
 
-// TestQuotaShowsEffectiveBurst: GET /quota and tenant show give the burst
+// TestQuotaShowsEffectiveBurst: GET /quota, tenant show and set give the burst
 // the limiter applies, as README's tier table does.
 func TestQuotaShowsEffectiveBurst(t *testing.T) {
 	data := t.TempDir()
@@ -225,6 +225,12 @@ func TestQuotaShowsEffectiveBurst(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(strataCLI(t, data, "", "tenant", "show", "shop")), &shown); err != nil || shown.Limits.Burst != 10 {
 		t.Errorf("tenant show: burst %d (%v), want 10", shown.Limits.Burst, err)
+	}
+	// tenant set (and create) print the limits in effect too: a new rate's
+	// burst is two seconds of it.
+	shown.Limits.Burst = -1
+	if err := json.Unmarshal([]byte(strataCLI(t, data, "", "tenant", "set", "shop", "--rps", "5")), &shown); err != nil || shown.Limits.Burst != 10 {
+		t.Errorf("tenant set: burst %d (%v), want 10", shown.Limits.Burst, err)
 	}
 	s := startServer(t, data, "--auth=required")
 	r := do(t, "GET", s.url+"/quota", nil, bearer(tok)...).want(t, 200)
