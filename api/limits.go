@@ -21,8 +21,12 @@ import (
 // meta, and the encoded records. Once parsed, eventCost per event is added
 // without a check — at most MaxEvents × eventCost, and a request already
 // admitted must not be refused half-way, or concurrent ones could refuse
-// each other. A request alone is never refused by the budget, so a budget
-// below one largest request still lets them through one at a time.
+// each other. The request that has held part of the budget the longest is
+// never refused by it: alone, so a budget below one largest request still
+// lets them through one at a time; and with others, so chunked bodies,
+// charged as they arrive, cannot refuse one another half-way for ever —
+// the oldest goes on, the newer ones are refused. The memory held is at
+// most the budget plus one largest request.
 
 // eventCost is what one event of a request holds besides its bytes: its
 // parsed form, the log's proposed and stored event, and their hashes
@@ -38,6 +42,10 @@ type budget struct {
 	mu   sync.Mutex
 	max  int64
 	used int64
+	// holders are the tickets of the requests holding part of the budget;
+	// the smallest, the oldest, is never refused. next is the last given.
+	holders map[uint64]struct{}
+	next    uint64
 	// release says to hand freed memory back to the system after a large
 	// request (long-running processes; a CGI process exits instead).
 	release bool
@@ -48,21 +56,40 @@ func newBudget(max int64, longRunning bool) *budget {
 	if max <= 0 {
 		return nil
 	}
-	return &budget{max: max, release: longRunning}
+	return &budget{max: max, release: longRunning, holders: make(map[uint64]struct{})}
 }
 
-// take charges n bytes, or reports false if that would pass the budget
-// while other requests hold part of it.
-func (b *budget) take(n int64) bool {
+// take charges n bytes to h, or reports false if that would pass the
+// budget while other requests hold part of it and h is not the one that
+// has held it the longest.
+func (b *budget) take(h *hold, n int64) bool {
 	if b == nil {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used > 0 && b.used+n > b.max {
+	if b.used > 0 && b.used+n > b.max && !b.oldest(h.ticket) {
 		return false
 	}
+	if h.ticket == 0 {
+		b.next++
+		h.ticket = b.next
+		b.holders[h.ticket] = struct{}{}
+	}
 	b.used += n
+	return true
+}
+
+// oldest reports whether ticket is the smallest held. b.mu must be held.
+func (b *budget) oldest(ticket uint64) bool {
+	if ticket == 0 {
+		return false
+	}
+	for t := range b.holders {
+		if t < ticket {
+			return false
+		}
+	}
 	return true
 }
 
@@ -82,13 +109,18 @@ func (b *budget) force(n int64) {
 // leave the process at its peak.
 const freeAfter = 32 << 20
 
-func (b *budget) give(n int64) {
-	if b == nil || n == 0 {
+func (b *budget) give(h *hold) {
+	if b == nil {
 		return
 	}
+	n := h.n
 	b.mu.Lock()
 	b.used -= n
+	delete(b.holders, h.ticket)
 	b.mu.Unlock()
+	if n == 0 {
+		return
+	}
 	if b.release && n >= freeAfter && b.pending.CompareAndSwap(false, true) {
 		// Once for all the large requests that end within freeDelay: it
 		// runs a full collection.
@@ -103,12 +135,13 @@ const freeDelay = 500 * time.Millisecond
 
 // hold is what one request has taken of the budget.
 type hold struct {
-	b *budget
-	n int64
+	b      *budget
+	n      int64
+	ticket uint64 // in b.holders once it took something; 0 before
 }
 
 func (h *hold) take(n int64) error {
-	if !h.b.take(n) {
+	if !h.b.take(h, n) {
 		return errOverloaded
 	}
 	h.n += n
@@ -122,8 +155,9 @@ func (h *hold) force(n int64) {
 
 // release gives back everything the request took.
 func (h *hold) release() {
-	h.b.give(h.n)
+	h.b.give(h)
 	h.n = 0
+	h.ticket = 0
 }
 
 // errOverloaded refuses a request that would pass the in-flight budget.

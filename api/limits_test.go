@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -53,7 +55,8 @@ func TestOverloaded(t *testing.T) {
 	if code, answer, _ := postNDJSON(h, body); code != http.StatusCreated {
 		t.Fatalf("a request alone, over the budget: %d %s", code, answer)
 	}
-	if !h.inflight.take(1) { // another request in flight
+	other := &hold{b: h.inflight} // another request in flight
+	if other.take(1) != nil {
 		t.Fatal("an empty budget refused")
 	}
 	w := serve(h, "POST", "/events", bytes.NewReader(body), "Content-Type", "application/x-ndjson")
@@ -65,7 +68,7 @@ func TestOverloaded(t *testing.T) {
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("chunked, over the budget: %d %s", w.Code, w.Body)
 	}
-	h.inflight.give(1)
+	other.release()
 	if h.inflight.used != 0 {
 		t.Fatalf("%d bytes of the budget still held after every request ended", h.inflight.used)
 	}
@@ -76,6 +79,52 @@ func TestOverloaded(t *testing.T) {
 	json.Unmarshal(serve(h, "GET", "/head", nil).Body.Bytes(), &head)
 	if head.Seq != 200 {
 		t.Fatalf("head seq %d, want 200", head.Seq)
+	}
+}
+
+// TestChunkedConcurrent: bodies without a length, charged as they are
+// read, cannot refuse one another for ever: the request that has held the
+// budget longest always goes on, so of two chunked batches that together
+// pass the budget one is stored. Both used to be refused half-way (two
+// 65 MB chunked batches at once: 503 and 503, again at every retry).
+func TestChunkedConcurrent(t *testing.T) {
+	const mb = 1 << 20
+	h := newHandler(t, Config{MaxInflight: 8 * mb, MaxBody: 16 * mb})
+	first := batch(4*mb/1000, 1000) // about 4 MB: charged 12 MB as it is read
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		done <- serve(h, "POST", "/events", pr, "Content-Type", "application/x-ndjson", "Transfer-Encoding", "chunked")
+	}()
+	cut := 3 * mb / 2
+	if _, err := pw.Write(first[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	for { // until the first request holds its charge for what it read
+		h.inflight.mu.Lock()
+		used := h.inflight.used
+		h.inflight.mu.Unlock()
+		if used >= 2*bodyFactor*chargeStep {
+			break
+		}
+		runtime.Gosched()
+	}
+	// A second one now passes the budget: refused.
+	w := serve(h, "POST", "/events", struct{ *bytes.Reader }{bytes.NewReader(batch(4*mb/1000, 1000))},
+		"Content-Type", "application/x-ndjson", "Transfer-Encoding", "chunked")
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("the second chunked batch: %d %.200s", w.Code, w.Body)
+	}
+	// The first, the oldest in flight, goes on past the budget.
+	go func() {
+		pw.Write(first[cut:])
+		pw.Close()
+	}()
+	if w := <-done; w.Code != http.StatusCreated {
+		t.Fatalf("the first chunked batch, begun when the budget was free: %d %.200s", w.Code, w.Body)
+	}
+	if h.inflight.used != 0 || len(h.inflight.holders) != 0 {
+		t.Fatalf("%d bytes, %d holders of the budget left after every request ended", h.inflight.used, len(h.inflight.holders))
 	}
 }
 
