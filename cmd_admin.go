@@ -537,6 +537,9 @@ func readPassword(name string, fromStdin bool, stderr io.Writer) (string, error)
 		if err != nil {
 			return "", err
 		}
+		if len(b) < 8 { // say so before asking for it again
+			return "", fmt.Errorf("%w: a password needs at least 8 characters", admin.ErrInvalid)
+		}
 		fmt.Fprintf(stderr, "again: ")
 		again, err := term.ReadPassword(fd)
 		fmt.Fprintln(stderr)
