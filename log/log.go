@@ -93,6 +93,9 @@ type Log struct {
 	// openSegments under segMu, so readers load it without locking.
 	segs  atomic.Pointer[[]*segment]
 	segMu sync.Mutex
+	// retiredSegs are segments replaced by reopenSegments, under segMu:
+	// their files stay open until Close, for the reads still using them.
+	retiredSegs []*segment
 
 	// view holds the memory maps, replaced whole under vmu; retired maps
 	// stay mapped (their pages released) until Close, because a reader may
@@ -452,6 +455,23 @@ func (l *Log) openSegments() error {
 	return nil
 }
 
+// reopenSegments replaces every segment with one that opens its files
+// again on first use. After the index directory was deleted or replaced,
+// the offsets files this process has open are not the ones in it (deleted,
+// or replaced): offsets written to them, by a rebuild or an append, would
+// never reach another process, nor this one's offsets the others'.
+func (l *Log) reopenSegments() {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
+	old := l.segments()
+	fresh := make([]*segment, len(old))
+	for i, s := range old {
+		fresh[i] = &segment{first: s.first, dir: l}
+	}
+	l.segs.Store(&fresh)
+	l.retiredSegs = append(l.retiredSegs, old...)
+}
+
 func (l *Log) openSegmentFiles(s *segment) error {
 	f, err := os.OpenFile(filepath.Join(l.logDir(), segmentName(s.first)), os.O_RDWR, 0)
 	if err != nil {
@@ -498,13 +518,16 @@ func (l *Log) Close() error {
 		// later costs no replay.
 		err = l.withLock(l.syncIndexesLocked)
 	}
-	for _, s := range l.segments() {
+	l.segMu.Lock()
+	for _, s := range append(l.segments(), l.retiredSegs...) {
 		if s.opened() {
 			s.f.Close()
 			s.off.Close()
 		}
 	}
 	l.segs.Store(nil)
+	l.retiredSegs = nil
+	l.segMu.Unlock()
 	l.vmu.Lock()
 	if v := l.view.Swap(nil); v != nil {
 		for _, m := range v.maps() {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"strata/internal/fileutil"
@@ -279,4 +280,47 @@ func TestBuildGrowsInOneMap(t *testing.T) {
 		t.Fatalf("%d of %d grows mapped the old table beside the new: %v", len(both), grows, both)
 	}
 	seesAll(t, "after the rebuild", l, ids)
+}
+
+// TestIndexDeletedUnderWriter: the index directory is deleted under a
+// writer that has the log open (a server), which rebuilds it on its next
+// append; then another process opens the log and appends too. Each must
+// read what the other wrote. The writer used to go on with the offsets
+// files it had open — deleted, so the rebuilt directory had none, the next
+// process made new ones, and from then on neither read the other's
+// offsets: the server answered its head with a 500 (read at seq N: EOF).
+func TestIndexDeletedUnderWriter(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{NoSync: true, SegmentSize: 4 << 10}
+	w := mustOpen(t, dir, opts)
+	for i := 0; i < 50; i += 10 {
+		mustAppend(t, w, faultEvents(i, 10)...)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, indexDirName)); err != nil {
+		t.Fatal(err)
+	}
+	w.w.checked = time.Time{} // as a second later: the writer looks again
+	mustAppend(t, w, faultEvents(50, 1)...)
+	segs, err := listSegments(filepath.Join(dir, logDirName))
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("fixture: %d segments, %v", len(segs), err)
+	}
+	for _, first := range segs {
+		if _, err := os.Stat(w.offsetsPath(first)); err != nil {
+			t.Errorf("after the rebuild: %v", err)
+		}
+	}
+	other := mustOpen(t, dir, opts)
+	mustAppend(t, other, faultEvents(51, 1)...)
+	mustAppend(t, w, faultEvents(52, 1)...)
+	for _, l := range []*Log{w, other} {
+		if h, err := l.Head(); err != nil || h.Seq != 53 {
+			t.Fatalf("head: %d, %v", h.Seq, err)
+		}
+		for seq := uint64(1); seq <= 53; seq++ {
+			if _, err := l.Event(seq); err != nil {
+				t.Fatalf("event %d: %v", seq, err)
+			}
+		}
+	}
 }

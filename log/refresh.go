@@ -15,7 +15,9 @@ func (l *Log) refreshLocked() error {
 	}
 	if l.Stale() {
 		// The index directory was deleted or replaced under us: map what
-		// is there now (recovering it if it is not whole).
+		// is there now (recovering it if it is not whole), offsets files
+		// included.
+		l.reopenSegments()
 		if err := l.load(); transient(err) {
 			return &Error{Op: "append", Dir: l.dir, Err: err}
 		} else if err != nil {
