@@ -35,6 +35,8 @@ PASS=0 FAIL=0 SKIP=0
 # shellcheck disable=SC2317 # called by trap
 cleanup() {
 	stop_apache
+	[ -f "$WORK/norewrite/run/httpd.pid" ] && # norewrite_sign's, if it was cut short
+		"$APACHE_BIN" -f "$WORK/norewrite/httpd.conf" -k stop 2>/dev/null
 	remove_cli_user
 	if [ -n "${KEEP:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -869,6 +871,70 @@ signs() {
 	done <<<"$SIGNS"
 }
 
+# norewrite_sign: a host without mod_rewrite answers and logs what the
+# guide says. Apache loads modules for the whole server, so this host is
+# an Apache of its own, serving the CGI document root with the modules the
+# guide asks for but mod_rewrite.
+norewrite_sign() {
+	local guide=$REPO/cgi-bin/README.md dir=$WORK/norewrite port m pid
+	local line=".htaccess: Invalid command 'RewriteEngine'"
+	mkdir -p "$dir/run" "$dir/logs"
+	port=$(free_port $((PORT_FCGID + 20)))
+	{
+		for m in mpm_event authz_core authz_host mime env setenvif cgid dir; do
+			echo "LoadModule ${m}_module $APACHE_MODULES/mod_$m.so"
+		done
+		if [ "$(id -u)" = 0 ]; then
+			echo "User www-data"
+			echo "Group www-data"
+		fi
+		cat <<-EOF
+			ServerName 127.0.0.1
+			Listen 127.0.0.1:$port
+			DefaultRuntimeDir $dir/run
+			PidFile $dir/run/httpd.pid
+			Mutex file:$dir/run default
+			ScriptSock $dir/run/cgisock
+			ErrorLog $dir/logs/error.log
+			TypesConfig /etc/mime.types
+			DocumentRoot $WWW_CGI
+			<Directory $WWW_CGI>
+			    Options FollowSymLinks
+			    AllowOverride FileInfo AuthConfig Options=ExecCGI,FollowSymLinks,SymLinksIfOwnerMatch
+			    Require all granted
+			</Directory>
+		EOF
+	} >"$dir/httpd.conf"
+	if ! "$APACHE_BIN" -f "$dir/httpd.conf" -k start 2>"$dir/logs/start.log"; then
+		nok "host without mod_rewrite: its Apache starts" "$(cat "$dir/logs/start.log")"
+		return
+	fi
+	for _ in $(seq 1 100); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+		sleep 0.1
+	done
+	req GET "http://127.0.0.1:$port/api/head"
+	expect "host without mod_rewrite: /api/head → 500" 500
+	if grep -qF "$line" "$dir/logs/error.log"; then
+		ok "host without mod_rewrite: Apache logs '$line'"
+	else
+		nok "host without mod_rewrite: Apache logs '$line'" "log: $(tr '\n' '|' <"$dir/logs/error.log" | tail -c 400)"
+	fi
+	if grep -qF "$line" "$guide"; then
+		ok "host without mod_rewrite: the guide quotes '$line'"
+	else
+		nok "host without mod_rewrite: the guide quotes '$line'"
+	fi
+	pid=$(cat "$dir/run/httpd.pid" 2>/dev/null)
+	"$APACHE_BIN" -f "$dir/httpd.conf" -k stop 2>/dev/null
+	if [ -n "$pid" ]; then
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+}
+
 setup_apache "$BIN"
 # mod_unique_id, as many hosts have it: strata takes its UNIQUE_ID as the
 # request id, so Apache's logs and strata's share it.
@@ -890,6 +956,7 @@ accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "
 reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"
 shared fcgid "$DATA_FCGID"
 signs
+norewrite_sign
 
 # Denied requests (AH01630) and the faults provoked are expected; anything
 # else at error level is not.
