@@ -219,3 +219,35 @@ func TestMaxConnsIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledReader: a client that asks for a large answer and stops
+// reading it loses its connection once the answer makes no progress for
+// WriteStall, so it cannot hold a slot for ever: with the only slot taken
+// by such a client, another is served. It used to wait for good.
+func TestStalledReader(t *testing.T) {
+	big := make([]byte, 1<<20)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, "ok")
+			return
+		}
+		for i := 0; i < 256; i++ { // 256 MB: more than any socket buffers
+			if _, err := w.Write(big); err != nil {
+				return
+			}
+		}
+	})
+	addr := serve(t, h, Options{MaxConns: 1, WriteStall: 300 * time.Millisecond})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	c := http.Client{Timeout: 30 * time.Second}                  // bounds a hang, not a speed
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("a request while a stalled reader holds the only slot: %v", err)
+	}
+	resp.Body.Close()
+}

@@ -2,8 +2,9 @@
 // is told to stop; then it stops accepting, lets requests in flight finish
 // (so every append that was acknowledged, or is about to be, is on disk),
 // and returns. Meanwhile it bounds what slow or many clients can hold: the
-// connections open at once (Options.MaxConns) and how slowly a request's
-// headers and body may arrive, whatever length the body declares.
+// connections open at once (Options.MaxConns), how slowly a request's
+// headers and body may arrive, whatever length the body declares, and how
+// long an answer may wait for a client that stopped reading it.
 package standalone
 
 import (
@@ -37,6 +38,9 @@ type Options struct {
 	// bodies; see bodyDeadline. Zero means the defaults.
 	BodyGrace   time.Duration
 	MinBodyRate int64
+	// WriteStall ends a connection whose answer makes no progress for
+	// this long: the client stopped reading (writeStall when 0).
+	WriteStall time.Duration
 	// ErrorLog gets net/http's own complaints (TLS handshakes, malformed
 	// connections); nil: the standard logger.
 	ErrorLog *log.Logger
@@ -120,11 +124,18 @@ type limitListener struct {
 
 	mu   sync.Mutex
 	idle map[*limitConn]time.Time // since when each idle connection is so; mu
+
+	stall time.Duration // see limitConn.Write
 }
 
-func newLimitListener(ln net.Listener, n int) *limitListener {
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}),
-		idle: make(map[*limitConn]time.Time)}
+// newLimitListener caps ln at n connections (none when n <= 0); each
+// connection's writes end it after stall without progress.
+func newLimitListener(ln net.Listener, n int, stall time.Duration) *limitListener {
+	l := &limitListener{Listener: ln, done: make(chan struct{}), idle: make(map[*limitConn]time.Time), stall: stall}
+	if n > 0 {
+		l.sem = make(chan struct{}, n)
+	}
+	return l
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -132,7 +143,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	for admitted := false; !admitted; {
+	for admitted := l.sem == nil; !admitted; {
 		select {
 		case l.sem <- struct{}{}:
 			admitted = true
@@ -152,12 +163,14 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
-	lc := &limitConn{Conn: c}
+	lc := &limitConn{Conn: c, stall: l.stall}
 	lc.release = func() {
 		l.mu.Lock()
 		delete(l.idle, lc)
 		l.mu.Unlock()
-		<-l.sem
+		if l.sem != nil {
+			<-l.sem
+		}
 	}
 	return lc, nil
 }
@@ -226,6 +239,40 @@ type limitConn struct {
 	once    sync.Once
 	closed  atomic.Bool
 	release func()
+
+	stall       time.Duration
+	deadlineSet atomic.Int64 // when the write deadline was last moved, Unix ns
+}
+
+// writeStall is how long an answer may make no progress: a client that
+// stops reading (a GET of a million events, never read) would otherwise
+// hold its connection, its goroutine and its slot under MaxConns for ever,
+// and enough of them would keep every other client out.
+const writeStall = 30 * time.Second
+
+// writePiece bounds one write, so that the deadline measures progress, not
+// the time a large write takes: a client reading 64 KB in writeStall, 2 KB/s,
+// is slow but still served.
+const writePiece = 64 << 10
+
+// Write moves the write deadline stall ahead as the answer goes out.
+func (c *limitConn) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		piece := p[:min(len(p), writePiece)]
+		// Moving a deadline costs a timer reset: once a second at most.
+		if now := time.Now(); now.UnixNano()-c.deadlineSet.Load() >= int64(time.Second) {
+			c.deadlineSet.Store(now.UnixNano())
+			c.Conn.SetWriteDeadline(now.Add(c.stall))
+		}
+		n, err := c.Conn.Write(piece)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 func (c *limitConn) Close() error {
@@ -253,11 +300,11 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 	if err != nil {
 		return err
 	}
-	var limit *limitListener
-	if opts.MaxConns > 0 {
-		limit = newLimitListener(ln, opts.MaxConns)
-		ln = limit
+	if opts.WriteStall <= 0 {
+		opts.WriteStall = writeStall
 	}
+	limit := newLimitListener(ln, opts.MaxConns, opts.WriteStall)
+	ln = limit
 	srv := &http.Server{
 		Handler:           bodyDeadline(h, opts.BodyGrace, opts.MinBodyRate),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -266,9 +313,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 		TLSConfig:         opts.TLS,
 		ErrorLog:          opts.ErrorLog,
 	}
-	if limit != nil {
-		srv.ConnState = limit.track
-	}
+	srv.ConnState = limit.track
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	errc := make(chan error, 1)
