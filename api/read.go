@@ -98,7 +98,15 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 			return
 		}
 		// The status is sent; cutting the connection is the only honest way
-		// left to say the answer is incomplete.
+		// left to say the answer is incomplete. Behind CGI or FastCGI the
+		// cut never reaches the client: the web server ends the answer as if
+		// it were whole. So an NDJSON answer ends with an error line first,
+		// with the request id — a client following Strata-Next-After would
+		// otherwise skip what could not be read, unknowing. (A JSON answer
+		// cut short is an unterminated array: no parser takes it for whole.)
+		if ndjson {
+			out.Write(cutLine(r))
+		}
 		out.Flush()
 		logCut(r, err)
 		panic(http.ErrAbortHandler)

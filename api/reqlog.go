@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+
+	"strata/jsonx"
 )
 
 // RequestIDHeader carries each request's id on every answer. The same id
@@ -157,6 +159,16 @@ func logCut(r *http.Request, err error) {
 	}
 	infoOf(r).logger(nil).LogAttrs(context.Background(), level, "answer cut short",
 		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.String("err", err.Error()))
+}
+
+// cutLine is the last line of an NDJSON answer cut short after its status
+// was sent: an error in the form of every error answer, not an event.
+func cutLine(r *http.Request) []byte {
+	b := []byte(`{"error":{"code":"internal","message":`)
+	b = jsonx.AppendString(b, "answer cut short: "+faultMessage["internal"]+"; see the server log for request "+requestID(r))
+	b = append(b, `,"request_id":`...)
+	b = jsonx.AppendString(b, requestID(r))
+	return append(b, "}}\n"...)
 }
 
 // recoverPanic answers a request whose handler panicked as an internal
