@@ -81,10 +81,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	c := s.config()
 	fs := newCmdFlags("serve", "[--addr 127.0.0.1] [--port 8080] [--data DIR] [--tls-cert F --tls-key F] [flags]",
 		"Serve the HTTP API standalone until SIGINT or SIGTERM, which drain the\nrequests in flight. Every flag has a STRATA_* variable too (README).", stdout, stderr)
-	addr := fs.String("addr", "127.0.0.1", "address to listen on")
+	addr := fs.String("addr", "127.0.0.1", "`addr`ess to listen on")
 	port := fs.Int("port", 8080, "port to listen on (0 picks a free one)")
-	cert := fs.String("tls-cert", s.get("STRATA_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this certificate (PEM, chain included)")
-	key := fs.String("tls-key", s.get("STRATA_TLS_KEY", ""), "the certificate's private key (PEM)")
+	cert := fs.String("tls-cert", s.get("STRATA_TLS_CERT", ""), "serve HTTPS (and HTTP/2) with this certificate `file` (PEM, chain included)")
+	key := fs.String("tls-key", s.get("STRATA_TLS_KEY", ""), "the certificate's private key `file` (PEM)")
 	maxConns := fs.Int("max-conns", atoi(s.get("STRATA_MAX_CONNS", ""), standalone.DefaultMaxConns), "most connections open at once; past it a new one replaces the longest idle, or waits while all are busy (0: no cap)")
 	c.flags(fs.FlagSet)
 	fs.shared["data"] = true

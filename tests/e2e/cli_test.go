@@ -125,6 +125,12 @@ func TestCLIExitCodes(t *testing.T) {
 		t.Errorf("users after refused adds:\n%s", out)
 	}
 
+	// Every flag of serve's help names what it takes (FILE, SIZE …), as the
+	// other commands' help does, not the flag package's VALUE.
+	if out, _, _ := cliRun(t, "", "serve", "--help"); strings.Contains(out, "VALUE") {
+		t.Errorf("serve --help:\n%s", out)
+	}
+
 	// A subcommand's help lists its own flags and the shared ones only.
 	out, _, _ := cliRun(t, "", "tenant", "delete", "--help")
 	for _, other := range []string{"--tier", "--reason", "--role", "--burst"} {
