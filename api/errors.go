@@ -232,6 +232,10 @@ func classify(err error) *apiError {
 	case errors.Is(err, blobs.ErrHashMismatch):
 		return errorf("hash_mismatch", "the content does not hash to the hash in the path; nothing was stored")
 	case errors.Is(err, blobs.ErrTooLarge):
+		var te *blobs.TooLargeError
+		if errors.As(err, &te) {
+			return errorf("blob_too_large", "the blob is over this server's limit of %d bytes; nothing was stored", te.Limit)
+		}
 		return errorf("blob_too_large", "the blob is over this server's size limit; nothing was stored")
 	}
 	return fault("internal")

@@ -122,7 +122,7 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 		return
 	}
 	if h.cfg.MaxBlob > 0 && r.ContentLength > h.cfg.MaxBlob {
-		writeError(w, r, blobs.ErrTooLarge)
+		writeError(w, r, &blobs.TooLargeError{Limit: h.cfg.MaxBlob})
 		return
 	}
 	store, err := c.t.store()
