@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"strata/cgi"
 )
@@ -83,8 +84,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
-			// strata help tenant = strata tenant --help
-			return run([]string{rest[0], "--help"}, stdout, stderr)
+			// strata help tenant = strata tenant --help, and
+			// strata help tenant create = strata tenant create --help
+			n := 1
+			if len(rest) > 1 && !strings.HasPrefix(rest[1], "-") {
+				n = 2
+			}
+			return run(append(rest[:n:n], "--help"), stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return exitOK

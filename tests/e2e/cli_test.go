@@ -59,6 +59,7 @@ func TestCLIExitCodes(t *testing.T) {
 		// and only the command's own flags besides the shared ones.
 		{args: []string{"--help"}, code: 0, stdout: "Usage: strata COMMAND"},
 		{args: []string{"help", "verify"}, code: 0, stdout: "--tenant"},
+		{args: []string{"help", "tenant", "create"}, code: 0, stdout: "Usage: strata tenant create NAME"},
 		{args: []string{"serve", "--help"}, code: 0, stdout: "--port N"},
 		{args: []string{"tenant", "--help"}, code: 0, stdout: "suspend NAME"},
 		{args: []string{"tenant", "delete", "--help"}, code: 0, stdout: "--purge"},
