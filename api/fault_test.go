@@ -146,7 +146,7 @@ func TestDamagedRecordAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := f.do("GET", "/events", "", tok(f.tokens["own/reader"])...)
-	checkFault(t, w, f.data, 500, "internal", &l, "checksum")
+	checkFault(t, w, f.data, 500, "corrupt", &l, "checksum") // as an entity read or GET /events/{id} says it
 	if w.Header().Get("Link") != "" || w.Header().Get("Strata-Next-After") != "" {
 		t.Errorf("an error answer with a next page: %v", w.Header())
 	}

@@ -65,6 +65,11 @@ func (it *Iter) Next() bool {
 		if err == nil && it.ev.Seq != it.next {
 			err = fmt.Errorf("%w: expected seq %d, found %d", ErrCorrupt, it.next, it.ev.Seq)
 		}
+		if isTail(err) {
+			// The iterator reads only acknowledged records (up to the head's
+			// through): one that does not decode is damage, as in readSeq.
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		if err != nil {
 			it.err = &Error{Op: "scan", Dir: it.l.dir, Seq: it.next, Err: fmt.Errorf("segment %d offset %d: %w", it.seg.first, at, err)}
 			return false

@@ -112,7 +112,7 @@ func TestCGIDamagedRead(t *testing.T) {
 
 	// Damage within the first 64 KB of the page: an error answer.
 	r := do(t, "GET", srv.URL+"/api/events?after=190", nil)
-	e := r.wantError(t, 500, "internal")
+	e := r.wantError(t, 500, "corrupt")
 	id, _ := e["request_id"].(string)
 	if strings.Contains(string(r.body), data) {
 		t.Errorf("the answer shows a path: %s", r.body)
