@@ -117,8 +117,18 @@ func (h *Handler) tenantCreate(w http.ResponseWriter, r *http.Request, c *call) 
 		adminError(w, r, err)
 		return
 	}
-	writeValue(w, r, http.StatusCreated, cfg)
+	writeValue(w, r, http.StatusCreated, withLimits(cfg))
 }
+
+// tenantLimits is a tenant's configuration with the limits in effect (its
+// tier with its overrides; a burst of 0 shown as the burst it means), the
+// answer to every change of a tenant, as the CLI prints it.
+type tenantLimits struct {
+	tenants.Config
+	Limits quota.Limits `json:"limits"`
+}
+
+func withLimits(cfg tenants.Config) tenantLimits { return tenantLimits{cfg, cfg.Limits()} }
 
 // tenantView is a tenant's configuration with its quotas and usage.
 type tenantView struct {
@@ -185,7 +195,7 @@ func (h *Handler) tenantPatch(w http.ResponseWriter, r *http.Request, c *call) {
 		adminError(w, r, err)
 		return
 	}
-	writeValue(w, r, http.StatusOK, cfg)
+	writeValue(w, r, http.StatusOK, withLimits(cfg))
 }
 
 func (h *Handler) tenantDelete(w http.ResponseWriter, r *http.Request, c *call) {
@@ -226,7 +236,7 @@ func (h *Handler) tenantSuspend(w http.ResponseWriter, r *http.Request, c *call)
 		adminError(w, r, err)
 		return
 	}
-	writeValue(w, r, http.StatusOK, cfg)
+	writeValue(w, r, http.StatusOK, withLimits(cfg))
 }
 
 func (h *Handler) tenantResume(w http.ResponseWriter, r *http.Request, c *call) {
@@ -241,7 +251,7 @@ func (h *Handler) tenantResume(w http.ResponseWriter, r *http.Request, c *call) 
 		adminError(w, r, err)
 		return
 	}
-	writeValue(w, r, http.StatusOK, cfg)
+	writeValue(w, r, http.StatusOK, withLimits(cfg))
 }
 
 // tokenView is a token as listed: never its secret or digest.

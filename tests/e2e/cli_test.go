@@ -245,6 +245,21 @@ func TestQuotaShowsEffectiveBurst(t *testing.T) {
 	if err := json.Unmarshal(r.body, &shown); err != nil || shown.Limits.Burst != 10 {
 		t.Errorf("GET /quota: burst %d (%v), want 10: %s", shown.Limits.Burst, err, r.body)
 	}
+
+	// The admin API answers a change with the limits in effect too.
+	admin := strings.TrimSpace(strataCLI(t, data, "", "token", "create", "--role", "admin"))
+	for _, rq := range []struct{ method, path, body string }{
+		{"POST", "/admin/tenants", `{"name":"api","tier":"free"}`},
+		{"PATCH", "/admin/tenants/api", `{"quota":{"requests_per_second":5}}`},
+		{"POST", "/admin/tenants/api/suspend", `{"reason":"r"}`},
+		{"POST", "/admin/tenants/api/resume", ``},
+	} {
+		r := do(t, rq.method, s.url+rq.path, rq.body, bearer(admin)...)
+		shown.Limits.Burst = -1
+		if err := json.Unmarshal(r.body, &shown); err != nil || r.status >= 300 || shown.Limits.Burst != 10 {
+			t.Errorf("%s %s: burst %d (%v), want 10: %d %s", rq.method, rq.path, shown.Limits.Burst, err, r.status, r.body)
+		}
+	}
 }
 
 // TestReadOnlyCommandsWriteNothing: the commands that only look leave the
