@@ -47,6 +47,7 @@ func serveOnce(stderr io.Writer) int {
 		return 1
 	}
 	cfg.Logger = logger
+	warnMissingDataDir(cfg.DataDir, cfg.NoAuth, logger)
 	h := api.New(cfg)
 	defer h.Close()
 	if err := cgi.Serve(h); err != nil {
@@ -66,6 +67,7 @@ func serveFastCGI(stderr io.Writer) int {
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
 	cfg.Logger = logger
+	warnMissingDataDir(cfg.DataDir, cfg.NoAuth, logger)
 	tuneGC()
 	h := api.New(cfg)
 	defer h.Close()

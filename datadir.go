@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 
 	"strata/cgi"
@@ -45,3 +48,15 @@ func warnTo(w io.Writer) func(string) {
 
 // warnLog warns in a server's log (stderr: Apache's error log under CGI).
 func warnLog(msg string) { slog.Warn(msg) }
+
+// warnMissingDataDir warns, in a web server's error log, about a data
+// directory that does not exist. Under a web server it is made by hand
+// (cgi-bin/README.md, step 1), so a missing one is most likely a typo in
+// STRATA_DATA; with accounts on, every request is then a 401 for want of
+// credentials to check it against, which says nothing of the cause.
+func warnMissingDataDir(dir string, noAuth bool, logger *slog.Logger) {
+	if _, err := os.Stat(dir); noAuth || !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	logger.Warn(fmt.Sprintf("the data directory %s does not exist: check STRATA_DATA (cgi-bin/.htaccess or strata.conf next to the program); until it does, every request with credentials is refused (401)", dir))
+}

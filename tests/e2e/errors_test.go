@@ -134,3 +134,18 @@ func TestCGIDamagedRead(t *testing.T) {
 		t.Errorf("a panic in the error log:\n%s", stderr.String())
 	}
 }
+
+// TestCGIMissingDataDir: a CGI program whose STRATA_DATA names no directory
+// (a typo in .htaccess) says so in the error log; the client sees only a
+// 401, since no credential can be checked.
+func TestCGIMissingDataDir(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "strata-dta")
+	var stderr lockedBuffer
+	srv := httptest.NewServer(&cgi.Handler{Path: bin, Root: "/api", Env: []string{"STRATA_DATA=" + missing}, Stderr: &stderr})
+	defer srv.Close()
+	do(t, "GET", srv.URL+"/api/head", nil, "Authorization", "Bearer strata_0123456789abcdef0123456789abcdef0123456789a").wantError(t, 401, "")
+	if !strings.Contains(stderr.String(), "the data directory "+missing+" does not exist: check STRATA_DATA") {
+		t.Errorf("no warning about the missing data directory; standard error:\n%s", stderr.String())
+	}
+}
