@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// measureLimits is figure 9: the memory that large append requests take, in
+// measureLimits is figure 10: the memory that large append requests take, in
 // the cases of issue 7 — a 29 MB batch of 1,000,000 tiny events, three such
 // 65 MB batches at once, three 60 MB batches of 10,000 large events at once
 // (what --max-events lets through), and the 29 MB batch in one CGI process.
@@ -64,13 +64,13 @@ func (b *bench) measureLimits() {
 		}
 		os.RemoveAll(data)
 		if err != nil {
-			b.rep.errorRow("9", name, target, fmt.Errorf("%s: %w", c.label, err))
+			b.rep.errorRow("10", name, target, fmt.Errorf("%s: %w", c.label, err))
 			return
 		}
 		worst = max(worst, peak)
 		notes = append(notes, c.label+": "+line)
 	}
-	b.rep.add(&row{num: "9", name: name, value: fmt.Sprintf("%.0f MB worst", worst), target: target, verdict: verdict(worst <= 512), notes: notes})
+	b.rep.add(&row{num: "10", name: name, value: fmt.Sprintf("%.0f MB worst", worst), target: target, verdict: verdict(worst <= 512), notes: notes})
 }
 
 // limitsServer sends bodies at once to a fresh server and reports the
