@@ -452,24 +452,33 @@ func TestCGIShortBody(t *testing.T) {
 		t.Fatalf("head seq %d, want 3", h.Seq)
 	}
 	// Standalone answers the same to a body cut short.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:cut])
-	conn.(*net.TCPConn).CloseWrite()
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("standalone, short body: %v", err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 400 {
-		t.Fatalf("standalone, short body: status %d, want 400", res.StatusCode)
+	if st := sendShort(t, s.url, "PUT /events", "Content-Type: application/x-ndjson\r\n", body, cut); st != 400 {
+		t.Fatalf("standalone, short body: status %d, want 400", st)
 	}
 	if h := mustHead(t, s.url); h.Seq != 3 {
 		t.Fatalf("head seq %d after short bodies, want 3", h.Seq)
 	}
+}
+
+// sendShort sends request line reqLine (with headers hdrs, each ending in
+// CRLF) to the server at url declaring body's whole length but sending only
+// its first cut bytes, then half-closes, as a client that went away
+// mid-upload; it returns the answer's status.
+func sendShort(t *testing.T, url, reqLine, hdrs, body string, cut int) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n%s", reqLine, hdrs, len(body), body[:cut])
+	conn.(*net.TCPConn).CloseWrite()
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%s, short body: %v", reqLine, err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 // TestShortBlobBody: a blob upload whose body ends before its
@@ -502,20 +511,8 @@ func TestShortBlobBody(t *testing.T) {
 		}
 	}
 	s := startServer(t, data)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "PUT /storage/ HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(blob), blob[:cut])
-	conn.(*net.TCPConn).CloseWrite()
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("standalone, short body: %v", err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 400 {
-		t.Errorf("standalone, short blob body: status %d, want 400", res.StatusCode)
+	if st := sendShort(t, s.url, "PUT /storage/", "", blob, cut); st != 400 {
+		t.Errorf("standalone, short blob body: status %d, want 400", st)
 	}
 	for _, b := range []string{blob, blob[:cut]} {
 		do(t, "HEAD", s.url+"/storage/"+b3hex([]byte(b)), nil).want(t, 404)
