@@ -884,7 +884,7 @@ signs() {
 # document root as deployed with mod_rewrite in mind, on another the
 # guide's layout without it.
 norewrite_sign() {
-	local guide=$REPO/cgi-bin/README.md dir=$WORK/norewrite port port2 m pid
+	local guide=$REPO/cgi-bin/README.md dir=$WORK/norewrite port port2 m
 	local line=".htaccess: Invalid command 'RewriteEngine'" www=$WORK/norewrite/www
 	mkdir -p "$dir/run" "$dir/logs" "$www"
 	port=$(free_port $((PORT_FCGID + 20)))
@@ -959,14 +959,7 @@ norewrite_sign() {
 	else
 		ok "host without mod_rewrite, the binary as api: no data directory in the document root"
 	fi
-	pid=$(cat "$dir/run/httpd.pid" 2>/dev/null)
-	"$APACHE_BIN" -f "$dir/httpd.conf" -k stop 2>/dev/null
-	if [ -n "$pid" ]; then
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-	fi
+	stop_httpd "$dir/httpd.conf" "$dir/run/httpd.pid"
 }
 
 setup_apache "$BIN"

@@ -269,9 +269,15 @@ start_apache() {
 stop_apache() {
 	[ -n "${APACHE_STARTED:-}" ] || return 0
 	APACHE_STARTED=
+	stop_httpd "$WORK/conf/httpd.conf" "$WORK/run/httpd.pid"
+}
+
+# stop_httpd CONF PIDFILE: stops the Apache started with CONF and waits
+# (at most 10 s) for its process to go.
+stop_httpd() {
 	local pid
-	pid=$(cat "$WORK/run/httpd.pid" 2>/dev/null)
-	"$APACHE_BIN" -f "$WORK/conf/httpd.conf" -k stop 2>/dev/null
+	pid=$(cat "$2" 2>/dev/null)
+	"$APACHE_BIN" -f "$1" -k stop 2>/dev/null
 	if [ -n "$pid" ]; then
 		for _ in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
