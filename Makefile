@@ -46,6 +46,7 @@ fuzz:
 	$(GO) test ./log -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/blake3 -run '^$$' -fuzz '^FuzzSum256$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzSetMember$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzMergePatch$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzVerifyJWT$$' -fuzztime $(FUZZTIME)
 

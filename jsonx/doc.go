@@ -35,6 +35,24 @@
 // naming the event and the field. It checks JSON shape only; content rules
 // (the type pattern, entity length) belong to the caller.
 //
+// MergePatch applies an RFC 7386 JSON merge patch, the default reduction of
+// an entity's events to its state; MergeDiff computes the merge patch
+// between two states (GET /entities/<entity>/diff). Both work on compact
+// JSON as stored, in one pass over each object they reach, and keep the
+// promise above: members a patch does not name keep their bytes and place;
+// a replaced member keeps its place and its name's spelling (names are
+// compared decoded, so "\u0061" is "a"); added members follow in the
+// patch's order. Duplicate names, which the log keeps as sent, are read as
+// most parsers read them, the last one wins: in an object a patch changes,
+// a duplicated name comes out once, at its first place (as JavaScript and
+// Python order it); objects the patch does not reach keep their duplicates.
+// A result is never deeper than the deeper input, so never past MaxDepth,
+// and recursion follows the input's nesting. RFC 7386 cannot say "this
+// member is null" (a null in a patch deletes): MergeDiff reports such a
+// diff as not exact, so that a caller can answer the full state instead.
+// Still to come with read models: JSON Patch (RFC 6902) is not offered,
+// and jq reducers live in projections, not here.
+//
 // AppendString is the encoder's half: it writes a Go string as a JSON string
 // literal for serving events.
 package jsonx
