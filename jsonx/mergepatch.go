@@ -1,5 +1,7 @@
 package jsonx
 
+import "sync"
+
 // RFC 7386 JSON merge patches on compact JSON, as strata stores it: the
 // default reduction of an entity's events to its state, and the diff
 // between two of its versions. The rules that go beyond the RFC (byte
@@ -22,7 +24,8 @@ package jsonx
 // The result is never nested deeper than the deeper of target and patch,
 // so it is at most MaxDepth deep. Invalid or non-compact input is an
 // error (a *SyntaxError whose message says "target" or "patch"); dst is
-// then returned unchanged.
+// then returned unchanged. dst must not overlap target or patch: reduce a
+// state by alternating two buffers.
 func MergePatch(dst, target, patch []byte) ([]byte, error) {
 	start := len(dst)
 	if len(target) == 0 {
@@ -44,7 +47,8 @@ func MergePatch(dst, target, patch []byte) ([]byte, error) {
 		}
 		return append(dst, patch...), nil
 	}
-	var m merger
+	m := getMerger()
+	defer m.put()
 	dst, err := m.mergeObject(dst, target, 0, patch, 0, 1)
 	if err != nil {
 		return dst[:start], err
@@ -68,10 +72,12 @@ func MergePatch(dst, target, patch []byte) ([]byte, error) {
 // sees it). RFC 7386 cannot express a member whose value is null, since a
 // null in a patch deletes: when to holds one that the patch would have to
 // carry, the patch says null for it (deleting it), and exact is false, so
-// that a caller can answer to in full instead. Errors are as MergePatch's.
+// that a caller can answer to in full instead. Errors are as MergePatch's,
+// and so is the rule on dst.
 func MergeDiff(dst, from, to []byte) (patch []byte, exact bool, err error) {
 	start := len(dst)
-	var m merger
+	m := getMerger()
+	defer m.put()
 	if len(to) == 0 || to[0] != '{' || len(from) == 0 || from[0] != '{' {
 		if len(from) > 0 {
 			if err := checkCompact(from, "from"); err != nil {
@@ -130,31 +136,77 @@ func errIn(err error, what string) error {
 // merger holds the scratch of one MergePatch or MergeDiff call. fields is
 // a stack: each object being merged pushes its members and pops them when
 // done, so a call allocates little beyond its result. tab is the same for
-// the hash tables of objects with many members.
+// the hash tables of objects with many members. na and nb hold decoded
+// names, for the rare name written with escapes.
 type merger struct {
 	fields []field
 	tab    []int32
+	na, nb []byte
 }
 
-// field is one member of an object being merged or compared.
+// mergers recycles the scratch of MergePatch and MergeDiff: an entity's
+// state is reduced by one call per event, and a merger on the stack would
+// not stay there (its slices are grown through a pointer).
+var mergers = sync.Pool{New: func() any { return new(merger) }}
+
+func getMerger() *merger { return mergers.Get().(*merger) }
+
+// put returns m to the pool, unless it grew large, without keeping the
+// caller's inputs reachable through it.
+func (m *merger) put() {
+	if cap(m.fields) > 1024 || cap(m.tab) > 1<<14 {
+		return
+	}
+	clear(m.fields[:cap(m.fields)])
+	m.fields, m.tab = m.fields[:0], m.tab[:0]
+	mergers.Put(m)
+}
+
+// field is one member of an object being merged or compared; small,
+// since every member of every object reached is one.
 type field struct {
-	key  []byte // the name as written, quotes and escapes included
-	name []byte // the decoded name (key's inside when it holds no escape)
-	val  []byte // the value, compact
-	voff int    // offset of val in the caller's input, for errors
-	dead bool   // shadowed: a later member has the same name (see dedupe)
+	key     []byte // the name as written, quotes and escapes included
+	val     []byte // the value, compact
+	voff    int32  // offset of val in the caller's input, for errors
+	escaped bool   // key holds an escape: compare it decoded
+	dead    bool   // shadowed: a later member has the same name (see dedupe)
 	// ref is the absolute index in merger.fields of the member of the
 	// same name on the other side (patch or target, from or to), or -1.
 	// For a patch member, ref is the first target member of its name and
 	// last the last one.
-	ref, last int
+	ref, last int32
+}
+
+// name returns f's decoded name; it may use buf.
+func (f *field) name(buf *[]byte) []byte {
+	raw := f.key[1 : len(f.key)-1]
+	if !f.escaped {
+		return raw
+	}
+	// str has checked the escapes, so unescape cannot fail.
+	*buf, _ = unescape((*buf)[:0], raw)
+	return *buf
+}
+
+// same reports whether fields i and j have the same decoded name.
+func (m *merger) same(i, j int) bool {
+	a, b := &m.fields[i], &m.fields[j]
+	if !a.escaped && !b.escaped {
+		return string(a.key) == string(b.key)
+	}
+	return string(a.name(&m.na)) == string(b.name(&m.nb))
+}
+
+// hash returns the hash of field i's decoded name.
+func (m *merger) hash(i int) uint64 {
+	return hashName(m.fields[i].name(&m.na))
 }
 
 // fieldsOf pushes the members of obj, a compact object that ends exactly
 // at len(obj), at nesting level depth (1 for a top-level object), checking
 // everything in it. base is obj's offset in the caller's input.
-func (m *merger) fieldsOf(obj []byte, base, depth int) error {
-	s := scanner{src: obj, base: base}
+func (m *merger) fieldsOf(obj []byte, base int32, depth int) error {
+	s := scanner{src: obj, base: int(base)}
 	if depth > MaxDepth {
 		return s.errAt(0, "exceeded max depth")
 	}
@@ -172,13 +224,6 @@ func (m *merger) fieldsOf(obj []byte, base, depth int) error {
 				return err
 			}
 			key := obj[begin:s.i]
-			name := key[1 : len(key)-1]
-			if escaped {
-				var bad int
-				if name, bad = unescape(nil, name); bad >= 0 {
-					return s.errAt(begin+1+bad, "invalid escape in object key")
-				}
-			}
 			if s.i >= len(obj) || obj[s.i] != ':' {
 				return s.errUnexpected(s.i, "after object key")
 			}
@@ -191,7 +236,7 @@ func (m *merger) fieldsOf(obj []byte, base, depth int) error {
 			if s.mark != v {
 				return s.errAt(s.mark, msgNotCompact)
 			}
-			m.fields = append(m.fields, field{key: key, name: name, val: obj[v:s.i], voff: base + v, ref: -1, last: -1})
+			m.fields = append(m.fields, field{key: key, val: obj[v:s.i], voff: base + int32(v), escaped: escaped, ref: -1, last: -1})
 			if s.i >= len(obj) {
 				return s.errAt(s.i, "unexpected end of JSON input")
 			}
@@ -231,7 +276,7 @@ func (m *merger) dedupe(lo, hi int) index {
 	if n <= linearMax {
 		for j := lo + 1; j < hi; j++ {
 			for i := lo; i < j; i++ {
-				if !m.fields[i].dead && string(m.fields[i].name) == string(m.fields[j].name) {
+				if !m.fields[i].dead && m.same(i, j) {
 					m.shadow(i, j)
 					break
 				}
@@ -248,14 +293,14 @@ func (m *merger) dedupe(lo, hi int) index {
 	}
 	tab := m.tab[ix.at:]
 	for j := lo; j < hi; j++ {
-		h := hashName(m.fields[j].name) & uint64(ix.size-1)
+		h := m.hash(j) & uint64(ix.size-1)
 		for {
 			i := tab[h]
 			if i < 0 {
 				tab[h] = int32(j - lo)
 				break
 			}
-			if string(m.fields[lo+int(i)].name) == string(m.fields[j].name) {
+			if m.same(lo+int(i), j) {
 				m.shadow(lo+int(i), j)
 				break
 			}
@@ -271,25 +316,25 @@ func (m *merger) shadow(i, j int) {
 	m.fields[j].dead = true
 }
 
-// find returns the absolute index of the live member named name in ix, or
-// -1.
-func (m *merger) find(ix index, name []byte) int {
+// find returns the absolute index of the live member in ix with the name
+// of field j, or -1.
+func (m *merger) find(ix index, j int) int32 {
 	if ix.size == 0 {
 		for i := ix.lo; i < ix.hi; i++ {
-			if !m.fields[i].dead && string(m.fields[i].name) == string(name) {
-				return i
+			if !m.fields[i].dead && m.same(i, j) {
+				return int32(i)
 			}
 		}
 		return -1
 	}
 	tab := m.tab[ix.at : ix.at+ix.size]
-	for h := hashName(name) & uint64(ix.size-1); ; h = (h + 1) & uint64(ix.size-1) {
+	for h := m.hash(j) & uint64(ix.size-1); ; h = (h + 1) & uint64(ix.size-1) {
 		i := tab[h]
 		if i < 0 {
 			return -1
 		}
-		if string(m.fields[ix.lo+int(i)].name) == string(name) {
-			return ix.lo + int(i)
+		if m.same(ix.lo+int(i), j) {
+			return int32(ix.lo) + i
 		}
 	}
 }
@@ -321,7 +366,7 @@ func member(dst []byte, open int, key []byte) []byte {
 // level depth, to tgt, an object or nil for none. tbase and pbase are their
 // offsets in the caller's inputs. Recursion follows the patch's objects, so
 // it is at most MaxDepth deep.
-func (m *merger) mergeObject(dst, tgt []byte, tbase int, patch []byte, pbase, depth int) ([]byte, error) {
+func (m *merger) mergeObject(dst, tgt []byte, tbase int32, patch []byte, pbase int32, depth int) ([]byte, error) {
 	pLo := len(m.fields)
 	defer func() { m.fields = m.fields[:pLo] }()
 	if err := m.fieldsOf(patch, pbase, depth); err != nil {
@@ -336,13 +381,13 @@ func (m *merger) mergeObject(dst, tgt []byte, tbase int, patch []byte, pbase, de
 	}
 	tHi := len(m.fields)
 	for i := pHi; i < tHi; i++ {
-		p := m.find(ix, m.fields[i].name)
+		p := m.find(ix, i)
 		m.fields[i].ref = p
 		if p >= 0 {
 			if m.fields[p].ref < 0 {
-				m.fields[p].ref = i
+				m.fields[p].ref = int32(i)
 			}
-			m.fields[p].last = i
+			m.fields[p].last = int32(i)
 		}
 	}
 	m.tab = m.tab[:ix.at]
@@ -358,7 +403,7 @@ func (m *merger) mergeObject(dst, tgt []byte, tbase int, patch []byte, pbase, de
 			continue
 		}
 		p := m.fields[t.ref]
-		if p.ref != i || isNull(p.val) {
+		if int(p.ref) != i || isNull(p.val) {
 			continue // deleted, or a duplicate name merged at its first place
 		}
 		dst = member(dst, open, t.key)
@@ -395,7 +440,7 @@ func (m *merger) mergeObject(dst, tgt []byte, tbase int, patch []byte, pbase, de
 
 // diffObject appends the merge patch from object from to object to, both
 // at nesting level depth, and whether it is exact (see MergeDiff).
-func (m *merger) diffObject(dst, from []byte, fbase int, to []byte, tbase, depth int) ([]byte, bool, error) {
+func (m *merger) diffObject(dst, from []byte, fbase int32, to []byte, tbase int32, depth int) ([]byte, bool, error) {
 	fLo := len(m.fields)
 	defer func() { m.fields = m.fields[:fLo] }()
 	if err := m.fieldsOf(from, fbase, depth); err != nil {
@@ -416,7 +461,7 @@ func (m *merger) diffObject(dst, from []byte, fbase int, to []byte, tbase, depth
 		if i >= tLo {
 			other = fix
 		}
-		m.fields[i].ref = m.find(other, m.fields[i].name)
+		m.fields[i].ref = m.find(other, i)
 	}
 	m.tab = m.tab[:fix.at]
 
@@ -482,7 +527,7 @@ func (m *merger) diffObject(dst, from []byte, fbase int, to []byte, tbase, depth
 // a null: whether a member of it, or of an object member of it and so on,
 // is null once duplicate names are collapsed. Arrays are values, not
 // looked into.
-func (m *merger) hasNull(obj []byte, base, depth int) (bool, error) {
+func (m *merger) hasNull(obj []byte, base int32, depth int) (bool, error) {
 	lo := len(m.fields)
 	defer func() { m.fields = m.fields[:lo] }()
 	if err := m.fieldsOf(obj, base, depth); err != nil {

@@ -303,9 +303,13 @@ func refMergePatch(target, patch any) any {
 // MergeDiff(target, patch) by applying it; both inputs are compact.
 func checkMerge(t testing.TB, target, patch []byte) {
 	t.Helper()
+	origT, origP := bytes.Clone(target), bytes.Clone(patch)
 	got, err := MergePatch(nil, target, patch)
 	if err != nil {
 		t.Fatalf("MergePatch(%s, %s): %v", target, patch, err)
+	}
+	if !bytes.Equal(target, origT) || !bytes.Equal(patch, origP) {
+		t.Fatal("MergePatch modified its input")
 	}
 	if c, err := Compact(nil, got); err != nil || !bytes.Equal(c, got) {
 		t.Fatalf("MergePatch(%s, %s) = %s: not compact JSON: %v", target, patch, got, err)
