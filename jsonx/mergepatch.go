@@ -1,6 +1,9 @@
 package jsonx
 
-import "sync"
+import (
+	"hash/maphash"
+	"sync"
+)
 
 // RFC 7386 JSON merge patches on compact JSON, as strata stores it: the
 // default reduction of an entity's events to its state, and the diff
@@ -339,15 +342,12 @@ func (m *merger) find(ix index, j int) int32 {
 	}
 }
 
-// hashName is FNV-1a: names are short and this needs no seed or state.
-func hashName(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
-}
+// nameSeed keys the hash of member names per process: names are client
+// data, and with a fixed hash a client could send thousands of names that
+// collide and make every read of the state quadratic.
+var nameSeed = maphash.MakeSeed()
+
+func hashName(b []byte) uint64 { return maphash.Bytes(nameSeed, b) }
 
 // isNull reports whether a compact value is null.
 func isNull(v []byte) bool { return len(v) == 4 && v[0] == 'n' }

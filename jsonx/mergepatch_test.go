@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -447,6 +448,35 @@ func BenchmarkMergeDiff(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if dst, _, err = MergeDiff(dst[:0], benchState, to); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMergePatchWide merges 1,000 members into a state of 10,000,
+// where names are looked up in hash tables: the cost per member should
+// stay near the small case's.
+func BenchmarkMergePatchWide(b *testing.B) {
+	state, patch := []byte{'{'}, []byte{'{'}
+	for i := range 10000 {
+		if i > 0 {
+			state = append(state, ',')
+		}
+		state = fmt.Appendf(state, `"member-%d":%d`, i, i)
+	}
+	for i := range 1000 {
+		if i > 0 {
+			patch = append(patch, ',')
+		}
+		patch = fmt.Appendf(patch, `"member-%d":"changed"`, i*17)
+	}
+	state, patch = append(state, '}'), append(patch, '}')
+	dst := make([]byte, 0, 2*len(state))
+	b.SetBytes(int64(len(state)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = MergePatch(dst[:0], state, patch); err != nil {
 			b.Fatal(err)
 		}
 	}
