@@ -241,3 +241,49 @@ func (it *EntityIter) startSlow() error {
 	it.slow = seqs
 	return nil
 }
+
+// EntityVersion returns the seq of entity's committed event of the given
+// version, or ErrNotFound if the entity has no such version. It costs at
+// most versionStride reads: it walks back along the entity's chain from the
+// checkpoint at or above version (or from the entity's newest event).
+func (l *Log) EntityVersion(entity string, version uint64) (uint64, error) {
+	head, err := l.EntityHead(entity)
+	if err != nil {
+		return 0, err
+	}
+	if head == 0 || version == 0 {
+		return 0, ErrNotFound
+	}
+	it := &EntityIter{l: l, entity: entity}
+	e, err := it.read(head)
+	if err != nil {
+		return 0, &Error{Op: "entity version", Dir: l.dir, Seq: head, Err: err}
+	}
+	if version > e.Version {
+		return 0, ErrNotFound
+	}
+	seq := head
+	if cp := (version + versionStride - 1) / versionStride * versionStride; cp < e.Version {
+		s, err := it.checkpoint(cp)
+		switch {
+		case err == nil:
+			seq = s
+		case !errors.Is(err, errNoCheckpoint):
+			return 0, &Error{Op: "entity version", Dir: l.dir, Err: err}
+		}
+	}
+	for seq != 0 {
+		if e, err = it.read(seq); err != nil {
+			return 0, &Error{Op: "entity version", Dir: l.dir, Seq: seq, Err: err}
+		}
+		if e.Version <= version {
+			break
+		}
+		seq = e.PrevInEntity
+	}
+	if seq == 0 || e.Version != version {
+		// The chain skips a version: the versions of an entity have no gaps.
+		return 0, &Error{Op: "entity version", Dir: l.dir, Seq: seq, Err: ErrCorrupt}
+	}
+	return seq, nil
+}

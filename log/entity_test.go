@@ -1,6 +1,7 @@
 package log
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,48 @@ func TestScanEntity(t *testing.T) {
 		got, _ := read(after, through, 50)
 		if w := want(after, through, 50); !slices.Equal(got, w) {
 			t.Fatalf("without checkpoints, after %d: %v, want %v", after, got, w)
+		}
+	}
+}
+
+// TestEntityVersion finds every version of an entity interleaved with
+// others, at a cost bounded by the checkpoint stride, and refuses versions
+// the entity does not have.
+func TestEntityVersion(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), Options{NoSync: true})
+	var all []uint64 // all[v-1]: the seq of version v of "big"
+	for i := 0; i < 5; i++ {
+		var ps []Proposed
+		for j := 0; j < 100; j++ {
+			ent := "big"
+			if j%4 == 0 {
+				ent = "other"
+			}
+			ps = append(ps, ev("s.e", ent, fmt.Sprint(i*100+j)))
+		}
+		for _, e := range mustAppend(t, l, ps...).Events {
+			if e.Entity == "big" {
+				all = append(all, e.Seq)
+			}
+		}
+	}
+	for v := uint64(1); v <= uint64(len(all)); v++ {
+		before := l.RecordsRead()
+		seq, err := l.EntityVersion("big", v)
+		if err != nil || seq != all[v-1] {
+			t.Fatalf("version %d: seq %d, %v; want %d", v, seq, err, all[v-1])
+		}
+		// The head, a checkpoint lookup's reads, one stride walked back.
+		if cost := l.RecordsRead() - before; cost > 2*versionStride+4 {
+			t.Errorf("version %d cost %d reads", v, cost)
+		}
+	}
+	for _, c := range []struct {
+		entity  string
+		version uint64
+	}{{"big", 0}, {"big", uint64(len(all)) + 1}, {"none", 1}} {
+		if _, err := l.EntityVersion(c.entity, c.version); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s version %d: %v, want ErrNotFound", c.entity, c.version, err)
 		}
 	}
 }
