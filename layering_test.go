@@ -50,6 +50,7 @@ func TestLayering(t *testing.T) {
 		{"strata/blobs", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/log", []string{"strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
+		{"strata/projections", []string{"strata/query", "strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/quota", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/auth", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/tenants", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fileutil"}, true},
