@@ -115,6 +115,7 @@ func requestFor(rt route) (target, body string) {
 		{"{id}", strings.Repeat("a", 64)},
 		{"{blob}", strings.Repeat("b", 64)},
 		{"{name}", "nosuch"},
+		{"{entity...}", "books/nosuch"},
 	} {
 		target = strings.Replace(target, ph.from, ph.to, 1)
 	}
@@ -178,6 +179,8 @@ var accessMatrix = func() map[string]access {
 		"GET /events/{id}":                   read,
 		"HEAD /events/{id}":                  read,
 		"GET /head":                          read,
+		"GET /entities":                      read,
+		"GET /entities/{entity...}":          read,
 		"HEAD /head":                         read,
 		"PUT /storage":                       write,
 		"POST /storage":                      write,

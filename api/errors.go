@@ -15,6 +15,7 @@ import (
 	"strata/internal/fileutil"
 	"strata/jsonx"
 	"strata/log"
+	"strata/projections"
 	"strata/query"
 	"strata/quota"
 )
@@ -60,6 +61,8 @@ var statusOf = map[string]int{
 	"no_tenant":    http.StatusNotFound,
 	"no_accounts":  http.StatusNotFound,
 	"setup_off":    http.StatusNotFound,
+	// 410: a deleted entity; the answer carries its last version.
+	"gone": http.StatusGone,
 	// 405
 	"method_not_allowed": http.StatusMethodNotAllowed,
 	// 412, 416: a blob's conditional or range request (contentError).
@@ -239,6 +242,23 @@ func classify(err error) *apiError {
 		return errorf("blob_too_large", "the blob is over this server's size limit; nothing was stored")
 	}
 	return fault("internal")
+}
+
+// entityError is the answer for an error of a read of entity's state.
+func entityError(err error, entity string) error {
+	switch {
+	case errors.Is(err, projections.ErrNoEntity):
+		e := errorf("not_found", "entity %q has no events at that point", clip(entity))
+		e.extra = map[string]any{"entity": entity}
+		return e
+	case errors.Is(err, projections.ErrNoVersion):
+		e := errorf("not_found", "entity %q has no such version", clip(entity))
+		e.extra = map[string]any{"entity": entity}
+		return e
+	case errors.Is(err, projections.ErrNotOnChain):
+		return errorf("not_on_chain", "the at id is not on this chain")
+	}
+	return err
 }
 
 // writeError sends err as a JSON error answer:

@@ -27,7 +27,8 @@ const (
 type route struct {
 	method string
 	// path is the route's path; a "{…}" segment matches any one segment,
-	// which the handler gets as call.arg.
+	// which the handler gets as call.arg; a final "{….…}" matches the rest
+	// of the path, slashes included (an entity such as books/42).
 	path  string
 	perm  auth.Permission // "" on public routes
 	scope scope
@@ -52,6 +53,8 @@ var routes = []route{
 	{"HEAD", "/storage/{blob}", auth.PermRead, inTenant, (*Handler).blobGet},
 	{"PUT", "/storage/{blob}", auth.PermBlobWrite, inTenant, (*Handler).blobPut},
 	{"DELETE", "/storage/{blob}", auth.PermBlobDelete, inTenant, (*Handler).blobDelete},
+	{"GET", "/entities", auth.PermRead, inTenant, (*Handler).entity},
+	{"GET", "/entities/{entity...}", auth.PermRead, inTenant, (*Handler).entity},
 	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},
 	{"GET", "/session", auth.PermInfo, system, (*Handler).whoami},
 	{"POST", "/session", "", public, (*Handler).login},
@@ -93,7 +96,8 @@ func match(method, path string) (rt *route, arg string, methods []string) {
 }
 
 // matchPath matches path against a route path with at most one "{…}"
-// segment and returns what that segment held.
+// segment and returns what that segment held; a "{….…}" segment, last in
+// the pattern, holds the rest of the path, slashes included.
 func matchPath(pattern, path string) (string, bool) {
 	i := strings.IndexByte(pattern, '{')
 	if i < 0 {
@@ -105,7 +109,7 @@ func matchPath(pattern, path string) (string, bool) {
 		return "", false
 	}
 	arg := path[len(prefix) : len(path)-len(suffix)]
-	if strings.IndexByte(arg, '/') >= 0 {
+	if strings.IndexByte(arg, '/') >= 0 && !strings.HasSuffix(pattern[:j], "...") {
 		return "", false
 	}
 	return arg, true

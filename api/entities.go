@@ -1,0 +1,301 @@
+package api
+
+import (
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"strata/jsonx"
+	"strata/log"
+	"strata/projections"
+)
+
+// Sub-resources of an entity. In the path form, a final "/history" or
+// "/diff" after a non-empty entity names the sub-resource; an entity whose
+// own id ends so is reached with ?entity=<id> (README "Entity state").
+const (
+	subState   = ""
+	subHistory = "history"
+	subDiff    = "diff"
+)
+
+// entityTarget returns the entity and sub-resource a request names: by
+// ?entity=<id>, with the rest of the path "" (state), "history" or
+// "diff"; or by the rest of the path, "<entity>[/history|/diff]".
+func entityTarget(rest string, q url.Values) (entity, sub string, err error) {
+	if q.Has("entity") {
+		entity = q.Get("entity")
+		switch rest {
+		case subState, subHistory, subDiff:
+		default:
+			return "", "", badParam("entity", "is given in the path too; with ?entity= the path is /entities, /entities/history or /entities/diff")
+		}
+		if entity == "" {
+			return "", "", badParam("entity", "must not be empty")
+		}
+		return entity, rest, nil
+	}
+	if rest == "" {
+		return "", "", badParam("entity", "is required: /entities/<entity> or /entities?entity=<entity>")
+	}
+	for _, s := range []string{subHistory, subDiff} {
+		if e, ok := strings.CutSuffix(rest, "/"+s); ok && e != "" {
+			return e, s, nil
+		}
+	}
+	return rest, subState, nil
+}
+
+// badParam is the 400 answer naming a bad query parameter.
+func badParam(name, why string) *apiError {
+	e := errorf("invalid_parameter", "parameter %s: %s", name, why)
+	e.extra = map[string]any{"parameter": name}
+	return e
+}
+
+// entity serves GET /entities/<entity>, …/history and …/diff (and their
+// ?entity= forms).
+func (h *Handler) entity(w http.ResponseWriter, r *http.Request, c *call) {
+	q := r.URL.Query()
+	entity, sub, err := entityTarget(c.arg, q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	switch sub {
+	case subHistory:
+		h.entityHistory(w, r, c, entity, q)
+	case subDiff:
+		h.entityDiff(w, r, c, entity, q)
+	default:
+		h.entityState(w, r, c, entity, q)
+	}
+}
+
+// checkParams refuses a parameter not in allowed, except ones starting
+// with "_", which clients use to defeat caches.
+func checkParams(q url.Values, allowed ...string) error {
+	for name := range q {
+		if strings.HasPrefix(name, "_") {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return badParam(name, "unknown; use "+strings.Join(allowed, ", "))
+		}
+	}
+	return nil
+}
+
+// pointParams are the query parameters of a point in time, at most one of
+// which a request may give.
+var pointParams = []string{"version", "seq", "at", "as_of"}
+
+// parsePoint reads the point of a state request from its query.
+func parsePoint(q url.Values) (projections.Point, error) {
+	var p projections.Point
+	given := ""
+	for _, name := range pointParams {
+		if !q.Has(name) {
+			continue
+		}
+		if given != "" {
+			return p, badParam(name, "use only one of version, seq, at and as_of; "+given+" is given too")
+		}
+		given = name
+		v := q.Get(name)
+		switch name {
+		case "version":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil || n == 0 {
+				return p, badParam(name, "must be a version of the entity (a whole number from 1)")
+			}
+			p.Version = n
+		case "seq":
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return p, badParam(name, "must be a seq (a whole number)")
+			}
+			p.Seq = &n
+		case "at":
+			id, ok := log.ParseID(v)
+			if !ok {
+				return p, badParam(name, "must be an event id (64 lowercase hex)")
+			}
+			p.At = &id
+		case "as_of":
+			ns, err := log.ParseTime(v)
+			if err != nil {
+				return p, badParam(name, "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
+			}
+			p.AsOf = &ns
+		}
+	}
+	return p, nil
+}
+
+// entityState serves the state of an entity at a point.
+func (h *Handler) entityState(w http.ResponseWriter, r *http.Request, c *call, entity string, q url.Values) {
+	if err := checkParams(q, append([]string{"entity"}, pointParams...)...); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := parsePoint(q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s, err := projections.StateAt(c.t.log, entity, p)
+	if err != nil {
+		writeError(w, r, entityError(err, entity))
+		return
+	}
+	setStateHead(w, s)
+	if s.Deleted {
+		e := errorf("gone", "entity %q was deleted at version %d", clip(entity), s.Version)
+		e.extra = map[string]any{"entity": entity, "version": s.Version, "seq": s.Seq,
+			"id": hex.EncodeToString(s.ID[:]), "time": string(log.AppendTime(nil, s.Time))}
+		writeError(w, r, e)
+		return
+	}
+	b := appendState(nil, s)
+	writeJSON(w, http.StatusOK, b)
+}
+
+// entityHistory serves an entity's versions, a page at a time.
+func (h *Handler) entityHistory(w http.ResponseWriter, r *http.Request, c *call, entity string, q url.Values) {
+	if err := checkParams(q, "entity", "limit", "after"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	limit, after := DefaultLimit, uint64(0)
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 {
+			writeError(w, r, badParam("limit", "must be a whole number of at least 1"))
+			return
+		}
+		limit = n
+	}
+	if q.Has("after") {
+		n, err := strconv.ParseUint(q.Get("after"), 10, 64)
+		if err != nil {
+			writeError(w, r, badParam("after", "must be a version (a whole number)"))
+			return
+		}
+		after = n
+	}
+	page, more, err := projections.History(c.t.log, entity, after, limit)
+	if err != nil {
+		writeError(w, r, entityError(err, entity))
+		return
+	}
+	if len(page) > 0 {
+		setStateHead(w, page[len(page)-1])
+		if more {
+			setNext(w, r, page[len(page)-1].Version)
+		}
+	}
+	b := []byte{'['}
+	for i, s := range page {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"version":`...)
+		b = strconv.AppendUint(b, s.Version, 10)
+		if s.Deleted {
+			b = append(b, `,"deleted":true`...)
+		}
+		b = append(b, `,"state":`...)
+		b = append(b, s.State...)
+		b = append(b, `,"event":`...)
+		b = s.Event.AppendJSON(b)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	writeJSON(w, http.StatusOK, b)
+}
+
+// appendState appends s as {"entity","version","seq","id","time","state"}.
+func appendState(b []byte, s *projections.State) []byte {
+	b = append(b, `{"entity":`...)
+	b = jsonx.AppendString(b, s.Entity)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, s.Version, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, s.Seq, 10)
+	b = append(b, `,"id":"`...)
+	b = hex.AppendEncode(b, s.ID[:])
+	b = append(b, `","time":"`...)
+	b = log.AppendTime(b, s.Time)
+	b = append(b, `","state":`...)
+	b = append(b, s.State...)
+	return append(b, '}')
+}
+
+// setStateHead stamps an answer with the event it reflects: Strata-Head
+// (its id) and Strata-Head-Seq, as appends and GET /head do.
+func setStateHead(w http.ResponseWriter, s *projections.State) {
+	w.Header().Set("Strata-Head", hex.EncodeToString(s.ID[:]))
+	w.Header().Set("Strata-Head-Seq", strconv.FormatUint(s.Seq, 10))
+	w.Header().Set("Cache-Control", "no-cache")
+}
+
+// entityDiff serves the merge patch between two versions of an entity:
+// {"entity","from","to","seq","id","time","exact","patch"}, seq, id and
+// time being those of version to; exact false says the patch cannot
+// express to (a member set to null) and the client should read to whole.
+func (h *Handler) entityDiff(w http.ResponseWriter, r *http.Request, c *call, entity string, q url.Values) {
+	if err := checkParams(q, "entity", "from", "to"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var v [2]uint64
+	for i, name := range []string{"from", "to"} {
+		if !q.Has(name) {
+			if name == "from" {
+				writeError(w, r, badParam(name, "is required: the version to diff from (0: before the first)"))
+				return
+			}
+			continue
+		}
+		n, err := strconv.ParseUint(q.Get(name), 10, 64)
+		if err != nil || (name == "to" && n == 0) {
+			writeError(w, r, badParam(name, "must be a version of the entity (a whole number)"))
+			return
+		}
+		v[i] = n
+	}
+	a, b, patch, exact, err := projections.Diff(c.t.log, entity, v[0], v[1])
+	if errors.Is(err, projections.ErrBackwards) {
+		err = badParam("from", "must not be after to")
+	}
+	if err != nil {
+		writeError(w, r, entityError(err, entity))
+		return
+	}
+	setStateHead(w, b)
+	out := []byte(`{"entity":`)
+	out = jsonx.AppendString(out, entity)
+	out = append(out, `,"from":`...)
+	out = strconv.AppendUint(out, a.Version, 10)
+	out = append(out, `,"to":`...)
+	out = strconv.AppendUint(out, b.Version, 10)
+	out = append(out, `,"seq":`...)
+	out = strconv.AppendUint(out, b.Seq, 10)
+	out = append(out, `,"id":"`...)
+	out = hex.AppendEncode(out, b.ID[:])
+	out = append(out, `","time":"`...)
+	out = log.AppendTime(out, b.Time)
+	out = append(out, `","exact":`...)
+	out = strconv.AppendBool(out, exact)
+	out = append(out, `,"patch":`...)
+	out = append(out, patch...)
+	writeJSON(w, http.StatusOK, append(out, '}'))
+}
