@@ -300,6 +300,22 @@ smoke() {
 	http PUT "$base/storage/${BIG_HASH^^}" -T "$WORK/5m.bin"
 	expect_error "$mode: PUT /storage/<upper-case hash> with 5 MB body → 400 JSON" 400
 
+	# --- entity state (read only: the events above)
+	http GET "$base/entities/order-1"
+	expect "$mode: GET /entities/order-1 → its state, stamped with its last event" 200 \
+		'.entity=="order-1" and (.version|type=="number") and (.id|length)==64 and (.state|type=="object")'
+	if [ -n "$(jqb .id)" ] && [ "$(hdr Strata-Head)" = "$(jqb .id)" ]; then
+		ok "$mode: an entity's Strata-Head is the event its state reflects"
+	else
+		nok "$mode: an entity's Strata-Head is the event its state reflects" "Strata-Head '$(hdr Strata-Head)', $(what)"
+	fi
+	http GET "$base/entities/order-1/history?limit=1"
+	expect "$mode: GET /entities/order-1/history?limit=1 → version 1, and a Link on" 200 \
+		'length==1 and .[0].version==1 and .[0].event.entity=="order-1"'
+	http GET "$base/entities/books/nosuch?version=1"
+	expect "$mode: an entity id with a / reaches the program whole (404 naming books/nosuch)" 404 \
+		'.error.code=="not_found" and .error.entity=="books/nosuch"'
+
 	# --- deployment hygiene
 	req GET "$site/cgi-bin/.htaccess"
 	expect "$mode: cgi-bin/.htaccess not served" 403
