@@ -181,6 +181,13 @@ var accessMatrix = func() map[string]access {
 		"GET /head":                          read,
 		"GET /entities":                      read,
 		"GET /entities/{entity...}":          read,
+		"PUT /entities":                      write,
+		"PUT /entities/{entity...}":          write,
+		"PATCH /entities":                    write,
+		"PATCH /entities/{entity...}":        write,
+		"DELETE /entities":                   write, // a tombstone is an append
+		"DELETE /entities/{entity...}":       write,
+		"POST /entities/{entity...}":         write, // …/revert
 		"HEAD /head":                         read,
 		"PUT /storage":                       write,
 		"POST /storage":                      write,

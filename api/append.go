@@ -29,20 +29,15 @@ const (
 )
 
 func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
-	t := c.t
 	ndjson, err := bodyFormat(r.Header.Get("Content-Type"))
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	var ifHead *[32]byte
-	if m := r.Header.Get("If-Match"); m != "" && m != "*" {
-		id, ok := log.ParseID(strings.Trim(strings.TrimPrefix(m, "W/"), `"`))
-		if !ok {
-			writeError(w, r, errorf("invalid_if_match", `If-Match must be the quoted head id: "<64 lowercase hex>" (64 zeros for an empty log)`))
-			return
-		}
-		ifHead = &id
+	ifHead, err := parseIfMatch(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	held := &hold{b: h.inflight}
 	defer held.release()
@@ -100,33 +95,8 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		meta := metas[n:len(metas):len(metas)]
 		req.Events[i] = log.Proposed{Type: in.Type, Entity: in.Entity, Key: in.Key, Data: in.Data, Meta: meta, ExpectedVersion: in.ExpectedVersion}
 	}
-	if !h.cfg.NoAuth {
-		lim := c.cfg.Limits()
-		var blobBytes int64
-		if lim.StorageBytes > 0 {
-			store, err := t.store()
-			if err == nil {
-				var u blobs.Usage
-				u, err = store.Usage()
-				blobBytes = u.Bytes
-			}
-			if err != nil {
-				writeError(w, r, err)
-				return
-			}
-		}
-		req.Admit = admitEvents(lim, blobBytes)
-	}
-	res, err := t.log.Append(req)
+	res, err := h.commit(c, req)
 	if err != nil {
-		var qe *quota.ExceededError
-		if errors.As(err, &qe) {
-			writeError(w, r, quotaError(qe))
-			return
-		}
-		if errors.Is(err, log.ErrFailed) || errors.Is(err, log.ErrNoSpace) {
-			h.failed(t)
-		}
 		writeError(w, r, err)
 		return
 	}
@@ -158,11 +128,67 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	if res.Stored == 0 {
 		status = http.StatusOK // every event repeated an earlier one by its key
 	}
+	h.auditAppend(c, "events.append", status, res)
+	writeJSON(w, status, b)
+}
+
+// parseIfMatch reads an append's If-Match: the head id the log must have
+// (nil: none, or "*").
+func parseIfMatch(r *http.Request) (*[32]byte, error) {
+	m := r.Header.Get("If-Match")
+	if m == "" || m == "*" {
+		return nil, nil
+	}
+	id, ok := log.ParseID(strings.Trim(strings.TrimPrefix(m, "W/"), `"`))
+	if !ok {
+		return nil, errorf("invalid_if_match", `If-Match must be the quoted head id: "<64 lowercase hex>" (64 zeros for an empty log)`)
+	}
+	return &id, nil
+}
+
+// commit stores req in c's tenant log, the one write step of every route
+// that appends (POST /events and the entity API): the tier's quotas are
+// checked under the tenant lock with the write, and a failed log is marked
+// so. Its error is for writeError.
+func (h *Handler) commit(c *call, req *log.Request) (*log.Result, error) {
+	t := c.t
+	if !h.cfg.NoAuth {
+		lim := c.cfg.Limits()
+		var blobBytes int64
+		if lim.StorageBytes > 0 {
+			store, err := t.store()
+			if err == nil {
+				var u blobs.Usage
+				u, err = store.Usage()
+				blobBytes = u.Bytes
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		req.Admit = admitEvents(lim, blobBytes)
+	}
+	res, err := t.log.Append(req)
+	if err != nil {
+		var qe *quota.ExceededError
+		if errors.As(err, &qe) {
+			return nil, quotaError(qe)
+		}
+		if errors.Is(err, log.ErrFailed) || errors.Is(err, log.ErrNoSpace) {
+			h.failed(t)
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// auditAppend records an append in the audit log when the server is told
+// to (Config.AuditAppends) and it stored something.
+func (h *Handler) auditAppend(c *call, action string, status int, res *log.Result) {
 	if h.cfg.AuditAppends && res.Stored > 0 {
-		h.recordMutation(c, "events.append", status, map[string]any{
+		h.recordMutation(c, action, status, map[string]any{
 			"events": res.Stored, "last_seq": res.Head.Seq, "head": hex.EncodeToString(res.Head.ID[:])})
 	}
-	writeJSON(w, status, b)
 }
 
 // admitEvents is the quota check of an append, made under the tenant lock:

@@ -158,14 +158,20 @@ func (h *Handler) entityState(w http.ResponseWriter, r *http.Request, c *call, e
 	}
 	setStateHead(w, s)
 	if s.Deleted {
-		e := errorf("gone", "entity %q was deleted at version %d", clip(entity), s.Version)
-		e.extra = map[string]any{"entity": entity, "version": s.Version, "seq": s.Seq,
-			"id": hex.EncodeToString(s.ID[:]), "time": string(log.AppendTime(nil, s.Time))}
-		writeError(w, r, e)
+		writeError(w, r, goneError(s))
 		return
 	}
 	b := appendState(nil, s)
 	writeJSON(w, http.StatusOK, b)
+}
+
+// goneError is the 410 answer for a deleted entity, with its tombstone's
+// version, seq, id and time.
+func goneError(s *projections.State) *apiError {
+	e := errorf("gone", "entity %q was deleted at version %d", clip(s.Entity), s.Version)
+	e.extra = map[string]any{"entity": s.Entity, "version": s.Version, "seq": s.Seq,
+		"id": hex.EncodeToString(s.ID[:]), "time": string(log.AppendTime(nil, s.Time))}
+	return e
 }
 
 // entityHistory serves an entity's versions, a page at a time.
