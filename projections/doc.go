@@ -11,7 +11,7 @@
 //     state (jsonx.MergePatch): an object merges member by member (a null
 //     member removes one), anything else — an array, a string, null —
 //     replaces the whole state. An entity starts as null. Meta member
-//     "strata" names another operation, the one the entity API will write
+//     "strata" names another operation, the one the entity API writes
 //     (MetaOp): "put" replaces the state with the data, "delete" tombstones
 //     the entity (its state is gone until a later event writes one; its
 //     history stays). An erased event's data is unknown and changes
@@ -27,8 +27,9 @@
 // event reads and n merges, so an entity with 100,000 events is slow to
 // read. Fold takes a starting state (a *State at some seq) so that the
 // on-disk state cache and snapshots of later work can supply the state at
-// a recent point and have only the events after it read. Custom reducers
-// (jq, per entity glob), the entity write API (PUT, PATCH, DELETE,
-// revert), the state index behind GET /entities?prefix= and the other
-// projection kinds come later.
+// a recent point and have only the events after it read. The entity write
+// API (api/entitywrite.go: PUT, PATCH, DELETE, revert) writes ordinary
+// events with the MetaOp markers and computes its answer with Apply on the
+// state it read. Custom reducers (jq, per entity glob), the state index
+// behind GET /entities?prefix= and the other projection kinds come later.
 package projections

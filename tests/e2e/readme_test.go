@@ -50,7 +50,7 @@ func TestREADMEExamples(t *testing.T) {
 	if len(codes) != 1 || codes[0][1] != "head_conflict" {
 		t.Errorf("errors answered to README's examples: %v, want only the announced head_conflict\n%s", codes, out)
 	}
-	if n := len(readAll(t, srv.url)); n != 9 {
-		t.Errorf("%d events after README's examples, want 9", n)
+	if n := len(readAll(t, srv.url)); n != 13 {
+		t.Errorf("%d events after README's examples, want 13", n)
 	}
 }
