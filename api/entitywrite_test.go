@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"strata/quota"
+	"strata/tenants"
 )
 
 // writeState runs a write of the entity API and checks its answer: the
@@ -320,5 +323,44 @@ func TestEntityPatchConcurrent(t *testing.T) {
 	var m map[string]int
 	if err := json.Unmarshal(s.State, &m); err != nil || len(m) != 2*per || s.Version != 2*per {
 		t.Errorf("state %s version %d, want %d members and versions", s.State, s.Version, 2*per)
+	}
+}
+
+// TestEntityWriteQuotaAudit: the entity API's events count against the
+// tier's events per day, checked with the write (a refused write stores
+// nothing), and are audited like appends when the server is told to.
+func TestEntityWriteQuotaAudit(t *testing.T) {
+	f := newAuthHandler(t, Config{AuditAppends: true})
+	if _, err := f.svc.UpdateTenant("own", "quota.update", nil, func(c *tenants.Config) error {
+		c.Tier = "unlimited"
+		two := int64(2)
+		c.Quota = quota.Overrides{EventsPerDay: &two}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.forget("own")
+	writer := tok(f.tokens["own/writer"])
+	if w := f.do("PUT", "/entities/x", `{"a":1}`, writer...); w.Code != 201 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if w := f.do("PATCH", "/entities/x", `{"b":2}`, writer...); w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	for _, m := range []string{"PUT", "PATCH", "DELETE"} {
+		w := f.do(m, "/entities/x", `{"c":3}`, writer...)
+		if w.Code != 429 || !strings.Contains(w.Body.String(), `"quota":"events_per_day"`) {
+			t.Errorf("%s over events_per_day: %d %s", m, w.Code, w.Body)
+		}
+	}
+	w := f.do("GET", "/entities/x", "", writer...)
+	if !strings.Contains(w.Body.String(), `"version":2,`) {
+		t.Errorf("after refused writes: %s", w.Body)
+	}
+	w = f.do("GET", "/audit?tenant=own", "", tok(f.tokens["own/admin"])...)
+	for _, a := range []string{"entities.put", "entities.patch"} {
+		if strings.Count(w.Body.String(), `"type":"`+a+`"`) != 1 {
+			t.Errorf("no one %s audit record: %s", a, w.Body)
+		}
 	}
 }

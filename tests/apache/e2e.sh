@@ -316,6 +316,23 @@ smoke() {
 	expect "$mode: an entity id with a / reaches the program whole (404 naming books/nosuch)" 404 \
 		'.error.code=="not_found" and .error.entity=="books/nosuch"'
 
+	# --- entity writes: PUT, PATCH (a merge-patch body), a revert and
+	# DELETE reach the program with their bodies, and answer states
+	http PUT "$base/entities/carts/apache?expected_version=0" "${CT_JSON[@]}" --data-binary '{"sku":"A-1","qty":3}'
+	expect "$mode: PUT /entities/carts/apache → 201, its first state" 201 '.entity=="carts/apache" and .version==1 and .state=={"sku":"A-1","qty":3}'
+	[ "$ST" = 201 ] && n=$((n + 1)) && head=$(hdr Strata-Head)
+	http PATCH "$base/entities/carts/apache" -H 'Content-Type: application/merge-patch+json' --data-binary '{"qty":4,"sku":null}'
+	expect "$mode: PATCH /entities/carts/apache with a merge patch → 200, merged" 200 '.version==2 and .state=={"qty":4}'
+	[ "$ST" = 200 ] && n=$((n + 1)) && head=$(hdr Strata-Head)
+	http POST "$base/entities/carts/apache/revert" "${CT_JSON[@]}" --data-binary '{"version":1}'
+	expect "$mode: POST /entities/carts/apache/revert {version:1} → 200, version 1's state" 200 '.version==3 and .state=={"sku":"A-1","qty":3}'
+	[ "$ST" = 200 ] && n=$((n + 1)) && head=$(hdr Strata-Head)
+	http DELETE "$base/entities/carts/apache?expected_version=3"
+	expect "$mode: DELETE /entities/carts/apache → 200, the tombstone" 200 '.version==4 and .deleted==true and .state==null'
+	[ "$ST" = 200 ] && n=$((n + 1)) && head=$(hdr Strata-Head)
+	http PATCH "$base/entities/carts/apache" "${CT_JSON[@]}" --data-binary '{"qty":5}'
+	expect "$mode: PATCH of a deleted entity → 410 gone, its tombstone's version" 410 '.error.code=="gone" and .error.version==4'
+
 	# --- deployment hygiene
 	req GET "$site/cgi-bin/.htaccess"
 	expect "$mode: cgi-bin/.htaccess not served" 403
