@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"strata/jsonx"
 	"strata/log"
@@ -28,8 +29,10 @@ const subRevert = "revert"
 
 // maxImplicitRetries bounds how often a PATCH or DELETE without
 // expected_version reads the entity again after another writer got in
-// between its read and its append.
-const maxImplicitRetries = 8
+// between its read and its append. Each retry follows another writer's
+// success, so the bound only stops a request starved by a stream of
+// others; two writers racing lose about half the time each.
+const maxImplicitRetries = 100
 
 // entityWrite serves PUT, PATCH and DELETE on /entities/<entity> (and
 // their ?entity= forms) and POST /entities/<entity>/revert. Each appends
@@ -168,7 +171,10 @@ func (h *Handler) entityWrite(w http.ResponseWriter, r *http.Request, c *call) {
 		res, err = h.commit(c, req)
 		var vc *log.VersionConflictError
 		if op.current && expected < 0 && errors.As(err, &vc) && try < maxImplicitRetries {
-			continue // another writer got in between: read again
+			// Another writer got in between: read again, once its event
+			// is visible to readers.
+			awaitVersion(c.t.log, entity, vc.Current)
+			continue
 		}
 		if err != nil {
 			writeError(w, r, err)
@@ -302,3 +308,31 @@ func bodyField(field, why string) *apiError {
 	e.extra = map[string]any{"field": field}
 	return e
 }
+
+// awaitVersion waits, for a bounded time, until entity's committed version
+// is at least v. An append checks expected versions against every event
+// written, including those of groups still being made durable (by this
+// process or another), which readers see only once published: a PATCH
+// that lost a race would otherwise read the same old state again at once
+// and lose every retry.
+func awaitVersion(l *log.Log, entity string, v uint64) {
+	delay := 50 * time.Microsecond
+	for waited := time.Duration(0); waited < awaitLimit; waited += delay {
+		seq, err := l.EntityHead(entity)
+		if err != nil {
+			return
+		}
+		if seq > 0 {
+			e, err := l.Event(seq)
+			if err != nil || e.Version >= v {
+				return
+			}
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 5*time.Millisecond)
+	}
+}
+
+// awaitLimit is the longest awaitVersion waits: past it the retry reads
+// what there is and the append answers 409 if it is still behind.
+const awaitLimit = 2 * time.Second
