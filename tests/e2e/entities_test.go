@@ -27,14 +27,6 @@ func TestEntityStateEverywhere(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
 		rcs = append(rcs, mustAppend(t, s.url, line))
 	}
-	type state struct {
-		Entity  string          `json:"entity"`
-		Version uint64          `json:"version"`
-		Seq     uint64          `json:"seq"`
-		ID      string          `json:"id"`
-		Time    string          `json:"time"`
-		State   json.RawMessage `json:"state"`
-	}
 	requestID := regexp.MustCompile(`"request_id":"[^"]*"`)
 	// get asks both servers and checks that they answer alike.
 	get := func(target string) *response {
@@ -72,19 +64,19 @@ func TestEntityStateEverywhere(t *testing.T) {
 			"/entities/books/42?as_of=" + url.QueryEscape(rc.Time),
 		} {
 			r := get(target).want(t, 200)
-			st := decode[state](t, r.body)
+			st := decode[entityState](t, r.body)
 			if st.Entity != "books/42" || st.Version != uint64(v) || st.Seq != rc.Seq || st.ID != rc.ID || st.Time != rc.Time || canon(st.State) != canon([]byte(books[v-1])) || r.header.Get("Strata-Head") != rc.ID || r.header.Get("Strata-Head-Seq") != fmt.Sprint(rc.Seq) {
 				t.Errorf("GET %s: %s (Strata-Head %s), want version %d state %s", target, r.body, r.header.Get("Strata-Head"), v, books[v-1])
 			}
 		}
 	}
-	if st := decode[state](t, get("/entities/books/42").want(t, 200).body); st.Version != 5 {
+	if st := decode[entityState](t, get("/entities/books/42").want(t, 200).body); st.Version != 5 {
 		t.Errorf("current state: %+v", st)
 	}
-	if st := decode[state](t, get("/entities/books/42?at="+rcs[1].ID).want(t, 200).body); st.Version != 1 {
+	if st := decode[entityState](t, get("/entities/books/42?at="+rcs[1].ID).want(t, 200).body); st.Version != 1 {
 		t.Errorf("as of another entity's event: %+v", st)
 	}
-	if st := decode[state](t, get("/entities?entity=x/history").want(t, 200).body); st.Entity != "x/history" || string(st.State) != `{"h":1}` {
+	if st := decode[entityState](t, get("/entities?entity=x/history").want(t, 200).body); st.Entity != "x/history" || string(st.State) != `{"h":1}` {
 		t.Errorf("x/history by ?entity=: %+v", st)
 	}
 	e := get("/entities/gone/1").wantError(t, 410, "gone")

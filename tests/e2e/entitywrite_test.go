@@ -16,15 +16,6 @@ func TestEntityWriteEverywhere(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, data)
 	c := cgiServer(t, data)
-	type state struct {
-		Entity  string          `json:"entity"`
-		Version uint64          `json:"version"`
-		Seq     uint64          `json:"seq"`
-		ID      string          `json:"id"`
-		Time    string          `json:"time"`
-		State   json.RawMessage `json:"state"`
-		Deleted bool            `json:"deleted"`
-	}
 	for _, base := range []string{s.url, c.URL + "/api"} {
 		ent := "carts/" + map[bool]string{true: "standalone", false: "cgi"}[base == s.url]
 		steps := []struct {
@@ -44,7 +35,7 @@ func TestEntityWriteEverywhere(t *testing.T) {
 				body = st.body
 			}
 			r := do(t, st.method, base+st.path, body).want(t, st.status)
-			got := decode[state](t, r.body)
+			got := decode[entityState](t, r.body)
 			if got.Entity != ent || got.Version != uint64(i+1) || string(got.State) != st.state || got.Deleted != (st.method == "DELETE") || r.header.Get("Strata-Head") != got.ID || r.header.Get("Location") != "" {
 				t.Errorf("%s %s %s: %s, want version %d state %s", st.method, base, st.path, r.body, i+1, st.state)
 			}

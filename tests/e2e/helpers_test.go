@@ -544,3 +544,15 @@ func receipts(b []byte) ([]receipt, error) {
 	err := json.Unmarshal(b, &rs)
 	return rs, err
 }
+
+// entityState is the answer of GET /entities/<entity> and of the entity
+// write API.
+type entityState struct {
+	Entity  string          `json:"entity"`
+	Version uint64          `json:"version"`
+	Seq     uint64          `json:"seq"`
+	ID      string          `json:"id"`
+	Time    string          `json:"time"`
+	State   json.RawMessage `json:"state"`
+	Deleted bool            `json:"deleted"`
+}
