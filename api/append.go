@@ -71,6 +71,10 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		rest += len(in.Meta) + len(by) + metaSlack
 	}
 	for i, in := range inputs {
+		if err := checkReserved(i, in.Type, in.Entity); err != nil {
+			writeError(w, r, err)
+			return
+		}
 		if int64(len(in.Data)+len(in.Meta)) > h.cfg.MaxEvent {
 			e := errorf("event_too_large", "event %d: data and meta are %d bytes, over this server's limit of %d", i, len(in.Data)+len(in.Meta), h.cfg.MaxEvent)
 			e.extra = map[string]any{"index": i}

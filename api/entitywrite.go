@@ -75,6 +75,10 @@ func (h *Handler) entityWrite(w http.ResponseWriter, r *http.Request, c *call) {
 			return
 		}
 	}
+	if err := checkReserved(-1, op.typ, entity); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	expected := int64(-1)
 	if q.Has("expected_version") {
 		n, err := strconv.ParseInt(q.Get("expected_version"), 10, 64)

@@ -42,6 +42,10 @@ var statusOf = map[string]int{
 	"hash_mismatch":     http.StatusBadRequest,
 	"body_unreadable":   http.StatusBadRequest,
 	"empty_body":        http.StatusBadRequest,
+	// a client's event of a type or on an entity the server keeps for its
+	// own records (api/reserved.go)
+	"reserved_type":   http.StatusBadRequest,
+	"reserved_entity": http.StatusBadRequest,
 	// 401: no credentials, or credentials that are not valid.
 	"unauthorized":  http.StatusUnauthorized,
 	"token_expired": http.StatusUnauthorized,
