@@ -146,39 +146,46 @@ func allZero(b []byte) bool {
 // decodeBody fills e from a record body whose checksum was verified. Strings
 // are copied; Data and Meta alias body.
 func decodeBody(body []byte, e *Event) error {
+	var r RawEvent
+	if err := r.parse(body); err != nil {
+		return err
+	}
+	r.Decode(e)
+	return nil
+}
+
+// parse fills r from a record body whose checksum was verified; every
+// field aliases body.
+func (r *RawEvent) parse(body []byte) error {
 	d := decoder{b: body}
 	if d.byte() != recordKindEvent {
 		return fmt.Errorf("%w: unknown record kind %d", errBadBody, body[0])
 	}
 	flags := d.byte()
-	e.Seq = d.uvarint()
-	e.Time = int64(d.uint64())
-	d.copy(e.ID[:])
-	d.copy(e.Prev[:])
-	e.Version = d.uvarint()
+	r.Seq = d.uvarint()
+	r.Time = int64(d.uint64())
+	r.id = d.take(32)
+	r.prev = d.take(32)
+	r.Version = d.uvarint()
 	back := d.uvarint()
-	e.Type = string(d.bytes())
-	e.Entity = string(d.bytes())
-	e.Key = string(d.bytes())
-	e.Meta = d.bytes()
-	e.Data = d.bytes()
+	r.Type = d.bytes()
+	r.Entity = d.bytes()
+	r.key = d.bytes()
+	r.meta = d.bytes()
+	r.data = d.bytes()
 	if d.err != nil || len(d.b) != 0 {
 		return fmt.Errorf("%w: fields do not fit the length", errBadBody)
 	}
-	if len(e.Meta) == 0 {
-		e.Meta = nil
-	}
-	e.PrevInEntity = 0
+	r.PrevInEntity = 0
 	if back != 0 {
-		if back >= e.Seq {
-			return fmt.Errorf("%w: entity back-link %d from seq %d", errBadBody, back, e.Seq)
+		if back >= r.Seq {
+			return fmt.Errorf("%w: entity back-link %d from seq %d", errBadBody, back, r.Seq)
 		}
-		e.PrevInEntity = e.Seq - back
+		r.PrevInEntity = r.Seq - back
 	}
-	e.Erased = flags&flagErased != 0
-	e.more = flags&flagMore != 0
-	if e.Erased && len(e.Data) != 32 {
-		return fmt.Errorf("%w: erased data digest is %d bytes", errBadBody, len(e.Data))
+	r.flags = flags
+	if r.Erased() && len(r.data) != 32 {
+		return fmt.Errorf("%w: erased data digest is %d bytes", errBadBody, len(r.data))
 	}
 	return nil
 }
@@ -221,13 +228,14 @@ func (d *decoder) uvarint() uint64 {
 	return x
 }
 
-func (d *decoder) copy(dst []byte) {
-	if len(d.b) < len(dst) {
+func (d *decoder) take(n int) []byte {
+	if len(d.b) < n {
 		d.fail()
-		return
+		return nil
 	}
-	copy(dst, d.b)
-	d.b = d.b[len(dst):]
+	s := d.b[:n:n]
+	d.b = d.b[n:]
+	return s
 }
 
 func (d *decoder) bytes() []byte {

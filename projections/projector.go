@@ -1,0 +1,709 @@
+package projections
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"strata/internal/blake3"
+	"strata/internal/fileutil"
+	"strata/log"
+)
+
+// Stamp names an event of the log: the last one a result reflects. The
+// zero Stamp (seq 0, id "") stands before the first event.
+type Stamp struct {
+	Seq uint64 `json:"seq"`
+	ID  string `json:"id"`
+}
+
+// Answer is a projection's result at a point of the log.
+type Answer struct {
+	Name    string
+	Version uint64
+	// Seq and ID are the last event the result reflects.
+	Seq uint64
+	ID  string
+	// Result is the whole result, or one key's, as compact JSON.
+	Result json.RawMessage
+	// Behind says the catch-up ran out of its budget: the result reflects
+	// Seq, short of the point asked. The next request goes on from there.
+	Behind bool
+}
+
+// States of a projection (Status.State). Paused is the api's: the engine
+// does not know of pauses.
+const (
+	StateCreated    = "created"    // never run: no cached result
+	StateRunning    = "running"    // a result is cached and caught up on read
+	StatePaused     = "paused"     // set by the api from the definition's log
+	StateFailed     = "failed"     // the reducer failed at FailedAt
+	StateRebuilding = "rebuilding" // a rebuild is under way or was cut short
+)
+
+// Status is a projection's processing status, kept beside its result.
+type Status struct {
+	State     string  `json:"state"`
+	Processed uint64  `json:"processed"` // events folded (passed the filter)
+	LastSeq   uint64  `json:"last_seq"`  // last event of the log looked at
+	Errors    uint64  `json:"errors"`    // reducer failures
+	LastError string  `json:"last_error,omitempty"`
+	FailedAt  *Stamp  `json:"failed_at,omitempty"`
+	Millis    float64 `json:"millis"` // time spent folding, in total
+}
+
+// FailedError is returned for a projection whose reducer failed: At is the
+// event that broke it. Rebuild starts it over.
+type FailedError struct {
+	Name string
+	At   Stamp
+	Msg  string
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("projection %s failed at event %d (%s): %s", e.Name, e.At.Seq, e.At.ID, e.Msg)
+}
+
+// ErrNoKey is returned by Key for a key the result does not have.
+var ErrNoKey = errors.New("no such key in the projection result")
+
+// RebuildOptions narrow a rebuild: only events at or after From and before
+// To (zero: unbounded), of Entity (exact or glob) and of Types (exact or
+// globs), on top of the definition's filter. The options stay with the
+// rebuilt result (its cache), so catch-up on read honours them too, until
+// the next rebuild or until the cache is deleted.
+type RebuildOptions struct {
+	From   time.Time `json:"from,omitzero"`
+	To     time.Time `json:"to,omitzero"`
+	Entity string    `json:"entity,omitempty"`
+	Types  []string  `json:"types,omitempty"`
+	// Resume goes on with a rebuild that was cut short (its context ended)
+	// instead of starting over; without one to resume it starts over.
+	Resume bool `json:"-"`
+}
+
+// DefaultBudget is how long a read catches a result up when no budget is
+// given: past it the answer is the result so far (Answer.Behind).
+const DefaultBudget = 2 * time.Second
+
+// DefaultCheckpointEvery is the distance, in seqs of the log, between the
+// checkpoints kept for time travel: a result at any point costs at most
+// this many records read after the nearest checkpoint (≈ 20 ms for the
+// built-in kinds).
+const DefaultCheckpointEvery = 1 << 16
+
+// Projector computes projection results of one log, caching them under
+// <tenant>/cache/projections. It holds nothing that must survive: every
+// result is on disk, so a CGI process (one request) and a long-running
+// server get the same answers.
+type Projector struct {
+	l   *log.Log
+	dir string
+	// CheckpointEvery is the seq distance between checkpoints
+	// (DefaultCheckpointEvery when 0). Changing it is safe: checkpoints
+	// are found by listing.
+	CheckpointEvery uint64
+}
+
+// Open returns the projector of l's results.
+func Open(l *log.Log) *Projector {
+	return &Projector{l: l, dir: filepath.Join(l.Dir(), "cache", cacheDirName)}
+}
+
+func (p *Projector) every() uint64 {
+	if p.CheckpointEvery == 0 {
+		return DefaultCheckpointEvery
+	}
+	return p.CheckpointEvery
+}
+
+// versionDir is where the cache of def's version lives.
+func (p *Projector) versionDir(name string, version uint64) string {
+	return filepath.Join(p.dir, name, "v"+strconv.FormatUint(version, 10))
+}
+
+// digest identifies a definition's content for its cache.
+func digest(def *Definition) string {
+	b, _ := json.Marshal(def)
+	sum := blake3.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func newGen() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// run is one projection being folded: its reducer and where it stands.
+type run struct {
+	p       *Projector
+	def     *Definition
+	version uint64
+	dir     string
+	red     Reducer
+	raw     rawReducer // red, if it folds records
+	m       *matcher
+	opt     *RebuildOptions
+	extra   *matcher // opt's entity and types, nil without
+	from    int64    // opt's time bounds, unix ns; 0 for none
+	to      int64
+	h       cacheHeader // what the run reflects; h.Seq, h.ID, h.Status
+	loaded  string      // Gen of the result file the run started from, "" none
+	dirty   bool        // folded something since loaded
+	// saved is the payload of the cache file the run started from while
+	// it has not moved: the result itself for a resultSaver.
+	saved []byte
+	// pending is a payload not yet given to the reducer's Load.
+	pending []byte
+}
+
+// ensure gives the reducer its pending payload.
+func (r *run) ensure() error {
+	if r.pending == nil {
+		return nil
+	}
+	b := r.pending
+	r.pending = nil
+	return r.red.Load(b)
+}
+
+func (p *Projector) newRun(def *Definition, version uint64) (*run, error) {
+	red, err := NewReducer(def)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{p: p, def: def, version: version, dir: p.versionDir(def.Name, version), red: red, m: newMatcher(def.Filter)}
+	r.raw, _ = red.(rawReducer)
+	r.h = cacheHeader{Kind: def.Kind, Def: digest(def), Gen: newGen(), Status: Status{State: StateCreated}}
+	_, r.h.Result = red.(resultSaver)
+	return r, nil
+}
+
+func (r *run) setOptions(opt *RebuildOptions) {
+	r.opt, r.h.Options = opt, opt
+	r.extra, r.from, r.to = nil, 0, 0
+	if opt == nil {
+		return
+	}
+	if opt.Entity != "" || opt.Types != nil {
+		r.extra = newMatcher(Filter{Types: opt.Types, Entity: opt.Entity})
+		r.extra.strata = true // the definition's filter rules strata.* types
+	}
+	if !opt.From.IsZero() {
+		r.from = opt.From.UnixNano()
+	}
+	if !opt.To.IsZero() {
+		r.to = opt.To.UnixNano()
+	}
+}
+
+// onChain reports whether the stamp seq, id is an event of this log.
+func (r *run) onChain(seq uint64, id string) bool {
+	if seq == 0 {
+		return id == ""
+	}
+	if seq > r.p.l.Through() {
+		return false
+	}
+	e, err := r.p.l.Event(seq)
+	return err == nil && e.IDString() == id
+}
+
+// load starts r from the cache file at path, if it is whole, of r's
+// definition and on the chain; it reports whether it did.
+func (r *run) load(path string) (bool, error) {
+	h, payload, err := readCache(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errBadCache) {
+			return false, nil
+		}
+		return false, err
+	}
+	if h.Def != r.h.Def || h.Kind != r.h.Kind || !r.onChain(h.Seq, h.ID) {
+		return false, nil
+	}
+	_, isResult := r.red.(resultSaver)
+	if h.Result && isResult {
+		r.pending = payload // loaded when first needed: maybe never
+	} else if err := r.red.Load(payload); err != nil {
+		return false, nil // written by another build of the kind: start over
+	}
+	r.h = *h
+	r.h.Result = isResult
+	r.setOptions(h.Options)
+	r.saved = payload
+	r.dirty = false
+	return true, nil
+}
+
+// loadResult starts r from the result file; loaded remembers its
+// generation.
+func (r *run) loadResult() error {
+	ok, err := r.load(filepath.Join(r.dir, resultFileName))
+	if ok {
+		r.loaded = r.h.Gen
+	}
+	return err
+}
+
+// loadBefore starts r from the best cache at or before seq: the result
+// file if it is not past seq, else the newest checkpoint at or before seq,
+// else nothing (the first event). The result file's options, if any, apply.
+func (r *run) loadBefore(seq uint64) error {
+	if err := r.loadResult(); err != nil {
+		return err
+	}
+	if r.loaded != "" && r.h.Seq <= seq {
+		return nil
+	}
+	opt := r.h.Options
+	cps, err := checkpoints(r.dir)
+	if err != nil {
+		return err
+	}
+	for i := len(cps) - 1; i >= 0; i-- {
+		if cps[i] > seq {
+			continue
+		}
+		fresh, err := r.p.newRun(r.def, r.version)
+		if err != nil {
+			return err
+		}
+		ok, err := fresh.load(filepath.Join(r.dir, checkpointName(cps[i])))
+		if err != nil {
+			return err
+		}
+		if ok && sameOptions(fresh.h.Options, opt) {
+			fresh.loaded = r.loaded
+			*r = *fresh
+			return nil
+		}
+	}
+	fresh, err := r.p.newRun(r.def, r.version)
+	if err != nil {
+		return err
+	}
+	fresh.setOptions(opt)
+	fresh.loaded = r.loaded
+	*r = *fresh
+	return nil
+}
+
+func sameOptions(a, b *RebuildOptions) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// failed returns the run's failure, if it failed at or before seq.
+func (r *run) failed(seq uint64) error {
+	st := &r.h.Status
+	if st.State != StateFailed || st.FailedAt == nil || st.FailedAt.Seq > seq {
+		return nil
+	}
+	return &FailedError{Name: r.def.Name, At: *st.FailedAt, Msg: st.LastError}
+}
+
+// advance folds the events after r's seq through to, until deadline (zero:
+// none) or ctx ends; it reports whether it stopped short. At every seq
+// that is a multiple of every (0: none) it calls checkpoint. A reducer
+// error stops it with the run marked failed (r.failed).
+func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every uint64, checkpoint func() error, progress func(seq uint64)) (short bool, err error) {
+	if r.h.Status.State == StateFailed || r.h.Seq >= to {
+		return false, nil
+	}
+	if err := r.ensure(); err != nil {
+		return false, err
+	}
+	start := time.Now()
+	st := &r.h.Status
+	defer func() { st.Millis += float64(time.Since(start).Microseconds()) / 1000 }()
+	it := r.p.l.ScanRaw(r.h.Seq+1, to)
+	var ev log.Event
+	var id [32]byte
+	n := 0
+	for it.Next() {
+		raw := it.Raw()
+		if n++; n&1023 == 0 {
+			if progress != nil {
+				progress(raw.Seq)
+			}
+			if (!deadline.IsZero() && time.Now().After(deadline)) || ctx.Err() != nil {
+				r.finish(id)
+				return true, nil
+			}
+		}
+		if r.pass(raw) {
+			var err error
+			if r.raw != nil {
+				err = r.raw.applyRaw(raw)
+			} else {
+				raw.Decode(&ev)
+				err = r.red.Apply(&ev)
+			}
+			if err != nil {
+				r.finish(id)
+				rid := raw.ID()
+				st.State = StateFailed
+				st.Errors++
+				st.LastError = err.Error()
+				st.FailedAt = &Stamp{Seq: raw.Seq, ID: hex.EncodeToString(rid[:])}
+				r.dirty = true
+				return false, nil
+			}
+			st.Processed++
+		}
+		id = raw.ID()
+		r.h.Seq = raw.Seq
+		r.dirty = true
+		if every != 0 && raw.Seq%every == 0 && checkpoint != nil {
+			r.finish(id)
+			if err := checkpoint(); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return false, err
+	}
+	r.finish(id)
+	return false, nil
+}
+
+// finish stamps r with the id of its last event, once a fold stops.
+func (r *run) finish(id [32]byte) {
+	if r.dirty && r.h.Seq != 0 {
+		r.h.ID = hex.EncodeToString(id[:])
+		r.h.Status.LastSeq = r.h.Seq
+		r.saved = nil
+	}
+}
+
+// pass reports whether the run folds raw.
+func (r *run) pass(raw *log.RawEvent) bool {
+	if !r.m.match(raw.Type, raw.Entity) {
+		return false
+	}
+	if r.opt == nil {
+		return true
+	}
+	if (r.from != 0 && raw.Time < r.from) || (r.to != 0 && raw.Time >= r.to) {
+		return false
+	}
+	return r.extra == nil || r.extra.match(raw.Type, raw.Entity)
+}
+
+// payload returns what to store: the saved bytes if nothing moved.
+func (r *run) payload() ([]byte, error) {
+	if r.saved != nil {
+		return r.saved, nil
+	}
+	return r.red.Save()
+}
+
+// result returns the run's whole result.
+func (r *run) result() ([]byte, error) {
+	if r.saved != nil && r.h.Result {
+		return r.saved, nil
+	}
+	return r.red.Result()
+}
+
+// writeCheckpoint stores the reducer at r's seq, unless a checkpoint of
+// that seq exists.
+func (r *run) writeCheckpoint() error {
+	path := filepath.Join(r.dir, checkpointName(r.h.Seq))
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b, err := r.payload()
+	if err != nil {
+		return err
+	}
+	if err := fileutil.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	return writeCache(path, &r.h, b)
+}
+
+// save replaces the result file with r, unless another process holds the
+// lock (it is writing one), or the file now holds another generation (a
+// rebuild started since r loaded) or is as far along as r already. The
+// loser of a race thus writes nothing; the cache stays whole either way.
+func (r *run) save(force bool) error {
+	if !r.dirty && !force {
+		return nil
+	}
+	if err := fileutil.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	lf, err := fileutil.OpenFile(filepath.Join(r.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if ok, err := fileutil.TryLock(lf); err != nil || !ok {
+		return err
+	}
+	defer fileutil.Unlock(lf)
+	return r.saveLocked(force)
+}
+
+// saveLocked is save with the lock held.
+func (r *run) saveLocked(force bool) error {
+	path := filepath.Join(r.dir, resultFileName)
+	if !force {
+		if cur, err := readHeader(path); err == nil && cur.Def == r.h.Def {
+			if cur.Gen != r.loaded && cur.Gen != r.h.Gen {
+				return nil // a newer run (a rebuild) replaced what r started from
+			}
+			if cur.Seq >= r.h.Seq && cur.Status.State == r.h.Status.State {
+				return nil
+			}
+		}
+	}
+	b, err := r.payload()
+	if err != nil {
+		return err
+	}
+	if err := writeCache(path, &r.h, b); err != nil {
+		return err
+	}
+	r.loaded = r.h.Gen
+	r.dirty = false
+	return nil
+}
+
+// catchUp brings r from the cache to seq to (the head for 0) within
+// budget, saving what it did; it is the common start of Result, Key and
+// Keys.
+func (p *Projector) catchUp(ctx context.Context, def *Definition, version uint64, at uint64, budget time.Duration) (*run, bool, error) {
+	if budget <= 0 {
+		budget = DefaultBudget
+	}
+	deadline := time.Now().Add(budget)
+	r, err := p.newRun(def, version)
+	if err != nil {
+		return nil, false, err
+	}
+	through := p.l.Through()
+	head := at == 0 || at >= through
+	to := through
+	if !head {
+		to = at
+		err = r.loadBefore(at)
+	} else {
+		err = r.loadResult()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if err := r.failed(to); err != nil {
+		return nil, false, err
+	}
+	if r.h.Status.State == StateCreated || r.h.Status.State == StateRebuilding {
+		r.h.Status.State = StateRunning
+	}
+	short, err := r.advance(ctx, to, deadline, p.every(), r.writeCheckpoint, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	// Time travel saves too: save never moves the result file back.
+	if err := r.save(false); err != nil {
+		return nil, false, err
+	}
+	if err := r.failed(to); err != nil {
+		return nil, false, err
+	}
+	return r, short, nil
+}
+
+func (r *run) answer(result []byte, short bool) *Answer {
+	return &Answer{Name: r.def.Name, Version: r.version, Seq: r.h.Seq, ID: r.h.ID, Result: result, Behind: short}
+}
+
+// Result returns def's result (def is version version of its projection)
+// at seq at (0: the head), caught up from the cache within budget
+// (DefaultBudget when 0). A result at an earlier seq is folded from the
+// nearest checkpoint at or before it. A failed projection gives a
+// *FailedError.
+func (p *Projector) Result(ctx context.Context, def *Definition, version uint64, at uint64, budget time.Duration) (*Answer, error) {
+	r, short, err := p.catchUp(ctx, def, version, at, budget)
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.result()
+	if err != nil {
+		return nil, err
+	}
+	return r.answer(res, short), nil
+}
+
+// Key returns one key's result, as Result does the whole; ErrNoKey if the
+// result has no such key, ErrNotKeyed if the kind has no keys.
+func (p *Projector) Key(ctx context.Context, def *Definition, version uint64, key string, at uint64, budget time.Duration) (*Answer, error) {
+	r, short, err := p.catchUp(ctx, def, version, at, budget)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.ensure(); err != nil {
+		return nil, err
+	}
+	v, ok, err := r.red.Key(key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNoKey
+	}
+	return r.answer(v, short), nil
+}
+
+// Keys returns up to limit keys of def's result at the head after after,
+// sorted, and whether more follow; the Answer stamps them (no Result).
+func (p *Projector) Keys(ctx context.Context, def *Definition, version uint64, after string, limit int, budget time.Duration) ([]string, bool, *Answer, error) {
+	r, short, err := p.catchUp(ctx, def, version, 0, budget)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if err := r.ensure(); err != nil {
+		return nil, false, nil, err
+	}
+	keys, more, err := r.red.Keys(after, limit)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	return keys, more, r.answer(nil, short), nil
+}
+
+// Status returns def's status as its cache records it: StateCreated with
+// nothing processed if it has none.
+func (p *Projector) Status(def *Definition, version uint64) (*Status, error) {
+	h, err := readHeader(filepath.Join(p.versionDir(def.Name, version), resultFileName))
+	if err != nil || h.Def != digest(def) {
+		if err == nil || errors.Is(err, os.ErrNotExist) || errors.Is(err, errBadCache) {
+			return &Status{State: StateCreated}, nil
+		}
+		return nil, err
+	}
+	st := h.Status
+	return &st, nil
+}
+
+// Rebuild folds def's result again from the first event (with opt's
+// narrowing), replacing its cache and clearing a failure; progress, if not
+// nil, is called now and then with the seqs done and the total. If ctx
+// ends first, what was done is saved with state rebuilding and ctx's error
+// returned: a read or a Rebuild with opt.Resume goes on from there.
+func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64, opt RebuildOptions, progress func(done, total uint64)) error {
+	r, err := p.newRun(def, version)
+	if err != nil {
+		return err
+	}
+	if err := fileutil.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	lf, err := fileutil.OpenFile(filepath.Join(r.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if err := fileutil.Lock(lf, time.Minute, nil); err != nil {
+		return err
+	}
+	defer fileutil.Unlock(lf)
+	removeTemps(r.dir)
+
+	resumed := false
+	if opt.Resume {
+		if err := r.loadResult(); err != nil {
+			return err
+		}
+		resumed = r.loaded != "" && r.h.Status.State == StateRebuilding
+	}
+	if !resumed {
+		r, err = p.newRun(def, version)
+		if err != nil {
+			return err
+		}
+		o := opt
+		o.Resume = false
+		if !o.From.IsZero() || !o.To.IsZero() || o.Entity != "" || o.Types != nil {
+			r.setOptions(&o)
+		}
+		// A new generation: the checkpoints of the old one go, so time
+		// travel never mixes them.
+		cps, err := checkpoints(r.dir)
+		if err != nil {
+			return err
+		}
+		for _, seq := range cps {
+			if err := fileutil.Remove(filepath.Join(r.dir, checkpointName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	r.h.Status.State = StateRebuilding
+	r.dirty = true
+	if err := r.saveLocked(true); err != nil {
+		return err
+	}
+	through := p.l.Through()
+	report := func(seq uint64) {
+		if progress != nil {
+			progress(seq, through)
+		}
+	}
+	report(r.h.Seq)
+	short, err := r.advance(ctx, through, time.Time{}, p.every(), func() error {
+		if err := r.writeCheckpoint(); err != nil {
+			return err
+		}
+		return r.saveLocked(true)
+	}, report)
+	if err != nil {
+		return err
+	}
+	if !short && r.h.Status.State != StateFailed {
+		r.h.Status.State = StateRunning
+	}
+	r.dirty = true
+	if err := r.saveLocked(true); err != nil {
+		return err
+	}
+	if short {
+		return ctx.Err()
+	}
+	report(through)
+	return nil
+}
+
+// Drop deletes every cached result of the projection name (all versions).
+func (p *Projector) Drop(name string) error {
+	if !namePattern.MatchString(name) {
+		return fieldErr("name", "is not a projection name")
+	}
+	dir := filepath.Join(p.dir, name)
+	// Renamed away first, so no reader sees half a directory.
+	gone := filepath.Join(p.dir, "."+name+"."+newGen()+".drop")
+	if err := fileutil.Rename(dir, gone); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return os.RemoveAll(gone)
+}
+
+func tempCutoff() time.Time { return time.Now().Add(-time.Hour) }

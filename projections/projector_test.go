@@ -1,0 +1,77 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"strata/log"
+)
+
+// testLog opens a log whose clock starts at start and moves step per
+// append.
+func testLog(t testing.TB, start time.Time, step time.Duration) (*log.Log, *time.Time) {
+	t.Helper()
+	now := start
+	l, err := log.Open(t.TempDir(), log.Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, &now
+}
+
+func mustDef(t testing.TB, js string) *Definition {
+	t.Helper()
+	d, err := ParseDefinition([]byte(js))
+	if err != nil {
+		t.Fatalf("ParseDefinition(%s): %v", js, err)
+	}
+	return d
+}
+
+func appendOne(t testing.TB, l *log.Log, typ, entity, data string) {
+	t.Helper()
+	if _, err := l.Append(&log.Request{Events: []log.Proposed{{Type: typ, Entity: entity, Data: []byte(data), ExpectedVersion: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCounterSmoke(t *testing.T) {
+	l, now := testLog(t, time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), 0)
+	for i := 0; i < 10; i++ {
+		*now = now.Add(40 * time.Minute)
+		appendOne(t, l, []string{"order.placed", "order.paid"}[i%2], fmt.Sprintf("orders/%d", i%3), `{"amount":1.5}`)
+	}
+	p := Open(l)
+	for _, c := range []struct{ def, want string }{
+		{`{"name":"per-type","kind":"counter","by":"type"}`, `{"order.paid":5,"order.placed":5}`},
+		{`{"name":"per-entity","kind":"counter","by":"entity"}`, `{"orders/0":4,"orders/1":3,"orders/2":3}`},
+		{`{"name":"per-hour","kind":"counter","by":"hour","filter":{"types":["order.p*"]}}`, `{"2026-12-01T10:00:00Z":1,"2026-12-01T11:00:00Z":1,"2026-12-01T12:00:00Z":2,"2026-12-01T13:00:00Z":1,"2026-12-01T14:00:00Z":2,"2026-12-01T15:00:00Z":1,"2026-12-01T16:00:00Z":2}`},
+	} {
+		d := mustDef(t, c.def)
+		for round := 0; round < 2; round++ {
+			a, err := p.Result(context.Background(), d, 1, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(a.Result) != c.want || a.Seq != 10 || a.Behind {
+				t.Errorf("%s round %d: %s seq %d behind %v; want %s", d.Name, round, a.Result, a.Seq, a.Behind, c.want)
+			}
+		}
+		a, err := p.Result(context.Background(), d, 1, 4, 0)
+		if err != nil || a.Seq != 4 {
+			t.Fatalf("at 4: %+v %v", a, err)
+		}
+		t.Logf("%s at 4: %s", d.Name, a.Result)
+		st, err := p.Status(d, 1)
+		t.Logf("status %+v %v", st, err)
+	}
+	_, err := ParseDefinition([]byte(`{"name":"x","kind":"counter","by":"year"}`))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "by" {
+		t.Errorf("bad by: %v", err)
+	}
+}
