@@ -9,4 +9,9 @@ require (
 	golang.org/x/term v0.45.0
 )
 
-require github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+require (
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+)
+
+replace github.com/klauspost/compress => ./third_party/compress
