@@ -13,6 +13,7 @@ import (
 	"strata/api"
 	"strata/auth"
 	"strata/log"
+	"strata/projections"
 	"strata/tenants"
 )
 
@@ -98,6 +99,8 @@ type config struct {
 	trustProxy bool
 	auditAll   bool // record every append in the audit log
 	setupKey   string
+
+	snapshotEvery int // versions between automatic snapshots; 0: off
 }
 
 func (s settings) config() config {
@@ -123,6 +126,8 @@ func (s settings) config() config {
 		trustProxy:   s.get("STRATA_TRUST_PROXY", "") == "1",
 		auditAll:     s.get("STRATA_AUDIT_APPENDS", "") == "1",
 		setupKey:     s.get("STRATA_SETUP_KEY", ""),
+
+		snapshotEvery: atoi(s.get("STRATA_SNAPSHOT_EVERY", ""), projections.DefaultSnapshotEvery),
 	}
 }
 
@@ -145,6 +150,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origins, "cors-origins", c.origins, "browser `origins` allowed in every tenant, comma-separated")
 	fs.BoolVar(&c.trustProxy, "trust-proxy", c.trustProxy, "take the client address from X-Forwarded-For (behind a reverse proxy)")
 	fs.BoolVar(&c.auditAll, "audit-appends", c.auditAll, "record every append request in the audit log too (each event has meta.by regardless)")
+	fs.IntVar(&c.snapshotEvery, "snapshot-every", c.snapshotEvery, "write an entity's snapshot every `n` versions, when a read folds through them; 0 for no automatic snapshots")
 }
 
 func (c config) api() (api.Config, error) {
@@ -174,6 +180,14 @@ func (c config) api() (api.Config, error) {
 		TrustProxy:   c.trustProxy,
 		AuditAppends: c.auditAll,
 		SetupKey:     c.setupKey,
+	}
+	switch {
+	case c.snapshotEvery < 0:
+		return api.Config{}, fmt.Errorf("snapshot-every %d: must be 0 (off) or more", c.snapshotEvery)
+	case c.snapshotEvery == 0:
+		cfg.SnapshotEvery = -1 // off; 0 in api.Config is the default
+	default:
+		cfg.SnapshotEvery = c.snapshotEvery
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = -1 // 0 means no bound here; in api.Config, the default

@@ -46,11 +46,12 @@ func TestLayering(t *testing.T) {
 	}{
 		{"strata/internal/blake3", nil, true},
 		{"strata/internal/fileutil", nil, true},
+		{"strata/internal/zstdx", nil, true},
 		{"strata/jsonx", nil, true},
 		{"strata/blobs", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/log", []string{"strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
-		{"strata/projections", []string{"strata/query", "strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
+		{"strata/projections", []string{"strata/query", "strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/zstdx"}, true},
 		{"strata/quota", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/auth", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/tenants", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fileutil"}, true},

@@ -49,6 +49,16 @@ func entityTarget(rest string, q url.Values) (entity, sub string, err error) {
 	return rest, subState, nil
 }
 
+// entities returns the reader of the tenant's entity states, with the
+// configured snapshot interval.
+func (h *Handler) entities(c *call) *projections.Reader {
+	every := h.cfg.SnapshotEvery
+	if every == 0 {
+		every = projections.DefaultSnapshotEvery
+	}
+	return projections.NewReader(c.t.log, every)
+}
+
 // badParam is the 400 answer naming a bad query parameter.
 func badParam(name, why string) *apiError {
 	e := errorf("invalid_parameter", "parameter %s: %s", name, why)
@@ -151,7 +161,7 @@ func (h *Handler) entityState(w http.ResponseWriter, r *http.Request, c *call, e
 		writeError(w, r, err)
 		return
 	}
-	s, err := projections.StateAt(c.t.log, entity, p)
+	s, err := h.entities(c).StateAt(r.Context(), entity, p)
 	if err != nil {
 		writeError(w, r, entityError(err, entity))
 		return
@@ -197,7 +207,7 @@ func (h *Handler) entityHistory(w http.ResponseWriter, r *http.Request, c *call,
 		}
 		after = n
 	}
-	page, more, err := projections.History(c.t.log, entity, after, limit)
+	page, more, err := h.entities(c).History(r.Context(), entity, after, limit)
 	if err != nil {
 		writeError(w, r, entityError(err, entity))
 		return
@@ -278,7 +288,7 @@ func (h *Handler) entityDiff(w http.ResponseWriter, r *http.Request, c *call, en
 		}
 		v[i] = n
 	}
-	a, b, patch, exact, err := projections.Diff(c.t.log, entity, v[0], v[1])
+	a, b, patch, exact, err := h.entities(c).Diff(r.Context(), entity, v[0], v[1])
 	if errors.Is(err, projections.ErrBackwards) {
 		err = badParam("from", "must not be after to")
 	}

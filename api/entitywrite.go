@@ -149,7 +149,7 @@ func (h *Handler) entityWrite(w http.ResponseWriter, r *http.Request, c *call) {
 			// answers 410 (a PUT recreates it), a missing one 404 for a
 			// DELETE. The append then expects the version read, so the
 			// state checked is the state written over.
-			prev, err = projections.StateAt(c.t.log, entity, projections.Point{})
+			prev, err = h.entities(c).StateAt(r.Context(), entity, projections.Point{})
 			switch {
 			case errors.Is(err, projections.ErrNoEntity) && r.Method == http.MethodPatch:
 				prev, err = nil, nil

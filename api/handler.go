@@ -72,6 +72,11 @@ type Config struct {
 	// TrustProxy takes the client's address from X-Forwarded-For (the
 	// last address in it), for a server behind a reverse proxy.
 	TrustProxy bool
+	// SnapshotEvery is how many versions of an entity lie between two
+	// automatic snapshots (written by the reads that fold through them);
+	// 0 is projections.DefaultSnapshotEvery, negative turns automatic
+	// snapshots and the latest-state cache off.
+	SnapshotEvery int
 	// Logger gets what the operator must know and a client is not told:
 	// the details of every 5xx answer, under the request's id. Default:
 	// text lines on standard error, which Apache keeps in its error log.

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,39 +134,20 @@ func (p Point) bound(l *log.Log, entity string, through uint64) (uint64, error) 
 	return through, nil
 }
 
-// StateAt returns entity's state at point p of l. It reads the entity's
-// events from its first through p: O(versions).
+// StateAt returns entity's state at point p of l, read through the
+// snapshots with automatic ones every DefaultSnapshotEvery versions (see
+// Reader).
 func StateAt(l *log.Log, entity string, p Point) (*State, error) {
-	to, err := p.bound(l, entity, l.Through())
-	if err != nil {
-		return nil, err
-	}
-	return Fold(l, entity, nil, to)
+	return NewReader(l, DefaultSnapshotEvery).StateAt(context.Background(), entity, p)
 }
 
 // Fold returns entity's state through seq to: base (nil: none, read from
 // the entity's first event) with every event of the entity after base.Seq
 // and at most to applied. A cache or snapshot supplies base to spare the
-// reads before it; base must be the entity's state at base.Seq.
+// reads before it; base must be the entity's state at base.Seq. It writes
+// no snapshot; Reader.Fold does.
 func Fold(l *log.Log, entity string, base *State, to uint64) (*State, error) {
-	var s State
-	if base != nil {
-		s = *base
-	}
-	s.Entity = entity
-	it := l.ScanEntity(entity, s.Seq, to)
-	for it.Next() {
-		if err := s.apply(it.Event()); err != nil {
-			return nil, err
-		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, err
-	}
-	if s.Version == 0 {
-		return nil, ErrNoEntity
-	}
-	return &s, nil
+	return (&Reader{l: l}).Fold(context.Background(), entity, base, to)
 }
 
 // apply makes s the version that e makes.
@@ -179,88 +161,12 @@ func (s *State) apply(e *log.Event) error {
 	return nil
 }
 
-// History returns up to limit versions of entity after version after, each
-// with its state and the event that made it, and whether more follow. It
-// reads the entity's events from its first through the page's last:
-// O(after + limit).
+// History is Reader.History with the default snapshot interval.
 func History(l *log.Log, entity string, after uint64, limit int) ([]*State, bool, error) {
-	through := l.Through()
-	var base *State
-	if after > 0 {
-		seq, err := l.EntityVersion(entity, after)
-		switch {
-		case errors.Is(err, log.ErrNotFound):
-			// Past the newest version: an empty page, if the entity exists.
-			if head, err := l.EntityHead(entity); err != nil || head == 0 {
-				return nil, false, errors.Join(err, ErrNoEntity)
-			}
-			return nil, false, nil
-		case err != nil:
-			return nil, false, err
-		}
-		if base, err = Fold(l, entity, nil, seq); err != nil {
-			return nil, false, err
-		}
-	}
-	var page []*State
-	s := State{Entity: entity}
-	if base != nil {
-		s = *base
-	}
-	it := l.ScanEntity(entity, s.Seq, through)
-	for it.Next() {
-		if len(page) == limit {
-			return page, true, nil
-		}
-		e := it.Event()
-		if err := s.apply(e); err != nil {
-			return nil, false, err
-		}
-		v := s
-		v.Event = e
-		page = append(page, &v)
-	}
-	if err := it.Err(); err != nil {
-		return nil, false, err
-	}
-	if page == nil && base == nil {
-		return nil, false, ErrNoEntity
-	}
-	return page, false, nil
+	return NewReader(l, DefaultSnapshotEvery).History(context.Background(), entity, after, limit)
 }
 
-// Diff returns entity's states at versions from and to (from may be 0, the
-// null before its first event; to 0 is its newest version) and the merge
-// patch that takes the one to the other. It reads the entity's events from
-// its first through version to: O(to).
-//
-// exact is false when the patch cannot say what to holds: RFC 7386 has no
-// way to set a member to null (a null deletes it), so such a member comes
-// out deleted (jsonx.MergeDiff).
+// Diff is Reader.Diff with the default snapshot interval.
 func Diff(l *log.Log, entity string, from, to uint64) (a, b *State, patch []byte, exact bool, err error) {
-	if to != 0 && from > to {
-		return nil, nil, nil, false, fmt.Errorf("diff from version %d to %d: %w", from, to, ErrBackwards)
-	}
-	through := l.Through()
-	toSeq, err := Point{Version: to}.bound(l, entity, through)
-	if err != nil {
-		return nil, nil, nil, false, err
-	}
-	a = &State{Entity: entity, State: null}
-	if from > 0 {
-		fromSeq, err := Point{Version: from}.bound(l, entity, through)
-		if err != nil {
-			return nil, nil, nil, false, err
-		}
-		if a, err = Fold(l, entity, nil, fromSeq); err != nil {
-			return nil, nil, nil, false, err
-		}
-	}
-	if b, err = Fold(l, entity, a, toSeq); err != nil {
-		return nil, nil, nil, false, err
-	}
-	if patch, exact, err = jsonx.MergeDiff(nil, a.State, b.State); err != nil {
-		return nil, nil, nil, false, fmt.Errorf("diff of %q from version %d to %d: %w", entity, from, to, err)
-	}
-	return a, b, patch, exact, nil
+	return NewReader(l, DefaultSnapshotEvery).Diff(context.Background(), entity, from, to)
 }
