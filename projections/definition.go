@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -66,12 +65,47 @@ func fieldErr(field, format string, args ...any) *FieldError {
 // entity name).
 const MaxNameLen = 64
 
-// namePattern is a projection name: lowercase letters and digits, words
-// joined by single '.', '_' or '-' — safe in a URL path, a file name and
-// the entity strata/projections/<name>.
-var namePattern = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+// ValidName reports whether s is a projection name: lowercase letters and
+// digits, words joined by single '.', '_' or '-' (the event type rule) —
+// safe in a URL path, a file name and the entity strata/projections/<name>.
+func ValidName(s string) bool { return len(s) <= MaxNameLen && isWords(s) }
 
-var typeChars = regexp.MustCompile(`^[a-z0-9._*?\[\]-]+$`)
+// isWords reports whether s is ^[a-z0-9]+([._-][a-z0-9]+)*$, an event
+// type's shape. (Hand-written: a regexp compiled at init would cost every
+// CGI request its start-up.)
+func isWords(s string) bool {
+	if s == "" {
+		return false
+	}
+	sep := true // the last byte was a separator (or the start)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			sep = false
+		case c == '.' || c == '_' || c == '-':
+			if sep {
+				return false
+			}
+			sep = true
+		default:
+			return false
+		}
+	}
+	return !sep
+}
+
+// isTypePattern reports whether s is made of the characters of event types
+// and glob syntax.
+func isTypePattern(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("._-*?[]", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // ParseDefinition decodes and checks a definition. A bad field is a
 // *FieldError naming it.
@@ -127,7 +161,7 @@ func (d *Definition) Check() error {
 		return fieldErr("name", "is required")
 	case len(d.Name) > MaxNameLen:
 		return fieldErr("name", "is longer than %d bytes", MaxNameLen)
-	case !namePattern.MatchString(d.Name):
+	case !isWords(d.Name):
 		return fieldErr("name", "must be lowercase letters and digits joined by single '.', '_' or '-'")
 	case d.Kind == "":
 		return fieldErr("kind", "is required")
@@ -148,7 +182,7 @@ func (d *Definition) Check() error {
 func (f *Filter) check() error {
 	for i, t := range f.Types {
 		field := fmt.Sprintf("filter.types[%d]", i)
-		if t == "" || len(t) > 128 || !typeChars.MatchString(t) || !query.ValidPattern(t) {
+		if t == "" || len(t) > 128 || !isTypePattern(t) || !query.ValidPattern(t) {
 			return fieldErr(field, "must be an event type or a glob such as \"order.*\"")
 		}
 	}

@@ -691,7 +691,7 @@ func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64
 
 // Drop deletes every cached result of the projection name (all versions).
 func (p *Projector) Drop(name string) error {
-	if !namePattern.MatchString(name) {
+	if !ValidName(name) {
 		return fieldErr("name", "is not a projection name")
 	}
 	dir := filepath.Join(p.dir, name)
