@@ -14,10 +14,11 @@ import (
 //	{"name":"signup","kind":"funnel",
 //	 "steps":["user.created","user.verified","order.placed"],"window":"7d"}
 //
-// → {"steps":[{"type":"user.created","entities":10,"conversion":1},
+// gives
 //
-//	         {"type":"user.verified","entities":6,"conversion":0.6},…],
-//	"window":"7d"}
+//	{"steps":[{"type":"user.created","entities":10,"conversion":1},
+//	          {"type":"user.verified","entities":6,"conversion":0.6},…],
+//	 "window":"7d"}
 //
 // An entity reaches step 1 with an event of step 1's type; it reaches step
 // k with an event of step k's type after (later in the log than) the event
