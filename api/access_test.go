@@ -197,6 +197,9 @@ var accessMatrix = func() map[string]access {
 		"HEAD /storage/{blob}":               read,
 		"PUT /storage/{blob}":                write,
 		"DELETE /storage/{blob}":             del,
+		"GET /snapshots":                     read,
+		"POST /snapshots":                    write, // snapshots on demand: work and disk
+		"GET /snapshots/{entity...}":         read,  // …/latest
 		"GET /quota":                         info,
 		"GET /session":                       whoami,
 		"POST /session":                      login,

@@ -16,7 +16,7 @@ import (
 // origin read without credentials.
 const (
 	corsHeaders = "Authorization, Content-Type, If-Match, If-None-Match, Range, Accept, Strata-Tenant, X-Request-Id"
-	corsExpose  = "Strata-Request-Id, Strata-Head, Strata-Head-Seq, Strata-Next-After, ETag, Link, Location, Content-Location, Retry-After, Content-Range"
+	corsExpose  = "Strata-Request-Id, Strata-Head, Strata-Head-Seq, Strata-Next-After, Strata-Behind, ETag, Link, Location, Content-Location, Retry-After, Content-Range"
 )
 
 // allowedOrigin says how origin may call: "" not at all, "*" without

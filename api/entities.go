@@ -70,6 +70,10 @@ func badParam(name, why string) *apiError {
 // ?entity= forms).
 func (h *Handler) entity(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
+	if c.arg == "" && !q.Has("entity") {
+		h.entitySearch(w, r, c, q)
+		return
+	}
 	entity, sub, err := entityTarget(c.arg, q)
 	if err != nil {
 		writeError(w, r, err)

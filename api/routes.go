@@ -62,6 +62,12 @@ var routes = []route{
 	{"DELETE", "/entities", auth.PermAppend, inTenant, (*Handler).entityWrite},
 	{"DELETE", "/entities/{entity...}", auth.PermAppend, inTenant, (*Handler).entityWrite},
 	{"POST", "/entities/{entity...}", auth.PermAppend, inTenant, (*Handler).entityWrite},
+	// A snapshot is a cache: anyone who may read states makes automatic
+	// ones by reading; asking for them (work and disk on demand, every
+	// entity at once) takes the right to append.
+	{"GET", "/snapshots", auth.PermRead, inTenant, (*Handler).snapshotList},
+	{"POST", "/snapshots", auth.PermAppend, inTenant, (*Handler).snapshotTake},
+	{"GET", "/snapshots/{entity...}", auth.PermRead, inTenant, (*Handler).snapshotLatest},
 	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},
 	{"GET", "/session", auth.PermInfo, system, (*Handler).whoami},
 	{"POST", "/session", "", public, (*Handler).login},

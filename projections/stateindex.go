@@ -1,0 +1,457 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"strata/internal/fileutil"
+	"strata/log"
+)
+
+// The state index (projections/FORMAT.md "State index"): the current state
+// of every entity of a tenant, sorted by entity, in one file
+// <tenant>/cache/entities/index, for GET /entities?prefix=&where=. It is a
+// cache like every other: stamped with the seq and id of the last event it
+// reflects, used only if that event is on the chain, caught up from the
+// log's tail when read (at most MaxIndexCatchUp events per call, so no
+// request does unbounded work), rewritten atomically whole when it caught
+// up anything, deletable at any time.
+//
+// A read of a page costs the file's block table and the blocks the page
+// touches, not the whole index; a catch-up costs the events it applies
+// plus a rewrite of the index (O(entities)): a tenant of millions of
+// entities appending constantly would want a delta file, which is left for
+// later.
+const (
+	indexDir   = "entities"
+	indexName  = "index"
+	indexMagic = "STIDX001"
+	// blockTarget is the size at which a block of entries is closed.
+	blockTarget = 32 << 10
+)
+
+// MaxIndexCatchUp is the most events one call applies to the state index;
+// past it the answer reflects the index so far and says it is behind.
+const MaxIndexCatchUp = 200000
+
+// MaxIndexScan is the most entries one search looks at (each passed to its
+// filter); past it the page ends early with a cursor to go on from.
+const MaxIndexScan = 20000
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Index is a tenant's state index.
+type Index struct {
+	l    *log.Log
+	path string
+}
+
+// OpenIndex returns l's state index; nothing is read until a search.
+func OpenIndex(l *log.Log) *Index {
+	return &Index{l: l, path: filepath.Join(l.Dir(), "cache", indexDir, indexName)}
+}
+
+// indexFile is the block table of an index file.
+type indexFile struct {
+	seq    uint64
+	id     [32]byte
+	count  uint64
+	blocks []blockRef
+	f      *os.File
+}
+
+type blockRef struct {
+	first    string // the block's first entity
+	off, len uint64
+	crc      uint32
+}
+
+// SearchResult is a page of a search.
+type SearchResult struct {
+	States []*State
+	// Next is the entity to go on after; "" when the search is complete.
+	Next string
+	// Seq and ID are the stamp of the index the page was read from.
+	Seq uint64
+	ID  [32]byte
+	// Behind says the log has events the index did not reach in this call.
+	Behind bool
+}
+
+// Search returns up to limit current states of entities that start with
+// prefix and sort after after (byte order), not deleted, for which match
+// (nil: every one) says true. It catches the index up first.
+func (x *Index) Search(ctx context.Context, prefix, after string, limit int, match func(*State) (bool, error)) (*SearchResult, error) {
+	through := x.l.Through()
+	f := x.open()
+	if f != nil {
+		defer f.f.Close()
+	}
+	res := &SearchResult{}
+	if f != nil && f.seq == through {
+		res.Seq, res.ID = f.seq, f.id
+		err := x.searchFile(ctx, f, prefix, after, limit, match, res)
+		if errors.Is(err, errBadIndex) {
+			os.Remove(x.path)
+			return x.Search(ctx, prefix, after, limit, match)
+		}
+		return res, err
+	}
+	all, seq, id, err := x.catchUp(ctx, f, through)
+	if err != nil {
+		return nil, err
+	}
+	res.Seq, res.ID, res.Behind = seq, id, seq < through
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	start := max(prefix, after)
+	i := sort.SearchStrings(keys, start)
+	err = x.scan(ctx, func(yield func(*State) (bool, error)) error {
+		for ; i < len(keys); i++ {
+			if more, err := yield(all[keys[i]]); !more || err != nil {
+				return err
+			}
+		}
+		return nil
+	}, prefix, after, limit, match, res)
+	return res, err
+}
+
+// scan feeds entries from each (in entity order, from the search's start)
+// through the search's filters into res.
+func (x *Index) scan(ctx context.Context, each func(yield func(*State) (bool, error)) error, prefix, after string, limit int, match func(*State) (bool, error), res *SearchResult) error {
+	looked, last := 0, "" // entries looked at, and the last of them
+	return each(func(s *State) (bool, error) {
+		if s.Entity <= after {
+			return true, nil
+		}
+		if !strings.HasPrefix(s.Entity, prefix) {
+			return false, nil // sorted: past the prefix
+		}
+		if len(res.States) == limit || looked == MaxIndexScan {
+			res.Next = last // every entity up to it is answered or passed over
+			return false, nil
+		}
+		looked, last = looked+1, s.Entity
+		if looked%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+		}
+		if s.Deleted {
+			return true, nil
+		}
+		if match != nil {
+			ok, err := match(s)
+			if err != nil || !ok {
+				return err == nil, err
+			}
+		}
+		res.States = append(res.States, s)
+		return true, nil
+	})
+}
+
+var errBadIndex = errors.New("state index is damaged")
+
+// open reads the index file's block table; nil if there is none, it is
+// damaged, or its stamp is not on the chain (it is removed then).
+func (x *Index) open() *indexFile {
+	f, err := os.Open(x.path)
+	if err != nil {
+		return nil
+	}
+	ix, err := readTable(f)
+	if err == nil && ix.seq > 0 {
+		if ix.seq > x.l.Through() {
+			err = errBadIndex
+		} else if e, rerr := x.l.Event(ix.seq); rerr != nil || e.ID != ix.id {
+			err = errBadIndex
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(x.path)
+		return nil
+	}
+	ix.f = f
+	return ix
+}
+
+// readTable reads an index file's trailer and block table:
+//
+//	trailer (last 16 bytes): table offset uint64 LE | table length uint32 LE | CRC-32C of the table
+//	table: magic | seq uvarint | id 32 bytes | entries uvarint | blocks uvarint
+//	       | per block: first entity (uvarint length, bytes) | offset uvarint | length uvarint | CRC-32C uint32 LE
+func readTable(f *os.File) (*indexFile, error) {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < 16 {
+		return nil, errBadIndex
+	}
+	var tr [16]byte
+	if _, err := f.ReadAt(tr[:], fi.Size()-16); err != nil {
+		return nil, errBadIndex
+	}
+	off, n := binary.LittleEndian.Uint64(tr[:8]), binary.LittleEndian.Uint32(tr[8:12])
+	if off+uint64(n)+16 != uint64(fi.Size()) {
+		return nil, errBadIndex
+	}
+	t := make([]byte, n)
+	if _, err := f.ReadAt(t, int64(off)); err != nil || crc32.Checksum(t, castagnoli) != binary.LittleEndian.Uint32(tr[12:]) {
+		return nil, errBadIndex
+	}
+	d := &decoder{b: t}
+	if string(d.next(len(indexMagic))) != indexMagic {
+		return nil, errBadIndex
+	}
+	ix := &indexFile{seq: d.uvarint()}
+	copy(ix.id[:], d.next(32))
+	ix.count = d.uvarint()
+	nb := d.uvarint()
+	if d.err != nil || nb > uint64(len(t)) {
+		return nil, errBadIndex
+	}
+	for i := uint64(0); i < nb && d.err == nil; i++ {
+		first := string(d.bytes())
+		bo, bl := d.uvarint(), d.uvarint()
+		crc := binary.LittleEndian.Uint32(d.next(4))
+		if bo+bl > off {
+			return nil, errBadIndex
+		}
+		ix.blocks = append(ix.blocks, blockRef{first, bo, bl, crc})
+	}
+	if d.err != nil {
+		return nil, errBadIndex
+	}
+	return ix, nil
+}
+
+// block reads and decodes block i of f.
+func (f *indexFile) block(i int) ([]*State, error) {
+	ref := f.blocks[i]
+	b := make([]byte, ref.len)
+	if _, err := f.f.ReadAt(b, int64(ref.off)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if crc32.Checksum(b, castagnoli) != ref.crc {
+		return nil, errBadIndex
+	}
+	var out []*State
+	d := &decoder{b: b}
+	for len(d.b) > 0 && d.err == nil {
+		s := &State{Entity: string(d.bytes()), Version: d.uvarint(), Seq: d.uvarint()}
+		copy(s.ID[:], d.next(32))
+		s.Time = int64(d.uvarint())
+		s.Deleted = d.next(1)[0] == 1
+		s.State = bytes.Clone(d.bytes())
+		out = append(out, s)
+	}
+	if d.err != nil {
+		return nil, errBadIndex
+	}
+	return out, nil
+}
+
+// searchFile answers a search from f's blocks, reading from the block
+// that holds the start on.
+func (x *Index) searchFile(ctx context.Context, f *indexFile, prefix, after string, limit int, match func(*State) (bool, error), res *SearchResult) error {
+	start := max(prefix, after)
+	i := sort.Search(len(f.blocks), func(i int) bool { return f.blocks[i].first > start })
+	i = max(i-1, 0)
+	return x.scan(ctx, func(yield func(*State) (bool, error)) error {
+		for ; i < len(f.blocks); i++ {
+			states, err := f.block(i)
+			if err != nil {
+				return err
+			}
+			for _, s := range states {
+				if more, err := yield(s); !more || err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}, prefix, after, limit, match, res)
+}
+
+// catchUp loads every entry of f (nil: none) and applies the log's events
+// after f's stamp, at most MaxIndexCatchUp of them through through, then
+// writes the index anew if it applied any; it returns the entries and the
+// stamp they reflect.
+func (x *Index) catchUp(ctx context.Context, f *indexFile, through uint64) (map[string]*State, uint64, [32]byte, error) {
+	all := map[string]*State{}
+	var seq uint64
+	var id [32]byte
+	if f != nil {
+		for i := range f.blocks {
+			states, err := f.block(i)
+			if err != nil {
+				// Damaged: start over from the log's first event.
+				clear(all)
+				f = nil
+				break
+			}
+			for _, s := range states {
+				all[s.Entity] = s
+			}
+		}
+		if f != nil {
+			seq, id = f.seq, f.id
+		}
+	}
+	to := min(through, seq+MaxIndexCatchUp)
+	it := x.l.Scan(seq+1, to)
+	n := 0
+	for it.Next() {
+		e := it.Event()
+		s := all[e.Entity]
+		if s == nil {
+			s = &State{Entity: e.Entity}
+			all[e.Entity] = s
+		}
+		state, deleted, err := Apply(s.State, e)
+		if err != nil {
+			return nil, 0, id, err
+		}
+		if opOf(e.Meta) == OpPut && !e.Erased {
+			state = bytes.Clone(state) // e.Data is the iterator's, valid until Next
+		}
+		s.State, s.Deleted = state, deleted
+		s.Version, s.Seq, s.ID, s.Time = e.Version, e.Seq, e.ID, e.Time
+		seq, id = e.Seq, e.ID
+		if n++; n%ctxEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, 0, id, err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, 0, id, err
+	}
+	if n > 0 || f == nil {
+		// A cache: a failed write costs the next request the catch-up.
+		x.write(all, seq, id)
+	}
+	return all, seq, id, nil
+}
+
+// write replaces the index file with entries all, stamped seq and id,
+// atomically (no fsync: a torn file fails its checksums and is rebuilt).
+func (x *Index) write(all map[string]*State, seq uint64, id [32]byte) error {
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out, blk []byte
+	var refs []blockRef
+	first := ""
+	flush := func() {
+		if len(blk) == 0 {
+			return
+		}
+		refs = append(refs, blockRef{first, uint64(len(out)), uint64(len(blk)), crc32.Checksum(blk, castagnoli)})
+		out = append(out, blk...)
+		blk = blk[:0]
+	}
+	for _, k := range keys {
+		s := all[k]
+		if len(blk) == 0 {
+			first = k
+		}
+		blk = appendBytes(blk, []byte(k))
+		blk = binary.AppendUvarint(blk, s.Version)
+		blk = binary.AppendUvarint(blk, s.Seq)
+		blk = append(blk, s.ID[:]...)
+		blk = binary.AppendUvarint(blk, uint64(s.Time))
+		if s.Deleted {
+			blk = append(blk, 1)
+		} else {
+			blk = append(blk, 0)
+		}
+		blk = appendBytes(blk, s.State)
+		if len(blk) >= blockTarget {
+			flush()
+		}
+	}
+	flush()
+	off := len(out)
+	t := append([]byte(nil), indexMagic...)
+	t = binary.AppendUvarint(t, seq)
+	t = append(t, id[:]...)
+	t = binary.AppendUvarint(t, uint64(len(keys)))
+	t = binary.AppendUvarint(t, uint64(len(refs)))
+	for _, r := range refs {
+		t = appendBytes(t, []byte(r.first))
+		t = binary.AppendUvarint(t, r.off)
+		t = binary.AppendUvarint(t, r.len)
+		t = binary.LittleEndian.AppendUint32(t, r.crc)
+	}
+	out = append(out, t...)
+	out = binary.LittleEndian.AppendUint64(out, uint64(off))
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(t)))
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(t, castagnoli))
+	if err := fileutil.MkdirAll(filepath.Dir(x.path), 0o755); err != nil {
+		return fmt.Errorf("state index: %w", err)
+	}
+	if err := fileutil.WriteFileNoSync(x.path, out, 0o644); err != nil {
+		return fmt.Errorf("state index: %w", err)
+	}
+	return nil
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads the index's encodings; the first failure sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) next(n int) []byte {
+	if d.err != nil || n > len(d.b) {
+		d.err = errBadIndex
+		return make([]byte, n)
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errBadIndex
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = errBadIndex
+		return nil
+	}
+	return d.next(int(n))
+}

@@ -1,0 +1,144 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"strata/log"
+)
+
+// indexLog appends n entities under "a/" (every 7th deleted after), a few
+// under "b/" and "ab", and returns the log.
+func indexLog(t testing.TB, dir string, n int) *log.Log {
+	l, err := log.Open(dir, log.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var ps []log.Proposed
+	for i := 0; i < n; i++ {
+		ps = append(ps, ev(fmt.Sprintf("a/%04d", i), fmt.Sprintf(`{"i":%d,"big":%v}`, i, i%2 == 0), ""))
+	}
+	for i := 0; i < n; i += 3 {
+		ps = append(ps, ev(fmt.Sprintf("a/%04d", i), `{"touched":true}`, ""))
+	}
+	for i := 0; i < n; i += 7 {
+		ps = append(ps, ev(fmt.Sprintf("a/%04d", i), `null`, `{"strata":"delete"}`))
+	}
+	ps = append(ps, ev("ab", `1`, ""), ev("b/1", `{"b":1}`, ""), ev("b/2", `[2]`, `{"strata":"put"}`))
+	if _, err := l.Append(&log.Request{Events: ps}); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// searchAll pages through a search and checks every page against the
+// states read one by one.
+func searchAll(t *testing.T, l *log.Log, prefix string, limit int) []string {
+	t.Helper()
+	ix := OpenIndex(l)
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		res, err := ix.Search(context.Background(), prefix, after, limit, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Seq != l.Through() || res.Behind {
+			t.Fatalf("search stamped %d (behind %v), log at %d", res.Seq, res.Behind, l.Through())
+		}
+		if len(res.States) > limit {
+			t.Fatalf("page of %d, limit %d", len(res.States), limit)
+		}
+		for _, s := range res.States {
+			want, err := (&Reader{l: l}).Fold(context.Background(), s.Entity, nil, l.Through())
+			if err != nil || !sameState(s, want) || s.Deleted {
+				t.Fatalf("%s: index %+v %s, state %+v %v", s.Entity, s, s.State, want, err)
+			}
+			got = append(got, s.Entity)
+		}
+		if res.Next == "" {
+			return got
+		}
+		after = res.Next
+		if pages > 1000 {
+			t.Fatal("no end to the pages")
+		}
+	}
+}
+
+func wantEntities(n int) []string {
+	var want []string
+	for i := 0; i < n; i++ {
+		if i%7 != 0 {
+			want = append(want, fmt.Sprintf("a/%04d", i))
+		}
+	}
+	return want
+}
+
+func TestStateIndex(t *testing.T) {
+	const n = 3000
+	dir := t.TempDir()
+	l := indexLog(t, dir, n)
+	want := wantEntities(n)
+	for _, limit := range []int{1000, 37, 5000} {
+		got := searchAll(t, l, "a/", limit)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("limit %d: %d entities, want %d", limit, len(got), len(want))
+		}
+	}
+	if got := searchAll(t, l, "", 100); len(got) != len(want)+3 || got[len(got)-3] != "ab" {
+		t.Fatalf("every entity: %d, last %v", len(got), got[len(got)-3:])
+	}
+	// Appends after the index: caught up on the next search.
+	if _, err := l.Append(&log.Request{Events: []log.Proposed{ev("a/0001", `{"later":1}`, ""), ev("a/0007", `{"back":1}`, `{"strata":"put"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "a/0007")
+	got := searchAll(t, l, "a/", 500)
+	if len(got) != len(want) {
+		t.Fatalf("after appends: %d entities, want %d", len(got), len(want))
+	}
+	// A damaged or foreign index is rebuilt; the answers stay.
+	path := filepath.Join(dir, "cache", indexDir, indexName)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := indexLog(t, t.TempDir(), n)
+	searchAll(t, other, "", 2000)
+	foreign, _ := os.ReadFile(filepath.Join(other.Dir(), "cache", indexDir, indexName))
+	for name, bad := range map[string][]byte{
+		"flipped block":   append(append([]byte{}, b[:100]...), append([]byte{b[100] ^ 1}, b[101:]...)...),
+		"flipped trailer": append(append([]byte{}, b[:len(b)-1]...), b[len(b)-1]^1),
+		"truncated":       b[:len(b)/2],
+		"empty":           nil,
+		"foreign":         foreign,
+	} {
+		os.WriteFile(path, bad, 0o644)
+		if got := searchAll(t, l, "a/", 700); len(got) != len(want) {
+			t.Fatalf("%s: %d entities, want %d", name, len(got), len(want))
+		}
+	}
+}
+
+// TestStateIndexFilter: a filter picks states; a page never looks at more
+// than MaxIndexScan entries.
+func TestStateIndexFilter(t *testing.T) {
+	l := indexLog(t, t.TempDir(), 500)
+	ix := OpenIndex(l)
+	res, err := ix.Search(context.Background(), "a/", "", 10, func(s *State) (bool, error) {
+		return string(s.State) == `{"i":3,"big":false,"touched":true}`, nil
+	})
+	if err != nil || len(res.States) != 1 || res.States[0].Entity != "a/0003" {
+		t.Fatalf("filtered: %+v %v", res, err)
+	}
+	res, err = ix.Search(context.Background(), "a/0", "a/0100", 3, nil)
+	if err != nil || len(res.States) != 3 || res.States[0].Entity != "a/0101" || res.Next != "a/0103" {
+		t.Fatalf("after a/0100: %+v %v", res, err)
+	}
+}
