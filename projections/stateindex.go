@@ -135,8 +135,8 @@ func (x *Index) Search(ctx context.Context, prefix, after string, limit int, mat
 func (x *Index) scan(ctx context.Context, each func(yield func(*State) (bool, error)) error, prefix, after string, limit int, match func(*State) (bool, error), res *SearchResult) error {
 	looked, last := 0, "" // entries looked at, and the last of them
 	return each(func(s *State) (bool, error) {
-		if s.Entity <= after {
-			return true, nil
+		if s.Entity <= after || s.Entity < prefix {
+			return true, nil // before the start: the first block holds some
 		}
 		if !strings.HasPrefix(s.Entity, prefix) {
 			return false, nil // sorted: past the prefix

@@ -91,6 +91,9 @@ func TestStateIndex(t *testing.T) {
 			t.Fatalf("limit %d: %d entities, want %d", limit, len(got), len(want))
 		}
 	}
+	if got := searchAll(t, l, "b/", 1); fmt.Sprint(got) != "[b/1 b/2]" {
+		t.Fatalf("prefix b/: %v", got)
+	}
 	if got := searchAll(t, l, "", 100); len(got) != len(want)+3 || got[len(got)-3] != "ab" {
 		t.Fatalf("every entity: %d, last %v", len(got), got[len(got)-3:])
 	}
