@@ -242,6 +242,7 @@ func quotaFlags(f *cmdFlags, ov *quota.Overrides) {
 	setInt("events-per-day", "`N` events per UTC day; 0: unlimited", &ov.EventsPerDay, false)
 	setInt("storage", "`size` of log and blobs, e.g. 10G; 0: unlimited", &ov.StorageBytes, true)
 	setInt("max-blob", "largest blob (`size`), e.g. 100M; 0: unlimited", &ov.MaxBlob, true)
+	setInt("projections", "`N` projections defined at once; 0: unlimited", &ov.Projections, false)
 	f.Func("rps", "`N` requests per second per credential; 0: unlimited", func(v string) error {
 		var r float64
 		if _, err := fmt.Sscan(v, &r); err != nil {

@@ -101,11 +101,15 @@ type config struct {
 	setupKey   string
 
 	snapshotEvery int // versions between automatic snapshots; 0: off
+	// catchupBudget is how long a read may catch a projection's result
+	// up (and a CGI request move a replay on).
+	catchupBudget time.Duration
 }
 
 func (s settings) config() config {
 	lt, _ := time.ParseDuration(s.get("STRATA_LOCK_TIMEOUT", "10s"))
 	ttl, _ := time.ParseDuration(s.get("STRATA_SESSION_TTL", "12h"))
+	budget, _ := time.ParseDuration(s.get("STRATA_CATCHUP_BUDGET", "2s"))
 	return config{
 		data:         s.get("STRATA_DATA", "./data"),
 		maxBody:      s.get("STRATA_MAX_BODY", "64M"),
@@ -128,6 +132,7 @@ func (s settings) config() config {
 		setupKey:     s.get("STRATA_SETUP_KEY", ""),
 
 		snapshotEvery: atoi(s.get("STRATA_SNAPSHOT_EVERY", ""), projections.DefaultSnapshotEvery),
+		catchupBudget: budget,
 	}
 }
 
@@ -150,6 +155,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origins, "cors-origins", c.origins, "browser `origins` allowed in every tenant, comma-separated")
 	fs.BoolVar(&c.trustProxy, "trust-proxy", c.trustProxy, "take the client address from X-Forwarded-For (behind a reverse proxy)")
 	fs.BoolVar(&c.auditAll, "audit-appends", c.auditAll, "record every append request in the audit log too (each event has meta.by regardless)")
+	fs.DurationVar(&c.catchupBudget, "catchup-budget", c.catchupBudget, "longest a read catches a projection's result up from the log; past it the answer is the result so far, marked behind")
 	fs.IntVar(&c.snapshotEvery, "snapshot-every", c.snapshotEvery, "write an entity's snapshot every `n` versions, when a read folds through them; 0 for no automatic snapshots")
 }
 
@@ -192,6 +198,10 @@ func (c config) api() (api.Config, error) {
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = -1 // 0 means no bound here; in api.Config, the default
 	}
+	if c.catchupBudget <= 0 {
+		return api.Config{}, fmt.Errorf("catchup-budget %v: must be more than 0 (e.g. 2s)", c.catchupBudget)
+	}
+	cfg.CatchupBudget = c.catchupBudget
 	if c.maxEvents <= 0 {
 		return api.Config{}, fmt.Errorf("max-events %d: must be at least 1", c.maxEvents)
 	}

@@ -116,6 +116,7 @@ func requestFor(rt route) (target, body string) {
 		{"{blob}", strings.Repeat("b", 64)},
 		{"{name}", "nosuch"},
 		{"{entity...}", "books/nosuch"},
+		{"{name...}", "nosuch/result"},
 	} {
 		target = strings.Replace(target, ph.from, ph.to, 1)
 	}
@@ -161,9 +162,11 @@ type access struct {
 var accessMatrix = func() map[string]access {
 	const no = http.StatusForbidden
 	var (
-		read      = access{true, false, [nPrincipals]int{0, 0, 0, 0, no}}
-		write     = access{true, false, [nPrincipals]int{0, 0, 0, no, 0}} // append, upload
-		del       = access{true, false, [nPrincipals]int{0, 0, 0, no, no}}
+		read  = access{true, false, [nPrincipals]int{0, 0, 0, 0, no}}
+		write = access{true, false, [nPrincipals]int{0, 0, 0, no, 0}} // append, upload
+		del   = access{true, false, [nPrincipals]int{0, 0, 0, no, no}}
+		// defining projections: writers and administrators
+		define    = access{true, false, [nPrincipals]int{0, 0, 0, no, no}}
 		info      = access{true, false, [nPrincipals]int{0, 0, 0, 0, 0}}
 		whoami    = access{false, false, [nPrincipals]int{0, 0, 0, 0, 0}}
 		open      = access{false, true, [nPrincipals]int{0, 0, 0, 0, 0}}
@@ -200,6 +203,18 @@ var accessMatrix = func() map[string]access {
 		"GET /snapshots":                     read,
 		"POST /snapshots":                    write, // snapshots on demand: work and disk
 		"GET /snapshots/{entity...}":         read,  // …/latest
+		"GET /projections":                   read,
+		"POST /projections":                  define,
+		"GET /projections/{name...}":         read,
+		"PUT /projections/{name}":            define,
+		"DELETE /projections/{name}":         define,
+		"POST /projections/{name}/pause":     define,
+		"POST /projections/{name}/resume":    define,
+		"POST /projections/{name}/rebuild":   define,
+		"GET /replays":                       read,
+		"GET /replays/{id}":                  read,
+		"POST /replays/{id}/cancel":          define,
+		"DELETE /replays/{id}":               define,
 		"GET /quota":                         info,
 		"GET /session":                       whoami,
 		"POST /session":                      login,

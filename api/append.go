@@ -183,6 +183,7 @@ func (h *Handler) commit(c *call, req *log.Request) (*log.Result, error) {
 		}
 		return nil, err
 	}
+	h.poke(t)
 	return res, nil
 }
 

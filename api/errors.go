@@ -47,6 +47,11 @@ var statusOf = map[string]int{
 	// own records (api/reserved.go)
 	"reserved_type":   http.StatusBadRequest,
 	"reserved_entity": http.StatusBadRequest,
+	// projections: a bad definition (naming its field), a bad name, a
+	// result without keys read by key
+	"invalid_definition": http.StatusBadRequest,
+	"invalid_name":       http.StatusBadRequest,
+	"not_keyed":          http.StatusBadRequest,
 	// 401: no credentials, or credentials that are not valid.
 	"unauthorized":  http.StatusUnauthorized,
 	"token_expired": http.StatusUnauthorized,
@@ -80,6 +85,11 @@ var statusOf = map[string]int{
 	"head_conflict":    http.StatusConflict,
 	"key_conflict":     http.StatusConflict,
 	"already_set_up":   http.StatusConflict,
+	// a projection whose reducer failed at an event (the answer names it),
+	// a definition this server cannot read, a replay already finished
+	"projection_failed":     http.StatusConflict,
+	"unreadable_definition": http.StatusConflict,
+	"replay_finished":       http.StatusConflict,
 	// 411, 413, 415: the body.
 	"length_required":        http.StatusLengthRequired,
 	"body_too_large":         http.StatusRequestEntityTooLarge,
@@ -167,6 +177,9 @@ func quotaError(e *quota.ExceededError) *apiError {
 		ae.status = http.StatusInsufficientStorage
 	case quota.QuotaMaxBlob:
 		ae.status = http.StatusRequestEntityTooLarge
+	case quota.QuotaProjections:
+		// Not a matter of time: only deleting a projection helps.
+		ae.status = http.StatusForbidden
 	}
 	ae.extra = map[string]any{"quota": e.Quota, "limit": e.Limit}
 	ae.retry = e.RetryAfter

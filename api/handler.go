@@ -21,6 +21,8 @@ const (
 	DefaultMaxInflight = 256 << 20
 	DefaultTenant      = "default"
 	DefaultSessionTTL  = 12 * time.Hour
+	// DefaultCatchupBudget is Config.CatchupBudget's default.
+	DefaultCatchupBudget = 2 * time.Second
 )
 
 // Config is what the handler needs to know; main fills it from flags, the
@@ -77,6 +79,11 @@ type Config struct {
 	// 0 is projections.DefaultSnapshotEvery, negative turns automatic
 	// snapshots and the latest-state cache off.
 	SnapshotEvery int
+	// CatchupBudget is how long a read of a projection's result may
+	// spend catching it up from the log (and a CGI request moving a
+	// replay on); past it the answer is the result so far, marked behind.
+	// Default DefaultCatchupBudget.
+	CatchupBudget time.Duration
 	// Logger gets what the operator must know and a client is not told:
 	// the details of every 5xx answer, under the request's id. Default:
 	// text lines on standard error, which Apache keeps in its error log.
@@ -116,6 +123,9 @@ func New(cfg Config) *Handler {
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.CatchupBudget <= 0 {
+		cfg.CatchupBudget = DefaultCatchupBudget
 	}
 	if cfg.UsersFile == "" {
 		cfg.UsersFile = filepath.Join(cfg.DataDir, systemDir, "users")

@@ -51,6 +51,10 @@ type tenant struct {
 	refs    int
 	dropped bool
 
+	// ps is the tenant's projection engine and, in a long-running
+	// server, its background worker (projworker.go).
+	ps projState
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -70,6 +74,7 @@ func (t *tenant) rates() (*quota.Rate, error) {
 // close closes the tenant's files, once.
 func (t *tenant) close() error {
 	t.closeOnce.Do(func() {
+		t.stopWorker()
 		if t.rate != nil {
 			t.rate.Close()
 		}

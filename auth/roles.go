@@ -23,7 +23,11 @@ const (
 	PermBlobWrite  Permission = "blob.write"  // upload blobs
 	PermBlobDelete Permission = "blob.delete" // delete blobs
 	PermInfo       Permission = "info"        // see one's own tenant's quota and usage, whoami
-	PermAdmin      Permission = "admin"       // accounts, tenants, audit, every tenant
+	// PermDefine defines, changes, pauses, rebuilds and deletes read
+	// models (projections): durable records that cost the tenant CPU and
+	// disk, so writers and administrators, not readers.
+	PermDefine Permission = "define"
+	PermAdmin  Permission = "admin" // accounts, tenants, audit, every tenant
 )
 
 // Roles lists the roles, most powerful first.
@@ -31,7 +35,7 @@ func Roles() []Role { return []Role{RoleAdmin, RoleWriter, RoleReader, RoleAppen
 
 // Permissions lists every permission.
 func Permissions() []Permission {
-	return []Permission{PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermAdmin}
+	return []Permission{PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine, PermAdmin}
 }
 
 // Can reports whether the role grants p. This switch is the one table of
@@ -39,9 +43,9 @@ func Permissions() []Permission {
 func (r Role) Can(p Permission) bool {
 	switch r {
 	case RoleAdmin:
-		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo || p == PermAdmin
+		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo || p == PermDefine || p == PermAdmin
 	case RoleWriter:
-		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo
+		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo || p == PermDefine
 	case RoleReader:
 		return p == PermRead || p == PermInfo
 	case RoleAppender:

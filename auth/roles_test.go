@@ -9,8 +9,8 @@ import (
 func TestRoleCan(t *testing.T) {
 	// The whole matrix, written out: a change to Role.Can must change this.
 	want := map[Role][]Permission{
-		RoleAdmin:    {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermAdmin},
-		RoleWriter:   {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo},
+		RoleAdmin:    {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine, PermAdmin},
+		RoleWriter:   {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine},
 		RoleReader:   {PermRead, PermInfo},
 		RoleAppender: {PermAppend, PermBlobWrite, PermInfo},
 		"":           nil,
@@ -44,8 +44,8 @@ func TestRolesAndPermissionsAreComplete(t *testing.T) {
 			t.Errorf("admin cannot %q", p)
 		}
 	}
-	if got := len(Permissions()); got != 6 {
-		t.Errorf("Permissions() has %d, want 6", got)
+	if got := len(Permissions()); got != 7 {
+		t.Errorf("Permissions() has %d, want 7", got)
 	}
 }
 

@@ -22,15 +22,16 @@
 //
 // # Tiers
 //
-//	tier        events/day   storage           largest blob     requests/s   burst
-//	free           10,000    100 MiB           10 MiB                    5      10
-//	standard    1,000,000    10 GiB            1 GiB                   100     200
-//	unlimited           —    —                 —                         —       —
+//	tier        events/day   storage           largest blob     requests/s   burst   projections
+//	free           10,000    100 MiB           10 MiB                    5      10             5
+//	standard    1,000,000    10 GiB            1 GiB                   100     200           100
+//	unlimited           —    —                 —                         —       —             —
 //
 // "standard" is the tier of a tenant that names none (DefaultTier). Storage
 // counts the tenant's log segments plus its blobs. Events per day count
 // from midnight UTC. The server's own --max-blob applies on top of
-// max_blob.
+// max_blob. Projections counts the projections defined and not deleted;
+// every one costs the tenant CPU on each catch-up.
 //
 // # Burst
 //

@@ -13,6 +13,7 @@ const (
 	QuotaStorageBytes      = "storage_bytes"
 	QuotaMaxBlob           = "max_blob"
 	QuotaRequestsPerSecond = "requests_per_second"
+	QuotaProjections       = "projections"
 )
 
 // ErrExceeded matches every *ExceededError with errors.Is, so the api's
@@ -51,6 +52,8 @@ func (e *ExceededError) Error() string {
 		return fmt.Sprintf("%v %s: a blob of %d bytes, at most %s", ErrExceeded, e.Quota, e.Used, lim)
 	case QuotaRequestsPerSecond:
 		return fmt.Sprintf("%v %s: %s per second, retry after %v", ErrExceeded, e.Quota, lim, e.RetryAfter)
+	case QuotaProjections:
+		return fmt.Sprintf("%v %s: %d projections defined of %s; delete one first", ErrExceeded, e.Quota, e.Used, lim)
 	}
 	return fmt.Sprintf("%v %s: %d of %s", ErrExceeded, e.Quota, e.Used, lim)
 }

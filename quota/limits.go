@@ -14,6 +14,7 @@ type Limits struct {
 	MaxBlob           int64   `json:"max_blob"`            // largest blob; the server's --max-blob applies too
 	RequestsPerSecond float64 `json:"requests_per_second"` // per credential
 	Burst             int     `json:"burst"`               // requests at once after idling; 0 = max(1, ⌈2×rate⌉)
+	Projections       int64   `json:"projections"`         // projections defined at once (deleted ones not counted)
 }
 
 // Overrides change some of a tier's Limits: a nil field keeps the tier's
@@ -24,6 +25,7 @@ type Overrides struct {
 	MaxBlob           *int64   `json:"max_blob,omitempty"`
 	RequestsPerSecond *float64 `json:"requests_per_second,omitempty"`
 	Burst             *int     `json:"burst,omitempty"`
+	Projections       *int64   `json:"projections,omitempty"`
 }
 
 // DefaultTier is the tier of a tenant that names none.
@@ -48,12 +50,14 @@ var tiers = map[string]Limits{
 		StorageBytes:      100 * miB,
 		MaxBlob:           10 * miB,
 		RequestsPerSecond: 5,
+		Projections:       5,
 	},
 	"standard": {
 		EventsPerDay:      1_000_000,
 		StorageBytes:      10 * giB,
 		MaxBlob:           1 * giB,
 		RequestsPerSecond: 100,
+		Projections:       100,
 	},
 	"unlimited": {},
 }
@@ -111,6 +115,9 @@ func (l Limits) Merge(over Overrides) Limits {
 	if over.Burst != nil {
 		l.Burst = *over.Burst
 	}
+	if over.Projections != nil {
+		l.Projections = *over.Projections
+	}
 	return l
 }
 
@@ -125,6 +132,7 @@ func (l Limits) Validate() error {
 		{"storage_bytes", l.StorageBytes},
 		{"max_blob", l.MaxBlob},
 		{"burst", int64(l.Burst)},
+		{"projections", l.Projections},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("quota %s: negative (%d)", f.name, f.v)
@@ -152,4 +160,13 @@ func effectiveBurst(rps float64, burst int) int {
 		return 1
 	}
 	return int(min(b, maxBurst))
+}
+
+// CheckProjections refuses defining one more projection when the tenant
+// has defined (and not deleted) defined of them already.
+func (l Limits) CheckProjections(defined int64) error {
+	if l.Projections > 0 && defined+1 > l.Projections {
+		return &ExceededError{Quota: QuotaProjections, Limit: float64(l.Projections), Used: defined, Adding: 1}
+	}
+	return nil
 }

@@ -26,9 +26,9 @@ func TestTiers(t *testing.T) {
 		want Limits
 		ok   bool
 	}{
-		{"free", Limits{EventsPerDay: 10_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5}, true},
-		{"standard", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100}, true},
-		{"", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100}, true}, // DefaultTier
+		{"free", Limits{EventsPerDay: 10_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Projections: 5}, true},
+		{"standard", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100, Projections: 100}, true},
+		{"", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100, Projections: 100}, true}, // DefaultTier
 		{"unlimited", Limits{}, true},
 		{"gold", Limits{}, false},
 		{"Free", Limits{}, false},
@@ -50,11 +50,11 @@ func TestMerge(t *testing.T) {
 	}{
 		{"nothing", Overrides{}, free},
 		{"one field", Overrides{EventsPerDay: ptr[int64](50_000)},
-			Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5}},
+			Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Projections: 5}},
 		{"zero means unlimited, not keep", Overrides{StorageBytes: ptr[int64](0), RequestsPerSecond: ptr(0.0)},
-			Limits{EventsPerDay: 10_000, MaxBlob: 10 << 20}},
-		{"every field", Overrides{ptr[int64](1), ptr[int64](2), ptr[int64](3), ptr(4.5), ptr(6)},
-			Limits{1, 2, 3, 4.5, 6}},
+			Limits{EventsPerDay: 10_000, MaxBlob: 10 << 20, Projections: 5}},
+		{"every field", Overrides{ptr[int64](1), ptr[int64](2), ptr[int64](3), ptr(4.5), ptr(6), ptr[int64](7)},
+			Limits{1, 2, 3, 4.5, 6, 7}},
 	} {
 		if got := free.Merge(tc.over); got != tc.want {
 			t.Errorf("%s: Merge = %+v, want %+v", tc.name, got, tc.want)
@@ -75,7 +75,7 @@ func TestResolveTenantFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Burst: 3}
+	want := Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Burst: 3, Projections: 5}
 	if l != want {
 		t.Errorf("Resolve = %+v, want %+v", l, want)
 	}
@@ -150,5 +150,21 @@ func TestGCRAParameters(t *testing.T) {
 		if iv != tc.interval || w != tc.window {
 			t.Errorf("gcra(%v, %d) = %d, %d; want %d, %d", tc.rps, tc.burst, iv, w, tc.interval, tc.window)
 		}
+	}
+}
+
+func TestCheckProjections(t *testing.T) {
+	l := Limits{Projections: 2}
+	for _, n := range []int64{0, 1} {
+		if err := l.CheckProjections(n); err != nil {
+			t.Errorf("%d defined of 2: %v", n, err)
+		}
+	}
+	var qe *ExceededError
+	if err := l.CheckProjections(2); !errors.As(err, &qe) || qe.Quota != QuotaProjections || qe.Used != 2 || !errors.Is(err, ErrExceeded) {
+		t.Errorf("2 defined of 2: %v", err)
+	}
+	if err := (Limits{}).CheckProjections(1 << 40); err != nil {
+		t.Errorf("unlimited: %v", err)
 	}
 }

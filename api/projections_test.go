@@ -1,0 +1,301 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"strata/quota"
+	"strata/tenants"
+)
+
+// call runs one request and checks its status; it returns the answer.
+func mustServe(t *testing.T, h *Handler, method, target, body string, status int) *httptest.ResponseRecorder {
+	t.Helper()
+	var w *httptest.ResponseRecorder
+	if body == "" {
+		w = serve(h, method, target, nil)
+	} else {
+		w = serve(h, method, target, strings.NewReader(body))
+	}
+	if w.Code != status {
+		t.Fatalf("%s %s %.80s: %d %s, want %d", method, target, body, w.Code, w.Body, status)
+	}
+	return w
+}
+
+type resultAnswer struct {
+	Name    string          `json:"name"`
+	Version uint64          `json:"version"`
+	Seq     uint64          `json:"seq"`
+	ID      string          `json:"id"`
+	Result  json.RawMessage `json:"result"`
+	Behind  bool            `json:"behind"`
+}
+
+func result(t *testing.T, h *Handler, target string) resultAnswer {
+	t.Helper()
+	w := mustServe(t, h, "GET", target, "", 200)
+	var a resultAnswer
+	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+		t.Fatalf("GET %s: %v %s", target, err, w.Body)
+	}
+	if !strings.HasPrefix(w.Body.String(), `{"name":`) || !strings.Contains(w.Body.String(), fmt.Sprintf(`,"version":%d,"seq":%d,"id":"%s","result":`, a.Version, a.Seq, a.ID)) {
+		t.Errorf("GET %s: fields out of order: %s", target, w.Body)
+	}
+	if w.Header().Get("Strata-Head") != a.ID || w.Header().Get("Strata-Head-Seq") != fmt.Sprint(a.Seq) {
+		t.Errorf("GET %s: Strata-Head %q %q, body %d %s", target, w.Header().Get("Strata-Head"), w.Header().Get("Strata-Head-Seq"), a.Seq, a.ID)
+	}
+	return a
+}
+
+type defStatus struct {
+	Name       string          `json:"name"`
+	Version    uint64          `json:"version"`
+	Definition json.RawMessage `json:"definition"`
+	State      string          `json:"state"`
+	Processed  uint64          `json:"processed"`
+	LastSeq    uint64          `json:"last_seq"`
+	Paused     bool            `json:"paused"`
+	Record     struct {
+		Entity  string `json:"entity"`
+		Version uint64 `json:"version"`
+		Seq     uint64 `json:"seq"`
+	} `json:"record"`
+}
+
+func definition(t *testing.T, w *httptest.ResponseRecorder) defStatus {
+	t.Helper()
+	var d defStatus
+	if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil {
+		t.Fatalf("%v %s", err, w.Body)
+	}
+	return d
+}
+
+// TestProjectionLifecycle: define, read, append, read again, change the
+// definition, pause, resume, time travel, delete — each definition change
+// an event of the tenant's own log.
+func TestProjectionLifecycle(t *testing.T) {
+	for _, long := range []bool{false, true} {
+		t.Run(fmt.Sprintf("long-running=%v", long), func(t *testing.T) {
+			h := newHandler(t, Config{LongRunning: long})
+			mustServe(t, h, "POST", "/events", `[{"type":"order.placed","entity":"o1"},{"type":"order.placed","entity":"o2"},{"type":"order.paid","entity":"o1","data":{"amount":10}}]`, 201)
+			w := mustServe(t, h, "POST", "/projections", `{"name":"per-type","kind":"counter","by":"type"}`, 201)
+			d := definition(t, w)
+			if d.Name != "per-type" || d.Version != 1 || d.Record.Entity != "strata/projections/per-type" || d.State != "created" {
+				t.Errorf("POST /projections: %s", w.Body)
+			}
+			mustServe(t, h, "POST", "/projections", `{"name":"per-type","kind":"counter","by":"entity"}`, 409)
+			a := result(t, h, "/projections/per-type/result")
+			if string(a.Result) != `{"order.paid":1,"order.placed":2}` || a.Seq != 4 || a.Version != 1 {
+				t.Errorf("result: %+v %s", a, a.Result)
+			}
+			mustServe(t, h, "POST", "/events", `{"type":"order.placed","entity":"o3"}`, 201)
+			if a = result(t, h, "/projections/per-type/result"); string(a.Result) != `{"order.paid":1,"order.placed":3}` || a.Seq != 5 {
+				t.Errorf("result after an append: %+v %s", a, a.Result)
+			}
+			// Time travel: as of seq 2 (the definition at seq 4 is not an
+			// event the counter counts).
+			if a = result(t, h, "/projections/per-type/result?seq=2"); string(a.Result) != `{"order.placed":2}` || a.Seq != 2 {
+				t.Errorf("result at seq 2: %+v %s", a, a.Result)
+			}
+			// A key of the result.
+			if a = result(t, h, "/projections/per-type/result/order.placed"); string(a.Result) != `3` {
+				t.Errorf("key: %+v %s", a, a.Result)
+			}
+			mustServe(t, h, "GET", "/projections/per-type/result/nosuch", "", 404)
+			// A new version counts per entity.
+			w = mustServe(t, h, "PUT", "/projections/per-type", `{"kind":"counter","by":"entity"}`, 200)
+			if d = definition(t, w); d.Version != 2 {
+				t.Errorf("PUT: %s", w.Body)
+			}
+			if a = result(t, h, "/projections/per-type/result"); string(a.Result) != `{"o1":2,"o2":1,"o3":1}` || a.Version != 2 {
+				t.Errorf("result of version 2: %+v %s", a, a.Result)
+			}
+			// The same definition again changes nothing.
+			if d = definition(t, mustServe(t, h, "PUT", "/projections/per-type", `{"name":"per-type","kind":"counter","by":"entity"}`, 200)); d.Version != 2 {
+				t.Errorf("PUT again: version %d", d.Version)
+			}
+			// Pause: the result stays where it was.
+			if d = definition(t, mustServe(t, h, "POST", "/projections/per-type/pause", "", 200)); d.State != "paused" || !d.Paused {
+				t.Errorf("pause: %+v", d)
+			}
+			mustServe(t, h, "POST", "/events", `{"type":"order.placed","entity":"o4"}`, 201)
+			if a = result(t, h, "/projections/per-type/result"); strings.Contains(string(a.Result), "o4") {
+				t.Errorf("a paused result moved: %s", a.Result)
+			}
+			if d = definition(t, mustServe(t, h, "POST", "/projections/per-type/resume", "", 200)); d.Paused {
+				t.Errorf("resume: %+v", d)
+			}
+			if a = result(t, h, "/projections/per-type/result"); !strings.Contains(string(a.Result), `"o4":1`) {
+				t.Errorf("resumed result: %s", a.Result)
+			}
+			// The first version is still there to read.
+			if d = definition(t, mustServe(t, h, "GET", "/projections/per-type?version=1", "", 200)); d.Version != 1 || !strings.Contains(string(d.Definition), `"type"`) {
+				t.Errorf("version 1: %+v %s", d, d.Definition)
+			}
+			// The definitions are events of the log, like any other.
+			evs := allEvents(t, h)
+			var types []string
+			for _, e := range evs {
+				if strings.HasPrefix(e.Type, "strata.") {
+					types = append(types, e.Type)
+				}
+			}
+			if strings.Join(types, " ") != "strata.projection.defined strata.projection.defined strata.projection.paused strata.projection.resumed" {
+				t.Errorf("definition events: %v", types)
+			}
+			var list []defStatus
+			json.Unmarshal(mustServe(t, h, "GET", "/projections", "", 200).Body.Bytes(), &list)
+			if len(list) != 1 || list[0].Name != "per-type" {
+				t.Errorf("GET /projections: %+v", list)
+			}
+			mustServe(t, h, "DELETE", "/projections/per-type", "", 200)
+			mustServe(t, h, "GET", "/projections/per-type", "", 410)
+			mustServe(t, h, "GET", "/projections/per-type/result", "", 410)
+			json.Unmarshal(mustServe(t, h, "GET", "/projections", "", 200).Body.Bytes(), &list)
+			if len(list) != 0 {
+				t.Errorf("GET /projections after delete: %+v", list)
+			}
+			// Defined again under the same name, versions go on.
+			if d = definition(t, mustServe(t, h, "POST", "/projections", `{"name":"per-type","kind":"counter","by":"type"}`, 201)); d.Version != 6 {
+				t.Errorf("defined again: version %d", d.Version)
+			}
+		})
+	}
+}
+
+// TestProjectionRefusals: bad definitions and names are 400 naming the
+// field; the tier's limit on projections holds.
+func TestProjectionRefusals(t *testing.T) {
+	h := newHandler(t, Config{})
+	for _, c := range []struct {
+		method, target, body string
+		status               int
+		code                 string
+	}{
+		{"POST", "/projections", `{"name":"x","kind":"nosuch"}`, 400, "invalid_definition"},
+		{"POST", "/projections", `{"name":"Bad Name","kind":"counter","by":"type"}`, 400, "invalid_definition"},
+		{"POST", "/projections", `{"kind":"counter","by":"type"}`, 400, "invalid_definition"},
+		{"POST", "/projections", `[1]`, 400, "invalid_definition"},
+		{"POST", "/projections", `{"name":"x","kind":"counter","by":"type","extra":1}`, 400, "invalid_definition"},
+		{"PUT", "/projections/x", `{"name":"y","kind":"counter","by":"type"}`, 400, "invalid_definition"},
+		{"GET", "/projections/Bad", ``, 400, "invalid_name"},
+		{"GET", "/projections/nosuch", ``, 404, "not_found"},
+		{"GET", "/projections/nosuch/result", ``, 404, "not_found"},
+		{"GET", "/projections/nosuch/other", ``, 404, "no_route"},
+		{"POST", "/projections/nosuch/pause", ``, 404, "not_found"},
+		{"DELETE", "/projections/nosuch", ``, 404, "not_found"},
+		{"GET", "/replays/nosuch", ``, 404, "not_found"},
+	} {
+		var w *httptest.ResponseRecorder
+		if c.body == "" {
+			w = serve(h, c.method, c.target, nil)
+		} else {
+			w = serve(h, c.method, c.target, strings.NewReader(c.body))
+		}
+		if w.Code != c.status || errorBody(t, w)["code"] != c.code {
+			t.Errorf("%s %s %s: %d %s, want %d %s", c.method, c.target, c.body, w.Code, w.Body, c.status, c.code)
+		}
+	}
+	if n := len(allEvents(t, h)); n != 0 {
+		t.Errorf("refused requests stored %d events", n)
+	}
+}
+
+// TestProjectionLimit: a tier's projections quota counts the projections
+// defined and not deleted.
+func TestProjectionLimit(t *testing.T) {
+	f := newAuthHandler(t, Config{})
+	two := int64(2)
+	if _, err := f.svc.UpdateTenant("own", "quota.update", nil, func(c *tenants.Config) error {
+		c.Quota = quota.Overrides{Projections: &two}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.forget("own")
+	writer := tok(f.tokens["own/writer"])
+	for i := range 2 {
+		if w := f.do("POST", "/projections", fmt.Sprintf(`{"name":"p%d","kind":"counter","by":"type"}`, i), writer...); w.Code != 201 {
+			t.Fatalf("projection %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	w := f.do("POST", "/projections", `{"name":"p2","kind":"counter","by":"type"}`, writer...)
+	if w.Code != 403 || !strings.Contains(w.Body.String(), `"quota":"projections"`) {
+		t.Fatalf("third projection: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("DELETE", "/projections/p0", "", writer...); w.Code != 200 {
+		t.Fatalf("delete: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("POST", "/projections", `{"name":"p2","kind":"counter","by":"type"}`, writer...); w.Code != 201 {
+		t.Fatalf("after a delete: %d %s", w.Code, w.Body)
+	}
+	// A reader reads results but defines nothing.
+	reader := tok(f.tokens["own/reader"])
+	if w := f.do("GET", "/projections/p1/result", "", reader...); w.Code != 200 {
+		t.Errorf("reader reads: %d %s", w.Code, w.Body)
+	}
+	if w := f.do("POST", "/projections/p1/pause", "", reader...); w.Code != 403 {
+		t.Errorf("reader pauses: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestReplayCGI: in a handler of one request at a time (CGI), a replay
+// moves on in steps of at most the budget, in the requests that read it.
+func TestReplayCGI(t *testing.T) {
+	h := newHandler(t, Config{CatchupBudget: time.Millisecond})
+	var b strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&b, `{"type":"t%d","entity":"e%d"}`+"\n", i%7, i%13)
+	}
+	if w := serve(h, "POST", "/events", strings.NewReader(b.String()), "Content-Type", "application/x-ndjson"); w.Code != 201 {
+		t.Fatal(w.Code, w.Body)
+	}
+	mustServe(t, h, "POST", "/projections", `{"name":"c","kind":"counter","by":"type"}`, 201)
+	w := mustServe(t, h, "POST", "/projections/c/rebuild", `{"types":["t1","t2"]}`, 202)
+	var rp struct {
+		ID, State   string
+		Done, Total uint64
+	}
+	json.Unmarshal(w.Body.Bytes(), &rp)
+	if rp.ID == "" || rp.Total != 5001 || w.Header().Get("Location") != "replays/"+rp.ID {
+		t.Fatalf("rebuild: %s %v", w.Body, w.Header())
+	}
+	for i := 0; rp.State != "completed"; i++ {
+		if i > 10000 {
+			t.Fatalf("replay never completed: %+v", rp)
+		}
+		json.Unmarshal(mustServe(t, h, "GET", "/replays/"+rp.ID, "", 200).Body.Bytes(), &rp)
+		if rp.State != "running" && rp.State != "completed" {
+			t.Fatalf("replay: %+v", rp)
+		}
+	}
+	h2 := newHandler(t, Config{DataDir: h.cfg.DataDir})
+	a := result(t, h2, "/projections/c/result")
+	if string(a.Result) != `{"t1":715,"t2":714}` {
+		t.Errorf("rebuilt with types t1, t2: %s", a.Result)
+	}
+	// A second replay, cancelled, then deleted.
+	w = mustServe(t, h, "POST", "/projections/c/rebuild", ``, 202)
+	json.Unmarshal(w.Body.Bytes(), &rp)
+	if rp.State == "completed" {
+		t.Skip("the rebuild finished within one step")
+	}
+	json.Unmarshal(mustServe(t, h, "POST", "/replays/"+rp.ID+"/cancel", ``, 200).Body.Bytes(), &rp)
+	if rp.State != "cancelled" {
+		t.Errorf("cancelled: %+v", rp)
+	}
+	mustServe(t, h, "POST", "/replays/"+rp.ID+"/cancel", ``, 409)
+	mustServe(t, h, "DELETE", "/replays/"+rp.ID, ``, 204)
+	mustServe(t, h, "GET", "/replays/"+rp.ID, ``, 404)
+	var list []map[string]any
+	json.Unmarshal(mustServe(t, h, "GET", "/replays", ``, 200).Body.Bytes(), &list)
+	if len(list) != 1 {
+		t.Errorf("replays: %v", list)
+	}
+}

@@ -1,0 +1,204 @@
+package projections
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"strata/internal/fileutil"
+	"strata/log"
+)
+
+// Projection definitions are durable records in the tenant's own log, not
+// caches: each projection is the entity DefEntityPrefix+<name>, whose
+// events (written only by the server; clients may not append these types
+// or to these entities) are:
+//
+//	TypeDefined  data: the definition as stored (a new definition version)
+//	TypePaused   data: null — the result stays where it was
+//	TypeResumed  data: null
+//	TypeDeleted  data: null — the name may be defined again later
+//
+// The definition's version is the entity version of its TypeDefined event,
+// so GET /projections/<name>?version=n is the entity at version n, and
+// versions are never reused: a projection deleted and defined again goes
+// on counting. Why the tenant's own log rather than a system log: an
+// offline copy (GET /events), a backup or a restore then carries the
+// definitions with the events they read, and the chain verifies both.
+const (
+	DefEntityPrefix = "strata/projections/"
+	TypeDefined     = "strata.projection.defined"
+	TypeDeleted     = "strata.projection.deleted"
+	TypePaused      = "strata.projection.paused"
+	TypeResumed     = "strata.projection.resumed"
+)
+
+// Errors of ReadDef.
+var (
+	// ErrNoProjection: no projection of that name was ever defined (at
+	// the version asked).
+	ErrNoProjection = errors.New("no such projection")
+	// ErrNoDefVersion: the projection has no such version.
+	ErrNoDefVersion = errors.New("no such version of the projection")
+)
+
+// DefRecord is a projection's definition and lifecycle at one version of
+// its entity.
+type DefRecord struct {
+	Name string
+	// Version is the definition version: the entity version of the
+	// TypeDefined event in force.
+	Version uint64
+	// EntityVersion is the version of the entity this record is as of
+	// (Version, or a later pause, resume or delete).
+	EntityVersion uint64
+	Raw           []byte      // the definition as stored
+	Def           *Definition // Raw parsed; nil if this server cannot read it (DefErr says why)
+	DefErr        error
+	Paused        bool
+	PausedSeq     uint64 // the seq of the pause in force
+	Deleted       bool
+	// Seq, ID and Time are those of the entity's event at EntityVersion.
+	Seq  uint64
+	ID   [32]byte
+	Time int64
+	// Created is when the projection was first defined (since its last
+	// deletion), Updated when Version was written.
+	Created, Updated int64
+}
+
+// DefEntity is the entity that holds projection name's definitions.
+func DefEntity(name string) string { return DefEntityPrefix + name }
+
+// ReadDef returns projection name's record at entity version version (0:
+// the newest), reading the entity's events: a handful, whatever the size
+// of the log.
+func ReadDef(l *log.Log, name string, version uint64) (*DefRecord, error) {
+	it := l.ScanEntity(DefEntity(name), 0, ^uint64(0))
+	var d *DefRecord
+	for it.Next() {
+		e := it.Event()
+		if version > 0 && e.Version > version {
+			break
+		}
+		if d == nil {
+			d = &DefRecord{Name: name}
+		}
+		d.EntityVersion, d.Seq, d.ID, d.Time = e.Version, e.Seq, e.ID, e.Time
+		switch e.Type {
+		case TypeDefined:
+			if d.Deleted || d.Version == 0 {
+				d.Created, d.Paused, d.PausedSeq = e.Time, false, 0
+			}
+			d.Deleted = false
+			d.Version, d.Updated = e.Version, e.Time
+			d.Raw = append([]byte(nil), e.Data...)
+		case TypePaused:
+			if !d.Paused {
+				d.Paused, d.PausedSeq = true, e.Seq
+			}
+		case TypeResumed:
+			d.Paused, d.PausedSeq = false, 0
+		case TypeDeleted:
+			d.Deleted, d.Paused, d.PausedSeq = true, false, 0
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case d == nil || d.Version == 0:
+		return nil, ErrNoProjection
+	case version > 0 && d.EntityVersion < version:
+		return nil, ErrNoDefVersion
+	}
+	d.Def, d.DefErr = ParseDefinition(d.Raw)
+	if d.DefErr == nil && d.Def.Name != name {
+		d.Def, d.DefErr = nil, fmt.Errorf("stored definition names %q", d.Def.Name)
+	}
+	return d, nil
+}
+
+// Active reports whether the record's result should be kept current: it
+// is defined, readable, not paused and not deleted.
+func (d *DefRecord) Active() bool { return d.Def != nil && !d.Paused && !d.Deleted }
+
+// catalogDir is the cache of the names of a tenant's projections, under
+// the tenant's directory.
+const catalogDir = "cache/projdefs"
+
+// catalogFile holds, as JSON,
+//
+//	{"format":1,"seq":<n>,"id":"<64 hex>","names":["a","b",…]}
+//
+// the names of every projection entity with an event at or before seq,
+// whose event id is id (see FORMAT.md). It is a cache: used only if that
+// event is on the chain, caught up from the log after seq, rewritten
+// atomically, deletable at any time.
+const catalogFile = "catalog.json"
+
+type catalog struct {
+	Format int      `json:"format"`
+	Seq    uint64   `json:"seq"`
+	ID     string   `json:"id"`
+	Names  []string `json:"names"`
+}
+
+// ListDefs returns the names of every projection ever defined in l's
+// tenant, deleted ones included, sorted: from the catalog cache caught up
+// from the log tail (the whole log the first time).
+func ListDefs(l *log.Log) ([]string, error) {
+	path := filepath.Join(l.Dir(), catalogDir, catalogFile)
+	var c catalog
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil && c.Format == 1 && c.Seq > 0 {
+		if e, err := l.Event(c.Seq); err != nil || hex.EncodeToString(e.ID[:]) != c.ID {
+			c = catalog{} // not on this chain: start again
+		}
+	} else {
+		c = catalog{}
+	}
+	through := l.Through()
+	if through == c.Seq {
+		return c.Names, nil
+	}
+	if c.Seq > through {
+		c = catalog{}
+	}
+	names := map[string]bool{}
+	for _, n := range c.Names {
+		names[n] = true
+	}
+	it := l.Scan(c.Seq+1, through)
+	var last *log.Event
+	for it.Next() {
+		e := it.Event()
+		if n, ok := strings.CutPrefix(e.Entity, DefEntityPrefix); ok && strings.HasPrefix(e.Type, "strata.projection.") {
+			names[n] = true
+		}
+		if it.Event().Seq == through {
+			last = &log.Event{Seq: e.Seq, ID: e.ID}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	c.Names = c.Names[:0]
+	for n := range names {
+		c.Names = append(c.Names, n)
+	}
+	slices.Sort(c.Names)
+	if last != nil {
+		c.Format, c.Seq, c.ID = 1, last.Seq, hex.EncodeToString(last.ID[:])
+		// A failure to write the cache costs the next reader a scan, no
+		// more; two writers racing both write what the log says.
+		if b, err := json.Marshal(c); err == nil && fileutil.MkdirAll(filepath.Dir(path), 0o700) == nil {
+			fileutil.WriteFileNoSync(path, b, 0o600)
+		}
+	}
+	return c.Names, nil
+}
