@@ -25,6 +25,8 @@ Commands:
   user      add|passwd|grant|delete|list users with passwords
   verify    check every hash chain (or --tenant NAME, --audit)
   reindex   rebuild every index from its log (or --tenant NAME, --audit)
+  rebuild   rebuild a projection's result, with progress (PROJECTION --tenant NAME)
+  projection list|show a tenant's projections
   version   print the version
 
 Run 'strata COMMAND --help' for a command's flags. Every command takes
@@ -69,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdVerify(rest, stdout, stderr)
 	case "reindex":
 		return cmdReindex(rest, stdout, stderr)
+	case "rebuild":
+		return cmdRebuild(rest, stdout, stderr)
+	case "projection":
+		return cmdProjection(rest, stdout, stderr)
 	case "tenant":
 		return cmdTenant(rest, stdout, stderr)
 	case "token":
