@@ -1,8 +1,11 @@
 package projections
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"testing"
+	"time"
 
 	"strata/log"
 )
@@ -32,4 +35,91 @@ func BenchmarkStateAt(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/event")
+}
+
+// benchLog returns a log of n events shaped like a shop's (four types, 100,000
+// entities, a data object of six members), built once per size.
+var benchLogs = map[int]*log.Log{}
+
+func benchLog(b *testing.B, n int) *log.Log {
+	if l := benchLogs[n]; l != nil {
+		return l
+	}
+	dir, err := os.MkdirTemp("", "strata-projbench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l, err := log.Open(dir, log.Options{NoSync: true, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	types := []string{"order.placed", "order.paid", "order.shipped", "user.created"}
+	for done := 0; done < n; done += 1000 {
+		ps := make([]log.Proposed, 0, 1000)
+		for i := done; i < done+1000 && i < n; i++ {
+			ps = append(ps, log.Proposed{Type: types[i%4], Entity: fmt.Sprintf("orders/%d", i%100000),
+				Data:            fmt.Appendf(nil, `{"sku":"SKU-%06d","qty":%d,"amount":%d.%02d,"currency":"EUR","customer":"c-%d","note":"a note"}`, i, i%7, i%500, i%100, i%997),
+				ExpectedVersion: -1})
+		}
+		now = now.Add(time.Minute)
+		if _, err := l.Append(&log.Request{Events: ps}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchLogs[n] = l
+	return l
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, l := range benchLogs {
+		l.Close()
+		os.RemoveAll(l.Dir())
+	}
+	os.Exit(code)
+}
+
+// BenchmarkCatchUp: a built-in kind folds a log of 1,000,000 events from
+// nothing (no cache, budget unlimited): the catch-up rate.
+func BenchmarkCatchUp(b *testing.B) {
+	const n = 1000000
+	l := benchLog(b, n)
+	for _, js := range []string{
+		`{"name":"per-type","kind":"counter","by":"type"}`,
+		`{"name":"per-hour","kind":"counter","by":"hour"}`,
+		`{"name":"per-entity","kind":"counter","by":"entity"}`,
+		`{"name":"revenue","kind":"timeseries","path":".amount","op":"sum","bucket":"day","filter":{"types":["order.paid"]}}`,
+		`{"name":"avg-all","kind":"timeseries","path":".amount","op":"avg","bucket":"hour"}`,
+		`{"name":"funnel","kind":"funnel","steps":["order.placed","order.paid","order.shipped"],"window":"7d"}`,
+	} {
+		d := mustDef(b, js)
+		b.Run(d.Name, func(b *testing.B) {
+			p := Open(l)
+			p.CheckpointEvery = 1 << 40 // the fold alone
+			for b.Loop() {
+				p.Drop(d.Name)
+				a, err := p.Result(context.Background(), d, 1, 0, time.Hour)
+				if err != nil || a.Seq != n {
+					b.Fatal(a, err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkRebuild: Rebuild of a counter over 1,000,000 events, with its
+// checkpoints and progress.
+func BenchmarkRebuild(b *testing.B) {
+	const n = 1000000
+	l := benchLog(b, n)
+	d := mustDef(b, `{"name":"per-type","kind":"counter","by":"type"}`)
+	p := Open(l)
+	for b.Loop() {
+		calls := 0
+		if err := p.Rebuild(context.Background(), d, 1, RebuildOptions{}, func(done, total uint64) { calls++ }); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
