@@ -37,8 +37,9 @@ func BenchmarkStateAt(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/event")
 }
 
-// benchLog returns a log of n events shaped like a shop's (four types, 100,000
-// entities, a data object of six members), built once per size.
+// benchLog returns a log of n events shaped like tests/bench's (four types,
+// 100,000 entities, a data object of eight members, ~190 bytes of input),
+// built once per size.
 var benchLogs = map[int]*log.Log{}
 
 func benchLog(b *testing.B, n int) *log.Log {
@@ -59,7 +60,7 @@ func benchLog(b *testing.B, n int) *log.Log {
 		ps := make([]log.Proposed, 0, 1000)
 		for i := done; i < done+1000 && i < n; i++ {
 			ps = append(ps, log.Proposed{Type: types[i%4], Entity: fmt.Sprintf("orders/%d", i%100000),
-				Data:            fmt.Appendf(nil, `{"sku":"SKU-%06d","qty":%d,"amount":%d.%02d,"currency":"EUR","customer":"c-%d","note":"a note"}`, i, i%7, i%500, i%100, i%997),
+				Data:            fmt.Appendf(nil, `{"customer":"cust-%06d","sku":"SKU-%05d-BLK","qty":%d,"unit_price":"%d.%02d","currency":"EUR","channel":"web","note":"gift wrap","amount":%d.%02d}`, i%1000000, i%100000, 1+i%9, i%500, i%100, i%500, i%100),
 				ExpectedVersion: -1})
 		}
 		now = now.Add(time.Minute)
@@ -91,6 +92,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		`{"name":"per-entity","kind":"counter","by":"entity"}`,
 		`{"name":"revenue","kind":"timeseries","path":".amount","op":"sum","bucket":"day","filter":{"types":["order.paid"]}}`,
 		`{"name":"avg-all","kind":"timeseries","path":".amount","op":"avg","bucket":"hour"}`,
+		`{"name":"qty","kind":"timeseries","path":".qty","op":"sum","bucket":"hour","filter":{"types":["order.*"]}}`,
 		`{"name":"funnel","kind":"funnel","steps":["order.placed","order.paid","order.shipped"],"window":"7d"}`,
 	} {
 		d := mustDef(b, js)

@@ -55,6 +55,9 @@ func (m *matcher) match(typ, ent []byte) bool {
 }
 
 func (m *matcher) matchType(typ []byte) bool {
+	if m.types == nil {
+		return !bytes.HasPrefix(typ, []byte(reservedPrefix))
+	}
 	if ok, known := m.seen[string(typ)]; known {
 		return ok
 	}

@@ -1,0 +1,465 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"strata/internal/fileutil"
+	"strata/log"
+)
+
+// failKind is a test kind whose reducer fails on an event whose data is
+// {"fail":true}: what a jq runtime error or limit does to a custom kind.
+func init() {
+	RegisterKind("test-fail", nil, func(d *Definition) (Reducer, error) { return &failing{}, nil })
+}
+
+type failing struct{ n int }
+
+func (f *failing) Apply(e *log.Event) error {
+	if string(e.Data) == `{"fail":true}` {
+		return errors.New("boom")
+	}
+	f.n++
+	return nil
+}
+func (f *failing) Result() ([]byte, error)                  { return fmt.Appendf(nil, "%d", f.n), nil }
+func (f *failing) Key(string) ([]byte, bool, error)         { return nil, false, ErrNotKeyed }
+func (f *failing) Keys(string, int) ([]string, bool, error) { return nil, false, ErrNotKeyed }
+func (f *failing) Save() ([]byte, error)                    { return f.Result() }
+func (f *failing) Load(b []byte) error                      { _, err := fmt.Sscanf(string(b), "%d", &f.n); return err }
+
+// fillLog appends n events: types a, b, c in turn, entities e/0 … e/9.
+func fillLog(t testing.TB, l *log.Log, n int) {
+	t.Helper()
+	for done := 0; done < n; done += 1000 {
+		var ps []log.Proposed
+		for i := done; i < done+1000 && i < n; i++ {
+			ps = append(ps, log.Proposed{Type: []string{"a", "b", "c"}[i%3], Entity: fmt.Sprintf("e/%d", i%10), Data: fmt.Appendf(nil, `{"i":%d}`, i), ExpectedVersion: -1})
+		}
+		if _, err := l.Append(&log.Request{Events: ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestBudget: past its budget a read answers the result so far, stamped
+// with the event it reflects and Behind; the next read goes on from there.
+func TestBudget(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 5000)
+	p := Open(l)
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	var seqs []uint64
+	for i := 0; i < 10; i++ {
+		a, err := p.Result(context.Background(), d, 1, 0, time.Nanosecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := l.Event(a.Seq)
+		if err != nil || e.IDString() != a.ID {
+			t.Fatalf("stamp %d %s is not the event: %v", a.Seq, a.ID, err)
+		}
+		seqs = append(seqs, a.Seq)
+		if !a.Behind {
+			if a.Seq != 5000 || string(a.Result) != `{"a":1667,"b":1667,"c":1666}` {
+				t.Fatalf("caught up: %d %s", a.Seq, a.Result)
+			}
+			break
+		}
+		if a.Seq >= 5000 {
+			t.Fatalf("behind at the head: %+v", a)
+		}
+	}
+	if len(seqs) < 3 || seqs[0] != 1023 || seqs[1] != 2046 {
+		t.Errorf("reads stopped at %v; want each to go on from the last (1023, 2046, …)", seqs)
+	}
+	// A canceled context stops the catch-up the same way.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d2 := mustDef(t, `{"name":"c2","kind":"counter","by":"type"}`)
+	if a, err := p.Result(ctx, d2, 1, 0, time.Hour); err != nil || !a.Behind || a.Seq != 0 || string(a.Result) != "{}" {
+		t.Errorf("canceled: %+v %v", a, err)
+	}
+}
+
+// TestFailed: a reducer error marks the projection failed with the event
+// that broke it; the result before it is still there by time travel, and
+// other projections go on.
+func TestFailed(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 100)
+	appendOne(t, l, "x", "e/1", `{"fail":true}`)
+	fillLog(t, l, 50)
+	p := Open(l)
+	bad := mustDef(t, `{"name":"bad","kind":"test-fail"}`)
+	good := mustDef(t, `{"name":"good","kind":"counter","by":"type"}`)
+	bid := func() string { e, _ := l.Event(101); return e.IDString() }()
+	for round := 0; round < 2; round++ {
+		_, err := p.Result(context.Background(), bad, 1, 0, 0)
+		var fe *FailedError
+		if !errors.As(err, &fe) || fe.At.Seq != 101 || fe.At.ID != bid || fe.Msg != "boom" {
+			t.Fatalf("round %d: %v; want failed at 101", round, err)
+		}
+		st, err := p.Status(bad, 1)
+		if err != nil || st.State != StateFailed || st.FailedAt == nil || st.FailedAt.Seq != 101 || st.Errors != 1 || st.LastError != "boom" || st.LastSeq != 100 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		if a, err := p.Result(context.Background(), bad, 1, 100, 0); err != nil || string(a.Result) != "100" || a.Seq != 100 {
+			t.Fatalf("before the failure: %+v %v", a, err)
+		}
+		if a, err := p.Result(context.Background(), good, 1, 0, 0); err != nil || a.Seq != 151 {
+			t.Fatalf("other projection: %+v %v", a, err)
+		}
+		// A rebuild starts over, and fails again at the same event.
+		if err := p.Rebuild(context.Background(), bad, 1, RebuildOptions{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestKeys: keyed results by key and paged.
+func TestKeys(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 100)
+	p := Open(l)
+	ctx := context.Background()
+	d := mustDef(t, `{"name":"e","kind":"counter","by":"entity"}`)
+	a, err := p.Key(ctx, d, 1, "e/3", 0, 0)
+	if err != nil || string(a.Result) != "10" || a.Seq != 100 {
+		t.Fatalf("key: %+v %v", a, err)
+	}
+	if a, err := p.Key(ctx, d, 1, "e/3", 50, 0); err != nil || string(a.Result) != "5" || a.Seq != 50 {
+		t.Fatalf("key at 50: %+v %v", a, err)
+	}
+	if _, err := p.Key(ctx, d, 1, "nope", 0, 0); !errors.Is(err, ErrNoKey) {
+		t.Errorf("missing key: %v", err)
+	}
+	var all []string
+	after := ""
+	for {
+		keys, more, a, err := p.Keys(ctx, d, 1, after, 3, 0)
+		if err != nil || a.Seq != 100 {
+			t.Fatal(a, err)
+		}
+		all = append(all, keys...)
+		if !more {
+			break
+		}
+		after = keys[len(keys)-1]
+	}
+	if strings.Join(all, ",") != "e/0,e/1,e/2,e/3,e/4,e/5,e/6,e/7,e/8,e/9" {
+		t.Errorf("keys %v", all)
+	}
+	f := mustDef(t, `{"name":"f","kind":"funnel","steps":["a","b"]}`)
+	if _, _, _, err := p.Keys(ctx, f, 1, "", 10, 0); !errors.Is(err, ErrNotKeyed) {
+		t.Errorf("funnel keys: %v", err)
+	}
+	ts := mustDef(t, `{"name":"ts","kind":"timeseries","path":".i","op":"max","bucket":"day"}`)
+	if a, err := p.Key(ctx, ts, 1, "2026-12-01T00:00:00Z", 0, 0); err != nil || string(a.Result) != "99" {
+		t.Errorf("timeseries key: %+v %v", a, err)
+	}
+}
+
+// TestRebuildOptions: a rebuild narrowed by time, entity and types keeps
+// its narrowing for the reads after it; ctx ending cuts a rebuild short
+// and Resume goes on.
+func TestRebuildOptions(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	l, now := testLog(t, start, 0)
+	for i := 0; i < 10; i++ {
+		*now = start.Add(time.Duration(i) * time.Hour)
+		fillLog(t, l, 30)
+	}
+	p := Open(l)
+	ctx := context.Background()
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	opt := RebuildOptions{From: start.Add(2 * time.Hour), To: start.Add(5 * time.Hour), Entity: "e/[12]", Types: []string{"a", "b"}}
+	if err := p.Rebuild(ctx, d, 1, opt, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Each hour, e/1 and e/2 have events 1 (b), 2 (c), 11 (c), 12 (a), 21
+	// (a) and 22 (b): 2 a and 2 b an hour, for hours 2, 3 and 4.
+	want := `{"a":6,"b":6}`
+	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != want {
+		t.Fatalf("narrowed: %+v %v; want %s", a, err, want)
+	}
+	fillLog(t, l, 30) // at 9:00, outside the range
+	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != want || a.Seq != 330 {
+		t.Fatalf("after more events: %+v %v", a, err)
+	}
+	// Cut short, then resumed; a plain rebuild drops the narrowing.
+	p.CheckpointEvery = 16
+	cctx, cancel := context.WithCancel(ctx)
+	calls := 0
+	err := p.Rebuild(cctx, d, 1, RebuildOptions{}, func(done, total uint64) {
+		if calls++; calls == 1 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled rebuild: %v", err)
+	}
+	if st, _ := p.Status(d, 1); st.State != StateRebuilding {
+		t.Fatalf("status after a cut-short rebuild: %+v", st)
+	}
+	if err := p.Rebuild(ctx, d, 1, RebuildOptions{Resume: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != `{"a":110,"b":110,"c":110}` {
+		t.Fatalf("after resume: %+v %v", a, err)
+	}
+	if st, _ := p.Status(d, 1); st.State != StateRunning || st.Processed != 330 {
+		t.Fatalf("status after resume: %+v", st)
+	}
+}
+
+// TestCacheNotTrusted: a damaged cache file, or one of another chain or
+// another definition, is not used.
+func TestCacheNotTrusted(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 300)
+	other, _ := testLog(t, time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, other, 300)
+	ctx := context.Background()
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	p, q := Open(l), Open(other)
+	want, err := p.Result(ctx, d, 1, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(p.versionDir("c", 1), resultFileName)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other log's cache, same name, same definition, same length.
+	if _, err := q.Result(ctx, d, 1, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Forge a result the stamp check must reject: a counter of the other
+	// log's file, with its payload changed and its checksum right.
+	h, _, err := readCache(filepath.Join(q.versionDir("c", 1), resultFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := encodeCache(h, []byte(`{"a":999}`))
+	for name, b := range map[string][]byte{
+		"flipped":   flip(good, len(good)/2),
+		"truncated": good[:len(good)-3],
+		"empty":     nil,
+		"chain":     forged,
+	} {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != string(want.Result) || a.ID != want.ID {
+			t.Errorf("%s cache: %+v %v; want %s", name, a, err, want.Result)
+		}
+	}
+	// Another definition under the same name and version.
+	d2 := mustDef(t, `{"name":"c","kind":"counter","by":"entity"}`)
+	if a, err := p.Result(ctx, d2, 1, 0, 0); err != nil || !strings.HasPrefix(string(a.Result), `{"e/0":30,`) {
+		t.Errorf("another definition: %+v %v", a, err)
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 0x20
+	return c
+}
+
+// TestCacheWriteFails: a cache that cannot be written does not fail a read
+// (the answer is right without it), leaves nothing behind, and fails a
+// rebuild, which must say so.
+func TestCacheWriteFails(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 300)
+	ctx := context.Background()
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	p := Open(l)
+	p.CheckpointEvery = 64
+	for _, op := range []fileutil.Op{fileutil.OpCreate, fileutil.OpWrite, fileutil.OpRename, fileutil.OpMkdir} {
+		undo := fileutil.Inject(func(o fileutil.Op, path string) error {
+			if o == op && strings.Contains(path, "cache") {
+				return syscall.ENOSPC
+			}
+			return nil
+		})
+		a, err := p.Result(ctx, d, 1, 0, 0)
+		rerr := p.Rebuild(ctx, d, 1, RebuildOptions{}, nil)
+		undo()
+		if err != nil || string(a.Result) != `{"a":100,"b":100,"c":100}` {
+			t.Errorf("%s failing: %+v %v", op, a, err)
+		}
+		if rerr == nil {
+			t.Errorf("%s failing: rebuild succeeded", op)
+		}
+		ents, _ := os.ReadDir(p.versionDir("c", 1))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".tmp") {
+				t.Errorf("%s failing: left %s", op, e.Name())
+			}
+		}
+		p.Drop("c")
+	}
+}
+
+// TestConcurrentProcesses: projectors of one log (as separate processes
+// would be) read, rebuild and drop at once while events are appended;
+// every answer equals a fold of the log through its stamp, and the cache
+// ends whole.
+func TestConcurrentProcesses(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 2000)
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"entity","filter":{"types":["a","b"]}}`)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	stop := make(chan struct{})
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := Open(l)
+			p.CheckpointEvery = 256
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				switch {
+				case w == 0 && i%7 == 3:
+					// A drop under way makes a rebuild fail, rightly.
+					if err = p.Rebuild(ctx, d, 1, RebuildOptions{}, nil); errors.Is(err, os.ErrNotExist) {
+						err = nil
+					}
+				case w == 1 && i%11 == 5:
+					err = p.Drop("c")
+				default:
+					at := uint64(0)
+					if i%2 == 1 {
+						at = uint64(i*37) % l.Through()
+					}
+					var a *Answer
+					if a, err = p.Result(ctx, d, 1, at, time.Hour); err == nil {
+						if want := reference(t, d, events(t, l, a.Seq), a.Seq); string(a.Result) != want {
+							err = fmt.Errorf("at %d: %s; want %s", a.Seq, a.Result, want)
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		fillLog(t, l, 100)
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// events reads the first n events of l.
+func events(t testing.TB, l *log.Log, n uint64) []*log.Event {
+	var evs []*log.Event
+	it := l.Scan(1, n)
+	for it.Next() {
+		e := *it.Event()
+		e.Data = bytes.Clone(e.Data)
+		evs = append(evs, &e)
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// TestKilledWriter: a process killed (SIGKILL) while it writes caches,
+// many times over, loses nothing: every file it left is whole or ignored,
+// and the answers are those of a fold from scratch.
+func TestKilledWriter(t *testing.T) {
+	if dir := os.Getenv("STRATA_PROJ_WRITER"); dir != "" {
+		killedWriter(dir)
+		return
+	}
+	dir := t.TempDir()
+	l, err := log.Open(dir, log.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fillLog(t, l, 20000)
+	defs := []*Definition{mustDef(t, writerDefs[0]), mustDef(t, writerDefs[1])}
+	want := map[string]string{}
+	for _, d := range defs {
+		want[d.Name] = reference(t, d, events(t, l, 20000), 20000)
+	}
+	for round := 0; round < 12; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestKilledWriter$")
+		cmd.Env = append(os.Environ(), "STRATA_PROJ_WRITER="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(30+round*17) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		p := Open(l)
+		for _, d := range defs {
+			a, err := p.Result(context.Background(), d, 1, 0, time.Minute)
+			if err != nil || string(a.Result) != want[d.Name] {
+				t.Fatalf("round %d, %s: %v; want %s", round, d.Name, err, want[d.Name])
+			}
+			if a, err := p.Result(context.Background(), d, 1, 12345, time.Minute); err != nil || string(a.Result) != reference(t, d, events(t, l, 12345), 12345) {
+				t.Fatalf("round %d, %s at 12345: %v", round, d.Name, err)
+			}
+		}
+	}
+}
+
+var writerDefs = []string{
+	`{"name":"w1","kind":"counter","by":"entity"}`,
+	`{"name":"w2","kind":"timeseries","path":".i","op":"sum","bucket":"minute"}`,
+}
+
+// killedWriter rebuilds and reads projections of the log in dir until it
+// is killed.
+func killedWriter(dir string) {
+	l, err := log.Open(dir, log.Options{NoSync: true})
+	if err != nil {
+		os.Exit(2)
+	}
+	p := Open(l)
+	p.CheckpointEvery = 512
+	for i := 0; ; i++ {
+		for _, js := range writerDefs {
+			d, _ := ParseDefinition([]byte(js))
+			if i%2 == 0 {
+				p.Rebuild(context.Background(), d, 1, RebuildOptions{}, nil)
+			} else {
+				p.Drop(d.Name)
+				p.Result(context.Background(), d, 1, 0, time.Minute)
+			}
+		}
+	}
+}
