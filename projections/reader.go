@@ -37,6 +37,13 @@ func NewReader(l *log.Log, every int) *Reader {
 // context.
 const ctxEvery = 256
 
+// maxAutoPerFold bounds the automatic snapshots one fold writes (each is a
+// file created and renamed, ~0.1–1 ms): the first read of an entity of
+// 100,000 versions writes all 781 of them, one of millions writes the
+// first 1,024 and leaves the rest to the reads that fold through them
+// later, so no request does unbounded work.
+const maxAutoPerFold = 1024
+
 // StateAt returns entity's state at point p.
 func (r *Reader) StateAt(ctx context.Context, entity string, p Point) (*State, error) {
 	through := r.l.Through()
@@ -114,6 +121,7 @@ func (r *Reader) Fold(ctx context.Context, entity string, base *State, to uint64
 	}
 	s.Entity = entity
 	it := r.l.ScanEntity(entity, s.Seq, to)
+	written := 0
 	for n := 1; it.Next(); n++ {
 		if err := s.apply(it.Event()); err != nil {
 			return nil, err
@@ -123,8 +131,10 @@ func (r *Reader) Fold(ctx context.Context, entity string, base *State, to uint64
 				return nil, err
 			}
 		}
-		if r.every > 0 && s.Version%r.every == 0 {
-			r.autoSnapshot(&s)
+		if r.every > 0 && s.Version%r.every == 0 && written < maxAutoPerFold {
+			if r.autoSnapshot(&s) {
+				written++
+			}
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -136,13 +146,15 @@ func (r *Reader) Fold(ctx context.Context, entity string, base *State, to uint64
 	return &s, nil
 }
 
-// autoSnapshot writes the automatic snapshot of s unless one is there.
-func (r *Reader) autoSnapshot(s *State) {
+// autoSnapshot writes the automatic snapshot of s unless one is there,
+// and reports whether it wrote one.
+func (r *Reader) autoSnapshot(s *State) bool {
 	path := filepath.Join(entityDir(r.l.Dir(), s.Entity), snapName(s.Version, s.Seq))
 	if _, err := os.Stat(path); err == nil {
-		return
+		return false
 	}
-	writeSnapshot(r.l, s, KindAuto) // a cache: failing to write it costs speed only
+	_, err := writeSnapshot(r.l, s, KindAuto) // a cache: failing to write it costs speed only
+	return err == nil
 }
 
 // History returns up to limit versions of entity after version after, each

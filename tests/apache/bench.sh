@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Latency of strata behind a real Apache, one client, Connection: close:
 #   - single-event appends under mod_cgid (300) and mod_fcgid (2000),
-#   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000.
+#   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000,
+#   - GET /entities/<entity> of an entity with 100,000 events under mod_cgid.
 # Accounts are on, as on a real host: every request carries the writer
 # token setup_apache made (Authorization: Bearer, through CGIPassAuth), so
 # "cgi append", "fcgid append" and "cgi read …" are token-authenticated.
@@ -15,7 +16,7 @@
 #
 # Same setup as e2e.sh (see lib.sh); needs go to build loadgen. Prints one
 # line per figure beside its target; targets are reported, never enforced.
-# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N override the request counts.
+# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N, ENTITY_N override the request counts.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -83,6 +84,25 @@ echo "# loaded $head_seq events; GET /events?from=<seq $from_seq> returns $got e
 
 "$LG" -label "cgi read from=<head-1000>" -n "${READ_N:-200}" -method GET -want 200 "${AUTH_CGI[@]}" \
 	"$CGI/events?from=$from_id" || rc=1
+
+# Entity state of an entity with 100,000 events (figure 11e): loaded
+# through Apache in 20 NDJSON batches of 5,000; one untimed read folds it
+# and writes its snapshots and latest-state cache, as the first reader on
+# a real host would.
+for b in $(seq 0 19); do
+	awk -v b="$b" 'BEGIN { for (i = b * 5000; i < (b + 1) * 5000; i++) printf "{\"type\":\"item.changed\",\"entity\":\"big\",\"data\":{\"n\":%d,\"k%d\":\"v\",\"status\":\"s%d\"}}\n", i, i % 10, i % 3 }' >"$WORK/big.ndjson"
+	st=$(curl -sS -o "$WORK/big.out" -w '%{http_code}' -X POST -H 'Content-Type: application/x-ndjson' \
+		"${AUTH_CGI[@]}" --data-binary @"$WORK/big.ndjson" "$CGI/events")
+	if [ "$st" != 201 ]; then
+		echo "cgi entity state: no successful request (loading batch $b: status $st: $(head -c 200 "$WORK/big.out"))"
+		rc=1
+		break
+	fi
+done
+first=$(curl -sS -o /dev/null -w '%{time_total}' "${AUTH_CGI[@]}" "$CGI/entities/big")
+echo "# entity big loaded (100,000 events); the first GET /entities/big took ${first}s (folds them, writes the snapshots)"
+"$LG" -label "cgi entity state" -n "${ENTITY_N:-200}" -target 5 -method GET -want 200 "${AUTH_CGI[@]}" \
+	"$CGI/entities/big" || rc=1
 
 BODY='{"type":"bench.appended","entity":"bench-{i}","data":{"i":{i},"sku":"A-1","qty":3}}'
 "$LG" -label "cgi append" -n "${CGI_N:-300}" -target 5 -method POST -want 201 -body "$BODY" \

@@ -170,6 +170,7 @@ func (b *bench) measureApache() {
 		{"A5", "cgi append (basic)", "(context) Basic-authenticated CGI append through Apache: bcrypt on every request", "—", 1e9},
 		{"5", "fcgid append", "FastCGI append through Apache mod_fcgid", "target p50 ≤ 1 ms", 1},
 		{"6c", "cgi read from=<head-1000>", "CGI GET /events?from=<head-1000>, 10,000-event log, via Apache mod_cgid", "target p50 ≤ 5 ms", 5},
+		{"11e", "cgi entity state", "entity state, entity with 100,000 events, CGI through Apache mod_cgid", "target p50 ≤ 5 ms", 5},
 	}
 	skipAll := func(why string) {
 		for _, r := range rows {
@@ -195,7 +196,7 @@ func (b *bench) measureApache() {
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	out, runErr := cmd.Output()
-	var comments []string
+	var comments, entityNotes []string
 	found := map[string]string{}
 	okLine := regexp.MustCompile(`^(.*?) p50 ([0-9.]+) ms p99 ([0-9.]+) ms (.*)$`)
 	badLine := regexp.MustCompile(`^(.*?): (no successful request.*)$`)
@@ -208,6 +209,10 @@ func (b *bench) measureApache() {
 	figs := map[string]fig{}
 	for sc.Scan() {
 		l := sc.Text()
+		if strings.HasPrefix(l, "# entity ") {
+			entityNotes = append(entityNotes, strings.TrimPrefix(l, "# "))
+			continue
+		}
 		if strings.HasPrefix(l, "# apache:") || strings.HasPrefix(l, "# loaded") {
 			comments = append(comments, strings.TrimPrefix(l, "# "))
 			continue
@@ -229,6 +234,10 @@ func (b *bench) measureApache() {
 		notes := []string{"from tests/apache/bench.sh: one client, Connection: close"}
 		if r.num == "4" {
 			notes = append(notes, comments...)
+		}
+		if r.num == "11e" {
+			notes = append(notes, "token-authenticated; after one untimed read that folded the 100,000 events and wrote the snapshots")
+			notes = append(notes, entityNotes...)
 		}
 		switch {
 		case !ok:
