@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzMergePatch$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzVerifyJWT$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./projections -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime $(FUZZTIME)
 
 soak: build
 	STRATA_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Concurrent' -v ./tests/...

@@ -1,7 +1,8 @@
-// Package projections derives read models from a tenant's log. Today it
-// answers one question: the state of an entity at a point of the log.
+// Package projections derives read models from a tenant's log: the state
+// of an entity at a point of the log, and projections — results folded
+// from the events by a kind of reducer.
 //
-// What it promises:
+// Entity state. What it promises:
 //
 //   - The state is a pure function of the log: StateAt reads the entity's
 //     own events (log.ScanEntity) from its first through the point asked
@@ -30,6 +31,38 @@
 // a recent point and have only the events after it read. The entity write
 // API (api/entitywrite.go: PUT, PATCH, DELETE, revert) writes ordinary
 // events with the MetaOp markers and computes its answer with Apply on the
-// state it read. Custom reducers (jq, per entity glob), the state index
-// behind GET /entities?prefix= and the other projection kinds come later.
+// state it read.
+//
+// Projections. A Definition (ParseDefinition) names a kind and the kind's
+// fields; a Projector (Open) computes its result. What the engine promises:
+//
+//   - A result is a pure function of the definition and the log: the
+//     events that pass the definition's Filter, folded in log order by the
+//     kind's Reducer. Events of the reserved strata.* types pass only a
+//     filter whose type patterns name them ("strata.…").
+//   - Every Answer is stamped with the seq and id of the last event it
+//     reflects. The result is cached on disk (FORMAT.md, "Projection result
+//     cache"), stamped the same way, and the cache is used only if that
+//     event is on the chain, for the same definition; otherwise it is
+//     ignored and replaced. Caches are written atomically without fsync and
+//     checksummed: a crash or a kill -9 can lose one, never corrupt an
+//     answer, and deleting them all at any time loses nothing.
+//   - A read catches the cache up from the log's tail within a budget
+//     (DefaultBudget, 2 s): past it the answer is the result so far, with
+//     its real seq and id and Behind set, and the progress is saved, so the
+//     next request — in CGI, the next process — goes on from there.
+//   - Time travel: Result at a seq answers from the nearest checkpoint at
+//     or before it (written every DefaultCheckpointEvery seqs, further
+//     apart for a large result) plus a fold of the rest.
+//   - Processes race safely: a writer replaces files under a try-lock and
+//     only if the file is not newer than what it started from; a loser
+//     writes nothing. A rebuild starts a new generation that readers of
+//     the old one do not overwrite.
+//   - A reducer error marks the projection failed (Status, FailedError)
+//     with the event that broke it; the result before it stays readable
+//     by time travel, other projections go on, and Rebuild starts over.
+//   - Built-in kinds (counter, timeseries, funnel) fold records without
+//     decoding events (log.ScanRaw) and allocate nothing per event: several
+//     million events a second. Kinds of their own (jq: custom, state)
+//     register with RegisterKind and see decoded events.
 package projections

@@ -153,6 +153,9 @@ func TestKeys(t *testing.T) {
 			t.Fatal(a, err)
 		}
 		all = append(all, keys...)
+		if after == "" && string(a.Result) != `{"e/0":10,"e/1":10,"e/2":10}` {
+			t.Errorf("first page: %s", a.Result)
+		}
 		if !more {
 			break
 		}

@@ -14,6 +14,7 @@ import (
 
 	"strata/internal/blake3"
 	"strata/internal/fileutil"
+	"strata/jsonx"
 	"strata/log"
 )
 
@@ -608,7 +609,9 @@ func (p *Projector) Key(ctx context.Context, def *Definition, version uint64, ke
 }
 
 // Keys returns up to limit keys of def's result at the head after after,
-// sorted, and whether more follow; the Answer stamps them (no Result).
+// sorted, and whether more follow. The Answer stamps them, and its Result
+// is the page: an object of those keys and their results, in key order —
+// one catch-up and one load for the whole page.
 func (p *Projector) Keys(ctx context.Context, def *Definition, version uint64, after string, limit int, budget time.Duration) ([]string, bool, *Answer, error) {
 	r, short, err := p.catchUp(ctx, def, version, 0, budget)
 	if err != nil {
@@ -621,7 +624,24 @@ func (p *Projector) Keys(ctx context.Context, def *Definition, version uint64, a
 	if err != nil {
 		return nil, false, nil, err
 	}
-	return keys, more, r.answer(nil, short), nil
+	page := []byte{'{'}
+	for i, k := range keys {
+		v, ok, err := r.red.Key(k)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		if !ok {
+			v = []byte("null")
+		}
+		if i > 0 {
+			page = append(page, ',')
+		}
+		page = jsonx.AppendString(page, k)
+		page = append(page, ':')
+		page = append(page, v...)
+	}
+	page = append(page, '}')
+	return keys, more, r.answer(page, short), nil
 }
 
 // Status returns def's status as its cache records it: StateCreated with
@@ -741,7 +761,16 @@ func (p *Projector) Drop(name string) error {
 		}
 		return err
 	}
-	return os.RemoveAll(gone)
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	// What a drop killed midway left.
+	if old, _ := filepath.Glob(filepath.Join(p.dir, ".*.drop")); old != nil {
+		for _, o := range old {
+			os.RemoveAll(o)
+		}
+	}
+	return nil
 }
 
 func tempCutoff() time.Time { return time.Now().Add(-time.Hour) }
