@@ -333,6 +333,31 @@ smoke() {
 	http PATCH "$base/entities/carts/apache" "${CT_JSON[@]}" --data-binary '{"qty":5}'
 	expect "$mode: PATCH of a deleted entity → 410 gone, its tombstone's version" 410 '.error.code=="gone" and .error.version==4'
 
+	# --- snapshots and the state index: a POST body, an entity with a /
+	# after /snapshots, and searches paged by Link
+	http POST "$base/snapshots" "${CT_JSON[@]}" --data-binary '{"entity":"order-1"}'
+	expect "$mode: POST /snapshots {entity:order-1} → 201, a manual snapshot" 201 \
+		'.entity=="order-1" and .kind=="manual" and (.id|length)==64 and .size>0'
+	http GET "$base/snapshots?entity=order-1"
+	expect "$mode: GET /snapshots?entity=order-1 → its snapshots" 200 'length>=1 and (map(.kind)|index("manual"))!=null'
+	http GET "$base/snapshots/order-1/latest"
+	expect "$mode: GET /snapshots/order-1/latest → the newest, with its state" 200 '.entity=="order-1" and (.state|type=="object")'
+	http GET "$base/snapshots/carts/apache/latest"
+	expect "$mode: GET /snapshots/carts/apache/latest (none) → 404 naming the entity" 404 \
+		'.error.code=="not_found" and .error.entity=="carts/apache"'
+	http GET "$base/entities?prefix=order-"
+	expect "$mode: GET /entities?prefix=order- → current states, order-1 first" 200 '.[0].entity=="order-1" and (.[0].state|type=="object")'
+	http GET "$base/entities?prefix=carts/"
+	expect "$mode: GET /entities?prefix=carts/ → a deleted entity is left out" 200 'length==0'
+	http GET "$base/entities?limit=1"
+	if [ "$ST" = 200 ] && hdr Link | grep -q 'rel="next"'; then
+		ok "$mode: GET /entities?limit=1 → a page of one and a Link to the next"
+	else
+		nok "$mode: GET /entities?limit=1 → a page of one and a Link to the next" "Link '$(hdr Link)', $(what)"
+	fi
+	http GET "$base/entities?where=.qty"
+	expect "$mode: GET /entities?where= → 400 unsupported" 400 '.error.code=="unsupported"'
+
 	# --- deployment hygiene
 	req GET "$site/cgi-bin/.htaccess"
 	expect "$mode: cgi-bin/.htaccess not served" 403
