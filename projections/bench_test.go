@@ -125,3 +125,27 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkResultCached: a read with nothing to catch up by a new
+// Projector (what a CGI request does): the engine's part of a result read.
+func BenchmarkResultCached(b *testing.B) {
+	l := benchLog(b, 100000)
+	for _, js := range []string{
+		`{"name":"per-type","kind":"counter","by":"type"}`,
+		`{"name":"per-entity","kind":"counter","by":"entity"}`,
+		`{"name":"revenue","kind":"timeseries","path":".amount","op":"sum","bucket":"hour"}`,
+	} {
+		d := mustDef(b, js)
+		b.Run(d.Name, func(b *testing.B) {
+			if _, err := Open(l).Result(context.Background(), d, 1, 0, 0); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				a, err := Open(l).Result(context.Background(), d, 1, 0, 0)
+				if err != nil || a.Seq != 100000 {
+					b.Fatal(a, err)
+				}
+			}
+		})
+	}
+}

@@ -466,3 +466,32 @@ func killedWriter(dir string) {
 		}
 	}
 }
+
+// TestWarm: a long-running process's projector goes on from its warm run
+// as events come, and drops it when another process rebuilds.
+func TestWarm(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	ctx := context.Background()
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"entity"}`)
+	p := Open(l)
+	for i := 1; i <= 5; i++ {
+		fillLog(t, l, 100)
+		a, err := p.Result(ctx, d, 1, 0, 0)
+		if want := reference(t, d, events(t, l, l.Through()), l.Through()); err != nil || string(a.Result) != want {
+			t.Fatalf("round %d: %+v %v; want %s", i, a, err, want)
+		}
+	}
+	if len(p.warm) != 1 {
+		t.Fatalf("warm runs: %d", len(p.warm))
+	}
+	// Another process rebuilds narrowed: this one must see it.
+	if err := Open(l).Rebuild(ctx, d, 1, RebuildOptions{Entity: "e/1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != `{"e/1":50}` {
+		t.Fatalf("after another's rebuild: %+v %v", a, err)
+	}
+	if err := p.Drop("c"); err != nil || len(p.warm) != 0 {
+		t.Fatalf("drop: %v, %d warm", err, len(p.warm))
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"strata/internal/blake3"
@@ -111,6 +112,65 @@ type Projector struct {
 	// (DefaultCheckpointEvery when 0). Changing it is safe: checkpoints
 	// are found by listing.
 	CheckpointEvery uint64
+
+	// warm keeps each projection's last run at the head, for a
+	// long-running process (one Projector per tenant): the next read goes
+	// on from it without loading the cache. mu guards it; a run is taken
+	// out while in use.
+	mu   sync.Mutex
+	warm map[string]*run
+}
+
+func warmKey(def *Definition, version uint64) string {
+	return def.Name + "/" + strconv.FormatUint(version, 10) + "/" + digest(def)
+}
+
+// takeWarm returns the warm run of def's version, if there is one that
+// the result file does not contradict (another generation wrote it since:
+// a rebuild in another process).
+func (p *Projector) takeWarm(def *Definition, version uint64) *run {
+	key := warmKey(def, version)
+	p.mu.Lock()
+	r := p.warm[key]
+	delete(p.warm, key)
+	p.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	cur, err := readHeader(filepath.Join(r.dir, resultFileName))
+	if err == nil && cur.Gen != r.h.Gen {
+		return nil
+	}
+	if !r.onChain(r.h.Seq, r.h.ID) {
+		return nil
+	}
+	r.def = def
+	return r
+}
+
+// putWarm keeps r for the next read at the head, unless a further one is
+// kept already.
+func (p *Projector) putWarm(r *run) {
+	key := warmKey(r.def, r.version)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.warm == nil {
+		p.warm = map[string]*run{}
+	}
+	if old := p.warm[key]; old == nil || old.h.Seq <= r.h.Seq {
+		p.warm[key] = r
+	}
+}
+
+// forget drops the warm runs of name (every version).
+func (p *Projector) forget(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, r := range p.warm {
+		if r.def.Name == name {
+			delete(p.warm, k)
+		}
+	}
 }
 
 // Open returns the projector of l's results.
@@ -514,6 +574,7 @@ func (r *run) saveLocked(force bool) error {
 	}
 	r.loaded = r.h.Gen
 	r.dirty = false
+	r.base, r.size = r.h.Seq, uint64(len(b))
 	return nil
 }
 
@@ -525,21 +586,30 @@ func (p *Projector) catchUp(ctx context.Context, def *Definition, version uint64
 		budget = DefaultBudget
 	}
 	deadline := time.Now().Add(budget)
-	r, err := p.newRun(def, version)
-	if err != nil {
-		return nil, false, err
-	}
 	through := p.l.Through()
 	head := at == 0 || at >= through
 	to := through
-	if !head {
-		to = at
-		err = r.loadBefore(at)
-	} else {
-		err = r.loadResult()
+	var r *run
+	if head {
+		r = p.takeWarm(def, version)
 	}
-	if err != nil {
-		return nil, false, err
+	if r == nil {
+		var err error
+		if r, err = p.newRun(def, version); err != nil {
+			return nil, false, err
+		}
+		if !head {
+			to = at
+			err = r.loadBefore(at)
+		} else {
+			err = r.loadResult()
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if head {
+		defer p.putWarm(r)
 	}
 	if err := r.failed(to); err != nil {
 		return nil, false, err
@@ -664,6 +734,8 @@ func (p *Projector) Status(def *Definition, version uint64) (*Status, error) {
 // ends first, what was done is saved with state rebuilding and ctx's error
 // returned: a read or a Rebuild with opt.Resume goes on from there.
 func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64, opt RebuildOptions, progress func(done, total uint64)) error {
+	p.forget(def.Name)
+	defer p.forget(def.Name) // a read during the rebuild kept the old one
 	r, err := p.newRun(def, version)
 	if err != nil {
 		return err
@@ -752,6 +824,7 @@ func (p *Projector) Drop(name string) error {
 	if !ValidName(name) {
 		return fieldErr("name", "is not a projection name")
 	}
+	p.forget(name)
 	dir := filepath.Join(p.dir, name)
 	// Renamed away first, so no reader sees half a directory.
 	gone := filepath.Join(p.dir, "."+name+"."+newGen()+".drop")
