@@ -49,6 +49,8 @@ func (b *bench) measureProjections() {
 			continue
 		}
 		var runs []time.Duration
+		cpu0, wall0 := selfCPU(), time.Now()
+		busy0, total0 := machineTicks()
 		for i := 0; i < 3 && err == nil; i++ {
 			if err = p.Drop(def.Name); err != nil {
 				break
@@ -65,6 +67,9 @@ func (b *bench) measureProjections() {
 			b.rep.errorRow(m.num, m.name, target, err)
 			continue
 		}
+		cpu, wall := (selfCPU() - cpu0).Seconds(), time.Since(wall0).Seconds()
+		busy, total := machineTicks()
+		others := max(0, float64(busy-busy0)/float64(max(1, total-total0))*float64(numCPU())-cpu/wall)
 		slices.Sort(runs)
 		rate := float64(n) / runs[1].Seconds()
 		v := verdict(rate >= 2e6)
@@ -72,7 +77,8 @@ func (b *bench) measureProjections() {
 			v = info
 		}
 		b.rep.add(&row{num: m.num, name: m.name, value: commas(int64(rate)) + " events/s", target: target, verdict: v,
-			notes: []string{fmt.Sprintf("median of 3 folds of %s events from no cache (cache dropped before each), checkpoints every %d seqs written; in process on the log the binary built", commas(int64(n)), projections.DefaultCheckpointEvery)}})
+			notes: []string{fmt.Sprintf("median of 3 folds of %s events from no cache (cache dropped before each), checkpoints every %d seqs written; in process on the log the binary built", commas(int64(n)), projections.DefaultCheckpointEvery),
+				fmt.Sprintf("%s events per CPU-second of the fold (one core); other processes used %.2f of %d cores meanwhile", commas(int64(3*float64(n)/cpu)), others, numCPU())}})
 	}
 
 	const target = "target ≤ 1 s, with progress"
