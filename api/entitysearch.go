@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"strata/projections"
 )
@@ -38,7 +39,7 @@ func (h *Handler) entitySearch(w http.ResponseWriter, r *http.Request, c *call, 
 		writeError(w, r, err)
 		return
 	}
-	res, err := projections.OpenIndex(c.t.log).Search(r.Context(), q.Get("prefix"), q.Get("after"), limit, match)
+	res, err := projections.OpenIndex(c.t.log).Search(r.Context(), q.Get("prefix"), q.Get("after"), limit, ownEntities(q.Get("prefix"), match))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -64,6 +65,24 @@ func (h *Handler) entitySearch(w http.ResponseWriter, r *http.Request, c *call, 
 		b = appendState(b, s)
 	}
 	writeJSON(w, http.StatusOK, append(b, ']'))
+}
+
+// ownEntities wraps match to leave out the server's own records (entities
+// under ReservedEntity, projection definitions) unless the prefix asks for
+// them: a search of a tenant's entities is a search of its data.
+func ownEntities(prefix string, match func(*projections.State) (bool, error)) func(*projections.State) (bool, error) {
+	if strings.HasPrefix(prefix, ReservedEntity) {
+		return match
+	}
+	return func(s *projections.State) (bool, error) {
+		if strings.HasPrefix(s.Entity, ReservedEntity) {
+			return false, nil
+		}
+		if match == nil {
+			return true, nil
+		}
+		return match(s)
+	}
 }
 
 // whereFilter compiles the where= parameter, a jq boolean over an

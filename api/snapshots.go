@@ -74,7 +74,7 @@ func (h *Handler) snapshotTake(w http.ResponseWriter, r *http.Request, c *call) 
 	}
 	deadline := time.Now().Add(snapshotAllTime)
 	ix := projections.OpenIndex(c.t.log)
-	res, err := ix.Search(r.Context(), in.Prefix, in.After, snapshotAllMax, nil)
+	res, err := ix.Search(r.Context(), in.Prefix, in.After, snapshotAllMax, ownEntities(in.Prefix, nil))
 	if err != nil {
 		writeError(w, r, err)
 		return
