@@ -339,11 +339,11 @@ func (rs *Replays) Step(ctx context.Context, id string, budget time.Duration, pr
 	var cancelled string
 	report := func(done, total uint64, force bool) {
 		now := rs.now()
+		r.Done, r.Total = done, total
 		if !force && now.Sub(lastReport) < reportEvery {
 			return
 		}
 		lastReport = now
-		r.Done, r.Total = done, total
 		r.Millis = base + float64(now.Sub(start).Microseconds())/1000
 		r.Updated = log.FormatTime(now.UnixNano())
 		if r.Millis > 0 {

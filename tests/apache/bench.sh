@@ -2,6 +2,7 @@
 # Latency of strata behind a real Apache, one client, Connection: close:
 #   - single-event appends under mod_cgid (300) and mod_fcgid (2000),
 #   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000,
+#   - GET /projections/<a counter>/result under mod_cgid, nothing to catch up.
 #   - GET /entities/<entity> of an entity with 100,000 events under mod_cgid.
 # Accounts are on, as on a real host: every request carries the writer
 # token setup_apache made (Authorization: Bearer, through CGIPassAuth), so
@@ -85,6 +86,15 @@ echo "# loaded $head_seq events; GET /events?from=<seq $from_seq> returns $got e
 "$LG" -label "cgi read from=<head-1000>" -n "${READ_N:-200}" -method GET -want 200 "${AUTH_CGI[@]}" \
 	"$CGI/events?from=$from_id" || rc=1
 
+# A projection over those events, caught up by one untimed read: every
+# timed read finds nothing new to catch up (its cached result, checked
+# against the chain, served as it is).
+st=$(curl -sS -o "$WORK/proj.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' "${AUTH_CGI[@]}" \
+	--data-binary '{"name":"bench-per-type","kind":"counter","by":"type"}' "$CGI/projections")
+[ "$st" = 201 ] || die "POST /projections: status $st: $(head -c 300 "$WORK/proj.out")"
+curl -sS -o /dev/null "${AUTH_CGI[@]}" "$CGI/projections/bench-per-type/result"
+"$LG" -label "cgi projection result" -n "${PROJ_N:-300}" -target 4 -method GET -want 200 "${AUTH_CGI[@]}" \
+	"$CGI/projections/bench-per-type/result" || rc=1
 # Entity state of an entity with 100,000 events (figure 11e): loaded
 # through Apache in 20 NDJSON batches of 5,000; one untimed read folds it
 # and writes its snapshots and latest-state cache, as the first reader on

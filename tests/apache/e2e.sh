@@ -409,6 +409,67 @@ smoke() {
 	fi
 }
 
+# projections MODE BASE: the projection and replay routes through Apache:
+# a definition written, its result read (stamped, at a point, by key),
+# changed, paused, resumed, rebuilt as a replay polled to its end, deleted;
+# and a client's event of a reserved type refused. (After smoke: the
+# definitions are events of the log, which smoke counts.)
+projections() {
+	local mode=$1 base=$2 id key i p=apache-per-type
+	http POST "$base/projections" "${CT_JSON[@]}" --data-binary "{\"name\":\"$p\",\"kind\":\"counter\",\"by\":\"type\"}"
+	expect "$mode: POST /projections → 201, version 1, the definition's entity" 201 \
+		".name==\"$p\" and .version==1 and .record.entity==\"strata/projections/$p\""
+	http POST "$base/projections" "${CT_JSON[@]}" --data-binary "{\"name\":\"$p\",\"kind\":\"counter\",\"by\":\"entity\"}"
+	expect "$mode: POST /projections again → 409 exists" 409 '.error.code=="exists"'
+	http GET "$base/projections/$p/result"
+	expect "$mode: GET /projections/$p/result → the counts, stamped with seq and id" 200 \
+		".name==\"$p\" and .version==1 and (.result|type==\"object\" and length>0) and .seq>0 and (.id|length)==64"
+	if [ -n "$(jqb .id)" ] && [ "$(hdr Strata-Head)" = "$(jqb .id)" ] && [ "$(hdr Strata-Head-Seq)" = "$(jqb .seq)" ]; then
+		ok "$mode: a result's Strata-Head and Strata-Head-Seq are its seq and id"
+	else
+		nok "$mode: a result's Strata-Head and Strata-Head-Seq are its seq and id" "Strata-Head '$(hdr Strata-Head)' '$(hdr Strata-Head-Seq)', $(what)"
+	fi
+	key=$(jqb '.result|keys[0]')
+	http GET "$base/projections/$p/result/$key"
+	expect "$mode: GET /projections/$p/result/$key → one key's count" 200 '.result|type=="number"'
+	http GET "$base/projections/$p/result?seq=1"
+	expect "$mode: GET …/result?seq=1 → the result as of seq 1" 200 '.seq==1 and (.result|add)==1'
+	http PUT "$base/projections/$p" "${CT_JSON[@]}" --data-binary '{"kind":"counter","by":"entity"}'
+	expect "$mode: PUT /projections/$p → 200, version 2" 200 '.version==2'
+	http POST "$base/projections/$p/pause"
+	expect "$mode: POST …/pause → paused" 200 '.state=="paused" and .paused==true'
+	http POST "$base/projections/$p/resume"
+	expect "$mode: POST …/resume → resumed" 200 '.paused==false'
+	http POST "$base/projections/$p/rebuild" "${CT_JSON[@]}" --data-binary '{"types":["invoice.paid"]}'
+	expect "$mode: POST …/rebuild → 202, a replay" 202 ".projection==\"$p\" and (.id|length)==20"
+	id=$(jqb .id)
+	if [ "$(hdr Location)" = "replays/$id" ]; then
+		ok "$mode: a replay's Location reaches the client (202, not a redirect)"
+	else
+		nok "$mode: a replay's Location reaches the client (202, not a redirect)" "Location '$(hdr Location)', $(what)"
+	fi
+	for i in $(seq 1 200); do
+		http GET "$base/replays/$id"
+		[ "$(jqb .state)" = completed ] && break
+		sleep 0.05
+	done
+	expect "$mode: GET /replays/<id> → completed, done = total" 200 '.state=="completed" and .done==.total and (.rate|type=="number")'
+	http GET "$base/projections/$p/result"
+	expect "$mode: the narrowed rebuild's result: invoice.paid's entities only" 200 '.result=={"invoice-1":1}'
+	http GET "$base/replays"
+	expect "$mode: GET /replays → the replay listed" 200 "map(.id)|index(\"$id\")!=null"
+	http DELETE "$base/replays/$id"
+	expect "$mode: DELETE /replays/<id> → 204" 204
+	http GET "$base/projections"
+	expect "$mode: GET /projections → the list with status" 200 "map(.name)|index(\"$p\")!=null"
+	http DELETE "$base/projections/$p"
+	expect "$mode: DELETE /projections/$p → 200" 200 '.deleted==true'
+	http GET "$base/projections/$p/result"
+	expect "$mode: a deleted projection's result → 410 gone" 410 '.error.code=="gone"'
+	http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"strata.projection.defined","entity":"x","data":{}}'
+	expect "$mode: a client's strata.* event → 400 reserved_type naming the field" 400 '.error.code=="reserved_type" and .error.field=="type"'
+}
+
 # cli NAME ARGS...: strata's command line as the command-line user (as
 # root, not the web server's: see lib.sh); output in
 # $CLI. A failure is a "not ok - NAME" (and returns 1).
@@ -1030,12 +1091,14 @@ echo "# apache up: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID, work dir $
 
 TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
+projections cgi "http://127.0.0.1:$PORT_CGI/api"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
 reborn cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI"
 shared cgi "$DATA_CGI"
 TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
+projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"

@@ -1,0 +1,390 @@
+package e2e_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// projResult is a projection's result answer.
+type projResult struct {
+	Name    string          `json:"name"`
+	Version uint64          `json:"version"`
+	Seq     uint64          `json:"seq"`
+	ID      string          `json:"id"`
+	Result  json.RawMessage `json:"result"`
+	Behind  bool            `json:"behind"`
+}
+
+// projDef is a projection's definition answer (the members the tests look
+// at).
+type projDef struct {
+	Name       string          `json:"name"`
+	Version    uint64          `json:"version"`
+	Definition json.RawMessage `json:"definition"`
+	State      string          `json:"state"`
+	Processed  uint64          `json:"processed"`
+	LastSeq    uint64          `json:"last_seq"`
+	Paused     bool            `json:"paused"`
+	Record     struct {
+		Entity  string `json:"entity"`
+		Version uint64 `json:"version"`
+		Seq     uint64 `json:"seq"`
+		ID      string `json:"id"`
+	} `json:"record"`
+}
+
+// replayRec is a replay's record.
+type replayRec struct {
+	ID         string   `json:"id"`
+	Projection string   `json:"projection"`
+	State      string   `json:"state"`
+	Done       uint64   `json:"done"`
+	Total      uint64   `json:"total"`
+	Rate       float64  `json:"rate"`
+	ETA        *float64 `json:"eta"`
+	Error      string   `json:"error"`
+}
+
+func jsonOf[T any](t testing.TB, r *response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	return v
+}
+
+// getResult reads a result and checks its stamp: the body's seq and id
+// are the Strata-Head headers'.
+func getResult(t testing.TB, base, path string) projResult {
+	t.Helper()
+	r := do(t, "GET", base+path, nil).want(t, 200)
+	a := jsonOf[projResult](t, r)
+	if r.header.Get("Strata-Head") != a.ID || r.header.Get("Strata-Head-Seq") != fmt.Sprint(a.Seq) {
+		t.Errorf("GET %s: Strata-Head %q/%q, body seq %d id %s", path, r.header.Get("Strata-Head"), r.header.Get("Strata-Head-Seq"), a.Seq, a.ID)
+	}
+	if a.Behind != (r.header.Get("Strata-Behind") == "true") {
+		t.Errorf("GET %s: behind %v, Strata-Behind %q", path, a.Behind, r.header.Get("Strata-Behind"))
+	}
+	return a
+}
+
+// projectionEvents is the tenant's data of TestProjectionsEndToEnd: users
+// who sign up, verify and order; orders placed and paid.
+const projectionEvents = `[
+{"type":"user.created","entity":"users/1"},
+{"type":"user.created","entity":"users/2"},
+{"type":"user.verified","entity":"users/1"},
+{"type":"order.placed","entity":"users/1"},
+{"type":"order.placed","entity":"orders/1","data":{"customer":"c1"}}
+]`
+
+// projectionEvents2 follow projectionEvents, in a later request (a later
+// time).
+const projectionEvents2 = `[
+{"type":"order.paid","entity":"orders/1","data":{"customer":"c1","amount":10.5}},
+{"type":"order.placed","entity":"orders/2","data":{"customer":"c2"}},
+{"type":"order.paid","entity":"orders/2","data":{"customer":"c2","amount":20}},
+{"type":"order.paid","entity":"orders/3","data":{"customer":"c1","amount":100}}
+]`
+
+// TestProjectionsEndToEnd: every kind of the README's examples defined
+// over HTTP on the real binary, read, changed, paused, resumed, read in
+// the past and deleted — and the same answers from a CGI process on the
+// same data.
+func TestProjectionsEndToEnd(t *testing.T) {
+	s := startServer(t, "")
+	base := s.url
+	recs := mustAppendBatch(t, base, projectionEvents)
+	time.Sleep(2 * time.Millisecond)
+	recs = append(recs, mustAppendBatch(t, base, projectionEvents2)...)
+	day := recs[0].Time[:10] + "T00:00:00Z"
+	defs := map[string]string{
+		"per-type": `{"name":"per-type","kind":"counter","by":"type"}`,
+		"revenue":  `{"name":"revenue","kind":"timeseries","path":".amount","op":"sum","bucket":"day","filter":{"types":["order.paid"]}}`,
+		"signup":   `{"name":"signup","kind":"funnel","steps":["user.created","user.verified","order.placed"],"window":"7d"}`,
+		"spend":    `{"name":"spend","kind":"custom","init":0,"reduce":"$state + $event.data.amount","key":"$event.data.customer","filter":{"types":["order.paid"],"entity":"orders/*"}}`,
+	}
+	want := map[string]string{
+		"per-type": `{"order.paid":3,"order.placed":3,"user.created":2,"user.verified":1}`,
+		"revenue":  `{"` + day + `":130.5}`,
+		"spend":    `{"c1":110.5,"c2":20}`,
+	}
+	defined := []string{}
+	for _, name := range []string{"per-type", "revenue", "signup", "spend"} {
+		r := do(t, "POST", base+"/projections", defs[name])
+		if name == "spend" && r.status == 400 {
+			t.Logf("kind custom not available in this build: %s", r.body)
+			continue
+		}
+		d := jsonOf[projDef](t, r.want(t, 201))
+		if d.Name != name || d.Version != 1 || d.Record.Entity != "strata/projections/"+name || d.State != "created" && d.State != "running" {
+			t.Errorf("POST /projections %s: %s", name, r.body)
+		}
+		defined = append(defined, name)
+	}
+	do(t, "POST", base+"/projections", defs["per-type"]).wantError(t, 409, "exists")
+	head := mustHead(t, base)
+	for _, name := range defined {
+		a := getResult(t, base, "/projections/"+name+"/result")
+		if a.Name != name || a.Version != 1 || a.Seq != head.Seq || a.ID != head.ID {
+			t.Errorf("%s: stamped %d %s version %d, head %d %s", name, a.Seq, a.ID, a.Version, head.Seq, head.ID)
+		}
+		if w, ok := want[name]; ok && string(a.Result) != w {
+			t.Errorf("%s: %s, want %s", name, a.Result, w)
+		}
+	}
+	funnel := getResult(t, base, "/projections/signup/result")
+	if !strings.Contains(string(funnel.Result), "user.verified") {
+		t.Errorf("funnel: %s", funnel.Result)
+	}
+	// One key of a keyed result, and a page of keys.
+	if slicesContains(defined, "spend") {
+		if a := getResult(t, base, "/projections/spend/result/c1"); string(a.Result) != "110.5" {
+			t.Errorf("spend/c1: %s", a.Result)
+		}
+		r := do(t, "GET", base+"/projections/spend/result?limit=1", nil).want(t, 200)
+		if a := jsonOf[projResult](t, r); string(a.Result) != `{"c1":110.5}` || !strings.Contains(r.header.Get("Link"), "after=c1") {
+			t.Errorf("a page of spend: %s %v", r.body, r.header)
+		}
+	}
+	do(t, "GET", base+"/projections/per-type/result/nosuch", nil).wantError(t, 404, "not_found")
+
+	// Time travel: by seq, by event id, by time.
+	at5 := `{"order.placed":2,"user.created":2,"user.verified":1}`
+	for _, q := range []string{"seq=5", "at=" + recs[4].ID, "as_of=" + url.QueryEscape(recs[4].Time)} {
+		a := getResult(t, base, "/projections/per-type/result?"+q)
+		if a.Seq != 5 || a.ID != recs[4].ID || string(a.Result) != at5 {
+			t.Errorf("per-type?%s: %d %s %s, want seq 5 %s", q, a.Seq, a.ID, a.Result, at5)
+		}
+	}
+	do(t, "GET", base+"/projections/per-type/result?seq=5&at="+recs[4].ID, nil).wantError(t, 400, "invalid_parameter")
+	do(t, "GET", base+"/projections/per-type/result?at="+strings.Repeat("ab", 32), nil).wantError(t, 404, "not_on_chain")
+
+	// Clients may not write the definitions' types or entities.
+	do(t, "POST", base+"/events", `{"type":"strata.projection.deleted","entity":"strata/projections/per-type"}`).wantError(t, 400, "reserved_type")
+	do(t, "PUT", base+"/entities/strata/projections/per-type", `{}`).wantError(t, 400, "reserved_entity")
+
+	// A new version of the definition: its result is built anew.
+	d := jsonOf[projDef](t, do(t, "PUT", base+"/projections/per-type", `{"kind":"counter","by":"entity","filter":{"entity":"orders/*"}}`).want(t, 200))
+	if d.Version != 2 {
+		t.Errorf("PUT: version %d", d.Version)
+	}
+	if a := getResult(t, base, "/projections/per-type/result"); a.Version != 2 || string(a.Result) != `{"orders/1":2,"orders/2":2,"orders/3":1}` {
+		t.Errorf("version 2: %d %s", a.Version, a.Result)
+	}
+	if d := jsonOf[projDef](t, do(t, "GET", base+"/projections/per-type?version=1", nil).want(t, 200)); d.Version != 1 || !strings.Contains(string(d.Definition), `"by":"type"`) {
+		t.Errorf("version 1: %+v", d)
+	}
+
+	// Paused, the result stays where it was; resumed, it catches up.
+	if d := jsonOf[projDef](t, do(t, "POST", base+"/projections/per-type/pause", nil).want(t, 200)); d.State != "paused" {
+		t.Errorf("paused: %+v", d)
+	}
+	mustAppend(t, base, `{"type":"order.placed","entity":"orders/4"}`)
+	if a := getResult(t, base, "/projections/per-type/result"); strings.Contains(string(a.Result), "orders/4") {
+		t.Errorf("paused result moved: %s", a.Result)
+	}
+	do(t, "POST", base+"/projections/per-type/resume", nil).want(t, 200)
+	if a := getResult(t, base, "/projections/per-type/result"); !strings.Contains(string(a.Result), `"orders/4":1`) {
+		t.Errorf("resumed result: %s", a.Result)
+	}
+
+	// The list, with status.
+	list := jsonOf[[]projDef](t, do(t, "GET", base+"/projections", nil).want(t, 200))
+	if len(list) != len(defined) {
+		t.Errorf("GET /projections: %d of %d", len(list), len(defined))
+	}
+
+	// The same answers from a CGI process on the same data, at the same
+	// points, and from the CLI.
+	cgi := cgiServer(t, s.data)
+	for _, name := range defined {
+		for _, q := range []string{"", "?seq=5"} {
+			x := getResult(t, base, "/projections/"+name+"/result"+q)
+			y := getResult(t, cgi.URL+"/api", "/projections/"+name+"/result"+q)
+			if x.Seq != y.Seq || x.ID != y.ID || string(x.Result) != string(y.Result) || x.Version != y.Version {
+				t.Errorf("%s%s: standalone %d %s, CGI %d %s", name, q, x.Seq, x.Result, y.Seq, y.Result)
+			}
+		}
+	}
+	out, errOut, code := cliRun(t, "", "projection", "list", "--data", s.data)
+	if code != 0 || !strings.Contains(out, "per-type") || !strings.Contains(out, "counter") {
+		t.Errorf("projection list: %d %s %s", code, out, errOut)
+	}
+	out, errOut, code = cliRun(t, "", "projection", "show", "per-type", "--version", "1", "--data", s.data)
+	if code != 0 || !strings.Contains(out, `"by": "type"`) {
+		t.Errorf("projection show --version 1: %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code = cliRun(t, "", "projection", "show", "nosuch", "--data", s.data); code != 2 || !strings.Contains(errOut, "no projection") {
+		t.Errorf("projection show nosuch: %d %s", code, errOut)
+	}
+
+	// Deleted: gone, and the definitions stay in the log.
+	do(t, "DELETE", base+"/projections/per-type", nil).want(t, 200)
+	do(t, "GET", base+"/projections/per-type/result", nil).wantError(t, 410, "gone")
+	var types []string
+	for _, e := range readAll(t, base) {
+		if e.Entity == "strata/projections/per-type" {
+			types = append(types, strings.TrimPrefix(e.Type, "strata.projection."))
+		}
+	}
+	if strings.Join(types, ",") != "defined,defined,paused,resumed,deleted" {
+		t.Errorf("per-type's events: %v", types)
+	}
+	mustVerify(t, s.data, len(readAll(t, base)))
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// appendMany appends n small events, 10,000 a request.
+func appendMany(t testing.TB, base string, n int) {
+	t.Helper()
+	for done := 0; done < n; {
+		var b strings.Builder
+		k := min(10000, n-done)
+		for i := range k {
+			fmt.Fprintf(&b, `{"type":"t%d","entity":"e%d","data":{"n":%d}}`+"\n", (done+i)%5, (done+i)%101, i)
+		}
+		do(t, "POST", base+"/events", b.String(), "Content-Type", "application/x-ndjson").want(t, 201)
+		done += k
+	}
+}
+
+// waitReplay polls a replay until it is over; every GET moves it on in
+// CGI.
+func waitReplay(t testing.TB, base, id string) replayRec {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rp := jsonOf[replayRec](t, do(t, "GET", base+"/replays/"+id, nil).want(t, 200))
+		if rp.State == "completed" || rp.State == "failed" || rp.State == "cancelled" {
+			return rp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replay %s not over after 60s: %+v", id, rp)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReplayLifecycle: a rebuild is a replay that moves on in steps of at
+// most the catch-up budget in CGI (each request that reads it) and in the
+// background in a standalone server; it can be narrowed, cancelled and
+// deleted; its result is the one a fresh fold gives.
+func TestReplayLifecycle(t *testing.T) {
+	s := startServer(t, "")
+	appendMany(t, s.url, 60000)
+	do(t, "POST", s.url+"/projections", `{"name":"c","kind":"counter","by":"type"}`).want(t, 201)
+	full := getResult(t, s.url, "/projections/c/result")
+	if string(full.Result) != `{"t0":12000,"t1":12000,"t2":12000,"t3":12000,"t4":12000}` {
+		t.Fatalf("counter: %s", full.Result)
+	}
+	// CGI, with a budget of a millisecond: many steps.
+	cgi := cgiServer(t, s.data, "STRATA_CATCHUP_BUDGET=1ms")
+	api := cgi.URL + "/api"
+	r := do(t, "POST", api+"/projections/c/rebuild", `{"types":["t1","t3"]}`).want(t, 202)
+	rp := jsonOf[replayRec](t, r)
+	if rp.Projection != "c" || rp.Total != 60001 || r.header.Get("Location") != "replays/"+rp.ID {
+		t.Fatalf("rebuild: %s %v", r.body, r.header)
+	}
+	steps := 0
+	for rp.State != "completed" {
+		rp = jsonOf[replayRec](t, do(t, "GET", api+"/replays/"+rp.ID, nil).want(t, 200))
+		if rp.State == "failed" || rp.State == "cancelled" || steps > 100000 {
+			t.Fatalf("replay: %+v", rp)
+		}
+		steps++
+	}
+	t.Logf("CGI replay of 60,001 events in %d requests", steps+1)
+	if a := getResult(t, api, "/projections/c/result"); string(a.Result) != `{"t1":12000,"t3":12000}` {
+		t.Errorf("narrowed rebuild: %s", a.Result)
+	}
+	// Standalone: in the background.
+	rp = jsonOf[replayRec](t, do(t, "POST", s.url+"/projections/c/rebuild", nil).want(t, 202))
+	if rp = waitReplay(t, s.url, rp.ID); rp.State != "completed" || rp.Done != rp.Total {
+		t.Fatalf("standalone replay: %+v", rp)
+	}
+	if a := getResult(t, s.url, "/projections/c/result"); string(a.Result) != string(full.Result) {
+		t.Errorf("rebuilt: %s, want %s", a.Result, full.Result)
+	}
+	// Cancel one under way (in CGI, between steps), then delete it.
+	rp = jsonOf[replayRec](t, do(t, "POST", api+"/projections/c/rebuild", nil).want(t, 202))
+	if rp.State != "completed" {
+		rp = jsonOf[replayRec](t, do(t, "POST", api+"/replays/"+rp.ID+"/cancel", nil).want(t, 200))
+		if rp.State != "cancelled" {
+			t.Errorf("cancelled: %+v", rp)
+		}
+		do(t, "POST", api+"/replays/"+rp.ID+"/cancel", nil).wantError(t, 409, "replay_finished")
+	}
+	do(t, "DELETE", api+"/replays/"+rp.ID, nil).want(t, 204)
+	do(t, "GET", api+"/replays/"+rp.ID, nil).wantError(t, 404, "not_found")
+	if all := jsonOf[[]replayRec](t, do(t, "GET", s.url+"/replays", nil).want(t, 200)); len(all) != 2 {
+		t.Errorf("replays: %+v", all)
+	}
+	// The result after a cancelled rebuild is caught up on read, a
+	// budget at a time: behind until whole.
+	a := getResult(t, api, "/projections/c/result")
+	for n := 0; a.Behind && n < 100000; n++ {
+		a = getResult(t, api, "/projections/c/result")
+	}
+	if string(a.Result) != string(full.Result) || a.Seq != full.Seq {
+		t.Errorf("after a cancelled rebuild: %d %s", a.Seq, a.Result)
+	}
+}
+
+// TestRebuildKill9: strata rebuild killed at any moment loses nothing:
+// the replay it left goes on in the next request, and the result is the
+// one a fresh fold gives.
+func TestRebuildKill9(t *testing.T) {
+	s := startServer(t, "")
+	appendMany(t, s.url, 200000)
+	do(t, "POST", s.url+"/projections", `{"name":"c","kind":"counter","by":"entity"}`).want(t, 201)
+	want := getResult(t, s.url, "/projections/c/result")
+	s.kill()
+	for i, delay := range []time.Duration{20 * time.Millisecond, 60 * time.Millisecond, 120 * time.Millisecond} {
+		cmd := exec.Command(bin, "rebuild", "c", "--data", s.data)
+		cmd.Env = cleanEnv()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		// What the killed process left, before any request moves it on.
+		recs, _ := filepath.Glob(filepath.Join(s.data, "tenants", "default", "cache", "replays", "*.json"))
+		for _, f := range recs {
+			if b, err := os.ReadFile(f); err == nil {
+				t.Logf("round %d: strata rebuild killed after %v left %s", i, delay, b)
+			}
+		}
+		cgi := cgiServer(t, s.data)
+		all := jsonOf[[]replayRec](t, do(t, "GET", cgi.URL+"/api/replays", nil).want(t, 200))
+		if len(all) != i+1 {
+			t.Fatalf("round %d: %d replays", i, len(all))
+		}
+		rp := waitReplay(t, cgi.URL+"/api", all[i].ID)
+		if rp.State != "completed" {
+			t.Errorf("round %d: replay %+v", i, rp)
+		}
+		if a := getResult(t, cgi.URL+"/api", "/projections/c/result"); string(a.Result) != string(want.Result) || a.Seq != want.Seq {
+			t.Errorf("round %d (killed after %v): %d %.200s, want %d %.200s", i, delay, a.Seq, a.Result, want.Seq, want.Result)
+		}
+	}
+	mustVerify(t, s.data, 200001)
+}
