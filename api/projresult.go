@@ -149,35 +149,16 @@ func (h *Handler) resultPage(w http.ResponseWriter, r *http.Request, c *call, d 
 		}
 		limit = n
 	}
-	p := c.t.projector()
-	keys, more, a, err := p.Keys(r.Context(), d.Def, d.Version, q.Get("after"), limit, h.budget())
+	keys, more, a, err := c.t.projector().Keys(r.Context(), d.Def, d.Version, q.Get("after"), limit, h.budget())
 	if err != nil {
 		return nil, err
 	}
-	b := []byte{'{'}
-	for i, k := range keys {
-		ka, err := p.Key(r.Context(), d.Def, d.Version, k, 0, h.budget())
-		if errors.Is(err, projections.ErrNoKey) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonx.AppendString(b, k)
-		b = append(b, ':')
-		b = append(b, ka.Result...)
-	}
-	page := *a
-	page.Result = append(b, '}')
 	if more && len(keys) > 0 {
 		nq := r.URL.Query()
 		nq.Set("after", keys[len(keys)-1])
 		w.Header().Set("Link", "<?"+nq.Encode()+`>; rel="next"`)
 	}
-	return &page, nil
+	return a, nil
 }
 
 // resultError is the answer for an error of the engine.

@@ -2,7 +2,7 @@
 # Latency of strata behind a real Apache, one client, Connection: close:
 #   - single-event appends under mod_cgid (300) and mod_fcgid (2000),
 #   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000,
-#   - GET /projections/<a counter>/result under mod_cgid, nothing to catch up.
+#   - GET /projections/<a counter>/result under mod_cgid, nothing to catch up,
 #   - GET /entities/<entity> of an entity with 100,000 events under mod_cgid.
 # Accounts are on, as on a real host: every request carries the writer
 # token setup_apache made (Authorization: Bearer, through CGIPassAuth), so
@@ -95,6 +95,7 @@ st=$(curl -sS -o "$WORK/proj.out" -w '%{http_code}' -X POST -H 'Content-Type: ap
 curl -sS -o /dev/null "${AUTH_CGI[@]}" "$CGI/projections/bench-per-type/result"
 "$LG" -label "cgi projection result" -n "${PROJ_N:-300}" -target 4 -method GET -want 200 "${AUTH_CGI[@]}" \
 	"$CGI/projections/bench-per-type/result" || rc=1
+
 # Entity state of an entity with 100,000 events (figure 11e): loaded
 # through Apache in 20 NDJSON batches of 5,000; one untimed read folds it
 # and writes its snapshots and latest-state cache, as the first reader on
