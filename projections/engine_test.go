@@ -84,6 +84,12 @@ func TestBudget(t *testing.T) {
 	if len(seqs) < 3 || seqs[0] != 1023 || seqs[1] != 2046 {
 		t.Errorf("reads stopped at %v; want each to go on from the last (1023, 2046, …)", seqs)
 	}
+	// A kind that sees decoded events (jq's) looks at the clock every 16
+	// records: its events may be slow.
+	slow := mustDef(t, `{"name":"slow","kind":"test-fail"}`)
+	if a, err := p.Result(context.Background(), slow, 1, 0, time.Nanosecond); err != nil || !a.Behind || a.Seq != 15 || string(a.Result) != "15" {
+		t.Errorf("decoded kind: %+v %v", a, err)
+	}
 	// A canceled context stops the catch-up the same way.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
