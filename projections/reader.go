@@ -37,6 +37,12 @@ func NewReader(l *log.Log, every int) *Reader {
 // context.
 const ctxEvery = 256
 
+// latestAfter is how many events a read of the current state must fold
+// before it rewrites the latest-state cache: folding a few events (a
+// dozen reads and merges) costs less than writing a file, so reads and
+// entity writes that alternate write no file each.
+const latestAfter = 16
+
 // maxAutoPerFold bounds the automatic snapshots one fold writes (each is a
 // file created and renamed, ~0.1–1 ms): the first read of an entity of
 // 100,000 versions writes all 781 of them, one of millions writes the
@@ -59,7 +65,11 @@ func (r *Reader) StateAt(ctx context.Context, entity string, p Point) (*State, e
 	if err != nil {
 		return nil, err
 	}
-	if r.every > 0 && to == through && (base == nil || s.Seq > base.Seq) {
+	folded := s.Version
+	if base != nil {
+		folded -= base.Version
+	}
+	if r.every > 0 && to == through && folded >= latestAfter {
 		writeSnapshot(r.l, s, kindLatest) // a cache: failing to write it costs speed only
 	}
 	return s, nil
@@ -81,6 +91,18 @@ func (r *Reader) nearest(entity string, to uint64) (*State, error) {
 		}
 		if head == latest.Seq {
 			return latest, nil
+		}
+		// Newer events, but none at a multiple of the interval (no
+		// automatic snapshot can be newer; a manual one rewrites the
+		// latest-state cache too): no listing either.
+		if r.every > 0 && head <= to {
+			e, err := r.l.Event(head)
+			if err != nil {
+				return nil, err
+			}
+			if e.Version/r.every == latest.Version/r.every {
+				return latest, nil
+			}
 		}
 	} else {
 		latest = nil
