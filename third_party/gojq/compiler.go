@@ -74,6 +74,7 @@ type funcinfo struct {
 
 // Compile compiles a query.
 func Compile(q *Query, options ...CompilerOption) (*Code, error) {
+	lazyInit() // strata: the builtin tables are built on first use
 	c := &compiler{}
 	for _, opt := range options {
 		opt(c)

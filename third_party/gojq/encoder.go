@@ -22,7 +22,16 @@ import (
 // and does not escape '<', '>', '&', '\u2028', and '\u2029'. These behaviors
 // are based on the marshaler of jq command, and different from json.Marshal in
 // the Go standard library. Note that the result is not safe to embed in HTML.
-func Marshal(v any) ([]byte, error) {
+func Marshal(v any) (_ []byte, err error) {
+	defer func() { // strata: a value too large to encode is an error
+		if r := recover(); r != nil {
+			e, ok := r.(*LimitError)
+			if !ok {
+				panic(r)
+			}
+			err = e
+		}
+	}()
 	var b bytes.Buffer
 	(&encoder{w: &b}).encode(v)
 	return b.Bytes(), nil
@@ -48,6 +57,9 @@ type encoder struct {
 }
 
 func (e *encoder) encode(v any) {
+	if w, ok := e.w.(interface{ Len() int }); ok { // strata
+		capStringLen(uint64(w.Len()))
+	}
 	switch v := v.(type) {
 	case nil:
 		e.w.WriteString("null")

@@ -17,6 +17,9 @@ type env struct {
 	label     int
 	args      [32]any // len(env.args) > maxarity
 	ctx       context.Context
+	limits    *Limits // strata: see strata_limits.go
+	steps     int     // strata: instructions run, for limits
+	bigSeen   uint64  // strata: bigValues at the last check
 }
 
 func newEnv(ctx context.Context) *env {

@@ -36,6 +36,12 @@ loop:
 			default:
 			}
 		}
+		if env.limits != nil { // strata: see strata_limits.go
+			if err := env.checkLimits(); err != nil {
+				pc, env.forks = len(env.codes), nil
+				return err, true
+			}
+		}
 		switch code.op {
 		case opnop:
 			// nop

@@ -45,7 +45,7 @@ func (fn function) accept(cnt int) bool {
 
 var internalFuncs map[string]function
 
-func init() {
+func initInternalFuncs() { // strata: was init, built on first use by lazyInit (strata_lazy.go)
 	internalFuncs = map[string]function{
 		"empty":          argFunc0(nil),
 		"path":           argFunc1(nil),
@@ -405,6 +405,7 @@ func add(xs iter.Seq[any]) any {
 				v = &sb
 				continue
 			case *strings.Builder:
+				checkStringLen(uint64(w.Len()) + uint64(len(x))) // strata
 				w.WriteString(x)
 				continue
 			}
@@ -414,6 +415,7 @@ func add(xs iter.Seq[any]) any {
 				v = append([]any{}, x...)
 				continue
 			case []any:
+				checkArrayLen(uint64(len(w)) + uint64(len(x))) // strata
 				v = append(w, x...)
 				continue
 			}
@@ -709,6 +711,7 @@ func funcExplode(v any) any {
 }
 
 func explode(s string) []any {
+	checkArrayLen(uint64(utf8.RuneCountInString(s))) // strata
 	xs := make([]any, len([]rune(s)))
 	var i int
 	for _, r := range s {
@@ -755,6 +758,7 @@ func splitString(s, t string) []any {
 	if s == "" {
 		return []any{}
 	}
+	checkArrayLen(uint64(strings.Count(s, t)) + 1) // strata
 	ss := strings.Split(s, t)
 	xs := make([]any, len(ss))
 	for i, s := range ss {
@@ -851,13 +855,17 @@ func funcFormat(v, x any) any {
 	return internalFuncs[f.Name].callback(v, nil)
 }
 
-var htmlEscaper = strings.NewReplacer(
-	`<`, "&lt;",
-	`>`, "&gt;",
-	`&`, "&amp;",
-	`'`, "&apos;",
-	`"`, "&quot;",
-)
+var htmlEscaper *strings.Replacer // strata: built in lazyInit
+
+func initHtmlEscaper() {
+	htmlEscaper = strings.NewReplacer(
+		`<`, "&lt;",
+		`>`, "&gt;",
+		`&`, "&amp;",
+		`'`, "&apos;",
+		`"`, "&quot;",
+	)
+}
 
 func funcToHTML(v any) any {
 	return htmlEscaper.Replace(toString(v))
@@ -875,10 +883,14 @@ func funcToURId(v any) any {
 	return x
 }
 
-var csvEscaper = strings.NewReplacer(
-	`"`, `""`,
-	"\x00", `\0`,
-)
+var csvEscaper *strings.Replacer // strata: built in lazyInit
+
+func initCsvEscaper() {
+	csvEscaper = strings.NewReplacer(
+		`"`, `""`,
+		"\x00", `\0`,
+	)
+}
 
 func funcToCSV(v any) any {
 	return formatJoin("csv", v, ",", func(s string) string {
@@ -886,22 +898,30 @@ func funcToCSV(v any) any {
 	})
 }
 
-var tsvEscaper = strings.NewReplacer(
-	"\t", `\t`,
-	"\r", `\r`,
-	"\n", `\n`,
-	"\\", `\\`,
-	"\x00", `\0`,
-)
+var tsvEscaper *strings.Replacer // strata: built in lazyInit
+
+func initTsvEscaper() {
+	tsvEscaper = strings.NewReplacer(
+		"\t", `\t`,
+		"\r", `\r`,
+		"\n", `\n`,
+		"\\", `\\`,
+		"\x00", `\0`,
+	)
+}
 
 func funcToTSV(v any) any {
 	return formatJoin("tsv", v, "\t", tsvEscaper.Replace)
 }
 
-var shEscaper = strings.NewReplacer(
-	"'", `'\''`,
-	"\x00", `\0`,
-)
+var shEscaper *strings.Replacer // strata: built in lazyInit
+
+func initShEscaper() {
+	shEscaper = strings.NewReplacer(
+		"'", `'\''`,
+		"\x00", `\0`,
+	)
+}
 
 func funcToSh(v any) any {
 	if _, ok := v.([]any); !ok {
@@ -930,6 +950,11 @@ func formatJoin(typ string, v any, sep string, escape func(string) string) any {
 			}
 		}
 	}
+	n := uint64(len(ss)) * uint64(len(sep)) // strata
+	for _, s := range ss {
+		n += uint64(len(s))
+	}
+	checkStringLen(n)
 	return strings.Join(ss, sep)
 }
 
@@ -1142,6 +1167,7 @@ func flatten(xs, vs []any, depth float64) []any {
 			xs = flatten(xs, vs, depth-1)
 		} else {
 			xs = append(xs, v)
+			checkArrayLen(uint64(len(xs))) // strata
 		}
 	}
 	return xs
@@ -1662,6 +1688,7 @@ func updateArrayIndex(v []any, i int, path []any, n any, a allocator) (any, erro
 		if i >= 0x20000000 {
 			return nil, &arrayIndexTooLargeError{i}
 		}
+		checkArrayLen(uint64(i) + 1) // strata
 	}
 	u, err := update(x, path, n, a)
 	if err != nil {
@@ -2019,8 +2046,15 @@ func funcMatch(v, re, fs, testing any, cache *sync.Map) any {
 		n = 1
 	}
 	xs := r.FindAllStringSubmatchIndex(s, n)
+	checkArrayLen(uint64(len(xs)) * 16) // strata: a match is an object of objects
 	res, names := make([]any, len(xs)), r.SubexpNames()
+	// strata: rune offsets are counted on from the previous match (upstream
+	// counted from 0 for each, quadratic in one uninterruptible call).
+	var at, atRunes int
 	for i, x := range xs {
+		atRunes += utf8.RuneCountInString(s[at:x[0]])
+		at = x[0]
+		runeOffset := func(off int) int { return atRunes + utf8.RuneCountInString(s[at:off]) }
 		captures := make([]any, (len(x)-2)/2)
 		for j := 1; j < len(x)/2; j++ {
 			var name any
@@ -2038,14 +2072,14 @@ func funcMatch(v, re, fs, testing any, cache *sync.Map) any {
 			}
 			captures[j-1] = map[string]any{
 				"name":   name,
-				"offset": len([]rune(s[:x[j*2]])),
-				"length": len([]rune(s[:x[j*2+1]])) - len([]rune(s[:x[j*2]])),
+				"offset": runeOffset(x[j*2]),
+				"length": runeOffset(x[j*2+1]) - runeOffset(x[j*2]),
 				"string": s[x[j*2]:x[j*2+1]],
 			}
 		}
 		res[i] = map[string]any{
-			"offset":   len([]rune(s[:x[0]])),
-			"length":   len([]rune(s[:x[1]])) - len([]rune(s[:x[0]])),
+			"offset":   atRunes,
+			"length":   runeOffset(x[1]) - atRunes,
 			"string":   s[x[0]:x[1]],
 			"captures": captures,
 		}

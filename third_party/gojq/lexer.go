@@ -16,33 +16,38 @@ type lexer struct {
 }
 
 func newLexer(src string) *lexer {
+	lazyInit() // strata: keywords are built on first use
 	return &lexer{source: src}
 }
 
 const eof = -1
 
-var keywords = map[string]int{
-	"or":      tokOrOp,
-	"and":     tokAndOp,
-	"module":  tokModule,
-	"import":  tokImport,
-	"include": tokInclude,
-	"def":     tokDef,
-	"as":      tokAs,
-	"label":   tokLabel,
-	"break":   tokBreak,
-	"null":    tokNull,
-	"true":    tokTrue,
-	"false":   tokFalse,
-	"if":      tokIf,
-	"then":    tokThen,
-	"elif":    tokElif,
-	"else":    tokElse,
-	"end":     tokEnd,
-	"try":     tokTry,
-	"catch":   tokCatch,
-	"reduce":  tokReduce,
-	"foreach": tokForeach,
+var keywords map[string]int // strata: built in lazyInit
+
+func initKeywords() {
+	keywords = map[string]int{
+		"or":      tokOrOp,
+		"and":     tokAndOp,
+		"module":  tokModule,
+		"import":  tokImport,
+		"include": tokInclude,
+		"def":     tokDef,
+		"as":      tokAs,
+		"label":   tokLabel,
+		"break":   tokBreak,
+		"null":    tokNull,
+		"true":    tokTrue,
+		"false":   tokFalse,
+		"if":      tokIf,
+		"then":    tokThen,
+		"elif":    tokElif,
+		"else":    tokElse,
+		"end":     tokEnd,
+		"try":     tokTry,
+		"catch":   tokCatch,
+		"reduce":  tokReduce,
+		"foreach": tokForeach,
+	}
 }
 
 func (l *lexer) Lex(lval *yySymType) (tokenType int) {

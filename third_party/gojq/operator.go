@@ -315,7 +315,10 @@ func funcOpAdd(_, l, r any) any {
 		},
 		func(l, r float64) any { return l + r },
 		func(l, r *big.Int) any { return new(big.Int).Add(l, r) },
-		func(l, r string) any { return l + r },
+		func(l, r string) any {
+			checkStringLen(uint64(len(l)) + uint64(len(r))) // strata
+			return l + r
+		},
 		func(l, r []any) any {
 			if len(l) == 0 {
 				return r
@@ -323,6 +326,7 @@ func funcOpAdd(_, l, r any) any {
 			if len(r) == 0 {
 				return l
 			}
+			checkArrayLen(uint64(len(l)) + uint64(len(r))) // strata
 			v := make([]any, len(l)+len(r))
 			copy(v, l)
 			copy(v[len(l):], r)
@@ -439,6 +443,7 @@ func repeatString(s string, n float64) any {
 	if uint64(len(s))*uint64(c) >= math.MaxInt32 {
 		return &repeatStringTooLargeError{s, n}
 	}
+	checkStringLen(uint64(len(s)) * uint64(c)) // strata
 	return strings.Repeat(s, c)
 }
 
