@@ -399,7 +399,10 @@ func funcOpMul(_, l, r any) any {
 			return x.Mul(x, y)
 		},
 		func(l, r float64) any { return l * r },
-		func(l, r *big.Int) any { return new(big.Int).Mul(l, r) },
+		func(l, r *big.Int) any {
+			checkIntBits(uint64(l.BitLen()) + uint64(r.BitLen())) // strata
+			return new(big.Int).Mul(l, r)
+		},
 		func(l, r string) any { return &binopTypeError{"multiply", l, r} },
 		func(l, r []any) any { return &binopTypeError{"multiply", l, r} },
 		deepMergeObjects,

@@ -19,16 +19,20 @@ import (
 //     than Limits.Depth, or with the error of Limits.Check (the caller's
 //     memory probe). Like a cancelled context, these end the run: try and
 //     ?// cannot catch them.
-//   - One builtin call may build at most MaxStringLen bytes of string or
-//     MaxArrayLen array elements; past that it panics with a *LimitError
+//   - One builtin call may build at most MaxStringLen bytes of string,
+//     MaxArrayLen array elements or a MaxIntBits integer; past that it
+//     panics with a *LimitError
 //     (the builtins have no error path deep in encoders and loops). The
 //     caller of Next recovers it; Marshal returns it as its error.
 
 // MaxStringLen and MaxArrayLen bound the string (bytes) and the array
-// (elements) that one builtin call may build.
+// (elements) that one builtin call may build; MaxIntBits bounds the
+// product of two big integers (squaring doubles the bits: 40 squarings
+// would take hours in one call).
 const (
 	MaxStringLen = 16 << 20
 	MaxArrayLen  = 2 << 20
+	MaxIntBits   = 1 << 16
 )
 
 // checkEvery is how many instructions run between two checks of Limits.
@@ -115,5 +119,11 @@ func checkArrayLen(n uint64) {
 	}
 	if n > MaxArrayLen {
 		panic(&LimitError{"size", "array of " + strconv.FormatUint(n, 10) + " elements is too large"})
+	}
+}
+
+func checkIntBits(n uint64) {
+	if n > MaxIntBits {
+		panic(&LimitError{"size", "integer of " + strconv.FormatUint(n, 10) + " bits is too large"})
 	}
 }

@@ -1,0 +1,209 @@
+package jq
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustCompile(t testing.TB, src string, vars ...string) *Program {
+	t.Helper()
+	p, err := Compile(src, vars...)
+	if err != nil {
+		t.Fatalf("Compile(%q): %v", src, err)
+	}
+	return p
+}
+
+func mustDecode(t testing.TB, s string) any {
+	t.Helper()
+	v, err := Decode([]byte(s))
+	if err != nil {
+		t.Fatalf("Decode(%s): %v", s, err)
+	}
+	return v
+}
+
+func TestRun(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ src, in, state, want string }{
+		{`.a`, `{"a":[1,2]}`, `0`, `[1,2]`},
+		{`$state + $event.data.amount`, `null`, `10`, `22`},
+		{`$state + $event.data.amount`, `null`, `12345678901234567890123`, `12345678901234567890135`},
+		{`$state + 1`, `null`, `9223372036854775807`, `9223372036854775808`},
+		{`$state * 1.5`, `null`, `2`, `3`},
+		{`$state + {($event.entity): 1}`, `null`, `{}`, `{"orders/1":1}`},
+		{`$event | keys`, `null`, `0`, `["data","entity"]`},
+		{`$ENV, env`, `null`, `0`, `{}`},
+		{`1, 2`, `null`, `0`, `1`},
+		{`"é" * 3 | [match(".";"g").offset]`, `null`, `0`, `[0,1,2]`},
+		{`"aébc" | [match("(b)(c)").captures[].offset]`, `null`, `0`, `[2,3]`},
+	} {
+		p := mustCompile(t, c.src, "$state", "event")
+		ev := mustDecode(t, `{"entity":"orders/1","data":{"amount":12}}`)
+		v, err := p.Run(ctx, mustDecode(t, c.in), mustDecode(t, c.state), ev)
+		if err != nil {
+			t.Errorf("%s: %v", c.src, err)
+			continue
+		}
+		b, err := Encode(v)
+		if err != nil || string(b) != c.want {
+			t.Errorf("%s: %s, %v; want %s", c.src, b, err, c.want)
+		}
+	}
+}
+
+func TestBool(t *testing.T) {
+	for src, want := range map[string]bool{`true`: true, `.a`: true, `.b`: false, `null`: false, `empty`: false, `0`: true, `false, true`: false} {
+		got, err := mustCompile(t, src).Bool(context.Background(), mustDecode(t, `{"a":1}`))
+		if err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", src, got, err, want)
+		}
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		`1 +`:                            "unexpected EOF at line 1, column 4",
+		".a |\n }":                       `unexpected token "}" at line 2, column 2`,
+		`foo(1)`:                         "function not defined: foo/1",
+		`input`:                          "input(s)/0 is not allowed",
+		`[inputs]`:                       "input(s)/0 is not allowed",
+		`import "a" as a; 1`:             `cannot load module: "a"`,
+		`include "a"; 1`:                 `cannot load module: "a"`,
+		`debug`:                          "function not defined: debug/0",
+		`input_filename`:                 "function not defined: input_filename/0",
+		`$x`:                             "variable not defined: $x",
+		strings.Repeat(" ", MaxSource+1): "program is longer than 65536 bytes",
+	} {
+		_, err := Compile(src)
+		var ce *CompileError
+		if !errors.As(err, &ce) || err.Error() != want {
+			t.Errorf("Compile(%.20q) = %v; want %q", src, err, want)
+		}
+	}
+}
+
+func TestRuntimeErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		`error("boom")`:          "boom",
+		`error({a:1})`:           `error: {"a":1}`,
+		`.[]`:                    "cannot iterate over: number (1)",
+		`halt_error`:             "halt error: 1",
+		`try error("x") catch .`: "",
+	} {
+		_, err := mustCompile(t, src).Run(context.Background(), 1)
+		if want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", src, err)
+			}
+			continue
+		}
+		var re *RuntimeError
+		if !errors.As(err, &re) || err.Error() != want {
+			t.Errorf("%s: %v; want %q", src, err, want)
+		}
+	}
+	if _, err := mustCompile(t, `empty`).Run(context.Background(), 1); err != ErrNoValue {
+		t.Errorf("empty: %v", err)
+	}
+	if _, err := mustCompile(t, `.`, "a").Run(context.Background(), 1); err == nil {
+		t.Error("a missing variable value is not an error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := mustCompile(t, `last(range(1e9))`).Run(ctx, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+// TestHostile runs each hostile program with tight limits: each is stopped
+// with the right LimitError, quickly, and the next program runs fine.
+func TestHostile(t *testing.T) {
+	tight := Limits{Time: 300 * time.Millisecond, Memory: 16 << 20, Depth: 500}
+	for _, c := range []struct{ name, src, limit string }{
+		{"infinite loop", `def f: f; f`, "time"},
+		{"infinite loop, caught", `def f: try f catch f; f`, "depth"},
+		{"endless generator", `last(range(1e15))`, "time"},
+		{"recursion into an array", `def f: [f]; f`, "depth"},
+		{"recursion into a sum", `def f: 1 + f; f`, "depth"},
+		{"recursion, caught", `def f: try (1 + f) catch 0; f`, "depth"},
+		{"huge array", `[range(1e9)]`, "memory"},
+		{"huge array of repeats", `[limit(1e9; repeat(1))]`, "memory"},
+		{"many big strings", `[range(1e6) | "x" * 1000000 + tostring]`, "memory"},
+		{"huge string at once", `"x" * 1e9`, "size"},
+		{"huge string, caught", `try ("x" * 1e9) catch "caught"`, "size"},
+		{"string doubling", `reduce range(64) as $i ("x"; . + .)`, "size"},
+		{"array doubling", `reduce range(64) as $i ([1]; . + .)`, "size"},
+		{"huge output", `[range(30)] as $x | reduce range(40) as $i ($x; [., .]) | tojson`, "size"},
+		{"huge output of add", `["x" * 1000000] as $x | [range(1000) | $x[0]] | add`, "size"},
+		{"huge join", `["x" * 1000000] as $x | [range(1000) | $x[0]] | join(",")`, "size"},
+		{"huge @csv", `["x" * 1000000] as $x | [range(1000) | $x[0]] | @csv`, "size"},
+		{"huge flatten", `reduce range(40) as $i ([1]; [., .]) | flatten`, "size"},
+		{"huge index", `null | .[100000000] = 1`, "size"},
+		{"huge explode", `"x" * 10000000 | explode`, "size"},
+		{"huge split", `"x" * 10000000 | split("")`, "size"},
+		{"many matches", `"x" * 1000000 | [match(".";"g")]`, "size"},
+		{"integer squaring", `reduce range(40) as $i (12345678901234567890123; . * .)`, "size"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lim := tight
+			switch c.limit {
+			case "memory": // slow generators: memory must stop them first
+				lim.Time = time.Minute
+			case "size": // a 2M-element array is 32 MB: the size must stop it first
+				lim.Memory = 128 << 20
+			}
+			p := mustCompile(t, c.src).WithLimits(lim)
+			start := time.Now()
+			_, err := p.Run(context.Background(), nil)
+			var le *LimitError
+			if !errors.As(err, &le) || le.Limit != c.limit {
+				t.Fatalf("err = %v; want a %s LimitError", err, c.limit)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("stopped after %v", d)
+			}
+			// The next program runs fine.
+			v, err := mustCompile(t, `[range(10)] | add`).Run(context.Background(), nil)
+			if err != nil || v != 45 {
+				t.Errorf("next program: %v, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1,"b":[true,false,null],"c":"x\u00e9\n"}`: `{"a":1,"b":[true,false,null],"c":"xé\n"}`,
+		` [ 1 , -2.5e3 , 0 , -0 ] `:                     `[1,-2500,0,0]`,
+		`123456789012345678`:                            `123456789012345678`,
+		`-9223372036854775808`:                          `-9223372036854775808`,
+		`123456789012345678901234567890`:                `123456789012345678901234567890`,
+		`1e999`:                                         `1.7976931348623157e+308`,
+		`{"a":1,"a":2}`:                                 `{"a":2}`,
+		`"\ud83d\ude00"`:                                `"😀"`,
+		"\"\xff\"":                                      `"` + "\ufffd" + `"`,
+	} {
+		v, err := Decode([]byte(in))
+		if err != nil {
+			t.Errorf("Decode(%s): %v", in, err)
+			continue
+		}
+		b, err := Encode(v)
+		if err != nil || string(b) != want {
+			t.Errorf("Decode(%s) encodes as %s, %v; want %s", in, b, err, want)
+		}
+	}
+	if v, _ := Decode([]byte(`123456789012345678901234567890`)); func() bool { _, ok := v.(*big.Int); return !ok }() {
+		t.Errorf("a big integer decodes as %T", v)
+	}
+	for _, in := range []string{``, ` `, `{`, `[1,]`, `{"a"}`, `{"a":1,}`, `01`, `1.`, `.5`, `-`, `1e`, `tru`, `nul`, `"abc`, "\"a\x01\"", `"\x"`, `1 2`, `[` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth+1)} {
+		if _, err := Decode([]byte(in)); err == nil {
+			t.Errorf("Decode(%.30q) is not an error", in)
+		}
+	}
+}

@@ -1,0 +1,291 @@
+package jq
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/itchyny/gojq"
+)
+
+// MaxDepth bounds the nesting of a document Decode reads: gojq's encoder
+// and comparisons recurse on it.
+const MaxDepth = 512
+
+// Decode parses one JSON document (RFC 8259; whitespace around it allowed)
+// into the values gojq works on: nil, bool, int, *big.Int (an integer past
+// int's range), float64 (a number with a fraction or an exponent),
+// string, []any and map[string]any (a repeated member: the last wins, as
+// in jq). Invalid UTF-8 in a string becomes U+FFFD.
+func Decode(b []byte) (any, error) {
+	d := decoder{b: b}
+	d.space()
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	d.space()
+	if d.i != len(d.b) {
+		return nil, d.errf("unexpected %q after the value", d.b[d.i])
+	}
+	return v, nil
+}
+
+// Encode writes v, a value as Decode or a program returns them, as
+// compact JSON the way jq does (see the package doc).
+func Encode(v any) (b []byte, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			b, err = nil, fmt.Errorf("jq: cannot encode: %v", x)
+		}
+	}()
+	b, err = gojq.Marshal(v)
+	if err != nil {
+		return nil, panicError(err)
+	}
+	return b, nil
+}
+
+type decoder struct {
+	b []byte
+	i int
+}
+
+// SyntaxError is JSON that Decode cannot read.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at offset %d: %s", e.Offset, e.Msg)
+}
+
+func (d *decoder) errf(format string, args ...any) error {
+	return &SyntaxError{d.i, fmt.Sprintf(format, args...)}
+}
+
+func (d *decoder) space() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *decoder) value(depth int) (any, error) {
+	if d.i >= len(d.b) {
+		return nil, d.errf("unexpected end")
+	}
+	switch c := d.b[d.i]; c {
+	case '{':
+		if depth >= MaxDepth {
+			return nil, d.errf("nested deeper than %d", MaxDepth)
+		}
+		return d.object(depth + 1)
+	case '[':
+		if depth >= MaxDepth {
+			return nil, d.errf("nested deeper than %d", MaxDepth)
+		}
+		return d.array(depth + 1)
+	case '"':
+		return d.str()
+	case 't':
+		return true, d.literal("true")
+	case 'f':
+		return false, d.literal("false")
+	case 'n':
+		return nil, d.literal("null")
+	default:
+		if c == '-' || '0' <= c && c <= '9' {
+			return d.number()
+		}
+		return nil, d.errf("unexpected %q", c)
+	}
+}
+
+func (d *decoder) literal(lit string) error {
+	if len(d.b)-d.i < len(lit) || string(d.b[d.i:d.i+len(lit)]) != lit {
+		return d.errf("invalid literal")
+	}
+	d.i += len(lit)
+	return nil
+}
+
+func (d *decoder) object(depth int) (any, error) {
+	d.i++ // {
+	m := make(map[string]any)
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return m, nil
+	}
+	for {
+		d.space()
+		if d.i >= len(d.b) || d.b[d.i] != '"' {
+			return nil, d.errf("expected a member name")
+		}
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		d.space()
+		if d.i >= len(d.b) || d.b[d.i] != ':' {
+			return nil, d.errf("expected ':'")
+		}
+		d.i++
+		d.space()
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		m[k.(string)] = v
+		d.space()
+		if d.i >= len(d.b) {
+			return nil, d.errf("unexpected end")
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			return m, nil
+		default:
+			return nil, d.errf("expected ',' or '}'")
+		}
+	}
+}
+
+func (d *decoder) array(depth int) (any, error) {
+	d.i++ // [
+	a := []any{}
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == ']' {
+		d.i++
+		return a, nil
+	}
+	for {
+		d.space()
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		d.space()
+		if d.i >= len(d.b) {
+			return nil, d.errf("unexpected end")
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+		case ']':
+			d.i++
+			return a, nil
+		default:
+			return nil, d.errf("expected ',' or ']'")
+		}
+	}
+}
+
+// str reads a string; the fast path (no escape, valid UTF-8) copies once.
+func (d *decoder) str() (any, error) {
+	start := d.i
+	d.i++ // "
+	escaped := false
+	for ; d.i < len(d.b); d.i++ {
+		switch c := d.b[d.i]; {
+		case c == '"':
+			d.i++
+			raw := d.b[start+1 : d.i-1]
+			if !escaped && utf8.Valid(raw) {
+				return string(raw), nil
+			}
+			// Rare: escapes or invalid UTF-8 (replaced by U+FFFD).
+			var s string
+			if err := json.Unmarshal(d.b[start:d.i], &s); err != nil {
+				d.i = start
+				return nil, d.errf("invalid string")
+			}
+			return s, nil
+		case c == '\\':
+			escaped = true
+			d.i++ // skip the escaped byte; json.Unmarshal checks it
+		case c < 0x20:
+			return nil, d.errf("control character in a string")
+		}
+	}
+	d.i = start
+	return nil, d.errf("unterminated string")
+}
+
+// number reads a number: an integer as int (exact), or *big.Int past
+// int's range; any other as float64.
+func (d *decoder) number() (any, error) {
+	start := d.i
+	if d.b[d.i] == '-' {
+		d.i++
+	}
+	digits := d.i
+	if d.i < len(d.b) && d.b[d.i] == '0' {
+		d.i++
+	} else {
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+	}
+	if d.i == digits {
+		return nil, d.errf("invalid number")
+	}
+	integer := true
+	if d.i < len(d.b) && d.b[d.i] == '.' {
+		integer = false
+		d.i++
+		n := d.i
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+		if d.i == n {
+			return nil, d.errf("invalid number")
+		}
+	}
+	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+		integer = false
+		d.i++
+		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
+			d.i++
+		}
+		n := d.i
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+		if d.i == n {
+			return nil, d.errf("invalid number")
+		}
+	}
+	text := d.b[start:d.i]
+	if integer {
+		if d.i-digits <= 18 { // fits: no overflow possible
+			n := 0
+			for _, c := range d.b[digits:d.i] {
+				n = n*10 + int(c-'0')
+			}
+			if start != digits {
+				n = -n
+			}
+			return n, nil
+		}
+		if n, err := strconv.ParseInt(string(text), 10, 64); err == nil {
+			return int(n), nil
+		}
+		n, _ := new(big.Int).SetString(string(text), 10)
+		return n, nil
+	}
+	// Past float64's range this is ±Inf, which jq writes as ±1.797…e308.
+	f, _ := strconv.ParseFloat(string(text), 64)
+	return f, nil
+}
