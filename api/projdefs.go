@@ -23,37 +23,12 @@ import (
 // subResult is the sub-resource of /projections/<name>/result[/<key>].
 const subResult = "result"
 
-// validProjName reports whether s is a projection name: lowercase letters
-// and digits in words joined by single '.', '_' or '-', at most 64 bytes
-// (projections.ParseDefinition's rule, written out by hand so that a CGI
-// request that only reads a result compiles no regexp).
-func validProjName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	sep := true // at the start, as after a separator
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-			sep = false
-		case c == '.' || c == '_' || c == '-':
-			if sep {
-				return false
-			}
-			sep = true
-		default:
-			return false
-		}
-	}
-	return !sep
-}
-
 // projTarget splits the rest of a /projections/… path into the
 // projection's name, the sub-resource ("", "result", "pause", …) and what
 // follows it (a result key, which may hold slashes).
 func projTarget(rest string) (name, sub, key string, err error) {
 	name, tail, _ := strings.Cut(rest, "/")
-	if !validProjName(name) {
+	if !projections.ValidName(name) {
 		return "", "", "", errorf("invalid_name", "projection name %q: lowercase letters and digits joined by single '.', '_' or '-', at most 64 bytes", clip(name))
 	}
 	sub, key, _ = strings.Cut(tail, "/")
@@ -367,7 +342,13 @@ func (h *Handler) writeDefEvent(c *call, name, typ string, data []byte, expected
 // answerDef answers with projection name's definition and status as now
 // stored.
 func (h *Handler) answerDef(w http.ResponseWriter, r *http.Request, c *call, name string, status int) {
-	d, err := readDef(c, name, 0)
+	h.answerDefAt(w, r, c, name, 0, status)
+}
+
+// answerDefAt answers with projection name's definition and status at
+// entity version version (0: the newest).
+func (h *Handler) answerDefAt(w http.ResponseWriter, r *http.Request, c *call, name string, version uint64, status int) {
+	d, err := readDef(c, name, version)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -380,6 +361,16 @@ func (h *Handler) answerDef(w http.ResponseWriter, r *http.Request, c *call, nam
 	w.Header().Set("Strata-Head", a.Record.ID)
 	w.Header().Set("Strata-Head-Seq", strconv.FormatUint(a.Record.Seq, 10))
 	writeValue(w, r, status, a)
+}
+
+// readableDef is readDef of the newest version, which this server must be
+// able to read (to fold its result).
+func readableDef(c *call, name string) (*projections.DefRecord, error) {
+	d, err := readDef(c, name, 0)
+	if err == nil && d.Def == nil {
+		err = errorf("unreadable_definition", "projection %q's stored definition cannot be read by this server", name)
+	}
+	return d, err
 }
 
 // defError is the 400 answer for a bad definition, naming its field.
@@ -423,37 +414,17 @@ func (h *Handler) projectionGet(w http.ResponseWriter, r *http.Request, c *call)
 		}
 		version = n
 	}
-	d, err := readDef(c, name, version)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	a, err := h.describe(c, d)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Strata-Head", a.Record.ID)
-	w.Header().Set("Strata-Head-Seq", strconv.FormatUint(a.Record.Seq, 10))
-	writeValue(w, r, http.StatusOK, a)
+	h.answerDefAt(w, r, c, name, version, http.StatusOK)
 }
 
 // projectionDelete serves DELETE /projections/<name>: a tombstone in the
 // log (the definitions stay in the history) and the result's cache gone.
 func (h *Handler) projectionDelete(w http.ResponseWriter, r *http.Request, c *call) {
-	name, _, _, err := projTarget(c.arg)
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
-	if err != nil {
-		writeError(w, r, err)
+	d, ok := targetDef(w, r, c)
+	if !ok {
 		return
 	}
-	d, err := readDef(c, name, 0)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
+	name := d.Name
 	res, err := h.writeDefEvent(c, name, projections.TypeDeleted, nil, int64(d.EntityVersion))
 	if err != nil {
 		writeError(w, r, conflictAsExists(err, name))
@@ -477,6 +448,25 @@ func (h *Handler) projectionDelete(w http.ResponseWriter, r *http.Request, c *ca
 	writeJSON(w, http.StatusOK, b)
 }
 
+// targetDef is the newest record of the projection a route names in its
+// path, for a request that takes no parameters; false when it answered
+// an error.
+func targetDef(w http.ResponseWriter, r *http.Request, c *call) (*projections.DefRecord, bool) {
+	name, _, _, err := projTarget(c.arg)
+	if err == nil {
+		err = checkParams(r.URL.Query())
+	}
+	var d *projections.DefRecord
+	if err == nil {
+		d, err = readDef(c, name, 0)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return nil, false
+	}
+	return d, true
+}
+
 // projectionPause serves POST /projections/<name>/pause.
 func (h *Handler) projectionPause(w http.ResponseWriter, r *http.Request, c *call) {
 	h.pauseResume(w, r, c, true)
@@ -489,7 +479,7 @@ func (h *Handler) projectionResume(w http.ResponseWriter, r *http.Request, c *ca
 
 // projectionRebuild serves POST /projections/<name>/rebuild.
 func (h *Handler) projectionRebuild(w http.ResponseWriter, r *http.Request, c *call) {
-	if !validProjName(c.arg) {
+	if !projections.ValidName(c.arg) {
 		_, _, _, err := projTarget(c.arg)
 		writeError(w, r, err)
 		return
@@ -501,19 +491,11 @@ func (h *Handler) projectionRebuild(w http.ResponseWriter, r *http.Request, c *c
 // every process sees it. Pausing what is paused (or resuming what runs)
 // changes nothing.
 func (h *Handler) pauseResume(w http.ResponseWriter, r *http.Request, c *call, pause bool) {
-	name, _, _, err := projTarget(c.arg)
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
-	if err != nil {
-		writeError(w, r, err)
+	d, ok := targetDef(w, r, c)
+	if !ok {
 		return
 	}
-	d, err := readDef(c, name, 0)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
+	name := d.Name
 	if d.Paused != pause {
 		typ := projections.TypeResumed
 		if pause {

@@ -4,9 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"strata/internal/fileutil"
 
 	"strata/quota"
 	"strata/tenants"
@@ -297,5 +302,43 @@ func TestReplayCGI(t *testing.T) {
 	json.Unmarshal(mustServe(t, h, "GET", "/replays", ``, 200).Body.Bytes(), &list)
 	if len(list) != 1 {
 		t.Errorf("replays: %v", list)
+	}
+}
+
+// TestProjectionFaults: the name catalog is a cache: a disk that refuses
+// to write it costs a scan, never a wrong answer; a replay record that
+// cannot be written is a 5xx that names no path, and nothing half-made
+// stays behind it.
+func TestProjectionFaults(t *testing.T) {
+	h := newHandler(t, Config{})
+	mustServe(t, h, "POST", "/events", `[{"type":"a","entity":"x"},{"type":"b","entity":"y"}]`, 201)
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if strings.Contains(path, "projdefs") || strings.Contains(path, "replays") {
+			return syscall.EIO
+		}
+		return nil
+	})
+	defer undo()
+	mustServe(t, h, "POST", "/projections", `{"name":"c","kind":"counter","by":"type"}`, 201)
+	var list []defStatus
+	json.Unmarshal(mustServe(t, h, "GET", "/projections", "", 200).Body.Bytes(), &list)
+	if len(list) != 1 || list[0].Name != "c" {
+		t.Errorf("GET /projections without its cache: %+v", list)
+	}
+	w := serve(h, "POST", "/projections/c/rebuild", nil)
+	if w.Code != 500 || strings.Contains(w.Body.String(), h.cfg.DataDir) || strings.Contains(w.Body.String(), "replays") {
+		t.Errorf("rebuild on a failing disk: %d %s", w.Code, w.Body)
+	}
+	undo()
+	if a := result(t, h, "/projections/c/result"); string(a.Result) != `{"a":1,"b":1}` {
+		t.Errorf("result: %s", a.Result)
+	}
+	json.Unmarshal(mustServe(t, h, "GET", "/replays", "", 200).Body.Bytes(), &list)
+	if len(list) != 0 {
+		t.Errorf("replays after a failed start: %+v", list)
+	}
+	json.Unmarshal(mustServe(t, h, "GET", "/projections", "", 200).Body.Bytes(), &list)
+	if _, err := os.Stat(filepath.Join(h.cfg.DataDir, "tenants", "default", "cache", "projdefs", "catalog.json")); err != nil || len(list) != 1 {
+		t.Errorf("catalog after the disk came back: %v %+v", err, list)
 	}
 }

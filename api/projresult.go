@@ -92,10 +92,7 @@ func (h *Handler) projectionResult(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, r, badParam("key", "is empty: /projections/<name>/result/<key>"))
 		return
 	}
-	d, err := readDef(c, name, 0)
-	if err == nil && d.Def == nil {
-		err = errorf("unreadable_definition", "projection %q's stored definition cannot be read by this server", name)
-	}
+	d, err := readableDef(c, name)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -55,10 +55,7 @@ func (h *Handler) rebuild(w http.ResponseWriter, r *http.Request, c *call, name 
 			}
 		}
 	}
-	d, err := readDef(c, name, 0)
-	if err == nil && d.Def == nil {
-		err = errorf("unreadable_definition", "projection %q's stored definition cannot be read by this server", name)
-	}
+	d, err := readableDef(c, name)
 	if err != nil {
 		writeError(w, r, err)
 		return

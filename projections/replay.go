@@ -261,7 +261,7 @@ func (rs *Replays) Cancel(id string, remove bool) (*Replay, error) {
 // removeLocked deletes replay id's files; its lock is held.
 func (rs *Replays) removeLocked(id string) error {
 	for _, ext := range []string{".json", ".cancel", ".lock"} {
-		if err := os.Remove(rs.path(id, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fileutil.Remove(rs.path(id, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}

@@ -388,3 +388,49 @@ func TestRebuildKill9(t *testing.T) {
 	}
 	mustVerify(t, s.data, 200001)
 }
+
+// TestProjectionsKeptCurrent: a standalone server keeps a projection's
+// result current in the background: its status reaches the head with no
+// read of the result.
+func TestProjectionsKeptCurrent(t *testing.T) {
+	s := startServer(t, "")
+	do(t, "POST", s.url+"/projections", `{"name":"c","kind":"counter","by":"type"}`).want(t, 201)
+	appendMany(t, s.url, 50000)
+	h := mustHead(t, s.url)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d := jsonOf[projDef](t, do(t, "GET", s.url+"/projections/c", nil).want(t, 200))
+		if d.LastSeq == h.Seq && d.Processed == 50000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background worker did not catch up: %+v, head %d", d, h.Seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a := getResult(t, s.url, "/projections/c/result"); a.Seq != h.Seq || a.Behind {
+		t.Errorf("result: %d behind %v, head %d", a.Seq, a.Behind, h.Seq)
+	}
+}
+
+// TestRebuildProgress: strata rebuild draws a bar with the rate and the
+// time left on a terminal, and writes plain lines (no carriage returns)
+// otherwise.
+func TestRebuildProgress(t *testing.T) {
+	s := startServer(t, "")
+	appendMany(t, s.url, 100000)
+	do(t, "POST", s.url+"/projections", `{"name":"c","kind":"counter","by":"entity"}`).want(t, 201)
+	s.kill()
+	_, shown, wait := onTerminal(t, "rebuild", "c", "--data", s.data)
+	if code := wait(); code != 0 || !strings.Contains(shown.String(), "\r") || !strings.Contains(shown.String(), "events/s") ||
+		!strings.Contains(shown.String(), "ETA") || !strings.Contains(shown.String(), "rebuilt c version 1: 100001 events") {
+		t.Errorf("on a terminal: exit %d; it shows:\n%q", code, shown.String())
+	}
+	out, errOut, code := cliRun(t, "", "rebuild", "c", "--data", s.data)
+	if code != 0 || !strings.Contains(out, "rebuilt c version 1: 100001 events") || !strings.Contains(errOut, "rebuild c: ") || strings.Contains(errOut, "\r") {
+		t.Errorf("not on a terminal: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, errOut, code := cliRun(t, "", "rebuild", "nosuch", "--data", s.data); code != 2 || !strings.Contains(errOut, "no projection") {
+		t.Errorf("rebuild nosuch: exit %d %q", code, errOut)
+	}
+}
