@@ -81,6 +81,32 @@ func (b *bench) measureProjections() {
 				fmt.Sprintf("%s events per CPU-second of the fold (one core); other processes used %.2f of %d cores meanwhile", commas(int64(3*float64(n)/cpu)), others, numCPU())}})
 	}
 
+	// Time travel: the result at random seqs, each read by a new Projector
+	// (as a CGI request would), from the nearest checkpoint.
+	if def, err := projections.ParseDefinition([]byte(`{"name":"per-type","kind":"counter","by":"type"}`)); err == nil {
+		if _, err = p.Result(ctx, def, 1, 0, time.Hour); err == nil {
+			var lat []time.Duration
+			for i := uint64(1); i <= 21 && err == nil; i++ {
+				at := i * 47629 % n
+				t0 := time.Now()
+				var a *projections.Answer
+				a, err = projections.Open(l).Result(ctx, def, 1, at, time.Hour)
+				lat = append(lat, time.Since(t0))
+				if err == nil && a.Seq != at {
+					err = fmt.Errorf("time travel to %d answered %d", at, a.Seq)
+				}
+			}
+			if err == nil {
+				slices.Sort(lat)
+				b.rep.add(&row{num: "12e", name: "(context) time travel of a counter's result to a random seq", value: fmt.Sprintf("p50 %.3f ms", ms64(percentile(lat, 50))), target: "—", verdict: info,
+					notes: []string{fmt.Sprintf("21 Projector.Result at seqs spread over the log, each by a new Projector (as CGI), from the nearest checkpoint (every %d seqs) plus a fold of the rest; max %.3f ms", projections.DefaultCheckpointEvery, ms64(lat[len(lat)-1]))}})
+			}
+		}
+		if err != nil {
+			b.rep.errorRow("12e", "(context) time travel of a counter's result", "—", err)
+		}
+	}
+
 	const target = "target ≤ 1 s, with progress"
 	def, _ := projections.ParseDefinition([]byte(`{"name":"per-type","kind":"counter","by":"type"}`))
 	var runs []time.Duration
