@@ -52,6 +52,7 @@ fuzz:
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzVerifyJWT$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./projections -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/jq -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./projections -run '^$$' -fuzz '^FuzzCacheFiles$$' -fuzztime $(FUZZTIME)
 
 soak: build
 	STRATA_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Concurrent' -v ./tests/...
