@@ -501,3 +501,44 @@ func TestWarm(t *testing.T) {
 		t.Fatalf("drop: %v, %d warm", err, len(p.warm))
 	}
 }
+
+// TestLargeResultCheckpoints: a result past 64 KiB is checkpointed at most
+// once per as many seqs as its bytes; time travel is the same either way.
+func TestLargeResultCheckpoints(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	for done := 0; done < 60000; done += 1000 {
+		var ps []log.Proposed
+		for i := done; i < done+1000; i++ {
+			ps = append(ps, log.Proposed{Type: "a", Entity: fmt.Sprintf("some-longer-entity-name/%d", i%6000), Data: []byte(`{}`), ExpectedVersion: -1})
+		}
+		if _, err := l.Append(&log.Request{Events: ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := mustDef(t, `{"name":"big","kind":"counter","by":"entity"}`)
+	p := Open(l)
+	p.CheckpointEvery = 1024
+	if _, err := p.Result(context.Background(), d, 1, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cps, _ := checkpoints(p.versionDir("big", 1))
+	for i := 1; i < len(cps); i++ {
+		info, err := os.Stat(filepath.Join(p.versionDir("big", 1), checkpointName(cps[i-1])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > smallResult && cps[i]-cps[i-1] < uint64(info.Size())-100 {
+			t.Errorf("checkpoints %d and %d: %d seqs apart after %d bytes", cps[i-1], cps[i], cps[i]-cps[i-1], info.Size())
+		}
+	}
+	if len(cps) < 2 || len(cps) > 30 {
+		t.Errorf("%d checkpoints: %v", len(cps), cps)
+	}
+	evs := events(t, l, 60000)
+	for _, at := range []uint64{1000, 17000, 33333, 59999} {
+		a, err := Open(l).Result(context.Background(), d, 1, at, time.Minute)
+		if err != nil || string(a.Result) != reference(t, d, evs, at) {
+			t.Errorf("at %d: %v", at, err)
+		}
+	}
+}

@@ -324,35 +324,56 @@ func (r *run) loadResult() error {
 
 // loadBefore starts r from the best cache at or before seq: the result
 // file if it is not past seq, else the newest checkpoint at or before seq,
-// else nothing (the first event). The result file's options, if any, apply.
+// else nothing (the first event). The result file's options, if any,
+// apply. Checkpoints are looked for where they should be (multiples of
+// the spacing below seq) before the directory is listed.
 func (r *run) loadBefore(seq uint64) error {
-	if err := r.loadResult(); err != nil {
-		return err
-	}
-	if r.loaded != "" && r.h.Seq <= seq {
-		return nil
-	}
-	opt := r.h.Options
-	cps, err := checkpoints(r.dir)
-	if err != nil {
-		return err
-	}
-	for i := len(cps) - 1; i >= 0; i-- {
-		if cps[i] > seq {
-			continue
+	var opt *RebuildOptions
+	h, err := readHeader(filepath.Join(r.dir, resultFileName))
+	if err == nil && h.Def == r.h.Def && r.onChain(h.Seq, h.ID) {
+		if h.Seq <= seq {
+			if err := r.loadResult(); err != nil || r.loaded != "" {
+				return err
+			}
+		} else {
+			opt = h.Options
+			r.loaded = h.Gen // for save: that file is the one to respect
 		}
+	}
+	try := func(cp uint64) (bool, error) {
 		fresh, err := r.p.newRun(r.def, r.version)
 		if err != nil {
+			return false, err
+		}
+		ok, err := fresh.load(filepath.Join(r.dir, checkpointName(cp)))
+		if err != nil || !ok || !sameOptions(fresh.h.Options, opt) {
+			return false, err
+		}
+		fresh.loaded = r.loaded
+		fresh.lastCP = cp
+		*r = *fresh
+		return true, nil
+	}
+	every := r.p.every()
+	const probes = 8
+	k := seq / every * every
+	for i := 0; i < probes && k > 0; i, k = i+1, k-every {
+		if ok, err := try(k); ok || err != nil {
 			return err
 		}
-		ok, err := fresh.load(filepath.Join(r.dir, checkpointName(cps[i])))
+	}
+	if k > 0 {
+		cps, err := checkpoints(r.dir)
 		if err != nil {
 			return err
 		}
-		if ok && sameOptions(fresh.h.Options, opt) {
-			fresh.loaded = r.loaded
-			*r = *fresh
-			return nil
+		for i := len(cps) - 1; i >= 0; i-- {
+			if cps[i] > k {
+				continue
+			}
+			if ok, err := try(cps[i]); ok || err != nil {
+				return err
+			}
 		}
 	}
 	fresh, err := r.p.newRun(r.def, r.version)
@@ -498,6 +519,10 @@ func (r *run) result() ([]byte, error) {
 	return r.red.Result()
 }
 
+// smallResult is the size under which a result is checkpointed at every
+// multiple of the spacing, whatever its size.
+const smallResult = 64 << 10
+
 // writeCheckpoint stores the reducer at r's seq, unless a checkpoint of
 // that seq exists or the last one is nearer than the result's size: a
 // large result (a counter of a million entities) is checkpointed at most
@@ -505,7 +530,7 @@ func (r *run) result() ([]byte, error) {
 // costs a small part of the fold (a byte written costs about what a
 // tenth of a record folded does). It reports whether it wrote one.
 func (r *run) writeCheckpoint() (bool, error) {
-	if r.lastCP != 0 && r.h.Seq-r.lastCP < r.size {
+	if r.lastCP != 0 && r.size > smallResult && r.h.Seq-r.lastCP < r.size {
 		return false, nil
 	}
 	path := filepath.Join(r.dir, checkpointName(r.h.Seq))
