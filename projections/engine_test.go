@@ -542,3 +542,22 @@ func TestLargeResultCheckpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneVersions: the first result of a definition's new version removes
+// the caches of the versions before it.
+func TestPruneVersions(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 100)
+	p := Open(l)
+	d1 := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	d2 := mustDef(t, `{"name":"c","kind":"counter","by":"entity"}`)
+	for v, d := range []*Definition{d1, d1, d2} {
+		if _, err := p.Result(context.Background(), d, uint64(v+1), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(p.dir, "c"))
+	if len(ents) != 1 || ents[0].Name() != "v3" {
+		t.Errorf("left %v", ents)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -588,8 +589,9 @@ func (r *run) save(force bool) error {
 // saveLocked is save with the lock held.
 func (r *run) saveLocked(force bool) error {
 	path := filepath.Join(r.dir, resultFileName)
+	cur, herr := readHeader(path)
 	if !force {
-		if cur, err := readHeader(path); err == nil && cur.Def == r.h.Def {
+		if err := herr; err == nil && cur.Def == r.h.Def {
 			if cur.Gen != r.loaded && cur.Gen != r.h.Gen {
 				return nil // a newer run (a rebuild) replaced what r started from
 			}
@@ -608,7 +610,27 @@ func (r *run) saveLocked(force bool) error {
 	r.loaded = r.h.Gen
 	r.dirty = false
 	r.base, r.size = r.h.Seq, uint64(len(b))
+	if errors.Is(herr, os.ErrNotExist) {
+		r.p.pruneBefore(r.def.Name, r.version)
+	}
 	return nil
+}
+
+// pruneBefore removes the caches of name's versions before version, once
+// version has a result: a definition's new version is read from then on
+// (GET …/result reads the newest), so the old ones are garbage. Best
+// effort: what stays is removed by the next version or by Drop.
+func (p *Projector) pruneBefore(name string, version uint64) {
+	ents, _ := os.ReadDir(filepath.Join(p.dir, name))
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), "v")
+		if v, err := strconv.ParseUint(n, 10, 64); ok && err == nil && v < version {
+			gone := filepath.Join(p.dir, name, "."+e.Name()+"."+newGen()+".drop")
+			if fileutil.Rename(filepath.Join(p.dir, name, e.Name()), gone) == nil {
+				os.RemoveAll(gone)
+			}
+		}
+	}
 }
 
 // catchUp brings r from the cache to seq to (the head for 0) within
