@@ -1,12 +1,16 @@
 package api
 
 import (
+	"context"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
+	"strata/internal/jq"
 	"strata/projections"
 )
 
@@ -34,7 +38,7 @@ func (h *Handler) entitySearch(w http.ResponseWriter, r *http.Request, c *call, 
 		}
 		limit = n
 	}
-	match, err := whereFilter(q)
+	match, err := whereFilter(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -85,11 +89,49 @@ func ownEntities(prefix string, match func(*projections.State) (bool, error)) fu
 	}
 }
 
-// whereFilter compiles the where= parameter, a jq boolean over an
-// entity's state; nil without one.
-func whereFilter(q url.Values) (func(*projections.State) (bool, error), error) {
+// Bounds of a where= filter: one state's run, and the whole page's, past
+// which the page ends early with a Link to go on from (so a slow program
+// over many states never holds a request, or a CGI process, for long).
+const (
+	whereRunTime  = 100 * time.Millisecond
+	wherePageTime = 2 * time.Second
+)
+
+// whereFilter compiles the where= parameter, a jq program run on each
+// entity's state that keeps the entity when its first output is neither
+// false nor null; nil without one. A compile error is a 400 with jq's
+// message. A state the program fails on (a type error, error/1) is left
+// out, as jq's select would leave it; a program past its limits (time,
+// memory, depth) is a 400 naming the limit.
+func whereFilter(ctx context.Context, q url.Values) (func(*projections.State) (bool, error), error) {
 	if !q.Has("where") {
 		return nil, nil
 	}
-	return nil, errorf("unsupported", "parameter where is not supported by this server yet")
+	p, err := jq.Compile(q.Get("where"))
+	if err != nil {
+		return nil, badParam("where", "is not a jq program: "+err.Error())
+	}
+	lim := p.Limits()
+	lim.Time = whereRunTime
+	p = p.WithLimits(lim)
+	start, n := time.Now(), 0
+	return func(s *projections.State) (bool, error) {
+		if n++; n > 1 && time.Since(start) > wherePageTime {
+			return false, projections.ErrEndPage
+		}
+		v, err := jq.Decode(s.State)
+		if err != nil {
+			return false, err
+		}
+		ok, err := p.Bool(ctx, v)
+		var le *jq.LimitError
+		var re *jq.RuntimeError
+		switch {
+		case errors.As(err, &le):
+			return false, badParam("where", le.Error())
+		case errors.As(err, &re):
+			return false, nil
+		}
+		return ok, err
+	}, nil
 }

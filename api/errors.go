@@ -42,7 +42,6 @@ var statusOf = map[string]int{
 	"hash_mismatch":     http.StatusBadRequest,
 	"body_unreadable":   http.StatusBadRequest,
 	"empty_body":        http.StatusBadRequest,
-	"unsupported":       http.StatusBadRequest,
 	// a client's event of a type or on an entity the server keeps for its
 	// own records (api/reserved.go)
 	"reserved_type":   http.StatusBadRequest,

@@ -145,6 +145,7 @@ func (x *Index) scan(ctx context.Context, each func(yield func(*State) (bool, er
 			res.Next = last // every entity up to it is answered or passed over
 			return false, nil
 		}
+		prev := last
 		looked, last = looked+1, s.Entity
 		if looked%ctxEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -156,6 +157,10 @@ func (x *Index) scan(ctx context.Context, each func(yield func(*State) (bool, er
 		}
 		if match != nil {
 			ok, err := match(s)
+			if errors.Is(err, ErrEndPage) && prev != "" {
+				res.Next = prev // s is not looked at: the next page starts with it
+				return false, nil
+			}
 			if err != nil || !ok {
 				return err == nil, err
 			}
@@ -164,6 +169,12 @@ func (x *Index) scan(ctx context.Context, each func(yield func(*State) (bool, er
 		return true, nil
 	})
 }
+
+// ErrEndPage, returned by a search's filter, ends the page before the
+// entity it was asked about (a filter out of its time budget, say); the
+// page's Next then resumes with that entity. Returned for the first entity
+// looked at, it is an error like any other: a page must make progress.
+var ErrEndPage = errors.New("end of the page")
 
 var errBadIndex = errors.New("state index is damaged")
 

@@ -355,8 +355,10 @@ smoke() {
 	else
 		nok "$mode: GET /entities?limit=1 → a page of one and a Link to the next" "Link '$(hdr Link)', $(what)"
 	fi
-	http GET "$base/entities?where=.qty"
-	expect "$mode: GET /entities?where= → 400 unsupported" 400 '.error.code=="unsupported"'
+	http GET "$base/entities?prefix=order-&where=.qty%20%3E%3D%203"
+	expect "$mode: GET /entities?where=.qty >= 3 → the states it keeps" 200 'length>=1 and all(.[]; .state.qty>=3)'
+	http GET "$base/entities?where=.qty%20%3E%3D"
+	expect "$mode: GET /entities?where=<not jq> → 400 with jq's message" 400 '.error.code=="invalid_parameter" and .error.parameter=="where"'
 
 	# --- deployment hygiene
 	req GET "$site/cgi-bin/.htaccess"

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -232,12 +233,47 @@ func TestSnapshotsAndIndexEverywhere(t *testing.T) {
 	sameAnswers(t, "snapshots off, CGI", answers(t, off.URL+"/api"), scratch)
 }
 
-// TestEntitySearchWhere: where= is refused with a clear 400 until jq
-// filters are built in.
+// TestEntitySearchWhere: where= keeps the states a jq condition holds
+// for, standalone and in CGI alike; a program that does not compile is a
+// 400 with jq's message, one that fails on a state leaves it out, one that
+// loops is stopped and named.
 func TestEntitySearchWhere(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "")
-	mustAppend(t, s.url, `{"type":"t","entity":"a","data":{"x":1}}`)
-	do(t, "GET", s.url+"/entities?where=.x", nil).wantError(t, 400, "unsupported")
+	data := t.TempDir()
+	s := startServer(t, data)
+	c := cgiServer(t, data)
+	var sb strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&sb, `{"type":"order.placed","entity":"orders/%02d","data":{"total":%d,"status":%q}}`+"\n", i, i*10, []string{"open", "paid"}[i%2])
+	}
+	sb.WriteString(`{"type":"t","entity":"orders/text","data":"a string state"}` + "\n")
+	sb.WriteString(`{"type":"t","entity":"other","data":{"total":1000,"status":"paid"}}` + "\n")
+	do(t, "POST", s.url+"/events", sb.String(), "Content-Type", "application/x-ndjson").want(t, 201)
+	for _, base := range []string{s.url, c.URL + "/api"} {
+		var got []string
+		next := "?prefix=orders/&limit=4&where=" + url.QueryEscape(`.status == "paid" and .total >= 300`)
+		for pages := 0; next != ""; pages++ {
+			if pages > 20 {
+				t.Fatal("no end to the pages")
+			}
+			r := do(t, "GET", base+"/entities"+next, nil).want(t, 200)
+			for _, st := range decode[[]entityState](t, r.body) {
+				got = append(got, st.Entity)
+			}
+			next = nextLink(t, r.header)
+		}
+		want := "[orders/31 orders/33 orders/35 orders/37 orders/39 orders/41 orders/43 orders/45 orders/47 orders/49]"
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s: where: %v, want %s", base, got, want)
+		}
+		e := do(t, "GET", base+"/entities?where="+url.QueryEscape(".total >="), nil).wantError(t, 400, "invalid_parameter")
+		if e["parameter"] != "where" || !strings.Contains(fmt.Sprint(e["message"]), "unexpected") {
+			t.Errorf("%s: where that does not compile: %v", base, e)
+		}
+		e = do(t, "GET", base+"/entities?where="+url.QueryEscape("def f: f; f"), nil).wantError(t, 400, "invalid_parameter")
+		if !strings.Contains(fmt.Sprint(e["message"]), "limit") {
+			t.Errorf("%s: where that never ends: %v", base, e)
+		}
+	}
 	do(t, "GET", s.url+"/entities?limit=x", nil).wantError(t, 400, "invalid_parameter")
 }
