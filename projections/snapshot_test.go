@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
+	"strata/internal/fileutil"
 	"strata/log"
 )
 
@@ -222,5 +225,45 @@ func TestFoldContext(t *testing.T) {
 	cancel()
 	if _, err := NewReader(l, 0).StateAt(ctx, "n", Point{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled fold: %v", err)
+	}
+}
+
+// TestCacheWritesFail: with every file-system step of writing a cache
+// failing in turn (a full disk, a read-only cache directory), states,
+// manual snapshots aside, and searches still answer right, and nothing
+// half-written is left.
+func TestCacheWritesFail(t *testing.T) {
+	dir := t.TempDir()
+	l := snapLog(t, dir, 500)
+	ctx := context.Background()
+	want := scratch(t, l, 500)
+	for _, op := range []fileutil.Op{fileutil.OpCreate, fileutil.OpWrite, fileutil.OpRename, fileutil.OpMkdir} {
+		undo := fileutil.Inject(func(o fileutil.Op, path string) error {
+			if o == op && strings.Contains(path, "cache") {
+				return syscall.ENOSPC
+			}
+			return nil
+		})
+		s, err := NewReader(l, 64).StateAt(ctx, "n", Point{})
+		mid, merr := NewReader(l, 64).StateAt(ctx, "n", Point{Version: 250})
+		res, serr := OpenIndex(l).Search(ctx, "", "", 10, nil)
+		_, snapErr := NewReader(l, 64).Snapshot(ctx, "n")
+		undo()
+		if err != nil || !sameState(s, want) || merr != nil || !sameState(mid, scratch(t, l, 250)) {
+			t.Errorf("%s failing: state %v, version 250 %v", op, err, merr)
+		}
+		if serr != nil || len(res.States) != 2 || !sameState(res.States[0], want) {
+			t.Errorf("%s failing: search %+v %v", op, res, serr)
+		}
+		if snapErr == nil {
+			t.Errorf("%s failing: a manual snapshot reported written", op)
+		}
+		filepath.Walk(filepath.Join(dir, "cache"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil && strings.HasSuffix(p, ".tmp") {
+				t.Errorf("%s failing: left %s", op, p)
+			}
+			return nil
+		})
+		os.RemoveAll(filepath.Join(dir, "cache"))
 	}
 }
