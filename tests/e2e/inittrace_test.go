@@ -13,6 +13,9 @@ import (
 // third_party/*/STRATA-PATCH.md).
 var lazyModules = []string{"github.com/klauspost/compress", "github.com/itchyny/gojq"}
 
+// maxOwnInitBytes bounds what a strata package's init may allocate.
+const maxOwnInitBytes = 6 << 10
+
 var initLine = regexp.MustCompile(`^init (\S+) @\S+ ms, (\S+) ms clock, (\d+) bytes, (\d+) allocs$`)
 
 // TestInitCost runs the real binary as a CGI request with
@@ -41,6 +44,11 @@ func TestInitCost(t *testing.T) {
 			continue
 		}
 		inits++
+		// strata's own packages: small tables at most (a CRC-32C table
+		// made at init, 8 KB and 0.2 ms, is what this catches).
+		if bytes, _ := strconv.Atoi(m[3]); strings.HasPrefix(m[1], "strata/") && bytes > maxOwnInitBytes {
+			t.Errorf("init of %s allocates %d bytes: make it lazy (sync.Once): %s", m[1], bytes, line)
+		}
 		for _, mod := range lazyModules {
 			if m[1] != mod && !strings.HasPrefix(m[1], mod+"/") {
 				continue
