@@ -123,3 +123,41 @@ func BenchmarkEntityReadFirst(b *testing.B) {
 	}
 	b.ReportMetric(float64(l.RecordsRead()-before)/float64(b.N), "records/op")
 }
+
+// BenchmarkScan: Scan (decoded events) and ScanRaw (records) over 100,000
+// events of ~190 bytes of data.
+func BenchmarkScan(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const n = 100000
+	for i := 0; i < n; i += 1000 {
+		if _, err := l.Append(&Request{Events: benchEvents(1000, i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("decoded", func(b *testing.B) {
+		for b.Loop() {
+			it := l.Scan(1, n)
+			for it.Next() {
+			}
+			if it.Err() != nil {
+				b.Fatal(it.Err())
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("raw", func(b *testing.B) {
+		for b.Loop() {
+			it := l.ScanRaw(1, n)
+			for it.Next() {
+			}
+			if it.Err() != nil {
+				b.Fatal(it.Err())
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}

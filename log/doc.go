@@ -35,6 +35,12 @@
 // stored in index/head, advanced only after the records are fsynced, and
 // never lowered.
 //
+// Reading: Scan iterates over decoded Events; ScanRaw over the same
+// records undecoded (RawEvent: type, entity, time, seq as slices and
+// numbers, data on demand), for readers that fold many events and look at
+// few fields — nothing is allocated per event. Both check every record's
+// checksum and seq.
+//
 // The package knows nothing of HTTP. FORMAT.md describes the files byte by
 // byte.
 package log
