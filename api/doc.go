@@ -18,4 +18,13 @@
 // the request id, never shown to the client. A
 // request body is read whole (up to a limit) before anything is written, so
 // no request, however malformed, leaves anything half-written.
+//
+// Read models (projdefs.go, projresult.go, replays.go, projworker.go):
+// projection definitions are events of the tenant's own log, of reserved
+// strata.* types on strata/ entities that clients may not write
+// (reserved.go); the server writes them through commit, as every append.
+// Results come from package projections' engine, caught up within the
+// catch-up budget on read and, in a long-running server, by a background
+// worker per tenant; replays move on in budgeted steps in CGI and in the
+// background otherwise.
 package api

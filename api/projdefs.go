@@ -260,6 +260,9 @@ func (h *Handler) define(w http.ResponseWriter, r *http.Request, c *call, name s
 		h.answerDef(w, r, c, name, http.StatusOK)
 		return
 	case !exists && !h.cfg.NoAuth:
+		// Counted before the write, not under the tenant lock: two
+		// definitions of different names racing may pass the limit by
+		// one, as two uploads racing may pass the storage quota.
 		defs, err := liveDefs(c)
 		if err == nil {
 			err = c.cfg.Limits().CheckProjections(int64(len(defs)))

@@ -61,6 +61,14 @@ func (h *Handler) wake(t *tenant) {
 	if !h.cfg.LongRunning || t.log == nil {
 		return
 	}
+	if w := t.ps.worker.Load(); w != nil {
+		// Running already (the common case: every read): no lock.
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
 	h.mu.Lock()
 	w := t.ps.worker.Load()
 	if w == nil && !t.dropped {

@@ -54,7 +54,7 @@ type Replay struct {
 	State      string  `json:"state"`
 	Done       uint64  `json:"done"`  // seqs of the log gone through
 	Total      uint64  `json:"total"` // the head when the rebuild began
-	Rate       float64 `json:"rate"`  // events a second, over the running time
+	Rate       float64 `json:"rate"`  // events a second, in the latest step
 	// ETA is the seconds still to go at Rate, null while unknown.
 	ETA     *float64 `json:"eta"`
 	From    string   `json:"from,omitempty"` // RFC 3339
@@ -334,7 +334,7 @@ func (rs *Replays) Step(ctx context.Context, id string, budget time.Duration, pr
 	}
 	defer cancel()
 	start := rs.now()
-	base := r.Millis
+	base, startDone := r.Millis, r.Done
 	var lastReport time.Time
 	var cancelled string
 	report := func(done, total uint64, force bool) {
@@ -346,8 +346,11 @@ func (rs *Replays) Step(ctx context.Context, id string, budget time.Duration, pr
 		lastReport = now
 		r.Millis = base + float64(now.Sub(start).Microseconds())/1000
 		r.Updated = log.FormatTime(now.UnixNano())
-		if r.Millis > 0 {
-			r.Rate = float64(done) / (r.Millis / 1000)
+		// The rate of this step: a step killed earlier leaves its events
+		// done but loses its time, so the whole replay's average would
+		// overstate it.
+		if secs := now.Sub(start).Seconds(); secs > 0 && done > startDone {
+			r.Rate = float64(done-startDone) / secs
 		}
 		if r.Rate > 0 && total >= done {
 			eta := float64(total-done) / r.Rate

@@ -386,6 +386,19 @@ func TestRebuildKill9(t *testing.T) {
 			t.Errorf("round %d (killed after %v): %d %.200s, want %d %.200s", i, delay, a.Seq, a.Result, want.Seq, want.Result)
 		}
 	}
+	// A standalone server killed in the middle of a background replay:
+	// the next server goes on with it.
+	s2 := startServer(t, s.data)
+	rp := jsonOf[replayRec](t, do(t, "POST", s2.url+"/projections/c/rebuild", nil).want(t, 202))
+	time.Sleep(30 * time.Millisecond)
+	s2.kill()
+	s3 := startServer(t, s.data)
+	if rp = waitReplay(t, s3.url, rp.ID); rp.State != "completed" {
+		t.Errorf("replay after the server's kill -9: %+v", rp)
+	}
+	if a := getResult(t, s3.url, "/projections/c/result"); string(a.Result) != string(want.Result) || a.Seq != want.Seq {
+		t.Errorf("after the server's kill -9: %d %.200s", a.Seq, a.Result)
+	}
 	mustVerify(t, s.data, 200001)
 }
 
