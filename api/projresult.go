@@ -106,8 +106,7 @@ func (h *Handler) projectionResult(w http.ResponseWriter, r *http.Request, c *ca
 	if d.Paused && (at == 0 || at > d.PausedSeq) {
 		at = d.PausedSeq
 	}
-	h.advanceReplays(r.Context(), c, name)
-	h.wake(c.t) // a long-running server keeps it current from now on
+	h.advanceReplays(r.Context(), c, name) // and wakes a long-running server's worker
 	p := c.t.projector()
 	ctx := r.Context()
 	var a *projections.Answer

@@ -167,8 +167,12 @@ func (h *Handler) replayGet(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 	rs := c.t.replays()
 	rp, err := rs.Get(c.arg)
-	if err == nil && !rp.Over() && !h.cfg.LongRunning {
-		rp, err = rs.Step(r.Context(), rp.ID, h.stepBudget(), nil)
+	if err == nil && !rp.Over() {
+		if h.cfg.LongRunning {
+			h.wake(c.t)
+		} else {
+			rp, err = rs.Step(r.Context(), rp.ID, h.stepBudget(), nil)
+		}
 	}
 	if err != nil {
 		writeError(w, r, replayError(err, c.arg))
@@ -244,6 +248,9 @@ func (h *Handler) cancelReplays(c *call, name string) {
 // server's worker does that in the background.
 func (h *Handler) advanceReplays(ctx context.Context, c *call, name string) {
 	if h.cfg.LongRunning {
+		// The worker does it; one a killed server left waits for a
+		// request to start this server's worker.
+		h.wake(c.t)
 		return
 	}
 	all, err := c.t.replays().List()
