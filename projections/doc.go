@@ -4,10 +4,9 @@
 //
 // Entity state. What it promises:
 //
-//   - The state is a pure function of the log: StateAt reads the entity's
-//     own events (log.ScanEntity) from its first through the point asked
-//     and folds each into the state with Apply, the one reducer. Nothing is
-//     kept between calls, so every mode (CGI included) gets the same answer.
+//   - The state is a pure function of the log: the entity's own events
+//     (log.ScanEntity) folded with Apply, the one reducer. Every mode (CGI
+//     included) gets the same answer, whichever caches exist.
 //   - Reduction: an event's data is an RFC 7386 JSON merge patch on the
 //     state (jsonx.MergePatch): an object merges member by member (a null
 //     member removes one), anything else — an array, a string, null —
@@ -24,14 +23,19 @@
 //     that event's seq, whichever entity it belongs to) or a time (the
 //     newest version at or before it).
 //
-// What it costs, and what is still to come: the state at version n costs n
-// event reads and n merges, so an entity with 100,000 events is slow to
-// read. Fold takes a starting state (a *State at some seq) so that the
-// on-disk state cache and snapshots of later work can supply the state at
-// a recent point and have only the events after it read. The entity write
-// API (api/entitywrite.go: PUT, PATCH, DELETE, revert) writes ordinary
-// events with the MetaOp markers and computes its answer with Apply on the
-// state it read.
+// What it costs: a Reader folds from the nearest snapshot at or before the
+// point (FORMAT.md, "Entity snapshots"): O(events since it), at most the
+// snapshot interval (DefaultSnapshotEvery, 128) whatever the entity's
+// length. Snapshots are caches, written lazily by the reads that fold
+// through a multiple of the interval (appends pay nothing) or on demand
+// (Snapshot), used only if their seq and id are on the chain, removed and
+// rewritten when damaged; a latest-state cache spares the current state's
+// fold. A fold stops when its context ends. The state index (Index,
+// FORMAT.md "State index") holds every entity's current state sorted by
+// name for searches by prefix, caught up from the log's tail on read. The
+// entity write API (api/entitywrite.go: PUT, PATCH, DELETE, revert) writes
+// ordinary events with the MetaOp markers and computes its answer with
+// Apply on the state it read.
 //
 // Projections. A Definition (ParseDefinition) names a kind and the kind's
 // fields; a Projector (Open) computes its result. What the engine promises:
