@@ -150,9 +150,18 @@ func (p *Projector) takeWarm(def *Definition, version uint64) *run {
 	return r
 }
 
+// maxWarm bounds the saved size of a run kept warm: a larger one (a
+// counter of millions of entities) would hold hundreds of megabytes of a
+// long-running server's memory; it is loaded from its cache per read
+// instead.
+const maxWarm = 16 << 20
+
 // putWarm keeps r for the next read at the head, unless a further one is
 // kept already.
 func (p *Projector) putWarm(r *run) {
+	if r.size > maxWarm {
+		return
+	}
 	key := warmKey(r.def, r.version)
 	p.mu.Lock()
 	defer p.mu.Unlock()
