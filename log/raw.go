@@ -116,7 +116,11 @@ func (it *RawIter) Next() bool {
 				it.err = &Error{Op: "scan", Dir: it.l.dir, Seq: it.next, Err: err}
 				return false
 			}
-			it.seg, it.sc = s, newScanner(s.f, off)
+			size := scanChunk
+			if it.to-it.next < 32 {
+				size = smallScanChunk
+			}
+			it.seg, it.sc = s, newScannerSize(s.f, off, size)
 		}
 		body, at, err := it.sc.next()
 		if errors.Is(err, io.EOF) {

@@ -18,10 +18,22 @@ type scanner struct {
 	eof bool
 }
 
-const scanChunk = 1 << 20
+// scanChunk is the read size of a long scan; smallScanChunk that of a
+// scan of a few records (a catch-up of a short tail), which would
+// otherwise allocate and fill a megabyte to read a few hundred bytes.
+const (
+	scanChunk      = 1 << 20
+	smallScanChunk = 16 << 10
+)
 
 func newScanner(f *os.File, off int64) *scanner {
-	return &scanner{f: f, off: off, buf: make([]byte, 0, scanChunk)}
+	return newScannerSize(f, off, scanChunk)
+}
+
+// newScannerSize is newScanner reading size bytes at a time (more for a
+// larger record).
+func newScannerSize(f *os.File, off int64, size int) *scanner {
+	return &scanner{f: f, off: off, buf: make([]byte, 0, size)}
 }
 
 // next returns the body of the next record and its offset in the file. At

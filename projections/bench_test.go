@@ -149,3 +149,38 @@ func BenchmarkResultCached(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkResultOneNew: a read by a new Projector (CGI) with one event
+// to catch up: the cache is loaded, the event folded, the result written
+// out (and saved, when worth it).
+func BenchmarkResultOneNew(b *testing.B) {
+	l, _ := testLog(b, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	for done := 0; done < 100000; done += 1000 {
+		var ps []log.Proposed
+		for i := done; i < done+1000; i++ {
+			ps = append(ps, log.Proposed{Type: "a", Entity: fmt.Sprintf("orders/%d", i), Data: []byte(`{"amount":1}`), ExpectedVersion: -1})
+		}
+		if _, err := l.Append(&log.Request{Events: ps}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, js := range []string{
+		`{"name":"per-type","kind":"counter","by":"type"}`,
+		`{"name":"per-entity","kind":"counter","by":"entity"}`,
+	} {
+		d := mustDef(b, js)
+		b.Run(d.Name, func(b *testing.B) {
+			if _, err := Open(l).Result(context.Background(), d, 1, 0, 0); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				b.StopTimer()
+				appendOne(b, l, "a", "orders/1", `{"amount":1}`)
+				b.StartTimer()
+				if _, err := Open(l).Result(context.Background(), d, 1, 0, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -238,6 +238,9 @@ type run struct {
 	// base is the seq the run started from, and size the length of the
 	// payload it loaded or last wrote: what a write costs (see worthSaving).
 	base, size uint64
+	// unsaved is the time spent folding since base: what the next process
+	// would spend again if the result file is not written.
+	unsaved time.Duration
 	// lastCP is the seq of the last checkpoint written or found.
 	lastCP uint64
 }
@@ -430,7 +433,11 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 	}
 	start := time.Now()
 	st := &r.h.Status
-	defer func() { st.Millis += float64(time.Since(start).Microseconds()) / 1000 }()
+	defer func() {
+		took := time.Since(start)
+		st.Millis += float64(took.Microseconds()) / 1000
+		r.unsaved += took
+	}()
 	it := r.p.l.ScanRaw(r.h.Seq+1, to)
 	var ev log.Event
 	var id [32]byte
@@ -563,13 +570,13 @@ func (r *run) writeCheckpoint() (bool, error) {
 }
 
 // worthSaving reports whether a read should write the result file: when
-// there is none, when the state changed, or when the seqs folded since the
-// run's start cost more to fold again than the file costs to write (a
-// seq folds in ~200 ns, a byte writes in ~15 ns). A small tail stays
-// unsaved and is folded again by the next read, which costs less than
-// rewriting a large result on every read.
+// there is none, when the state changed, or when what was folded since
+// the file was written took longer than writing it costs (about 1 ms to
+// create and rename a file on a slow host, and ~15 ns a byte). A short
+// tail stays unsaved and is folded again by the next read, which costs
+// less than rewriting the result on every read.
 func (r *run) worthSaving(stateChanged bool) bool {
-	return r.loaded == "" || stateChanged || (r.h.Seq-r.base)*16 >= r.size
+	return r.loaded == "" || stateChanged || r.unsaved >= time.Millisecond+time.Duration(r.size)*15
 }
 
 // save replaces the result file with r, unless another process holds the
@@ -618,7 +625,7 @@ func (r *run) saveLocked(force bool) error {
 	}
 	r.loaded = r.h.Gen
 	r.dirty = false
-	r.base, r.size = r.h.Seq, uint64(len(b))
+	r.base, r.size, r.unsaved = r.h.Seq, uint64(len(b)), 0
 	if errors.Is(herr, os.ErrNotExist) {
 		r.p.pruneBefore(r.def.Name, r.version)
 	}
