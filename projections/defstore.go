@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"strata/internal/fileutil"
 	"strata/log"
@@ -36,6 +36,13 @@ const (
 	TypeDeleted     = "strata.projection.deleted"
 	TypePaused      = "strata.projection.paused"
 	TypeResumed     = "strata.projection.resumed"
+)
+
+// The prefixes of the definitions' entities and types, as bytes for the
+// raw scan.
+var (
+	defEntityPrefix = []byte(DefEntityPrefix)
+	defTypePrefix   = []byte("strata.projection.")
 )
 
 // Errors of ReadDef.
@@ -173,15 +180,17 @@ func ListDefs(l *log.Log) ([]string, error) {
 	for _, n := range c.Names {
 		names[n] = true
 	}
-	it := l.Scan(c.Seq+1, through)
+	// The raw scan reads a record's fields without decoding the event or
+	// allocating: the catalog's catch-up costs what reading the tail does.
+	it := l.ScanRaw(c.Seq+1, through)
 	var last *log.Event
 	for it.Next() {
-		e := it.Event()
-		if n, ok := strings.CutPrefix(e.Entity, DefEntityPrefix); ok && strings.HasPrefix(e.Type, "strata.projection.") {
-			names[n] = true
+		e := it.Raw()
+		if bytes.HasPrefix(e.Entity, defEntityPrefix) && bytes.HasPrefix(e.Type, defTypePrefix) {
+			names[string(e.Entity[len(defEntityPrefix):])] = true
 		}
-		if it.Event().Seq == through {
-			last = &log.Event{Seq: e.Seq, ID: e.ID}
+		if e.Seq == through {
+			last = &log.Event{Seq: e.Seq, ID: e.ID()}
 		}
 	}
 	if err := it.Err(); err != nil {
