@@ -2,10 +2,12 @@ package projections
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"strata/jsonx"
 	"strata/log"
@@ -35,6 +37,16 @@ type counter struct {
 	times  map[int64]*uint64  // by bucket start
 	bucket bucketer
 	cur    *uint64 // the count of bucket's last bucket
+	// order is names' entries sorted, while no name was added since it
+	// was made (Load makes it): a result of many names read with a few
+	// new events is then written out without sorting them again.
+	order []nameCount
+	fresh bool
+}
+
+type nameCount struct {
+	name string
+	n    *uint64
 }
 
 func newCounter(d *Definition) (Reducer, error) {
@@ -46,6 +58,23 @@ func newCounter(d *Definition) (Reducer, error) {
 func (c *counter) reset() {
 	c.names, c.times, c.cur = map[string]*uint64{}, map[int64]*uint64{}, nil
 	c.bucket = bucketer{unit: c.by}
+	c.order, c.fresh = nil, true
+}
+
+func (c *counter) byName() bool { return c.by == "type" || c.by == "entity" }
+
+// sorted returns names' entries, sorted by name.
+func (c *counter) sorted() []nameCount {
+	if c.fresh {
+		return c.order
+	}
+	c.order = c.order[:0]
+	for k, n := range c.names {
+		c.order = append(c.order, nameCount{k, n})
+	}
+	slices.SortFunc(c.order, func(a, b nameCount) int { return strings.Compare(a.name, b.name) })
+	c.fresh = true
+	return c.order
 }
 
 func (c *counter) saveIsResult() {}
@@ -81,6 +110,7 @@ func (c *counter) name(b []byte) {
 	}
 	n := uint64(1)
 	c.names[string(b)] = &n
+	c.fresh = false
 }
 
 func (c *counter) at(ns int64) {
@@ -100,25 +130,23 @@ func (c *counter) at(ns int64) {
 
 // keys returns the result's member names, sorted.
 func (c *counter) keys() []string {
-	var keys []string
-	if c.by == "type" || c.by == "entity" {
-		keys = make([]string, 0, len(c.names))
-		for k := range c.names {
-			keys = append(keys, k)
-		}
-	} else {
-		starts := make([]int64, 0, len(c.times))
-		for t := range c.times {
-			starts = append(starts, t)
-		}
-		slices.Sort(starts)
-		keys = make([]string, len(starts))
-		for i, t := range starts {
-			keys[i] = string(appendBucketName(nil, t))
+	if c.byName() {
+		order := c.sorted()
+		keys := make([]string, len(order))
+		for i, e := range order {
+			keys[i] = e.name
 		}
 		return keys
 	}
-	sort.Strings(keys)
+	starts := make([]int64, 0, len(c.times))
+	for t := range c.times {
+		starts = append(starts, t)
+	}
+	slices.Sort(starts)
+	keys := make([]string, len(starts))
+	for i, t := range starts {
+		keys[i] = string(appendBucketName(nil, t))
+	}
 	return keys
 }
 
@@ -141,6 +169,19 @@ func (c *counter) count(k string) (uint64, bool) {
 
 func (c *counter) Result() ([]byte, error) {
 	b := []byte{'{'}
+	if c.byName() {
+		order := c.sorted()
+		b = slices.Grow(b, len(order)*24)
+		for i, e := range order {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonx.AppendString(b, e.name)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, *e.n, 10)
+		}
+		return append(b, '}'), nil
+	}
 	for i, k := range c.keys() {
 		if i > 0 {
 			b = append(b, ',')
@@ -182,22 +223,73 @@ func pageKeys(keys []string, after string, limit int) ([]string, bool, error) {
 func (c *counter) Save() ([]byte, error) { return c.Result() }
 
 func (c *counter) Load(b []byte) error {
+	c.reset()
+	if c.byName() {
+		return c.loadNames(b)
+	}
 	var m map[string]uint64
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("load counter: %w", err)
 	}
-	c.reset()
 	for k, n := range m {
-		n := n
-		if c.by == "type" || c.by == "entity" {
-			c.names[k] = &n
-			continue
-		}
 		t, err := parseBucketName(k)
 		if err != nil {
 			return fmt.Errorf("load counter: %w", err)
 		}
+		n := n
 		c.times[t] = &n
 	}
+	return nil
+}
+
+// loadNames reads a by-name result as Save wrote it: {"name":count,…},
+// names sorted. Names without escapes are substrings of one copy of b,
+// counts one slab: a load of a million names costs a few allocations,
+// where encoding/json made two per name. Anything else (an escaped name)
+// takes the slow path for that name; a malformed payload is an error.
+func (c *counter) loadNames(b []byte) error {
+	bad := errors.New("load counter: malformed payload")
+	all := string(b)
+	if len(all) < 2 || all[0] != '{' || all[len(all)-1] != '}' {
+		return bad
+	}
+	n := strings.Count(all, ":") // at least the number of members
+	vals := make([]uint64, 0, n)
+	c.order = make([]nameCount, 0, n)
+	i := 1
+	for i < len(all)-1 {
+		end := skipString(b, i)
+		if end < 0 || end >= len(all) || all[end] != ':' {
+			return bad
+		}
+		name := all[i+1 : end-1]
+		if strings.IndexByte(name, '\\') >= 0 {
+			var err error
+			if name, err = strconv.Unquote(all[i:end]); err != nil {
+				return bad
+			}
+		}
+		j := end + 1
+		k := j
+		for k < len(all) && all[k] >= '0' && all[k] <= '9' {
+			k++
+		}
+		v, err := strconv.ParseUint(all[j:k], 10, 64)
+		if err != nil || len(vals) == cap(vals) {
+			return bad
+		}
+		vals = append(vals, v)
+		p := &vals[len(vals)-1]
+		c.names[name] = p
+		c.order = append(c.order, nameCount{name, p})
+		i = k
+		if i < len(all)-1 {
+			if all[i] != ',' || i+1 == len(all)-1 {
+				return bad
+			}
+			i++
+		}
+	}
+	c.fresh = slices.IsSortedFunc(c.order, func(a, b nameCount) int { return strings.Compare(a.name, b.name) }) && len(c.order) == len(c.names)
 	return nil
 }
