@@ -73,17 +73,7 @@ func loadGoldenLog(t testing.TB) (*log.Log, []*log.Event) {
 		*now = line.Time
 		appendOne(t, l, line.Type, line.Entity, string(line.Data))
 	}
-	var evs []*log.Event
-	it := l.Scan(1, l.Through())
-	for it.Next() {
-		e := *it.Event()
-		e.Data = bytes.Clone(e.Data)
-		evs = append(evs, &e)
-	}
-	if err := it.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return l, evs
+	return l, events(t, l, l.Through())
 }
 
 // reference folds evs[:at] through the Reducer interface alone (decoded

@@ -587,10 +587,7 @@ func (r *run) save(force bool) error {
 	if !r.dirty && !force {
 		return nil
 	}
-	if err := fileutil.MkdirAll(r.dir, 0o755); err != nil {
-		return err
-	}
-	lf, err := fileutil.OpenFile(filepath.Join(r.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	lf, err := r.lockFile()
 	if err != nil {
 		return err
 	}
@@ -600,6 +597,14 @@ func (r *run) save(force bool) error {
 	}
 	defer fileutil.Unlock(lf)
 	return r.saveLocked(force)
+}
+
+// lockFile opens r's lock file, making r's directory if need be.
+func (r *run) lockFile() (*os.File, error) {
+	if err := fileutil.MkdirAll(r.dir, 0o755); err != nil {
+		return nil, err
+	}
+	return fileutil.OpenFile(filepath.Join(r.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
 }
 
 // saveLocked is save with the lock held.
@@ -811,10 +816,7 @@ func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64
 	if err != nil {
 		return err
 	}
-	if err := fileutil.MkdirAll(r.dir, 0o755); err != nil {
-		return err
-	}
-	lf, err := fileutil.OpenFile(filepath.Join(r.dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o644)
+	lf, err := r.lockFile()
 	if err != nil {
 		return err
 	}
