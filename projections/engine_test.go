@@ -561,3 +561,30 @@ func TestPruneVersions(t *testing.T) {
 		t.Errorf("left %v", ents)
 	}
 }
+
+// TestRebuildWaits: a rebuild waits for another process's, within its
+// context's deadline, and says it ran out of time.
+func TestRebuildWaits(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 10)
+	p := Open(l)
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	r, _ := p.newRun(d, 1)
+	lf, err := r.lockFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if ok, err := fileutil.TryLock(lf); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Rebuild(ctx, d, 1, RebuildOptions{}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("rebuild while another holds the lock: %v", err)
+	}
+	fileutil.Unlock(lf)
+	if err := p.Rebuild(context.Background(), d, 1, RebuildOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+}

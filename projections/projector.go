@@ -821,7 +821,17 @@ func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64
 		return err
 	}
 	defer lf.Close()
-	if err := fileutil.Lock(lf, time.Minute, nil); err != nil {
+	// Another process rebuilding holds the lock: wait for it, but not past
+	// the caller's deadline (a CGI step's budget).
+	wait, byCtx := time.Minute, false
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		wait, byCtx = max(time.Millisecond, time.Until(dl)), true
+	}
+	if err := fileutil.Lock(lf, wait, nil); err != nil {
+		if byCtx && errors.Is(err, fileutil.ErrLockTimeout) {
+			// Out of the caller's time, as if the rebuild had begun.
+			return fmt.Errorf("rebuild %s: another process is rebuilding it: %w", def.Name, context.DeadlineExceeded)
+		}
 		return err
 	}
 	defer fileutil.Unlock(lf)
