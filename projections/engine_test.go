@@ -30,6 +30,9 @@ func (f *failing) Apply(e *log.Event) error {
 	if string(e.Data) == `{"fail":true}` {
 		return errors.New("boom")
 	}
+	if string(e.Data) == `{"panic":true}` {
+		panic("kaboom")
+	}
 	f.n++
 	return nil
 }
@@ -131,6 +134,17 @@ func TestFailed(t *testing.T) {
 		if err := p.Rebuild(context.Background(), bad, 1, RebuildOptions{}, nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// A reducer that panics fails its projection, not the process.
+	appendOne(t, l, "y", "e/1", `{"panic":true}`)
+	panicky := mustDef(t, `{"name":"panicky","kind":"test-fail","filter":{"types":["y"]}}`)
+	_, err := p.Result(context.Background(), panicky, 1, 0, 0)
+	var fe *FailedError
+	if !errors.As(err, &fe) || fe.At.Seq != 152 || fe.Msg != "reducer panicked: kaboom" {
+		t.Fatalf("panicking reducer: %v", err)
+	}
+	if err := p.Rebuild(context.Background(), panicky, 1, RebuildOptions{}, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

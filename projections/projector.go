@@ -466,7 +466,7 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 				err = r.raw.applyRaw(raw)
 			} else {
 				raw.Decode(&ev)
-				err = r.red.Apply(&ev)
+				err = safeApply(r.red, &ev)
 			}
 			if err != nil {
 				r.finish(id)
@@ -495,6 +495,18 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 	}
 	r.finish(id)
 	return false, nil
+}
+
+// safeApply is red.Apply with a panic turned into the error of that event:
+// a kind of another package (jq's) must not take the server down, only
+// its projection.
+func safeApply(red Reducer, e *log.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("reducer panicked: %v", p)
+		}
+	}()
+	return red.Apply(e)
 }
 
 // finish stamps r with the id of its last event, once a fold stops.
