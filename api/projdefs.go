@@ -102,8 +102,9 @@ func (r rawJSON) MarshalJSON() ([]byte, error) {
 	return r, nil
 }
 
-// describe is d's answer, with the engine's status of its result.
-func (h *Handler) describe(c *call, d *projections.DefRecord) (*defAnswer, error) {
+// describe is d's answer, with the engine's status of its result and the
+// replay under way (active: the unfinished replays by projection).
+func (h *Handler) describe(c *call, d *projections.DefRecord, active map[string]*projections.Replay) (*defAnswer, error) {
 	a := &defAnswer{Name: d.Name, Version: d.Version, Definition: rawJSON(d.Raw), Paused: d.Paused, Deleted: d.Deleted,
 		Created: log.FormatTime(d.Created), Updated: log.FormatTime(d.Updated),
 		Record: recordJSON{Entity: projections.DefEntity(d.Name), Version: d.EntityVersion, Seq: d.Seq, ID: hex.EncodeToString(d.ID[:]), Time: log.FormatTime(d.Time)}}
@@ -125,7 +126,7 @@ func (h *Handler) describe(c *call, d *projections.DefRecord) (*defAnswer, error
 	if d.Paused && a.State != "failed" {
 		a.State = "paused"
 	}
-	if rp := h.activeReplay(c, d.Name); rp != nil {
+	if rp := active[d.Name]; rp != nil {
 		a.Replay = rp
 		if !d.Deleted {
 			a.State = "rebuilding"
@@ -147,8 +148,9 @@ func (h *Handler) projectionList(w http.ResponseWriter, r *http.Request, c *call
 		return
 	}
 	out := make([]*defAnswer, 0, len(defs))
+	active := activeReplays(c)
 	for _, d := range defs {
-		a, err := h.describe(c, d)
+		a, err := h.describe(c, d, active)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -356,7 +358,7 @@ func (h *Handler) answerDefAt(w http.ResponseWriter, r *http.Request, c *call, n
 		writeError(w, r, err)
 		return
 	}
-	a, err := h.describe(c, d)
+	a, err := h.describe(c, d, activeReplays(c))
 	if err != nil {
 		writeError(w, r, err)
 		return

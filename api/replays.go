@@ -221,13 +221,20 @@ func (h *Handler) replayDelete(w http.ResponseWriter, r *http.Request, c *call) 
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// activeReplay is the unfinished replay of projection name, or nil.
-func (h *Handler) activeReplay(c *call, name string) *projections.Replay {
-	rp, err := c.t.replays().Active(name)
+// activeReplays are c's tenant's unfinished replays by projection (the
+// newest of each).
+func activeReplays(c *call) map[string]*projections.Replay {
+	all, err := c.t.replays().List()
 	if err != nil {
 		return nil
 	}
-	return rp
+	m := map[string]*projections.Replay{}
+	for _, rp := range all {
+		if !rp.Over() {
+			m[rp.Projection] = rp
+		}
+	}
+	return m
 }
 
 // cancelReplays cancels every unfinished replay of projection name.

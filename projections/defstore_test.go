@@ -167,4 +167,14 @@ func TestReplaySteps(t *testing.T) {
 	if err != nil || len(all) != 3 {
 		t.Errorf("List: %d %v", len(all), err)
 	}
+	// Past KeepReplays finished records, a start removes the oldest.
+	for range KeepReplays {
+		r, _ := rs.Start(d, RebuildOptions{}, "test")
+		rs.Cancel(r.ID, false)
+	}
+	last, _ := rs.Start(d, RebuildOptions{}, "test")
+	all, _ = rs.List()
+	if len(all) != KeepReplays+1 || all[len(all)-1].ID != last.ID || all[0].ID == r.ID {
+		t.Errorf("after %d more: %d records", KeepReplays+1, len(all))
+	}
 }

@@ -139,7 +139,36 @@ func (rs *Replays) Start(d *DefRecord, opt RebuildOptions, by string) (*Replay, 
 	if err := fileutil.MkdirAll(rs.dir, 0o755); err != nil {
 		return nil, err
 	}
-	return r, rs.save(r)
+	if err := rs.save(r); err != nil {
+		return nil, err
+	}
+	rs.prune()
+	return r, nil
+}
+
+// KeepReplays is how many finished replay records a tenant keeps: past
+// it, starting a replay removes the oldest finished ones.
+const KeepReplays = 100
+
+// prune removes the oldest finished records past KeepReplays. A record
+// that cannot be removed now is removed by a later start.
+func (rs *Replays) prune() {
+	all, err := rs.List()
+	if err != nil {
+		return
+	}
+	var over []*Replay
+	for _, r := range all {
+		if r.Over() {
+			over = append(over, r)
+		}
+	}
+	for _, r := range over[:max(0, len(over)-KeepReplays)] {
+		if f, err := rs.lock(r.ID); err == nil {
+			rs.removeLocked(r.ID)
+			f.Close()
+		}
+	}
 }
 
 // save writes r's record atomically.
@@ -197,6 +226,9 @@ func (rs *Replays) List() ([]*Replay, error) {
 		}
 		out = append(out, r)
 	}
+	// Ids sort by the millisecond; Created (to the nanosecond, as
+	// FormatTime writes it: fixed width) orders those of one millisecond.
+	slices.SortStableFunc(out, func(a, b *Replay) int { return strings.Compare(a.Created, b.Created) })
 	return out, nil
 }
 
@@ -436,18 +468,4 @@ func (rs *Replays) stepped(ctx context.Context, r *Replay, d *DefRecord, cancell
 		progress(r)
 	}
 	return r, rs.save(r)
-}
-
-// Active returns the newest unfinished replay of projection name, or nil.
-func (rs *Replays) Active(name string) (*Replay, error) {
-	all, err := rs.List()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(all) - 1; i >= 0; i-- {
-		if all[i].Projection == name && !all[i].Over() {
-			return all[i], nil
-		}
-	}
-	return nil, nil
 }
