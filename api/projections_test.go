@@ -268,7 +268,7 @@ func TestReplayCGI(t *testing.T) {
 		Done, Total uint64
 	}
 	json.Unmarshal(w.Body.Bytes(), &rp)
-	if rp.ID == "" || rp.Total != 5001 || w.Header().Get("Location") != "replays/"+rp.ID {
+	if rp.ID == "" || rp.Total != 5001 || w.Header().Get("Location") != "../../replays/"+rp.ID {
 		t.Fatalf("rebuild: %s %v", w.Body, w.Header())
 	}
 	for i := 0; rp.State != "completed"; i++ {

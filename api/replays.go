@@ -75,7 +75,9 @@ func (h *Handler) rebuild(w http.ResponseWriter, r *http.Request, c *call, name 
 		writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "replays/"+rp.ID)
+	// Relative to …/projections/<name>/rebuild, wherever the API is
+	// mounted and whatever tenant prefix the request had.
+	w.Header().Set("Location", "../../replays/"+rp.ID)
 	writeValue(w, r, http.StatusAccepted, rp)
 }
 

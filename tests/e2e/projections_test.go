@@ -300,8 +300,17 @@ func TestReplayLifecycle(t *testing.T) {
 	api := cgi.URL + "/api"
 	r := do(t, "POST", api+"/projections/c/rebuild", `{"types":["t1","t3"]}`).want(t, 202)
 	rp := jsonOf[replayRec](t, r)
-	if rp.Projection != "c" || rp.Total != 60001 || r.header.Get("Location") != "replays/"+rp.ID {
+	if rp.Projection != "c" || rp.Total != 60001 || r.header.Get("Location") != "../../replays/"+rp.ID {
 		t.Fatalf("rebuild: %s %v", r.body, r.header)
+	}
+	// The Location, resolved against the request, is the replay (with a
+	// tenant prefix in the path too).
+	for _, base := range []string{api + "/projections/c/rebuild", api + "/t/default/projections/c/rebuild"} {
+		u, _ := url.Parse(base)
+		loc, _ := url.Parse(r.header.Get("Location"))
+		if got := jsonOf[replayRec](t, do(t, "GET", u.ResolveReference(loc).String(), nil).want(t, 200)); got.ID != rp.ID {
+			t.Errorf("Location from %s: %+v", base, got)
+		}
 	}
 	steps := 0
 	for rp.State != "completed" {
