@@ -221,8 +221,12 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) int {
 	}
 	p := projections.Open(l)
 	rs := projections.OpenReplays(l, p)
-	who := "cli"
-	rp, err := rs.Start(d, opt, who)
+	// One replay of a projection at a time, as over HTTP.
+	if err := rs.CancelOf(d.Name); err != nil {
+		fmt.Fprintln(stderr, "strata:", err)
+		return exitFail
+	}
+	rp, err := rs.Start(d, opt, "cli")
 	if err != nil {
 		fmt.Fprintln(stderr, "strata:", err)
 		return exitFail

@@ -239,16 +239,12 @@ func activeReplays(c *call) map[string]*projections.Replay {
 	return m
 }
 
-// cancelReplays cancels every unfinished replay of projection name.
+// cancelReplays cancels every unfinished replay of projection name; a
+// failure leaves them to be cancelled when they next step (they find
+// their definition changed or deleted) and is only logged.
 func (h *Handler) cancelReplays(c *call, name string) {
-	all, err := c.t.replays().List()
-	if err != nil {
-		return
-	}
-	for _, rp := range all {
-		if rp.Projection == name && !rp.Over() {
-			c.t.replays().Cancel(rp.ID, false)
-		}
+	if err := c.t.replays().CancelOf(name); err != nil {
+		h.log.Warn("cancel replays", "tenant", c.t.name, "projection", name, "err", err.Error())
 	}
 }
 

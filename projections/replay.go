@@ -469,3 +469,20 @@ func (rs *Replays) stepped(ctx context.Context, r *Replay, d *DefRecord, cancell
 	}
 	return r, rs.save(r)
 }
+
+// CancelOf cancels every unfinished replay of projection name: a new
+// rebuild replaces the one under way.
+func (rs *Replays) CancelOf(name string) error {
+	all, err := rs.List()
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		if r.Projection == name && !r.Over() {
+			if _, err := rs.Cancel(r.ID, false); err != nil && !errors.Is(err, ErrNoReplay) {
+				return err
+			}
+		}
+	}
+	return nil
+}
