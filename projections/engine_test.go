@@ -602,3 +602,37 @@ func TestRebuildWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWarmFailure: a warm run whose tail is not saved yet, failing at the
+// first event of a read, records the failure stamped right: the file's
+// seq and id are an event's, so another process trusts it.
+func TestWarmFailure(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 10)
+	p := Open(l)
+	d := mustDef(t, `{"name":"f","kind":"test-fail"}`)
+	for i := 0; i < 3; i++ {
+		fillLog(t, l, 2) // a short tail: not worth a write
+		if _, err := p.Result(context.Background(), d, 1, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne(t, l, "x", "e/1", `{"fail":true}`)
+	var fe *FailedError
+	if _, err := p.Result(context.Background(), d, 1, 0, 0); !errors.As(err, &fe) || fe.At.Seq != 17 {
+		t.Fatalf("warm: %v", err)
+	}
+	h, _, err := readCache(filepath.Join(p.versionDir("f", 1), resultFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := l.Event(h.Seq); err != nil || e.IDString() != h.ID || h.Seq != 16 {
+		t.Fatalf("result file stamped %d %s: not the event before the failure (%v)", h.Seq, h.ID, err)
+	}
+	if _, err := Open(l).Result(context.Background(), d, 1, 0, 0); !errors.As(err, &fe) || fe.At.Seq != 17 {
+		t.Fatalf("another process: %v", err)
+	}
+	if a, err := Open(l).Result(context.Background(), d, 1, 16, 0); err != nil || string(a.Result) != "16" {
+		t.Fatalf("before the failure: %+v %v", a, err)
+	}
+}

@@ -440,7 +440,14 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 	}()
 	it := r.p.l.ScanRaw(r.h.Seq+1, to)
 	var ev log.Event
-	var id [32]byte
+	var id [32]byte // of the last event folded by this call
+	moved := false
+	// However the fold stops, the stamp names the last event it folded.
+	defer func() {
+		if moved {
+			r.finish(id)
+		}
+	}()
 	// The clock is read every 1,024 records for a built-in kind (a few
 	// hundred microseconds of folding), every 16 for another (a jq
 	// reducer may take milliseconds an event).
@@ -456,7 +463,6 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 				progress(raw.Seq)
 			}
 			if (!deadline.IsZero() && time.Now().After(deadline)) || ctx.Err() != nil {
-				r.finish(id)
 				return true, nil
 			}
 		}
@@ -469,7 +475,6 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 				err = safeApply(r.red, &ev)
 			}
 			if err != nil {
-				r.finish(id)
 				rid := raw.ID()
 				st.State = StateFailed
 				st.Errors++
@@ -482,7 +487,7 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 		}
 		id = raw.ID()
 		r.h.Seq = raw.Seq
-		r.dirty = true
+		r.dirty, moved = true, true
 		if every != 0 && raw.Seq%every == 0 && checkpoint != nil {
 			r.finish(id)
 			if err := checkpoint(); err != nil {
@@ -490,11 +495,7 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 			}
 		}
 	}
-	if err := it.Err(); err != nil {
-		return false, err
-	}
-	r.finish(id)
-	return false, nil
+	return false, it.Err()
 }
 
 // safeApply is red.Apply with a panic turned into the error of that event:
@@ -509,13 +510,12 @@ func safeApply(red Reducer, e *log.Event) (err error) {
 	return red.Apply(e)
 }
 
-// finish stamps r with the id of its last event, once a fold stops.
+// finish stamps r with id, that of its last event (r.h.Seq's), once a
+// fold that moved it stops.
 func (r *run) finish(id [32]byte) {
-	if r.dirty && r.h.Seq != 0 {
-		r.h.ID = hex.EncodeToString(id[:])
-		r.h.Status.LastSeq = r.h.Seq
-		r.saved = nil
-	}
+	r.h.ID = hex.EncodeToString(id[:])
+	r.h.Status.LastSeq = r.h.Seq
+	r.saved = nil
 }
 
 // pass reports whether the run folds raw.
