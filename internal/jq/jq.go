@@ -222,8 +222,7 @@ func (p *Program) Run(ctx context.Context, input any, vars ...any) (v any, err e
 		}
 		p.runs.Put(r)
 	}()
-	it := p.code.RunWithLimits(ctx, &r.lim, input, vars...)
-	out, ok := it.Next()
+	out, ok := p.code.RunFirst(ctx, &r.lim, input, vars...)
 	if !ok {
 		return nil, ErrNoValue
 	}

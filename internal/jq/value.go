@@ -4,23 +4,32 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/itchyny/gojq"
 )
 
-// MaxDepth bounds the nesting of a document Decode reads: gojq's encoder
-// and comparisons recurse on it.
-const MaxDepth = 512
+// MaxDepth bounds the nesting of a document Decode reads, as jq's parser
+// does (10,000): gojq's encoder and comparisons recurse on it, and a
+// reducer's saved state must load back.
+const MaxDepth = 10000
 
 // Decode parses one JSON document (RFC 8259; whitespace around it allowed)
 // into the values gojq works on: nil, bool, int, *big.Int (an integer past
 // int's range), float64 (a number with a fraction or an exponent),
 // string, []any and map[string]any (a repeated member: the last wins, as
 // in jq). Invalid UTF-8 in a string becomes U+FFFD.
+//
+// The strings of one document are slices of one copy of it (one
+// allocation per document, not two per string): a value kept from it
+// keeps the whole document's bytes.
 func Decode(b []byte) (any, error) {
 	d := decoder{b: b}
+	if len(b) > 0 {
+		d.s = string(b)
+	}
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
@@ -50,6 +59,7 @@ func Encode(v any) (b []byte, err error) {
 
 type decoder struct {
 	b []byte
+	s string // b, copied once: strings are slices of it
 	i int
 }
 
@@ -94,7 +104,11 @@ func (d *decoder) value(depth int) (any, error) {
 		}
 		return d.array(depth + 1)
 	case '"':
-		return d.str()
+		s, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case 't':
 		return true, d.literal("true")
 	case 'f':
@@ -130,7 +144,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, d.errf("expected a member name")
 		}
-		k, err := d.str()
+		key, err := d.str()
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +158,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k.(string)] = v
+		m[key] = v
 		d.space()
 		if d.i >= len(d.b) {
 			return nil, d.errf("unexpected end")
@@ -193,7 +207,7 @@ func (d *decoder) array(depth int) (any, error) {
 }
 
 // str reads a string; the fast path (no escape, valid UTF-8) copies once.
-func (d *decoder) str() (any, error) {
+func (d *decoder) str() (string, error) {
 	start := d.i
 	d.i++ // "
 	escaped := false
@@ -203,69 +217,32 @@ func (d *decoder) str() (any, error) {
 			d.i++
 			raw := d.b[start+1 : d.i-1]
 			if !escaped && utf8.Valid(raw) {
-				return string(raw), nil
+				return d.s[start+1 : d.i-1], nil
 			}
 			// Rare: escapes or invalid UTF-8 (replaced by U+FFFD).
 			var s string
 			if err := json.Unmarshal(d.b[start:d.i], &s); err != nil {
 				d.i = start
-				return nil, d.errf("invalid string")
+				return "", d.errf("invalid string")
 			}
 			return s, nil
 		case c == '\\':
 			escaped = true
 			d.i++ // skip the escaped byte; json.Unmarshal checks it
 		case c < 0x20:
-			return nil, d.errf("control character in a string")
+			return "", d.errf("control character in a string")
 		}
 	}
 	d.i = start
-	return nil, d.errf("unterminated string")
+	return "", d.errf("unterminated string")
 }
 
 // number reads a number: an integer as int (exact), or *big.Int past
 // int's range; any other as float64.
 func (d *decoder) number() (any, error) {
-	start := d.i
-	if d.b[d.i] == '-' {
-		d.i++
-	}
-	digits := d.i
-	if d.i < len(d.b) && d.b[d.i] == '0' {
-		d.i++
-	} else {
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-		}
-	}
-	if d.i == digits {
-		return nil, d.errf("invalid number")
-	}
-	integer := true
-	if d.i < len(d.b) && d.b[d.i] == '.' {
-		integer = false
-		d.i++
-		n := d.i
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-		}
-		if d.i == n {
-			return nil, d.errf("invalid number")
-		}
-	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
-		integer = false
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
-		}
-		n := d.i
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-		}
-		if d.i == n {
-			return nil, d.errf("invalid number")
-		}
+	start, digits, integer, err := d.scanNumber()
+	if err != nil {
+		return nil, err
 	}
 	text := d.b[start:d.i]
 	if integer {
@@ -288,4 +265,196 @@ func (d *decoder) number() (any, error) {
 	// Past float64's range this is ±Inf, which jq writes as ±1.797…e308.
 	f, _ := strconv.ParseFloat(string(text), 64)
 	return f, nil
+}
+
+// DecodeMembers is Decode for a document whose value will only be read
+// through members names (a program that reads only .a and .b of it): if
+// it is an object, only those members are decoded (the others are
+// checked and skipped, not built); any other value is decoded whole. What
+// a program reads of the result is what it would read of Decode's.
+func DecodeMembers(b []byte, names []string) (any, error) {
+	d := decoder{b: b}
+	if len(b) > 0 {
+		d.s = string(b)
+	}
+	d.space()
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		return Decode(b)
+	}
+	v, err := d.members(names)
+	if err != nil {
+		return nil, err
+	}
+	d.space()
+	if d.i != len(d.b) {
+		return nil, d.errf("unexpected %q after the value", d.b[d.i])
+	}
+	return v, nil
+}
+
+// members reads an object keeping the members named.
+func (d *decoder) members(names []string) (any, error) {
+	d.i++ // {
+	m := make(map[string]any, len(names))
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return m, nil
+	}
+	for {
+		d.space()
+		if d.i >= len(d.b) || d.b[d.i] != '"' {
+			return nil, d.errf("expected a member name")
+		}
+		key, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		d.space()
+		if d.i >= len(d.b) || d.b[d.i] != ':' {
+			return nil, d.errf("expected ':'")
+		}
+		d.i++
+		d.space()
+		if slices.Contains(names, key) {
+			v, err := d.value(1)
+			if err != nil {
+				return nil, err
+			}
+			m[key] = v
+		} else if err := d.skip(1); err != nil {
+			return nil, err
+		}
+		d.space()
+		if d.i >= len(d.b) {
+			return nil, d.errf("unexpected end")
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			return m, nil
+		default:
+			return nil, d.errf("expected ',' or '}'")
+		}
+	}
+}
+
+// scanNumber reads past a number: where it starts, where its digits
+// start, and whether it is an integer (no fraction, no exponent).
+func (d *decoder) scanNumber() (start, digits int, integer bool, err error) {
+	start = d.i
+	if d.b[d.i] == '-' {
+		d.i++
+	}
+	digits = d.i
+	if d.i < len(d.b) && d.b[d.i] == '0' {
+		d.i++
+	} else {
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+	}
+	if d.i == digits {
+		return 0, 0, false, d.errf("invalid number")
+	}
+	integer = true
+	if d.i < len(d.b) && d.b[d.i] == '.' {
+		integer = false
+		d.i++
+		n := d.i
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+		if d.i == n {
+			return 0, 0, false, d.errf("invalid number")
+		}
+	}
+	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+		integer = false
+		d.i++
+		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
+			d.i++
+		}
+		n := d.i
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+		if d.i == n {
+			return 0, 0, false, d.errf("invalid number")
+		}
+	}
+	return start, digits, integer, nil
+}
+
+// skip reads past one value without building it.
+func (d *decoder) skip(depth int) error {
+	if d.i >= len(d.b) {
+		return d.errf("unexpected end")
+	}
+	switch c := d.b[d.i]; c {
+	case '{', '[':
+		if depth >= MaxDepth {
+			return d.errf("nested deeper than %d", MaxDepth)
+		}
+		end := byte(']')
+		if c == '{' {
+			end = '}'
+		}
+		d.i++
+		d.space()
+		if d.i < len(d.b) && d.b[d.i] == end {
+			d.i++
+			return nil
+		}
+		for {
+			d.space()
+			if c == '{' {
+				if d.i >= len(d.b) || d.b[d.i] != '"' {
+					return d.errf("expected a member name")
+				}
+				if _, err := d.str(); err != nil {
+					return err
+				}
+				d.space()
+				if d.i >= len(d.b) || d.b[d.i] != ':' {
+					return d.errf("expected ':'")
+				}
+				d.i++
+				d.space()
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+			d.space()
+			if d.i >= len(d.b) {
+				return d.errf("unexpected end")
+			}
+			switch d.b[d.i] {
+			case ',':
+				d.i++
+			case end:
+				d.i++
+				return nil
+			default:
+				return d.errf("expected ',' or '%c'", end)
+			}
+		}
+	case '"':
+		_, err := d.str()
+		return err
+	case 't':
+		return d.literal("true")
+	case 'f':
+		return d.literal("false")
+	case 'n':
+		return d.literal("null")
+	default:
+		if c == '-' || '0' <= c && c <= '9' {
+			_, _, _, err := d.scanNumber()
+			return err
+		}
+		return d.errf("unexpected %q", c)
+	}
 }

@@ -3,6 +3,7 @@ package gojq
 import (
 	"context"
 	"strconv"
+	"sync"
 	"sync/atomic"
 )
 
@@ -77,6 +78,48 @@ func (c *Code) RunWithLimits(ctx context.Context, lim *Limits, v any, values ...
 	env := newEnv(ctx)
 	env.limits, env.bigSeen = lim, bigValues.Load()
 	return env.execute(c, v, values...)
+}
+
+// RunFirst is RunWithLimits for the first output only: it returns that
+// output (false: none), and keeps the run's stacks for a later run, which
+// spares a program of a few instructions most of its allocations (a
+// projection runs one per event). Like Next, it may panic with a
+// *LimitError; that run's memory is then not reused.
+func (c *Code) RunFirst(ctx context.Context, lim *Limits, v any, values ...any) (any, bool) {
+	if len(values) != len(c.variables) {
+		return c.RunWithLimits(ctx, lim, v, values...).Next()
+	}
+	env, _ := envPool.Get().(*env)
+	if env == nil {
+		env = newEnv(ctx)
+	}
+	env.ctx, env.limits, env.bigSeen = ctx, lim, bigValues.Load()
+	out, ok := env.execute(c, v, values...).Next()
+	env.reset()
+	envPool.Put(env)
+	return out, ok
+}
+
+var envPool sync.Pool // of *env, reset
+
+// reset makes e as newEnv made it, keeping its slices' memory and
+// dropping the values it held.
+func (e *env) reset() {
+	resetStack(e.stack)
+	resetStack(e.paths)
+	resetStack(e.scopes)
+	clear(e.values)
+	clear(e.forks)
+	// args is not cleared (a tenth of a small run's time): it holds the
+	// last builtin call's arguments until the next run overwrites them or
+	// the pool drops the env at a garbage collection.
+	e.pc, e.codes, e.codeinfos, e.forks, e.backtrack = 0, nil, nil, e.forks[:0], false
+	e.offset, e.expdepth, e.label, e.ctx, e.limits, e.steps = 0, 0, 0, nil, nil, 0
+}
+
+func resetStack[T any](s *stack[T]) {
+	clear(s.data)
+	s.data, s.index, s.limit = s.data[:0], -1, -1
 }
 
 func (env *env) checkLimits() error {
