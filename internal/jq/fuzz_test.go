@@ -42,6 +42,27 @@ func FuzzRun(f *testing.F) {
 		}
 		if derr == nil {
 			roundTrip(t, input)
+			// DecodeMembers keeps what Decode does of the members asked.
+			if m, ok := input.(map[string]any); ok {
+				names := []string{src, "a"}
+				part, err := DecodeMembers(in, names)
+				if err != nil {
+					t.Fatalf("DecodeMembers(%q): %v, Decode did not fail", in, err)
+				}
+				want := map[string]any{}
+				for _, n := range names {
+					if v, ok := m[n]; ok {
+						want[n] = v
+					}
+				}
+				a, _ := Encode(part)
+				b, _ := Encode(want)
+				if !bytes.Equal(a, b) {
+					t.Fatalf("DecodeMembers(%q, %q) = %s; want %s", in, names, a, b)
+				}
+			}
+		} else if _, err := DecodeMembers(in, []string{"a"}); err == nil {
+			t.Fatalf("DecodeMembers(%q) succeeds where Decode fails: %v", in, derr)
 		}
 		p, err := Compile(src, "state", "event")
 		if err != nil {
