@@ -121,6 +121,15 @@ func TestProjectionLifecycle(t *testing.T) {
 			if a = result(t, h, "/projections/per-type/result"); string(a.Result) != `{"o1":2,"o2":1,"o3":1}` || a.Version != 2 {
 				t.Errorf("result of version 2: %+v %s", a, a.Result)
 			}
+			// Pages of a keyed result, at the head and at a point.
+			w = mustServe(t, h, "GET", "/projections/per-type/result?limit=2", "", 200)
+			if !strings.Contains(w.Body.String(), `"result":{"o1":2,"o2":1}`) || !strings.Contains(w.Header().Get("Link"), "after=o2") {
+				t.Errorf("page at the head: %s %v", w.Body, w.Header())
+			}
+			w = mustServe(t, h, "GET", "/projections/per-type/result?limit=5&after=o1&seq=3", "", 200)
+			if !strings.Contains(w.Body.String(), `"seq":3,`) || !strings.Contains(w.Body.String(), `"result":{"o2":1}`) || w.Header().Get("Link") != "" {
+				t.Errorf("page at seq 3: %s %v", w.Body, w.Header())
+			}
 			// The same definition again changes nothing.
 			if d = definition(t, mustServe(t, h, "PUT", "/projections/per-type", `{"name":"per-type","kind":"counter","by":"entity"}`, 200)); d.Version != 2 {
 				t.Errorf("PUT again: version %d", d.Version)

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"strata/jsonx"
@@ -119,11 +121,7 @@ func (h *Handler) projectionResult(w http.ResponseWriter, r *http.Request, c *ca
 			err = e
 		}
 	case q.Has("limit") || q.Has("after"):
-		if at != 0 {
-			writeError(w, r, badParam("limit", "pages are read at the head; leave out seq, at and as_of, or limit and after"))
-			return
-		}
-		a, err = h.resultPage(w, r, c, d, q)
+		a, err = h.resultPage(w, r, c, d, q, at)
 	default:
 		a, err = p.Result(ctx, d.Def, d.Version, at, h.budget())
 	}
@@ -135,8 +133,10 @@ func (h *Handler) projectionResult(w http.ResponseWriter, r *http.Request, c *ca
 }
 
 // resultPage is one page of a keyed result: up to limit keys after after,
-// in key order, as one object; a Link header names the next page.
-func (h *Handler) resultPage(w http.ResponseWriter, r *http.Request, c *call, d *projections.DefRecord, q url.Values) (*projections.Answer, error) {
+// in key order, as one object; a Link header names the next page. At the
+// head the engine reads the page alone; at a point (time travel, or a
+// paused projection) it is cut from the whole result there.
+func (h *Handler) resultPage(w http.ResponseWriter, r *http.Request, c *call, d *projections.DefRecord, q url.Values, at uint64) (*projections.Answer, error) {
 	limit := DefaultLimit
 	if q.Has("limit") {
 		n, err := strconv.Atoi(q.Get("limit"))
@@ -145,7 +145,21 @@ func (h *Handler) resultPage(w http.ResponseWriter, r *http.Request, c *call, d 
 		}
 		limit = n
 	}
-	keys, more, a, err := c.t.projector().Keys(r.Context(), d.Def, d.Version, q.Get("after"), limit, h.budget())
+	after := q.Get("after")
+	var (
+		keys []string
+		more bool
+		a    *projections.Answer
+		err  error
+	)
+	if at == 0 {
+		keys, more, a, err = c.t.projector().Keys(r.Context(), d.Def, d.Version, after, limit, h.budget())
+	} else {
+		a, err = c.t.projector().Result(r.Context(), d.Def, d.Version, at, h.budget())
+		if err == nil {
+			keys, more, a.Result, err = pageOf(a.Result, after, limit)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +169,34 @@ func (h *Handler) resultPage(w http.ResponseWriter, r *http.Request, c *call, d 
 		w.Header().Set("Link", "<?"+nq.Encode()+`>; rel="next"`)
 	}
 	return a, nil
+}
+
+// pageOf cuts a page from a whole keyed result: the keys after after, up
+// to limit, in order, as an object, and whether more follow.
+func pageOf(result []byte, after string, limit int) ([]string, bool, []byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(result, &m); err != nil {
+		return nil, false, nil, projections.ErrNotKeyed
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k > after {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	more := len(keys) > limit
+	keys = keys[:min(len(keys), limit)]
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonx.AppendString(b, k)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	return keys, more, append(b, '}'), nil
 }
 
 // resultError is the answer for an error of the engine.
