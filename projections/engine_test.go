@@ -286,8 +286,12 @@ func TestCacheNotTrusted(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != string(want.Result) || a.ID != want.ID {
+		if a, err := Open(l).Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != string(want.Result) || a.ID != want.ID {
 			t.Errorf("%s cache: %+v %v; want %s", name, a, err, want.Result)
+		}
+		// The read (a CGI process's: no warm run) replaced the useless file with a good one.
+		if h, payload, err := readCache(path); err != nil || h.Seq != want.Seq || h.ID != want.ID || string(payload) != string(want.Result) {
+			t.Errorf("%s cache: not replaced (%v)", name, err)
 		}
 	}
 	// Another definition under the same name and version.

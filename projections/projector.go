@@ -622,9 +622,12 @@ func (r *run) lockFile() (*os.File, error) {
 // saveLocked is save with the lock held.
 func (r *run) saveLocked(force bool) error {
 	path := filepath.Join(r.dir, resultFileName)
-	cur, herr := readHeader(path)
+	// The guards below are for a file another process wrote since r
+	// started; a file nobody can use (torn, of another chain or another
+	// definition) is replaced, or it would stay in the way for good.
+	cur, _, herr := readCache(path)
 	if !force {
-		if err := herr; err == nil && cur.Def == r.h.Def {
+		if err := herr; err == nil && cur.Def == r.h.Def && r.onChain(cur.Seq, cur.ID) {
 			if cur.Gen != r.loaded && cur.Gen != r.h.Gen {
 				return nil // a newer run (a rebuild) replaced what r started from
 			}
