@@ -640,3 +640,34 @@ func TestWarmFailure(t *testing.T) {
 		t.Fatalf("before the failure: %+v %v", a, err)
 	}
 }
+
+// TestTornCheckpoint: a checkpoint that does not check is passed over by
+// time travel and removed, and the next fold past it writes it again.
+func TestTornCheckpoint(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 100)
+	d := mustDef(t, `{"name":"c","kind":"counter","by":"type"}`)
+	p := Open(l)
+	p.CheckpointEvery = 16
+	ctx := context.Background()
+	if _, err := p.Result(ctx, d, 1, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(p.versionDir("c", 1), checkpointName(48))
+	b, err := os.ReadFile(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cp, b[:len(b)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q := Open(l)
+	q.CheckpointEvery = 16
+	a, err := q.Result(ctx, d, 1, 50, 0)
+	if err != nil || string(a.Result) != `{"a":17,"b":17,"c":16}` {
+		t.Fatalf("at 50: %+v %v", a, err)
+	}
+	if _, _, err := readCache(cp); err != nil {
+		t.Errorf("checkpoint 48 not written again: %v", err)
+	}
+}

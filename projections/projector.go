@@ -302,6 +302,11 @@ func (r *run) onChain(seq uint64, id string) bool {
 func (r *run) load(path string) (bool, error) {
 	h, payload, err := readCache(path)
 	if err != nil {
+		if errors.Is(err, errBadCache) && strings.HasPrefix(filepath.Base(path), checkpointPfx) {
+			// Checkpoints are never rewritten: a torn one goes, so that
+			// the next fold past its seq writes it again.
+			_ = fileutil.Remove(path)
+		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errBadCache) {
 			return false, nil
 		}
