@@ -197,3 +197,84 @@ func TestStateIndexIncremental(t *testing.T) {
 		}
 	}
 }
+
+// TestCachesConcurrent: two handles on one log (as two processes would
+// have) read states, time travel and search while a third appends; every
+// answer is what a fold of the log through its own stamp gives, whichever
+// process wrote the caches it started from, and the caches left behind
+// serve the final state.
+func TestCachesConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	w := snapLog(t, dir, 10)
+	var hs []*log.Log
+	for i := 0; i < 2; i++ {
+		l, err := log.Open(dir, log.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		hs = append(hs, l)
+	}
+	ctx := context.Background()
+	done := make(chan struct{})
+	errs := make(chan error, 16)
+	for g, l := range hs {
+		go func() {
+			r, ix := NewReader(l, 16), OpenIndex(l)
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				s, err := r.StateAt(ctx, "n", Point{})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want, err := (&Reader{l: l}).Fold(ctx, "n", nil, s.Seq); err != nil || !sameState(s, want) {
+					errs <- fmt.Errorf("reader %d: state at seq %d differs from its fold (%v)", g, s.Seq, err)
+					return
+				}
+				v := uint64(1 + i%int(s.Version))
+				if tv, err := r.StateAt(ctx, "n", Point{Version: v}); err != nil || tv.Version != v {
+					errs <- fmt.Errorf("reader %d: version %d: %v", g, v, err)
+					return
+				}
+				res, err := ix.Search(ctx, "", "", 100, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, st := range res.States {
+					if want, err := (&Reader{l: l}).Fold(ctx, st.Entity, nil, res.Seq); err != nil || !sameState(st, want) {
+						errs <- fmt.Errorf("reader %d: search stamped %d: %s differs from its fold (%v)", g, res.Seq, st.Entity, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < 300; i++ {
+		if _, err := w.Append(&log.Request{Events: []log.Proposed{
+			ev("n", fmt.Sprintf(`{"i":%d}`, i), ""), ev(fmt.Sprintf("o/%d", i%7), `{"x":1}`, ""),
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range hs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	final, err := NewReader(hs[0], 16).StateAt(ctx, "n", Point{})
+	if err != nil || !sameState(final, scratch(t, hs[0], final.Version)) || final.Seq != hs[0].Through()-1 {
+		t.Fatalf("final state: %+v %v", final, err)
+	}
+	got := searchAll(t, hs[1], "", 3)
+	if len(got) != 9 {
+		t.Fatalf("final search: %v", got)
+	}
+}
