@@ -152,6 +152,13 @@ func decodeSnapshotInfo(b []byte) (*SnapshotInfo, []byte, error) {
 // and version, and it was made by the default reducer. A file that is not
 // is removed (a later fold writes it again); a missing one is (nil, nil).
 func readSnapshot(l *log.Log, path, entity string) (*State, *SnapshotInfo, error) {
+	return readSnapshotFile(l, path, entity, true)
+}
+
+// readSnapshotFile is readSnapshot; without decode it checks all but the
+// state's decompression (the file's checksum covers it) and returns no
+// State, for listings.
+func readSnapshotFile(l *log.Log, path, entity string, decode bool) (*State, *SnapshotInfo, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -159,7 +166,13 @@ func readSnapshot(l *log.Log, path, entity string) (*State, *SnapshotInfo, error
 	if err != nil {
 		return nil, nil, nil // unreadable: as if absent; the log still answers
 	}
-	s, info, err := checkSnapshot(l, b, entity)
+	var s *State
+	var info *SnapshotInfo
+	if decode {
+		s, info, err = checkSnapshot(l, b, entity)
+	} else {
+		info, _, _, err = checkSnapshotInfo(l, b, entity)
+	}
 	if errors.Is(err, errBadSnapshot) {
 		os.Remove(path)
 		return nil, nil, nil
@@ -170,23 +183,9 @@ func readSnapshot(l *log.Log, path, entity string) (*State, *SnapshotInfo, error
 // checkSnapshot decodes snapshot file bytes b of entity and checks them
 // against l's chain (errBadSnapshot if they do not hold).
 func checkSnapshot(l *log.Log, b []byte, entity string) (*State, *SnapshotInfo, error) {
-	info, frame, err := decodeSnapshotInfo(b)
+	info, frame, e, err := checkSnapshotInfo(l, b, entity)
 	if err != nil {
 		return nil, nil, err
-	}
-	id, ok := log.ParseID(info.ID)
-	if !ok || info.Entity != entity || info.Reducer != reducerMerge || info.Seq == 0 || info.Seq > l.Through() {
-		return nil, nil, errBadSnapshot
-	}
-	e, err := l.Event(info.Seq)
-	if err != nil {
-		if errors.Is(err, log.ErrNotFound) {
-			return nil, nil, errBadSnapshot
-		}
-		return nil, nil, err
-	}
-	if e.ID != id || e.Entity != entity || e.Version != info.Version {
-		return nil, nil, errBadSnapshot
 	}
 	state, err := zstdx.Decode(nil, frame, min(info.Size, maxState))
 	if err != nil || len(state) != info.Size {
@@ -194,6 +193,31 @@ func checkSnapshot(l *log.Log, b []byte, entity string) (*State, *SnapshotInfo, 
 	}
 	return &State{Entity: entity, Version: e.Version, Seq: e.Seq, ID: e.ID, Time: e.Time,
 		State: state, Deleted: info.Deleted}, info, nil
+}
+
+// checkSnapshotInfo checks snapshot file bytes b of entity, but for the
+// state's decompression, and returns its header, its zstd frame and the
+// event it reflects.
+func checkSnapshotInfo(l *log.Log, b []byte, entity string) (*SnapshotInfo, []byte, *log.Event, error) {
+	info, frame, err := decodeSnapshotInfo(b)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	id, ok := log.ParseID(info.ID)
+	if !ok || info.Entity != entity || info.Reducer != reducerMerge || info.Seq == 0 || info.Seq > l.Through() {
+		return nil, nil, nil, errBadSnapshot
+	}
+	e, err := l.Event(info.Seq)
+	if err != nil {
+		if errors.Is(err, log.ErrNotFound) {
+			return nil, nil, nil, errBadSnapshot
+		}
+		return nil, nil, nil, err
+	}
+	if e.ID != id || e.Entity != entity || e.Version != info.Version {
+		return nil, nil, nil, errBadSnapshot
+	}
+	return info, frame, e, nil
 }
 
 // writeSnapshot writes s as a snapshot of the given kind, or as the
@@ -307,7 +331,7 @@ func (r *Reader) Snapshots(entity string, after uint64, limit int) ([]*SnapshotI
 		if len(out) == limit {
 			return out, true, nil
 		}
-		_, info, err := readSnapshot(r.l, filepath.Join(dir, f.name), entity)
+		_, info, err := readSnapshotFile(r.l, filepath.Join(dir, f.name), entity, false)
 		if err != nil {
 			return nil, false, err
 		}
