@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -175,8 +176,45 @@ func (h *Handler) entityState(w http.ResponseWriter, r *http.Request, c *call, e
 		writeError(w, r, goneError(s))
 		return
 	}
+	if err := h.reducedState(r.Context(), w, c, s, p); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	b := appendState(nil, s)
 	writeJSON(w, http.StatusOK, b)
+}
+
+// reducedState replaces s's state (the default merge) with the one a
+// projection of kind state makes, if one is defined for s's entity: its
+// result for the entity, at s's event for a point in the past. Past the
+// catch-up budget the state is the projection's so far, with
+// Strata-Behind: true.
+func (h *Handler) reducedState(ctx context.Context, w http.ResponseWriter, c *call, s *projections.State, p projections.Point) error {
+	d, err := projections.StateProjection(c.t.log, s.Entity)
+	if err != nil || d == nil {
+		return err
+	}
+	at := uint64(0) // the head: the entity's state there is its state at s
+	if p != (projections.Point{}) {
+		at = s.Seq
+	}
+	a, err := c.t.projector().Key(ctx, d.Def, d.Version, s.Entity, at, h.budget())
+	switch {
+	case errors.Is(err, projections.ErrNoKey): // none of its events passed the filter
+		s.State = []byte("null")
+		if d.Def.Init != nil {
+			s.State = d.Def.Init
+		}
+	case err != nil:
+		return resultError(err, d.Name)
+	default:
+		s.State = a.Result
+		if a.Behind || a.Seq < s.Seq {
+			w.Header().Set("Strata-Behind", "true")
+		}
+	}
+	w.Header().Set("Strata-Projection", d.Name)
+	return nil
 }
 
 // goneError is the 410 answer for a deleted entity, with its tombstone's
