@@ -65,6 +65,11 @@
 //   - A reducer error marks the projection failed (Status, FailedError)
 //     with the event that broke it; the result before it stays readable
 //     by time travel, other projections go on, and Rebuild starts over.
+//   - Not yet covered: erasing an event's data (GDPR) keeps its id, so a
+//     result folded before the erasure stays on the chain while still
+//     holding what the data contributed; the erasure, when the log gains
+//     it, must Drop the tenant's projection caches (they refold without
+//     the data).
 //   - Built-in kinds (counter, timeseries, funnel) fold records without
 //     decoding events (log.ScanRaw) and allocate nothing per event: several
 //     million events a second. Kinds of their own (jq: custom, state)
