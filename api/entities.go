@@ -226,28 +226,42 @@ func goneError(s *projections.State) *apiError {
 	return e
 }
 
+// pageLimit reads a page's limit parameter: DefaultLimit without one.
+func pageLimit(q url.Values) (int, error) {
+	if !q.Has("limit") {
+		return DefaultLimit, nil
+	}
+	n, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || n < 1 {
+		return 0, badParam("limit", "must be a whole number of at least 1")
+	}
+	return n, nil
+}
+
+// versionPage reads the limit and after (a version, 0 without one) of a
+// page of an entity's versions: its history, its snapshots.
+func versionPage(q url.Values) (limit int, after uint64, err error) {
+	if limit, err = pageLimit(q); err != nil {
+		return 0, 0, err
+	}
+	if q.Has("after") {
+		if after, err = strconv.ParseUint(q.Get("after"), 10, 64); err != nil {
+			return 0, 0, badParam("after", "must be a version (a whole number)")
+		}
+	}
+	return limit, after, nil
+}
+
 // entityHistory serves an entity's versions, a page at a time.
 func (h *Handler) entityHistory(w http.ResponseWriter, r *http.Request, c *call, entity string, q url.Values) {
 	if err := checkParams(q, "entity", "limit", "after"); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	limit, after := DefaultLimit, uint64(0)
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 {
-			writeError(w, r, badParam("limit", "must be a whole number of at least 1"))
-			return
-		}
-		limit = n
-	}
-	if q.Has("after") {
-		n, err := strconv.ParseUint(q.Get("after"), 10, 64)
-		if err != nil {
-			writeError(w, r, badParam("after", "must be a version (a whole number)"))
-			return
-		}
-		after = n
+	limit, after, err := versionPage(q)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	page, more, err := h.entities(c).History(r.Context(), entity, after, limit)
 	if err != nil {

@@ -29,14 +29,10 @@ func (h *Handler) entitySearch(w http.ResponseWriter, r *http.Request, c *call, 
 		writeError(w, r, err)
 		return
 	}
-	limit := DefaultLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 {
-			writeError(w, r, badParam("limit", "must be a whole number of at least 1"))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	match, err := whereFilter(r.Context(), q)
 	if err != nil {

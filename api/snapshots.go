@@ -122,22 +122,10 @@ func (h *Handler) snapshotList(w http.ResponseWriter, r *http.Request, c *call) 
 		writeError(w, r, badParam("entity", "is required: GET /snapshots?entity=<entity>"))
 		return
 	}
-	limit, after := DefaultLimit, uint64(0)
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 {
-			writeError(w, r, badParam("limit", "must be a whole number of at least 1"))
-			return
-		}
-		limit = n
-	}
-	if q.Has("after") {
-		n, err := strconv.ParseUint(q.Get("after"), 10, 64)
-		if err != nil {
-			writeError(w, r, badParam("after", "must be a version (a whole number)"))
-			return
-		}
-		after = n
+	limit, after, err := versionPage(q)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	list, more, err := h.entities(c).Snapshots(entity, after, limit)
 	if err != nil {
