@@ -456,3 +456,35 @@ func TestRebuildProgress(t *testing.T) {
 		t.Errorf("rebuild nosuch: exit %d %q", code, errOut)
 	}
 }
+
+// TestProjectionFailed: a jq program that runs past its limits on one
+// event fails its projection there — status failed with the event, reads
+// 409 naming it — while the server and every other projection go on; a
+// fixed definition starts it over.
+func TestProjectionFailed(t *testing.T) {
+	s := startServer(t, "")
+	mustAppendBatch(t, s.url, `[{"type":"a","entity":"x"},{"type":"a","entity":"x"}]`)
+	bad := mustAppend(t, s.url, `{"type":"boom","entity":"x"}`)
+	mustAppend(t, s.url, `{"type":"a","entity":"x"}`)
+	r := do(t, "POST", s.url+"/projections", `{"name":"bomb","kind":"custom","init":0,"reduce":"def f: 1 + f; if $event.type == \"boom\" then f else $state + 1 end"}`)
+	if r.status == 400 {
+		t.Skipf("kind custom not available: %s", r.body)
+	}
+	r.want(t, 201)
+	do(t, "POST", s.url+"/projections", `{"name":"fine","kind":"counter","by":"type"}`).want(t, 201)
+	e := do(t, "GET", s.url+"/projections/bomb/result", nil).wantError(t, 409, "projection_failed")
+	if at, _ := e["failed_at"].(map[string]any); at == nil || at["seq"] != float64(bad.Seq) || at["id"] != bad.ID {
+		t.Errorf("failed_at: %v, want seq %d id %s", e, bad.Seq, bad.ID)
+	}
+	d := jsonOf[map[string]any](t, do(t, "GET", s.url+"/projections/bomb", nil).want(t, 200))
+	if d["state"] != "failed" || d["last_error"] == "" {
+		t.Errorf("status of a failed projection: %v", d)
+	}
+	if a := getResult(t, s.url, "/projections/fine/result"); string(a.Result) != `{"a":3,"boom":1}` {
+		t.Errorf("the other projection: %s", a.Result)
+	}
+	do(t, "PUT", s.url+"/projections/bomb", `{"kind":"custom","init":0,"reduce":"$state + 1"}`).want(t, 200)
+	if a := getResult(t, s.url, "/projections/bomb/result"); string(a.Result) != `4` || a.Version != 2 {
+		t.Errorf("fixed: %d %s", a.Version, a.Result)
+	}
+}
