@@ -351,3 +351,36 @@ func TestProjectionFaults(t *testing.T) {
 		t.Errorf("catalog after the disk came back: %v %+v", err, list)
 	}
 }
+
+// TestStateReducer: a projection of kind state replaces the default merge
+// in GET /entities for the entities its glob matches, at the head and in
+// time travel; others, and all once it is deleted, keep the default.
+func TestStateReducer(t *testing.T) {
+	h := newHandler(t, Config{})
+	mustServe(t, h, "POST", "/events", `[{"type":"order.paid","entity":"orders/1","data":{"amount":10}},{"type":"x","entity":"users/1","data":{"amount":1}},{"type":"order.paid","entity":"orders/1","data":{"amount":5}}]`, 201)
+	w := serve(h, "POST", "/projections", strings.NewReader(`{"name":"orders","kind":"state","entity":"orders/*","init":{"total":0},"reduce":"$state | .total += $event.data.amount"}`))
+	if w.Code == 400 {
+		t.Skipf("kind state not available: %s", w.Body)
+	}
+	state := func(target string) (string, string) {
+		w := mustServe(t, h, "GET", target, "", 200)
+		var s struct {
+			State json.RawMessage `json:"state"`
+		}
+		json.Unmarshal(w.Body.Bytes(), &s)
+		return string(s.State), w.Header().Get("Strata-Projection")
+	}
+	if s, by := state("/entities/orders/1"); s != `{"total":15}` || by != "orders" {
+		t.Errorf("orders/1: %s by %q", s, by)
+	}
+	if s, _ := state("/entities/orders/1?version=1"); s != `{"total":10}` {
+		t.Errorf("orders/1 at version 1: %s", s)
+	}
+	if s, by := state("/entities/users/1"); s != `{"amount":1}` || by != "" {
+		t.Errorf("users/1 (default merge): %s by %q", s, by)
+	}
+	mustServe(t, h, "DELETE", "/projections/orders", "", 200)
+	if s, by := state("/entities/orders/1"); s != `{"amount":5}` || by != "" {
+		t.Errorf("orders/1 after the reducer's deletion: %s by %q", s, by)
+	}
+}

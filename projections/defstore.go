@@ -141,28 +141,48 @@ const catalogDir = "cache/projdefs"
 
 // catalogFile holds, as JSON,
 //
-//	{"format":1,"seq":<n>,"id":"<64 hex>","names":["a","b",…]}
+//	{"format":2,"seq":<n>,"id":"<64 hex>","names":["a","b",…],
+//	 "states":{"orders":"orders/*",…}}
 //
 // the names of every projection entity with an event at or before seq,
-// whose event id is id (see FORMAT.md). It is a cache: used only if that
-// event is on the chain, caught up from the log after seq, rewritten
+// whose event id is id, and the entity globs of those whose newest
+// definition is of kind state (see FORMAT.md). It is a cache: used only if
+// that event is on the chain, caught up from the log after seq, rewritten
 // atomically, deletable at any time.
 const catalogFile = "catalog.json"
 
+// catalogFormat is the catalog's format; a file of another is rebuilt.
+const catalogFormat = 2
+
 type catalog struct {
-	Format int      `json:"format"`
-	Seq    uint64   `json:"seq"`
-	ID     string   `json:"id"`
-	Names  []string `json:"names"`
+	Format int               `json:"format"`
+	Seq    uint64            `json:"seq"`
+	ID     string            `json:"id"`
+	Names  []string          `json:"names"`
+	States map[string]string `json:"states,omitempty"`
 }
 
 // ListDefs returns the names of every projection ever defined in l's
 // tenant, deleted ones included, sorted: from the catalog cache caught up
 // from the log tail (the whole log the first time).
 func ListDefs(l *log.Log) ([]string, error) {
+	c, err := loadCatalog(l)
+	if err != nil {
+		return nil, err
+	}
+	return c.Names, nil
+}
+
+// catalogRewrite is how far a catalog may fall behind the head before the
+// reader that caught it up writes it again: rewriting it on every read
+// after every append would make reads write.
+const catalogRewrite = 4096
+
+// loadCatalog returns the catalog, caught up to the head.
+func loadCatalog(l *log.Log) (*catalog, error) {
 	path := filepath.Join(l.Dir(), catalogDir, catalogFile)
 	var c catalog
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil && c.Format == 1 && c.Seq > 0 {
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil && c.Format == catalogFormat && c.Seq > 0 {
 		if e, err := l.Event(c.Seq); err != nil || hex.EncodeToString(e.ID[:]) != c.ID {
 			c = catalog{} // not on this chain: start again
 		}
@@ -171,15 +191,20 @@ func ListDefs(l *log.Log) ([]string, error) {
 	}
 	through := l.Through()
 	if through == c.Seq {
-		return c.Names, nil
+		return &c, nil
 	}
 	if c.Seq > through {
 		c = catalog{}
 	}
+	from := c.Seq
 	names := map[string]bool{}
 	for _, n := range c.Names {
 		names[n] = true
 	}
+	if c.States == nil {
+		c.States = map[string]string{}
+	}
+	changed := false
 	// The raw scan reads a record's fields without decoding the event or
 	// allocating: the catalog's catch-up costs what reading the tail does.
 	it := l.ScanRaw(c.Seq+1, through)
@@ -187,7 +212,19 @@ func ListDefs(l *log.Log) ([]string, error) {
 	for it.Next() {
 		e := it.Raw()
 		if bytes.HasPrefix(e.Entity, defEntityPrefix) && bytes.HasPrefix(e.Type, defTypePrefix) {
-			names[string(e.Entity[len(defEntityPrefix):])] = true
+			name := string(e.Entity[len(defEntityPrefix):])
+			names[name], changed = true, true
+			switch string(e.Type) {
+			case TypeDefined:
+				var d struct{ Kind, Entity string }
+				if json.Unmarshal(e.Data(), &d) == nil && d.Kind == "state" {
+					c.States[name] = d.Entity
+				} else {
+					delete(c.States, name)
+				}
+			case TypeDeleted:
+				delete(c.States, name)
+			}
 		}
 		if e.Seq == through {
 			last = &log.Event{Seq: e.Seq, ID: e.ID()}
@@ -202,12 +239,43 @@ func ListDefs(l *log.Log) ([]string, error) {
 	}
 	slices.Sort(c.Names)
 	if last != nil {
-		c.Format, c.Seq, c.ID = 1, last.Seq, hex.EncodeToString(last.ID[:])
+		c.Format, c.Seq, c.ID = catalogFormat, last.Seq, hex.EncodeToString(last.ID[:])
 		// A failure to write the cache costs the next reader a scan, no
 		// more; two writers racing both write what the log says.
-		if b, err := json.Marshal(c); err == nil && fileutil.MkdirAll(filepath.Dir(path), 0o700) == nil {
-			fileutil.WriteFileNoSync(path, b, 0o600)
+		if changed || from == 0 || c.Seq-from >= catalogRewrite {
+			if b, err := json.Marshal(c); err == nil && fileutil.MkdirAll(filepath.Dir(path), 0o700) == nil {
+				fileutil.WriteFileNoSync(path, b, 0o600)
+			}
 		}
 	}
-	return c.Names, nil
+	return &c, nil
+}
+
+// StateDef returns the projection of kind state whose entity glob matches
+// entity (the first by name, if several do), or nil: the reducer that
+// replaces the default merge for that entity's state (StateProjection).
+// Paused, deleted and unreadable definitions do not count. Only the
+// names whose glob matches are read.
+func StateDef(l *log.Log, entity string) (*DefRecord, error) {
+	c, err := loadCatalog(l)
+	if err != nil || len(c.States) == 0 {
+		return nil, err
+	}
+	for _, name := range c.Names {
+		glob, ok := c.States[name]
+		if !ok || !newMatcher(Filter{Entity: glob}).matchEntity([]byte(entity)) {
+			continue
+		}
+		d, err := ReadDef(l, name, 0)
+		if errors.Is(err, ErrNoProjection) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if d.Active() && d.Def.Kind == "state" {
+			return d, nil
+		}
+	}
+	return nil, nil
 }

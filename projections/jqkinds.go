@@ -442,23 +442,8 @@ func (r *jqReducer) Load(b []byte) error {
 // entity's state in GET /entities/<entity>: an active one (not paused,
 // not deleted) whose entity glob matches it, the first by name; nil if
 // there is none, and the entity's state is the default merge. Cost: the
-// catalog of names (a cache) and one definition read per projection.
+// catalog of names, which keeps the state kinds' globs (a cache), and one
+// definition read per glob that matches (StateDef).
 func StateProjection(l *log.Log, entity string) (*DefRecord, error) {
-	names, err := ListDefs(l)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range names {
-		d, err := ReadDef(l, name, 0)
-		if errors.Is(err, ErrNoProjection) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if d.Active() && d.Def.Kind == "state" && newMatcher(Filter{Entity: d.Def.Entity}).matchEntity([]byte(entity)) {
-			return d, nil
-		}
-	}
-	return nil, nil
+	return StateDef(l, entity)
 }
