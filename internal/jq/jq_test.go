@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/itchyny/gojq"
 )
 
 func mustCompile(t testing.TB, src string, vars ...string) *Program {
@@ -206,4 +208,28 @@ func TestDecode(t *testing.T) {
 			t.Errorf("Decode(%.30q) is not an error", in)
 		}
 	}
+}
+
+// BenchmarkLimitsOverhead: a loop of many instructions run with the limits
+// checked (every instruction counts, every 1024th checks the clock and
+// the heap) and without (gojq's own run): the cost of the limits.
+func BenchmarkLimitsOverhead(b *testing.B) {
+	src := `reduce range(100000) as $i (0; . + $i)`
+	p := mustCompile(b, src)
+	q, _ := gojq.Parse(src)
+	code, _ := gojq.Compile(q)
+	b.Run("limits", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, err := p.Run(context.Background(), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("none", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if v, ok := code.Run(nil).Next(); !ok || v == nil {
+				b.Fatal(v)
+			}
+		}
+	})
 }
