@@ -251,7 +251,12 @@ func eventValue(e *log.Event, sh *eventShape) (any, error) {
 		n++
 	}
 	ev := make(map[string]any, n)
-	if want("id") || want("prev") || want("time") {
+	if !sh.all && !sh.fields["id"] && !sh.fields["prev"] {
+		if want("time") {
+			var buf [40]byte
+			ev["time"] = string(log.AppendTime(buf[:0], e.Time))
+		}
+	} else {
 		// id, prev and time: one string, three slices of it.
 		var buf [64 + 64 + 40]byte
 		b := hex.AppendEncode(buf[:0], e.ID[:])
@@ -340,7 +345,10 @@ func (r *jqReducer) Apply(e *log.Event) error {
 		if k, err = keyString(v); err != nil {
 			return err
 		}
-		key = k
+		key = v // boxed already
+		if _, ok := v.(string); !ok {
+			key = k
+		}
 	}
 	state := r.one
 	if r.keyed {

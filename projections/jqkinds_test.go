@@ -138,7 +138,7 @@ const jqBenchDef = `{"name":"by-channel","kind":"custom","init":{"n":0,"qty":0,"
 // make bench's (eight data members), from no cache.
 func BenchmarkJQCatchUp(b *testing.B) {
 	l, _ := testLog(b, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
-	const n = 100000
+	const n = 200000
 	for done := 0; done < n; done += 1000 {
 		var ps []log.Proposed
 		for i := done; i < done+1000; i++ {

@@ -1,6 +1,7 @@
 package jq
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -59,7 +60,7 @@ func Encode(v any) (b []byte, err error) {
 
 type decoder struct {
 	b []byte
-	s string // b, copied once: strings are slices of it
+	s string // b, copied once: strings are slices of it ("": each its own)
 	i int
 }
 
@@ -206,8 +207,15 @@ func (d *decoder) array(depth int) (any, error) {
 	}
 }
 
-// str reads a string; the fast path (no escape, valid UTF-8) copies once.
+// str reads a string; the fast path (no escape, valid UTF-8) copies once,
+// or not at all when d.s holds the document.
 func (d *decoder) str() (string, error) {
+	return d.string(true)
+}
+
+// string reads a string; unless keep, it only checks it (no allocation
+// but for a string with escapes).
+func (d *decoder) string(keep bool) (string, error) {
 	start := d.i
 	d.i++ // "
 	escaped := false
@@ -217,6 +225,12 @@ func (d *decoder) str() (string, error) {
 			d.i++
 			raw := d.b[start+1 : d.i-1]
 			if !escaped && utf8.Valid(raw) {
+				switch {
+				case !keep:
+					return "", nil
+				case d.s == "":
+					return string(raw), nil
+				}
 				return d.s[start+1 : d.i-1], nil
 			}
 			// Rare: escapes or invalid UTF-8 (replaced by U+FFFD).
@@ -273,10 +287,7 @@ func (d *decoder) number() (any, error) {
 // checked and skipped, not built); any other value is decoded whole. What
 // a program reads of the result is what it would read of Decode's.
 func DecodeMembers(b []byte, names []string) (any, error) {
-	d := decoder{b: b}
-	if len(b) > 0 {
-		d.s = string(b)
-	}
+	d := decoder{b: b} // no copy of the document: most of it is skipped
 	d.space()
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
 		return Decode(b)
@@ -306,9 +317,22 @@ func (d *decoder) members(names []string) (any, error) {
 		if d.i >= len(d.b) || d.b[d.i] != '"' {
 			return nil, d.errf("expected a member name")
 		}
-		key, err := d.str()
-		if err != nil {
+		// The name, without a copy: a member kept is named by names' string.
+		at := d.i
+		if _, err := d.string(false); err != nil {
 			return nil, err
+		}
+		name := -1
+		raw := d.b[at+1 : d.i-1]
+		if bytes.IndexByte(raw, '\\') < 0 {
+			name = slices.IndexFunc(names, func(n string) bool { return n == string(raw) })
+		} else {
+			d.i = at
+			key, err := d.str()
+			if err != nil {
+				return nil, err
+			}
+			name = slices.Index(names, key)
 		}
 		d.space()
 		if d.i >= len(d.b) || d.b[d.i] != ':' {
@@ -316,12 +340,12 @@ func (d *decoder) members(names []string) (any, error) {
 		}
 		d.i++
 		d.space()
-		if slices.Contains(names, key) {
+		if name >= 0 {
 			v, err := d.value(1)
 			if err != nil {
 				return nil, err
 			}
-			m[key] = v
+			m[names[name]] = v
 		} else if err := d.skip(1); err != nil {
 			return nil, err
 		}
@@ -414,7 +438,7 @@ func (d *decoder) skip(depth int) error {
 				if d.i >= len(d.b) || d.b[d.i] != '"' {
 					return d.errf("expected a member name")
 				}
-				if _, err := d.str(); err != nil {
+				if _, err := d.string(false); err != nil {
 					return err
 				}
 				d.space()
@@ -442,7 +466,7 @@ func (d *decoder) skip(depth int) error {
 			}
 		}
 	case '"':
-		_, err := d.str()
+		_, err := d.string(false)
 		return err
 	case 't':
 		return d.literal("true")
