@@ -508,6 +508,9 @@ func TestWarm(t *testing.T) {
 	if len(p.warm) != 1 {
 		t.Fatalf("warm runs: %d", len(p.warm))
 	}
+	if st, err := p.Status(d, 1); err != nil || st.LastSeq != 500 || st.Processed != 500 {
+		t.Fatalf("status of the warm run: %+v %v", st, err)
+	}
 	// Another process rebuilds narrowed: this one must see it.
 	if err := Open(l).Rebuild(ctx, d, 1, RebuildOptions{Entity: "e/1"}, nil); err != nil {
 		t.Fatal(err)

@@ -821,6 +821,13 @@ func (p *Projector) Status(def *Definition, version uint64) (*Status, error) {
 		return nil, err
 	}
 	st := h.Status
+	// This process's warm run of the same generation may be further on
+	// (its tail not written yet): its status is the fresher.
+	p.mu.Lock()
+	if w := p.warm[warmKey(def, version)]; w != nil && w.h.Gen == h.Gen && w.h.Seq > h.Seq {
+		st = w.h.Status
+	}
+	p.mu.Unlock()
 	return &st, nil
 }
 
