@@ -23,14 +23,16 @@
 // How the limits work (a patched gojq, third_party/gojq/STRATA-PATCH.md):
 // gojq checks the context before every instruction; every 1024
 // instructions, and at once after a builtin built a value of 64 KB or
-// more, it calls back here to compare the clock with the run's start and
-// the heap (runtime/metrics) with the heap at the first check. The heap is
-// the process's, so two runs at once count each other's growth, and
-// garbage counts until a forced collection shows what is live: a run is
-// stopped only if the heap is still past the limit after runtime.GC. The
-// time before the first check (1024 instructions, microseconds) is not
-// counted, which keeps the clock and the heap off the fast path: a reducer
-// of a few instructions pays neither.
+// more, it calls back here to compare the clock with the run's start and,
+// every millisecond or after such a value, the heap (runtime.ReadMemStats,
+// about 10 µs; runtime/metrics would be cheaper to read but its package
+// init costs every process 0.1 ms) with the heap at the first check. The
+// heap is the process's, so two runs at once count each other's growth,
+// and garbage counts until a forced collection shows what is live: a run
+// is stopped only if the heap is still past the limit after runtime.GC.
+// The time before the first check (1024 instructions, microseconds) is
+// not counted, which keeps the clock and the heap off the fast path: a
+// reducer of a few instructions pays neither.
 package jq
 
 import (
@@ -38,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"time"
@@ -149,15 +150,19 @@ func (p *Program) Limits() Limits { return p.limits }
 
 // run is the state of one Run, pooled: its Check is bound once.
 type run struct {
-	p       *Program
-	lim     gojq.Limits
-	checked bool  // the first check ran: start and heap are set
-	start   int64 // time.Now at the first check, ns
-	heap    uint64
-	sample  [1]metrics.Sample
+	p        *Program
+	lim      gojq.Limits
+	checked  bool  // the first check ran: start and heap are set
+	start    int64 // time at the first check, ns
+	heap     uint64
+	heapRead int64 // when the heap was last read, ns
+	mem      runtime.MemStats
 }
 
-const heapMetric = "/memory/classes/heap/objects:bytes"
+// heapEvery is how often a long run reads the heap (runtime.ReadMemStats
+// stops the world for about 10 µs): about 1% of its time. A big value
+// (gojq's bigValue, 64 KB) has it read at once.
+const heapEvery = time.Millisecond
 
 func (p *Program) getRun() *run {
 	if r, ok := p.runs.Get().(*run); ok {
@@ -166,40 +171,38 @@ func (p *Program) getRun() *run {
 	}
 	r := &run{p: p}
 	r.lim = gojq.Limits{Depth: p.limits.Depth, Check: r.check}
-	r.sample[0].Name = heapMetric
 	return r
 }
 
-func (r *run) heapNow() uint64 {
-	metrics.Read(r.sample[:])
-	return r.sample[0].Value.Uint64()
+func (r *run) heapNow(now int64) uint64 {
+	runtime.ReadMemStats(&r.mem)
+	r.heapRead = now
+	return r.mem.HeapAlloc
 }
 
 // check is called by gojq every 1024 instructions and after big values.
-func (r *run) check() error {
+func (r *run) check(big bool) error {
 	l := &r.p.limits
+	now := time.Now().UnixNano()
 	if !r.checked {
-		r.checked = true
-		if l.Time > 0 {
-			r.start = time.Now().UnixNano()
-		}
+		r.checked, r.start = true, now
 		if l.Memory > 0 {
-			r.heap = r.heapNow()
+			r.heap = r.heapNow(now)
 		}
 		return nil
 	}
 	if l.Time > 0 {
-		if d := time.Duration(time.Now().UnixNano() - r.start); d > l.Time {
+		if d := time.Duration(now - r.start); d > l.Time {
 			return &LimitError{"time", "ran longer than " + l.Time.String()}
 		}
 	}
-	if l.Memory > 0 {
+	if l.Memory > 0 && (big || now-r.heapRead >= int64(heapEvery)) {
 		limit := r.heap + uint64(l.Memory)
-		if r.heapNow() > limit {
+		if r.heapNow(now) > limit {
 			// Garbage counts until collected: stop only if what is
 			// live is past the limit.
 			runtime.GC()
-			if h := r.heapNow(); h > limit {
+			if h := r.heapNow(now); h > limit {
 				return &LimitError{"memory", fmt.Sprintf("heap grew by %d MB, more than %d MB", (h-r.heap)>>20, l.Memory>>20)}
 			}
 		}

@@ -54,9 +54,10 @@ var bigValues atomic.Uint64
 type Limits struct {
 	// Depth bounds the nesting of function calls (0: no bound).
 	Depth int
-	// Check, if set, is called every checkEvery instructions; an error
-	// ends the run with that error.
-	Check func() error
+	// Check, if set, is called every checkEvery instructions and after a
+	// big value (big is then true); an error ends the run with that
+	// error.
+	Check func(big bool) error
 }
 
 // LimitError says which limit a run went past: "depth", "size" (one
@@ -123,18 +124,18 @@ func resetStack[T any](s *stack[T]) {
 }
 
 func (env *env) checkLimits() error {
-	if env.steps++; env.steps%checkEvery != 0 {
-		if n := bigValues.Load(); n == env.bigSeen {
-			return nil
-		} else {
-			env.bigSeen = n
-		}
+	big := false
+	if n := bigValues.Load(); n != env.bigSeen {
+		env.bigSeen, big = n, true
+	}
+	if env.steps++; env.steps%checkEvery != 0 && !big {
+		return nil
 	}
 	if d := env.limits.Depth; d > 0 && env.scopes.index > d {
 		return &LimitError{"depth", "calls nest deeper than " + strconv.Itoa(d)}
 	}
 	if env.limits.Check != nil {
-		return env.limits.Check()
+		return env.limits.Check(big)
 	}
 	return nil
 }
