@@ -167,6 +167,7 @@ func BenchmarkResultOneNew(b *testing.B) {
 	for _, js := range []string{
 		`{"name":"per-type","kind":"counter","by":"type"}`,
 		`{"name":"per-entity","kind":"counter","by":"entity"}`,
+		`{"name":"funnel","kind":"funnel","steps":["a","b"],"window":"7d"}`,
 	} {
 		d := mustDef(b, js)
 		b.Run(d.Name, func(b *testing.B) {

@@ -1,9 +1,11 @@
 package projections
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"strata/jsonx"
 	"strata/log"
@@ -156,42 +158,68 @@ func (f *funnel) Key(string) ([]byte, bool, error) { return nil, false, ErrNotKe
 
 func (f *funnel) Keys(string, int) ([]string, bool, error) { return nil, false, ErrNotKeyed }
 
-// funnelSave is the saved form: each entity's progress, by entity, sorted.
-type funnelSave struct {
-	Entities []funnelEntity `json:"entities"`
-}
-
-type funnelEntity struct {
-	Entity string `json:"e"`
-	Best   uint8  `json:"b"`
-	Cur    uint8  `json:"c"`
-	T0     int64  `json:"t"`
-}
+// funnelSaveHead opens the saved form: then one line per entity that
+// started the funnel, sorted by entity,
+//
+//	<entity> TAB <best step> TAB <current step> TAB <step-1 time, unix ns> LF
+//
+// An entity holds no control character (the event rule), so a tab and a
+// newline cannot be part of one. Text, not JSON: a funnel of a million
+// entities loads in a fraction of what encoding/json takes.
+const funnelSaveHead = "funnel 1\n"
 
 func (f *funnel) Save() ([]byte, error) {
-	s := funnelSave{Entities: make([]funnelEntity, 0, len(f.ents))}
-	for e, p := range f.ents {
-		s.Entities = append(s.Entities, funnelEntity{e, p.best, p.cur, p.t0})
+	names := make([]string, 0, len(f.ents))
+	for e := range f.ents {
+		names = append(names, e)
 	}
-	sort.Slice(s.Entities, func(i, j int) bool { return s.Entities[i].Entity < s.Entities[j].Entity })
-	return json.Marshal(s)
+	sort.Strings(names)
+	b := make([]byte, 0, len(funnelSaveHead)+len(names)*40)
+	b = append(b, funnelSaveHead...)
+	for _, e := range names {
+		p := f.ents[e]
+		b = append(b, e...)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, uint64(p.best), 10)
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, uint64(p.cur), 10)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, p.t0, 10)
+		b = append(b, '\n')
+	}
+	return b, nil
 }
 
 func (f *funnel) Load(b []byte) error {
-	var s funnelSave
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("load funnel: %w", err)
+	all, ok := strings.CutPrefix(string(b), funnelSaveHead)
+	if !ok {
+		return errors.New("load funnel: not a saved funnel")
 	}
-	f.ents = make(map[string]*progress, len(s.Entities))
+	n := strings.Count(all, "\n")
+	f.ents = make(map[string]*progress, n)
+	slab := make([]progress, n)
 	clear(f.reached)
-	for _, e := range s.Entities {
-		if int(e.Best) > len(f.steps) || int(e.Cur) > len(f.steps) {
-			return fmt.Errorf("load funnel: entity %q is past the last step", e.Entity)
+	for i := 0; i < n; i++ {
+		line, rest, _ := strings.Cut(all, "\n")
+		all = rest
+		e, r1, ok1 := strings.Cut(line, "\t")
+		bs, r2, ok2 := strings.Cut(r1, "\t")
+		cs, ts, ok3 := strings.Cut(r2, "\t")
+		best, err1 := strconv.ParseUint(bs, 10, 8)
+		cur, err2 := strconv.ParseUint(cs, 10, 8)
+		t0, err3 := strconv.ParseInt(ts, 10, 64)
+		if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil || int(best) > len(f.steps) || int(cur) > len(f.steps) {
+			return fmt.Errorf("load funnel: line %d is malformed", i+2)
 		}
-		f.ents[e.Entity] = &progress{best: e.Best, cur: e.Cur, t0: e.T0}
-		for k := 0; k < int(e.Best); k++ {
+		p := &slab[i]
+		*p = progress{best: uint8(best), cur: uint8(cur), t0: t0}
+		f.ents[e] = p
+		for k := 0; k < int(best); k++ {
 			f.reached[k]++
 		}
+	}
+	if all != "" {
+		return errors.New("load funnel: the last line is cut short")
 	}
 	return nil
 }

@@ -113,3 +113,32 @@ func TestCounterLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestFunnelLoad: a funnel's saved form reads back; a malformed one is an
+// error (and the engine then folds from the first event).
+func TestFunnelLoad(t *testing.T) {
+	d := mustDef(t, `{"name":"f","kind":"funnel","steps":["a","b","c"]}`)
+	red, _ := NewReducer(d)
+	for i, ev := range [][2]string{{"a", "x y"}, {"b", "x y"}, {"a", "ü/1"}, {"c", "x y"}, {"a", "z"}} {
+		red.Apply(&log.Event{Type: ev[0], Entity: ev[1], Time: int64(i)})
+	}
+	saved, _ := red.Save()
+	if want := "funnel 1\nx y\t3\t3\t0\nz\t1\t1\t4\nü/1\t1\t1\t2\n"; string(saved) != want {
+		t.Fatalf("saved %q; want %q", saved, want)
+	}
+	r2, _ := NewReducer(d)
+	if err := r2.Load(saved); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := red.Result()
+	b, _ := r2.Result()
+	if string(a) != string(b) {
+		t.Errorf("after Load: %s; want %s", b, a)
+	}
+	for _, bad := range []string{"", "funnel 1\nx\t1\t1\n", "funnel 1\nx\t4\t1\t0\n", "funnel 1\nx\t1\t1\t0", "funnel 2\n", `{"entities":[]}`} {
+		r3, _ := NewReducer(d)
+		if err := r3.Load([]byte(bad)); err == nil {
+			t.Errorf("Load(%q) accepted", bad)
+		}
+	}
+}
