@@ -16,6 +16,13 @@ var lazyModules = []string{"github.com/klauspost/compress", "github.com/itchyny/
 // maxOwnInitBytes bounds what a strata package's init may allocate.
 const maxOwnInitBytes = 6 << 10
 
+// maxInitBytes bounds what any other package's init may allocate: the
+// largest the binary needs is unicode's tables (11 KB). A standard package
+// pulled in by a new import can cost as much as a dependency:
+// runtime/metrics' init (15 KB, 95 allocations, 0.1 ms) is what this
+// caught.
+const maxInitBytes = 12 << 10
+
 var initLine = regexp.MustCompile(`^init (\S+) @\S+ ms, (\S+) ms clock, (\d+) bytes, (\d+) allocs$`)
 
 // TestInitCost runs the real binary as a CGI request with
@@ -48,6 +55,8 @@ func TestInitCost(t *testing.T) {
 		// made at init, 8 KB and 0.2 ms, is what this catches).
 		if bytes, _ := strconv.Atoi(m[3]); strings.HasPrefix(m[1], "strata/") && bytes > maxOwnInitBytes {
 			t.Errorf("init of %s allocates %d bytes: make it lazy (sync.Once): %s", m[1], bytes, line)
+		} else if bytes > maxInitBytes {
+			t.Errorf("init of %s allocates %d bytes in every process: keep the import that pulls it in off the binary, or lazy: %s", m[1], bytes, line)
 		}
 		for _, mod := range lazyModules {
 			if m[1] != mod && !strings.HasPrefix(m[1], mod+"/") {
