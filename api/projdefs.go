@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -203,7 +204,12 @@ func (h *Handler) projectionPut(w http.ResponseWriter, r *http.Request, c *call)
 // define writes a definition: named by the body (POST, replace false) or
 // by the path (PUT, replace true; the body's name may be left out).
 func (h *Handler) define(w http.ResponseWriter, r *http.Request, c *call, name string, replace bool) {
-	if err := checkParams(r.URL.Query()); err != nil {
+	var params []string
+	if replace {
+		params = []string{"expected_version"}
+	}
+	want, err := expectedVersion(r.URL.Query(), params...)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -251,6 +257,15 @@ func (h *Handler) define(w http.ResponseWriter, r *http.Request, c *call, name s
 		return
 	}
 	exists := cur != nil && !cur.Deleted
+	if cur != nil {
+		if err := checkExpected(name, want, cur.EntityVersion); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	} else if err := checkExpected(name, want, 0); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	switch {
 	case exists && !replace:
 		e := errorf("exists", "projection %q exists (version %d); PUT /projections/%s changes it", name, cur.Version, name)
@@ -279,7 +294,7 @@ func (h *Handler) define(w http.ResponseWriter, r *http.Request, c *call, name s
 		expected = int64(cur.EntityVersion)
 	}
 	if _, err := h.writeDefEvent(c, name, projections.TypeDefined, raw, expected); err != nil {
-		writeError(w, r, conflictAsExists(err, name))
+		writeError(w, r, conflictAsExists(err, name, want))
 		return
 	}
 	status := http.StatusCreated
@@ -313,10 +328,11 @@ func hasMember(obj []byte, key string) bool {
 }
 
 // conflictAsExists turns the version conflict of two writers racing to
-// define or change one projection into the 409 the loser gets.
-func conflictAsExists(err error, name string) error {
+// define or change one projection into the 409 the loser gets; a request
+// that gave expected_version (want ≥ 0) gets the version conflict itself.
+func conflictAsExists(err error, name string, want int64) error {
 	var vc *log.VersionConflictError
-	if errors.As(err, &vc) {
+	if errors.As(err, &vc) && want < 0 {
 		e := errorf("exists", "projection %q was changed by another request meanwhile; read it and try again", name)
 		e.extra = map[string]any{"projection": name}
 		return e
@@ -425,14 +441,14 @@ func (h *Handler) projectionGet(w http.ResponseWriter, r *http.Request, c *call)
 // projectionDelete serves DELETE /projections/<name>: a tombstone in the
 // log (the definitions stay in the history) and the result's cache gone.
 func (h *Handler) projectionDelete(w http.ResponseWriter, r *http.Request, c *call) {
-	d, ok := targetDef(w, r, c)
+	d, want, ok := targetDef(w, r, c)
 	if !ok {
 		return
 	}
 	name := d.Name
 	res, err := h.writeDefEvent(c, name, projections.TypeDeleted, nil, int64(d.EntityVersion))
 	if err != nil {
-		writeError(w, r, conflictAsExists(err, name))
+		writeError(w, r, conflictAsExists(err, name, want))
 		return
 	}
 	h.cancelReplays(c, name)
@@ -456,20 +472,49 @@ func (h *Handler) projectionDelete(w http.ResponseWriter, r *http.Request, c *ca
 // targetDef is the newest record of the projection a route names in its
 // path, for a request that takes no parameters; false when it answered
 // an error.
-func targetDef(w http.ResponseWriter, r *http.Request, c *call) (*projections.DefRecord, bool) {
+func targetDef(w http.ResponseWriter, r *http.Request, c *call) (*projections.DefRecord, int64, bool) {
 	name, _, _, err := projTarget(c.arg)
+	want := int64(-1)
 	if err == nil {
-		err = checkParams(r.URL.Query())
+		want, err = expectedVersion(r.URL.Query(), "expected_version")
 	}
 	var d *projections.DefRecord
 	if err == nil {
 		d, err = readDef(c, name, 0)
 	}
+	if err == nil {
+		err = checkExpected(name, want, d.EntityVersion)
+	}
 	if err != nil {
 		writeError(w, r, err)
-		return nil, false
+		return nil, want, false
 	}
-	return d, true
+	return d, want, true
+}
+
+// expectedVersion reads the optional expected_version of a change to a
+// definition (-1: none), refusing any other parameter than allowed.
+func expectedVersion(q url.Values, allowed ...string) (int64, error) {
+	if err := checkParams(q, allowed...); err != nil {
+		return -1, err
+	}
+	if !q.Has("expected_version") {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(q.Get("expected_version"), 10, 64)
+	if err != nil || n < 0 || n > 1<<53 {
+		return -1, badParam("expected_version", "must be the projection's record version (record.version; 0: it must never have been defined)")
+	}
+	return n, nil
+}
+
+// checkExpected is the 409 of a change that expected the projection's
+// record at version want (≥ 0) and found cur.
+func checkExpected(name string, want int64, cur uint64) error {
+	if want >= 0 && uint64(want) != cur {
+		return &log.VersionConflictError{Index: 0, Entity: projections.DefEntity(name), Expected: uint64(want), Current: cur}
+	}
+	return nil
 }
 
 // projectionPause serves POST /projections/<name>/pause.
@@ -496,7 +541,7 @@ func (h *Handler) projectionRebuild(w http.ResponseWriter, r *http.Request, c *c
 // every process sees it. Pausing what is paused (or resuming what runs)
 // changes nothing.
 func (h *Handler) pauseResume(w http.ResponseWriter, r *http.Request, c *call, pause bool) {
-	d, ok := targetDef(w, r, c)
+	d, want, ok := targetDef(w, r, c)
 	if !ok {
 		return
 	}
@@ -507,7 +552,7 @@ func (h *Handler) pauseResume(w http.ResponseWriter, r *http.Request, c *call, p
 			typ = projections.TypePaused
 		}
 		if _, err := h.writeDefEvent(c, name, typ, nil, int64(d.EntityVersion)); err != nil {
-			writeError(w, r, conflictAsExists(err, name))
+			writeError(w, r, conflictAsExists(err, name, want))
 			return
 		}
 		h.wake(c.t)

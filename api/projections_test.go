@@ -384,3 +384,31 @@ func TestStateReducer(t *testing.T) {
 		t.Errorf("orders/1 after the reducer's deletion: %s by %q", s, by)
 	}
 }
+
+// TestProjectionExpectedVersion: changes to a definition may expect its
+// record's version (optimistic concurrency): another is 409
+// version_conflict with the current one, and stores nothing.
+func TestProjectionExpectedVersion(t *testing.T) {
+	h := newHandler(t, Config{})
+	mustServe(t, h, "PUT", "/projections/p?expected_version=0", `{"kind":"counter","by":"type"}`, 201)
+	mustServe(t, h, "PUT", "/projections/p?expected_version=0", `{"kind":"counter","by":"entity"}`, 409)
+	w := mustServe(t, h, "POST", "/projections/p/pause?expected_version=2", "", 409)
+	if e := errorBody(t, w); e["code"] != "version_conflict" || e["current_version"] != float64(1) || e["entity"] != "strata/projections/p" {
+		t.Errorf("conflict: %s", w.Body)
+	}
+	mustServe(t, h, "POST", "/projections/p/pause?expected_version=1", "", 200)
+	mustServe(t, h, "PUT", "/projections/p?expected_version=2", `{"kind":"counter","by":"entity"}`, 200)
+	mustServe(t, h, "DELETE", "/projections/p?expected_version=2", "", 409)
+	mustServe(t, h, "DELETE", "/projections/p?expected_version=3", "", 200)
+	mustServe(t, h, "POST", "/projections?expected_version=0", `{"name":"q","kind":"counter","by":"type"}`, 400)
+	mustServe(t, h, "PUT", "/projections/p?expected_version=x", `{"kind":"counter","by":"type"}`, 400)
+	var n int
+	for _, e := range allEvents(t, h) {
+		if e.Entity == "strata/projections/p" {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d events of p, want 4 (defined, paused, defined, deleted)", n)
+	}
+}
