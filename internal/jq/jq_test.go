@@ -3,6 +3,7 @@ package jq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -232,4 +233,40 @@ func BenchmarkLimitsOverhead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestConcurrentRuns: one Program run from many goroutines at once (runs
+// share pooled stacks) gives each its own answer, while a hostile program
+// is stopped beside them.
+func TestConcurrentRuns(t *testing.T) {
+	p := mustCompile(t, `[$x, ($x | tostring), (reduce range(3) as $i (0; . + $x))]`, "x")
+	hostile := mustCompile(t, `[range(1e9)]`).WithLimits(Limits{Time: time.Minute, Memory: 16 << 20, Depth: 100})
+	done := make(chan error, 9)
+	go func() {
+		_, err := hostile.Run(context.Background(), nil)
+		if le := (*LimitError)(nil); !errors.As(err, &le) || le.Limit != "memory" {
+			done <- fmt.Errorf("hostile program: %v; want a memory LimitError", err)
+			return
+		}
+		done <- nil
+	}()
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 2000; i++ {
+				x := g*10000 + i
+				v, err := p.Run(context.Background(), nil, x)
+				b, _ := Encode(v)
+				if want := fmt.Sprintf(`[%d,"%d",%d]`, x, x, 3*x); err != nil || string(b) != want {
+					done <- fmt.Errorf("run %d: %s, %v; want %s", x, b, err, want)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for i := 0; i < 9; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
 }
