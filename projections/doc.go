@@ -62,9 +62,15 @@
 //     only if the file is not newer than what it started from; a loser
 //     writes nothing. A rebuild starts a new generation that readers of
 //     the old one do not overwrite.
-//   - A reducer error marks the projection failed (Status, FailedError)
-//     with the event that broke it; the result before it stays readable
-//     by time travel, other projections go on, and Rebuild starts over.
+//   - A reducer error (or panic) marks the projection failed (Status,
+//     FailedError) with the event that broke it; the result before it
+//     stays readable by time travel, other projections go on, and Rebuild
+//     starts over.
+//   - A long-running process's Projector keeps each projection's last run
+//     in memory (up to 16 MB saved) and goes on from it; it is dropped as
+//     soon as the result file shows another process's rebuild. A read
+//     writes the result file only when refolding its tail would cost more
+//     than the write.
 //   - Not yet covered: erasing an event's data (GDPR) keeps its id, so a
 //     result folded before the erasure stays on the chain while still
 //     holding what the data contributed; the erasure, when the log gains
