@@ -236,6 +236,13 @@ func TestRebuildOptions(t *testing.T) {
 	if st, _ := p.Status(d, 1); st.State != StateRebuilding {
 		t.Fatalf("status after a cut-short rebuild: %+v", st)
 	}
+	// A read takes the cut-short rebuild over: the status says running.
+	if a, err := Open(l).Result(ctx, d, 1, 0, 0); err != nil || a.Seq != 330 {
+		t.Fatalf("read after a cut-short rebuild: %+v %v", a, err)
+	}
+	if st, _ := p.Status(d, 1); st.State != StateRunning {
+		t.Fatalf("status after a read took the rebuild over: %+v", st)
+	}
 	if err := p.Rebuild(ctx, d, 1, RebuildOptions{Resume: true}, nil); err != nil {
 		t.Fatal(err)
 	}

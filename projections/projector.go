@@ -710,10 +710,12 @@ func (p *Projector) catchUp(ctx context.Context, def *Definition, version uint64
 	if err := r.failed(to); err != nil {
 		return nil, false, err
 	}
-	if r.h.Status.State == StateCreated || r.h.Status.State == StateRebuilding {
+	state := r.h.Status.State
+	if state == StateCreated || state == StateRebuilding {
+		// A read goes on with a rebuild cut short: the file says so once
+		// written (see worthSaving's state change).
 		r.h.Status.State = StateRunning
 	}
-	state := r.h.Status.State
 	short, err := r.advance(ctx, to, deadline, p.every(), func() error {
 		_, _ = r.writeCheckpoint() // as the result file: best effort on a read
 		return nil
