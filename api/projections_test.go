@@ -91,7 +91,8 @@ func TestProjectionLifecycle(t *testing.T) {
 			mustServe(t, h, "POST", "/events", `[{"type":"order.placed","entity":"o1"},{"type":"order.placed","entity":"o2"},{"type":"order.paid","entity":"o1","data":{"amount":10}}]`, 201)
 			w := mustServe(t, h, "POST", "/projections", `{"name":"per-type","kind":"counter","by":"type"}`, 201)
 			d := definition(t, w)
-			if d.Name != "per-type" || d.Version != 1 || d.Record.Entity != "strata/projections/per-type" || d.State != "created" {
+			// A long-running server's worker may have folded it already.
+			if d.Name != "per-type" || d.Version != 1 || d.Record.Entity != "strata/projections/per-type" || (d.State != "created" && !(long && d.State == "running")) {
 				t.Errorf("POST /projections: %s", w.Body)
 			}
 			mustServe(t, h, "POST", "/projections", `{"name":"per-type","kind":"counter","by":"entity"}`, 409)
