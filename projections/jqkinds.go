@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"strata/internal/jq"
 	"strata/log"
@@ -215,6 +217,47 @@ type jqReducer struct {
 	ctx    context.Context
 	vals   [3]any // Run's variable values, reused
 	keys   []string
+	growth growth
+}
+
+// growth bounds how much a jq projection's state may grow the heap during
+// one catch-up: each run is held to jq.DefaultLimits, but a state that
+// keeps what every run adds (". + [\"x\" * 1e6]") would otherwise grow
+// without end across events and take the process down. Every 256 events
+// or 10 ms, the heap (runtime.ReadMemStats, ~10 µs) is compared with the
+// heap at the catch-up's first event (an event more than a second after
+// the last one starts a new catch-up); past maxGrowth, checked again
+// after a collection, the projection fails. The heap is the process's:
+// what other work in it keeps alive counts too.
+type growth struct {
+	max        uint64 // 8 × jq.DefaultLimits.Memory (512 MB)
+	last, read int64  // when the last event came, when the heap was read
+	n          int    // events since the heap was read
+	base       uint64
+	mem        runtime.MemStats
+}
+
+func (g *growth) check() error {
+	now := time.Now().UnixNano()
+	fresh := now-g.last > int64(time.Second)
+	g.last = now
+	if fresh {
+		runtime.ReadMemStats(&g.mem)
+		g.base, g.read, g.n = g.mem.HeapAlloc, now, 0
+		return nil
+	}
+	if g.n++; g.n < 256 && now-g.read < int64(10*time.Millisecond) {
+		return nil
+	}
+	g.read, g.n = now, 0
+	if runtime.ReadMemStats(&g.mem); g.mem.HeapAlloc <= g.base+g.max {
+		return nil
+	}
+	runtime.GC()
+	if runtime.ReadMemStats(&g.mem); g.mem.HeapAlloc <= g.base+g.max {
+		return nil
+	}
+	return &jq.LimitError{Limit: "memory", Detail: fmt.Sprintf("the projection's state grew the heap by %d MB in this catch-up, more than %d MB", (g.mem.HeapAlloc-g.base)>>20, g.max>>20)}
 }
 
 func newJQReducer(d *Definition) (Reducer, error) {
@@ -223,6 +266,7 @@ func newJQReducer(d *Definition) (Reducer, error) {
 		return nil, err
 	}
 	r := &jqReducer{jqPrograms: *p, keyed: p.key != nil, ctx: context.Background()}
+	r.growth.max = 8 * uint64(max(jq.DefaultLimits.Memory, 1<<20))
 	if d.Kind == "state" {
 		r.entity = newMatcher(Filter{Entity: d.Entity})
 		r.keyed = true
@@ -365,12 +409,15 @@ func (r *jqReducer) Apply(e *log.Event) error {
 	}
 	if !r.keyed {
 		r.one = next
-		return nil
+	} else {
+		if _, ok := r.states[k]; !ok {
+			r.keys = nil // a new key: the sorted keys are stale
+		}
+		r.states[k] = next
 	}
-	if _, ok := r.states[k]; !ok {
-		r.keys = nil // a new key: the sorted keys are stale
+	if err := r.growth.check(); err != nil {
+		return fmt.Errorf("reduce program: %w", err)
 	}
-	r.states[k] = next
 	return nil
 }
 

@@ -231,3 +231,25 @@ func TestEventShape(t *testing.T) {
 		}
 	}
 }
+
+// TestJQStateGrowth: a state that keeps a megabyte of every event fails
+// its projection once it grew the heap past its bound, instead of growing
+// without end; the process and another projection go on.
+func TestJQStateGrowth(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 300)
+	saved := jq.DefaultLimits
+	jq.DefaultLimits.Memory = 4 << 20 // the bound: 8 × 4 MB
+	defer func() { jq.DefaultLimits = saved }()
+	p := Open(l)
+	d := mustDef(t, `{"name":"hoard","kind":"custom","init":[],"reduce":". + [\"x\" * 1000000 + ($event.seq | tostring)]"}`)
+	_, err := p.Result(context.Background(), d, 1, 0, 0)
+	var fe *FailedError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Msg, "past its memory limit") || fe.At.Seq > 100 {
+		t.Fatalf("%v; want failed with a memory limit before seq 100", err)
+	}
+	t.Logf("failed at %d: %s", fe.At.Seq, fe.Msg)
+	if a, err := p.Result(context.Background(), mustDef(t, `{"name":"n","kind":"custom","init":0,"reduce":". + 1"}`), 1, 0, 0); err != nil || string(a.Result) != "300" {
+		t.Errorf("another projection: %+v %v", a, err)
+	}
+}
