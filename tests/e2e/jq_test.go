@@ -58,7 +58,7 @@ func TestJQProjections(t *testing.T) {
 		"loop":    `if $event.data.boom then last(range(1e15)) else 0 end`,
 		"recurse": `def f: [f]; if $event.data.boom then f else 0 end`,
 		"sum":     `def f: 1 + f; if $event.data.boom then f else 0 end`,
-		"memory":  `if $event.data.boom then [range(1e9)] else 0 end`,
+		"memory":  `if $event.data.boom then [range(1e9) | {a: .}] else 0 end`,
 		"huge":    `if $event.data.boom then "x" * 1e9 else 0 end`,
 		"doubled": `if $event.data.boom then reduce range(64) as $i ("x"; . + .) else 0 end`,
 	} {
@@ -69,6 +69,12 @@ func TestJQProjections(t *testing.T) {
 			t.Errorf("%s: %v", name, e)
 		}
 		t.Logf("%s: stopped in %v: %s", name, time.Since(t0).Round(time.Millisecond), e["message"])
+		// (The memory case takes about 0.3 s to pass 64 MB; on a machine
+		// too loaded for that within a second, time stops it first.)
+		msg := e["message"].(string)
+		if limit := map[string]string{"loop": "time", "recurse": "depth", "sum": "depth", "memory": "memory", "huge": "size", "doubled": "size"}[name]; !strings.Contains(msg, "past its "+limit+" limit") && (name != "memory" || !strings.Contains(msg, "past its time limit")) {
+			t.Errorf("%s: %s; want the %s limit", name, msg, limit)
+		}
 		if a := getResult(t, base, "/projections/count/result"); string(a.Result) != "4" {
 			t.Errorf("after %s, another projection: %s", name, a.Result)
 		}
@@ -82,6 +88,11 @@ func TestJQProjections(t *testing.T) {
 		t.Errorf("CGI entity: %s", r.body)
 	}
 	do(t, "GET", cgi.URL+"/api/projections/recurse/result", nil).wantError(t, 409, "projection_failed")
+	// A hostile program folded first by a CGI process stops there too.
+	do(t, "POST", base+"/projections", `{"name":"cgi-memory","kind":"custom","reduce":"if $event.data.boom then [range(1e9) | {a: .}] else 0 end"}`).want(t, 201)
+	if e := do(t, "GET", cgi.URL+"/api/projections/cgi-memory/result", nil).wantError(t, 409, "projection_failed"); !strings.Contains(e["message"].(string), "past its memory limit") && !strings.Contains(e["message"].(string), "past its time limit") {
+		t.Errorf("CGI hostile: %v", e)
+	}
 	if a := getResult(t, cgi.URL+"/api", "/projections/count/result"); string(a.Result) != "4" {
 		t.Errorf("CGI count: %s", a.Result)
 	}
