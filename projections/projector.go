@@ -156,6 +156,14 @@ func (p *Projector) takeWarm(def *Definition, version uint64) *run {
 // instead.
 const maxWarm = 16 << 20
 
+// release is the end of a read's use of r: a run at the head is kept warm
+// for the next read.
+func (p *Projector) release(r *run) {
+	if r.head {
+		p.putWarm(r)
+	}
+}
+
 // putWarm keeps r for the next read at the head, unless a further one is
 // kept already.
 func (p *Projector) putWarm(r *run) {
@@ -238,6 +246,8 @@ type run struct {
 	// base is the seq the run started from, and size the length of the
 	// payload it loaded or last wrote: what a write costs (see worthSaving).
 	base, size uint64
+	// head says the run is at the head, to be kept warm by release.
+	head bool
 	// unsaved is the time spent folding since base: what the next process
 	// would spend again if the result file is not written.
 	unsaved time.Duration
@@ -704,9 +714,10 @@ func (p *Projector) catchUp(ctx context.Context, def *Definition, version uint64
 			return nil, false, err
 		}
 	}
-	if head {
-		defer p.putWarm(r)
-	}
+	// A run taken warm goes back (release) only once its caller is done
+	// with it: put back here, another goroutine could take it while the
+	// caller still reads its result.
+	r.head = head
 	if err := r.failed(to); err != nil {
 		return nil, false, err
 	}
@@ -749,6 +760,7 @@ func (p *Projector) Result(ctx context.Context, def *Definition, version uint64,
 	if err != nil {
 		return nil, err
 	}
+	defer p.release(r)
 	res, err := r.result()
 	if err != nil {
 		return nil, err
@@ -763,6 +775,7 @@ func (p *Projector) Key(ctx context.Context, def *Definition, version uint64, ke
 	if err != nil {
 		return nil, err
 	}
+	defer p.release(r)
 	if err := r.ensure(); err != nil {
 		return nil, err
 	}
@@ -785,6 +798,7 @@ func (p *Projector) Keys(ctx context.Context, def *Definition, version uint64, a
 	if err != nil {
 		return nil, false, nil, err
 	}
+	defer p.release(r)
 	if err := r.ensure(); err != nil {
 		return nil, false, nil, err
 	}

@@ -332,7 +332,9 @@ func TestReplayLifecycle(t *testing.T) {
 	if a := getResult(t, s.url, "/projections/c/result"); string(a.Result) != string(full.Result) {
 		t.Errorf("rebuilt: %s, want %s", a.Result, full.Result)
 	}
-	// Cancel one under way (in CGI, between steps), then delete it.
+	// Cancel one under way (in CGI, between steps), then delete it. (The
+	// standalone server would move it on in the background.)
+	s.kill()
 	rp = jsonOf[replayRec](t, do(t, "POST", api+"/projections/c/rebuild", nil).want(t, 202))
 	if rp.State != "completed" {
 		rp = jsonOf[replayRec](t, do(t, "POST", api+"/replays/"+rp.ID+"/cancel", nil).want(t, 200))
@@ -343,7 +345,7 @@ func TestReplayLifecycle(t *testing.T) {
 	}
 	do(t, "DELETE", api+"/replays/"+rp.ID, nil).want(t, 204)
 	do(t, "GET", api+"/replays/"+rp.ID, nil).wantError(t, 404, "not_found")
-	if all := jsonOf[[]replayRec](t, do(t, "GET", s.url+"/replays", nil).want(t, 200)); len(all) != 2 {
+	if all := jsonOf[[]replayRec](t, do(t, "GET", api+"/replays", nil).want(t, 200)); len(all) != 2 {
 		t.Errorf("replays: %+v", all)
 	}
 	// The result after a cancelled rebuild is caught up on read, a
