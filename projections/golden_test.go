@@ -42,6 +42,11 @@ var goldenDefs = []string{
 	`{"name":"signup","kind":"funnel","steps":["user.created","user.verified","order.placed"],"window":"7d"}`,
 	`{"name":"signup-ever","kind":"funnel","steps":["user.created","user.verified","order.placed"]}`,
 	`{"name":"signup-hour","kind":"funnel","steps":["user.created","user.verified"],"window":"1h"}`,
+	`{"name":"jq-paid","kind":"custom","init":0,"reduce":"$state + (($event.data.amount | numbers) // 0)","key":"$event.entity","filter":{"types":["order.paid"]}}`,
+	`{"name":"jq-last3","kind":"custom","init":[],"reduce":". + [[$event.seq, $event.type, $event.version]] | .[-3:]"}`,
+	`{"name":"jq-by-version","kind":"custom","init":0,"reduce":". + 1","key":"$event.version"}`,
+	`{"name":"jq-customers","kind":"custom","init":[],"reduce":". + [$event.seq]","key":"$event.data.customer?"}`,
+	`{"name":"jq-users","kind":"state","entity":"users/*","init":{"events":0},"reduce":". * ($event.data // {}) | .events += 1 | .last = $event.type"}`,
 }
 
 // goldenPoints are the seqs whose results the golden file pins besides the
