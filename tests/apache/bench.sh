@@ -95,6 +95,9 @@ st=$(curl -sS -o "$WORK/proj.out" -w '%{http_code}' -X POST -H 'Content-Type: ap
 curl -sS -o /dev/null "${AUTH_CGI[@]}" "$CGI/projections/bench-per-type/result"
 "$LG" -label "cgi projection result" -n "${PROJ_N:-300}" -target 4 -method GET -want 200 "${AUTH_CGI[@]}" \
 	"$CGI/projections/bench-per-type/result" || rc=1
+# For comparison: the cheapest authenticated read, GET /head (process
+# start, credentials, the log opened, its head).
+"$LG" -label "cgi head" -n "${PROJ_N:-300}" -method GET -want 200 "${AUTH_CGI[@]}" "$CGI/head" || rc=1
 
 # Entity state of an entity with 100,000 events (figure 11e): loaded
 # through Apache in 20 NDJSON batches of 5,000; one untimed read folds it
