@@ -216,6 +216,23 @@ func TestProjectionsEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// Every cache deleted (results, checkpoints, the name catalog): the
+	// same answers, folded again from the log.
+	before := map[string]projResult{}
+	for _, name := range defined {
+		before[name] = getResult(t, cgi.URL+"/api", "/projections/"+name+"/result?seq=5")
+	}
+	if err := os.RemoveAll(filepath.Join(s.data, "tenants", "default", "cache")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range defined {
+		if a := getResult(t, cgi.URL+"/api", "/projections/"+name+"/result?seq=5"); string(a.Result) != string(before[name].Result) || a.ID != before[name].ID {
+			t.Errorf("%s without caches: %s, was %s", name, a.Result, before[name].Result)
+		}
+	}
+	if list := jsonOf[[]projDef](t, do(t, "GET", cgi.URL+"/api/projections", nil).want(t, 200)); len(list) != len(defined) {
+		t.Errorf("GET /projections without caches: %d of %d", len(list), len(defined))
+	}
 	out, errOut, code := cliRun(t, "", "projection", "list", "--data", s.data)
 	if code != 0 || !strings.Contains(out, "per-type") || !strings.Contains(out, "counter") {
 		t.Errorf("projection list: %d %s %s", code, out, errOut)
