@@ -45,7 +45,7 @@ func cmdProjection(args []string, stdout, stderr io.Writer) int {
 func tenantLog(f *cmdFlags, args []string, min, max int) (l *log.Log, tenant string, pos []string, code int) {
 	c := loadSettings().config()
 	f.dataFlag(&c.data)
-	f.StringVar(&tenant, "tenant", api.DefaultTenant, "the `tenant`")
+	f.StringVar(&tenant, "tenant", api.DefaultTenant, "the `tenant` (default \"default\")")
 	pos, code = f.parse(args, min, max)
 	if code >= 0 {
 		return nil, "", nil, code
@@ -144,7 +144,7 @@ func projectionList(args []string, stdout, stderr io.Writer) int {
 
 func projectionShow(args []string, stdout, stderr io.Writer) int {
 	f := newCmdFlags("projection show", "NAME [--tenant NAME] [--version N]", "One projection's definition (as stored in the log) and status, as JSON.", stdout, stderr)
-	version := f.Uint64("version", 0, "the definition as of this `version` of the projection (default the newest)")
+	version := f.Uint64("version", 0, "the definition as of version `N` of the projection (default the newest)")
 	l, tenant, pos, code := tenantLog(f, args, 1, 1)
 	if code >= 0 {
 		return code
