@@ -80,4 +80,21 @@
 //     decoding events (log.ScanRaw) and allocate nothing per event: several
 //     million events a second. Kinds of their own (jq: custom, state)
 //     register with RegisterKind and see decoded events.
+//
+// Definitions and replays (defstore.go, replay.go; FORMAT.md):
+//
+//   - A definition is durable, not a cache: the events of the entity
+//     strata/projections/<name> in the tenant's own log (TypeDefined,
+//     TypePaused, TypeResumed, TypeDeleted), written only by the server.
+//     ReadDef folds them at any version of that entity; the definition's
+//     version is the entity version of its TypeDefined event, never
+//     reused. ListDefs (and StateDef) read a catalog of the names, a cache
+//     caught up from the log's tail and rebuilt when its stamp is not on
+//     the chain.
+//   - A replay (Replays) is a rebuild that outlives a request: a record
+//     beside the tenant that any process moves on in steps (Step, under a
+//     try-lock), each bounded by a budget and resumed from the engine's
+//     saved progress, so a CGI request never blocks past its budget and a
+//     killed process loses nothing but the step under way. A cancel or a
+//     delete of a replay another process steps is a marker it obeys.
 package projections
