@@ -413,3 +413,77 @@ func TestProjectionExpectedVersion(t *testing.T) {
 		t.Errorf("%d events of p, want 4 (defined, paused, defined, deleted)", n)
 	}
 }
+
+// TestResultBehind: past the catch-up budget a read answers the result so
+// far, marked behind in the body and the headers, and the next reads go
+// on from there until it is whole.
+func TestResultBehind(t *testing.T) {
+	h := newHandler(t, Config{CatchupBudget: time.Nanosecond})
+	var b strings.Builder
+	for i := range 200000 {
+		fmt.Fprintf(&b, `{"type":"t%d","entity":"e"}`+"\n", i%2)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(b.String(), "\n"), "\n")
+	for i := 0; i < len(lines); i += 10000 {
+		w := serve(h, "POST", "/events", strings.NewReader(strings.Join(lines[i:min(i+10000, len(lines))], "")), "Content-Type", "application/x-ndjson")
+		if w.Code != 201 {
+			t.Fatal(w.Code, w.Body)
+		}
+	}
+	mustServe(t, h, "POST", "/projections", `{"name":"c","kind":"counter","by":"type"}`, 201)
+	sawBehind := false
+	for n := 0; ; n++ {
+		w := mustServe(t, h, "GET", "/projections/c/result", "", 200)
+		var a resultAnswer
+		json.Unmarshal(w.Body.Bytes(), &a)
+		if a.Behind != (w.Header().Get("Strata-Behind") == "true") {
+			t.Fatalf("behind %v, Strata-Behind %q", a.Behind, w.Header().Get("Strata-Behind"))
+		}
+		if !a.Behind {
+			if string(a.Result) != `{"t0":100000,"t1":100000}` || a.Seq != 200001 {
+				t.Errorf("whole: %d %s", a.Seq, a.Result)
+			}
+			break
+		}
+		sawBehind = true
+		if n > 1000 {
+			t.Fatal("never caught up")
+		}
+	}
+	if !sawBehind {
+		t.Error("a budget of a nanosecond never answered behind")
+	}
+}
+
+// TestWorkerStopsOnClose: a long-running handler's projection worker
+// keeps a result current without reads and stops when the handler closes.
+func TestWorkerStopsOnClose(t *testing.T) {
+	h := New(Config{DataDir: t.TempDir(), NoAuth: true, NoSync: true, LongRunning: true})
+	mustServe(t, h, "POST", "/projections", `{"name":"c","kind":"counter","by":"type"}`, 201)
+	mustServe(t, h, "POST", "/events", `[{"type":"a","entity":"x"},{"type":"b","entity":"x"}]`, 201)
+	h.mu.Lock()
+	tn := h.tenants[DefaultTenant]
+	h.mu.Unlock()
+	w := tn.ps.worker.Load()
+	if w == nil {
+		t.Fatal("no worker after a definition")
+	}
+	// Kept current in the background: the status reaches the head with
+	// no read of the result.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if d := definition(t, mustServe(t, h, "GET", "/projections/c", "", 200)); d.LastSeq == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not catch up")
+		}
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker still runs after Close")
+	}
+}
