@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"strata/admin"
@@ -532,6 +533,13 @@ func userExists(s *admin.Service, name string) error {
 func readPassword(name string, fromStdin bool, stderr io.Writer) (string, error) {
 	var p string
 	if fd := int(os.Stdin.Fd()); !fromStdin && term.IsTerminal(fd) {
+		// Echo goes off before the first prompt and stays off until both
+		// are read: term.ReadPassword turns it off only once it is
+		// called, after the prompt, so a line typed (or pasted) as the
+		// prompt appears would be shown.
+		if restore, err := echoOff(fd); err == nil {
+			defer restore()
+		}
 		fmt.Fprintf(stderr, "password for %s: ", name)
 		b, err := term.ReadPassword(fd)
 		fmt.Fprintln(stderr)
@@ -584,4 +592,18 @@ func userList(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// echoOff turns the terminal's echo off and returns what turns it back on.
+func echoOff(fd int) (restore func(), err error) {
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, err
+	}
+	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }
