@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"time"
 
 	"strata/log"
 	"strata/projections"
@@ -52,36 +50,18 @@ func (b *bench) measureJQ() {
 			b.rep.errorRow(m.num, m.name, target, err)
 			continue
 		}
-		var runs []time.Duration
-		cpu0, wall0 := selfCPU(), time.Now()
-		busy0, total0 := machineTicks()
-		for i := 0; i < 3 && err == nil; i++ {
-			if err = p.Drop(def.Name); err != nil {
-				break
-			}
-			t0 := time.Now()
-			var a *projections.Answer
-			a, err = p.Result(ctx, def, 1, 0, time.Hour)
-			runs = append(runs, time.Since(t0))
-			if err == nil && (a.Seq != n || a.Behind) {
-				err = fmt.Errorf("answered seq %d behind %v, want %d", a.Seq, a.Behind, n)
-			}
-		}
+		f, err := measureFold(ctx, p, def, n)
 		if err != nil {
 			b.rep.errorRow(m.num, m.name, target, err)
 			continue
 		}
-		cpu, wall := (selfCPU() - cpu0).Seconds(), time.Since(wall0).Seconds()
-		busy, total := machineTicks()
-		others := max(0, float64(busy-busy0)/float64(max(1, total-total0))*float64(numCPU())-cpu/wall)
-		slices.Sort(runs)
-		rate := float64(n) / runs[1].Seconds()
+		rate, others := f.rate, f.others
 		v := verdict(rate >= 250000)
 		if m.num != "14" {
 			v = info
 		}
 		b.rep.add(&row{num: m.num, name: m.name, value: commas(int64(rate)) + " events/s", target: target, verdict: v,
 			notes: []string{fmt.Sprintf("median of 3 folds of %s events from no cache (cache dropped before each): each event's data decoded into jq values, the key and reduce programs run once per event (internal/jq, limits on), checkpoints every %d seqs; in process on the log the binary built", commas(int64(n)), projections.DefaultCheckpointEvery),
-				fmt.Sprintf("%s events per CPU-second of the fold (garbage collection included, on up to %d cores); other processes used %.2f of %d cores meanwhile", commas(int64(3*float64(n)/cpu)), numCPU(), others, numCPU())}})
+				fmt.Sprintf("%s events per CPU-second of the fold (garbage collection included, on up to %d cores); other processes used %.2f of %d cores meanwhile", commas(int64(f.perCPU)), numCPU(), others, numCPU())}})
 	}
 }

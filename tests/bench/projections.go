@@ -48,37 +48,19 @@ func (b *bench) measureProjections() {
 			b.rep.errorRow(m.num, m.name, target, err)
 			continue
 		}
-		var runs []time.Duration
-		cpu0, wall0 := selfCPU(), time.Now()
-		busy0, total0 := machineTicks()
-		for i := 0; i < 3 && err == nil; i++ {
-			if err = p.Drop(def.Name); err != nil {
-				break
-			}
-			t0 := time.Now()
-			var a *projections.Answer
-			a, err = p.Result(ctx, def, 1, 0, time.Hour)
-			runs = append(runs, time.Since(t0))
-			if err == nil && (a.Seq != n || a.Behind) {
-				err = fmt.Errorf("answered seq %d behind %v, want %d", a.Seq, a.Behind, n)
-			}
-		}
+		f, err := measureFold(ctx, p, def, n)
 		if err != nil {
 			b.rep.errorRow(m.num, m.name, target, err)
 			continue
 		}
-		cpu, wall := (selfCPU() - cpu0).Seconds(), time.Since(wall0).Seconds()
-		busy, total := machineTicks()
-		others := max(0, float64(busy-busy0)/float64(max(1, total-total0))*float64(numCPU())-cpu/wall)
-		slices.Sort(runs)
-		rate := float64(n) / runs[1].Seconds()
+		rate, others := f.rate, f.others
 		v := verdict(rate >= 2e6)
 		if m.num == "12c" || m.num == "12d" {
 			v = info
 		}
 		b.rep.add(&row{num: m.num, name: m.name, value: commas(int64(rate)) + " events/s", target: target, verdict: v,
 			notes: []string{fmt.Sprintf("median of 3 folds of %s events from no cache (cache dropped before each), checkpoints every %d seqs written; in process on the log the binary built", commas(int64(n)), projections.DefaultCheckpointEvery),
-				fmt.Sprintf("%s events per CPU-second of the fold (one core); other processes used %.2f of %d cores meanwhile", commas(int64(3*float64(n)/cpu)), others, numCPU())}})
+				fmt.Sprintf("%s events per CPU-second of the fold (one core); other processes used %.2f of %d cores meanwhile", commas(int64(f.perCPU)), others, numCPU())}})
 	}
 
 	// Time travel: the result at random seqs, each read by a new Projector
@@ -125,4 +107,38 @@ func (b *bench) measureProjections() {
 	b.rep.add(&row{num: "13", name: "rebuild of a built-in projection over 1,000,000 events", value: fmt.Sprintf("%.3f s", runs[1].Seconds()), target: target,
 		verdict: verdict(runs[1] <= time.Second),
 		notes:   []string{fmt.Sprintf("median of 3 Projector.Rebuild of a counter by type over %s events, checkpoints and %d progress calls per run; in process", commas(int64(n)), calls)}})
+}
+
+// foldRate is how figures 12 and 14 measure a catch-up: three folds of
+// the whole log from no cache (the cache dropped before each), the median's
+// rate, the events per CPU-second of the three, and how many cores other
+// processes used meanwhile (the wall rate depends on the machine's load).
+type foldRate struct{ rate, perCPU, others float64 }
+
+func measureFold(ctx context.Context, p *projections.Projector, def *projections.Definition, n uint64) (foldRate, error) {
+	var runs []time.Duration
+	cpu0, wall0 := selfCPU(), time.Now()
+	busy0, total0 := machineTicks()
+	for i := 0; i < 3; i++ {
+		if err := p.Drop(def.Name); err != nil {
+			return foldRate{}, err
+		}
+		t0 := time.Now()
+		a, err := p.Result(ctx, def, 1, 0, time.Hour)
+		runs = append(runs, time.Since(t0))
+		if err != nil {
+			return foldRate{}, err
+		}
+		if a.Seq != n || a.Behind {
+			return foldRate{}, fmt.Errorf("answered seq %d behind %v, want %d", a.Seq, a.Behind, n)
+		}
+	}
+	cpu, wall := (selfCPU() - cpu0).Seconds(), time.Since(wall0).Seconds()
+	busy, total := machineTicks()
+	slices.Sort(runs)
+	return foldRate{
+		rate:   float64(n) / runs[1].Seconds(),
+		perCPU: 3 * float64(n) / cpu,
+		others: max(0, float64(busy-busy0)/float64(max(1, total-total0))*float64(numCPU())-cpu/wall),
+	}, nil
 }
