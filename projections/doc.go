@@ -54,7 +54,13 @@
 //   - A read catches the cache up from the log's tail within a budget
 //     (DefaultBudget, 2 s): past it the answer is the result so far, with
 //     its real seq and id and Behind set, and the progress is saved, so the
-//     next request — in CGI, the next process — goes on from there.
+//     next request — in CGI, the next process — goes on from there. A jq
+//     reducer's event (which may legally run for a second) stops at the
+//     deadline and when the request's context ends, and the answer is then
+//     Behind before that event, which is no failure; the deadline applies
+//     from a read's second event on, so that every read gets past at
+//     least one and an event slower than a whole budget is still folded
+//     (a read overruns its budget by at most that event).
 //   - Time travel: Result at a seq answers from the nearest checkpoint at
 //     or before it (written every DefaultCheckpointEvery seqs, further
 //     apart for a large result) plus a fold of the rest.

@@ -50,7 +50,10 @@ import (
 //
 // A program that fails at an event (error/1, a type error, no output, a
 // limit of jq.DefaultLimits) fails the projection at that event; the error
-// says which program and why.
+// says which program and why. A run stopped by its read's deadline or
+// context is no failure (ctxReducer): the event is the next read's. A
+// memory limit is declared only when a second try, alone, trips it too
+// (package jq): others' allocations do not fail a projection.
 func init() {
 	RegisterKind("custom", validateCustom, newJQReducer)
 	RegisterKind("state", validateState, newJQReducer)
@@ -280,6 +283,8 @@ func (r *jqReducer) reset() {
 }
 
 func (r *jqReducer) saveIsResult() {}
+
+func (r *jqReducer) setContext(ctx context.Context) { r.ctx = ctx }
 
 // eventValue is e as GET /events serves it, as a jq value: all of it,
 // or what sh says the programs read.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -116,7 +117,7 @@ func TestJQKindFailures(t *testing.T) {
 		{`if $event.data.n == "x" then empty else 0 end`, `reduce program: jq program produced no value`},
 	} {
 		d := mustDef(t, fmt.Sprintf(`{"name":"f","kind":"custom","init":0,"reduce":%q}`, c.reduce))
-		_, err := p.Result(context.Background(), d, 1, 0, 0)
+		_, err := p.Result(context.Background(), d, 1, 0, time.Minute) // a budget past the time limit: that stops it
 		var fe *FailedError
 		if !errors.As(err, &fe) || fe.At.Seq != 2 || !strings.HasPrefix(fe.Msg, c.msg) {
 			t.Errorf("%s: %v; want failed at 2 with %q", c.reduce, err, c.msg)
@@ -252,4 +253,73 @@ func TestJQStateGrowth(t *testing.T) {
 	if a, err := p.Result(context.Background(), mustDef(t, `{"name":"n","kind":"custom","init":0,"reduce":". + 1"}`), 1, 0, 0); err != nil || string(a.Result) != "300" {
 		t.Errorf("another projection: %+v %v", a, err)
 	}
+}
+
+// TestJQBudget: a jq event that may legally take 400 ms stops at the
+// read's deadline (or its context's end) instead of overrunning it: the
+// read answers Behind at the event before (its real seq and id), is not
+// failed, saves its progress, and the next read goes on from there. Every
+// read folds at least one event, however short its budget; an event past
+// its own time limit still fails.
+func TestJQBudget(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Second)
+	for i := 0; i < 6; i++ {
+		appendOne(t, l, "a", "e/1", `{"s":0.4}`)
+	}
+	slow := `{"name":"slow","kind":"custom","init":0,"reduce":"now as $t | first(range(1e9) | select(now > $t + $event.data.s)) | $state + 1"}`
+	d := mustDef(t, slow)
+	ctx := context.Background()
+	for i, budget := range []time.Duration{100 * time.Millisecond, 500 * time.Millisecond} {
+		a, err := Open(l).Result(ctx, d, 1, 0, budget) // no warm run: from the saved progress
+		want := uint64(i + 1)
+		if err != nil || !a.Behind || a.Seq != want || string(a.Result) != fmt.Sprint(want) {
+			t.Fatalf("read %d (budget %v): %+v %v; want behind at %d", i+1, budget, a, err, want)
+		}
+		if e, _ := l.Event(want); a.ID != e.IDString() {
+			t.Errorf("read %d: id %s; want event %d's", i+1, a.ID, want)
+		}
+	}
+	p := Open(l)
+	if st, err := p.Status(d, 1); err != nil || st.State != StateRunning || st.LastSeq != 2 || st.Errors != 0 {
+		t.Errorf("status: %+v %v", st, err)
+	}
+	// The request gone mid-event: behind where it was, not failed.
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if a, err := p.Result(cctx, d, 1, 0, time.Minute); err != nil || !a.Behind || a.Seq != 2 {
+		t.Errorf("cancelled: %+v %v; want behind at 2", a, err)
+	}
+	if a, err := p.Result(ctx, d, 1, 0, time.Minute); err != nil || a.Behind || a.Seq != 6 || string(a.Result) != "6" {
+		t.Errorf("caught up: %+v %v", a, err)
+	}
+	// Past its own limit (300 ms here) an event fails, whatever the budget.
+	saved := jq.DefaultLimits
+	jq.DefaultLimits.Time = 300 * time.Millisecond
+	defer func() { jq.DefaultLimits = saved }()
+	d = mustDef(t, strings.Replace(slow, `"slow"`, `"slower"`, 1))
+	_, err := p.Result(ctx, d, 1, 0, 100*time.Millisecond)
+	var fe *FailedError
+	if !errors.As(err, &fe) || fe.At.Seq != 1 || !strings.Contains(fe.Msg, "past its time limit") {
+		t.Errorf("past its limit: %v; want failed at 1", err)
+	}
+}
+
+// TestJQMemoryOfOthers: a legitimate reducer (a 70 KB value, 300 ms) is
+// not failed for a memory limit because another goroutine — a large
+// append in flight — allocates and holds 100 MB while it runs.
+func TestJQMemoryOfOthers(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Second)
+	appendOne(t, l, "a", "e/1", `{}`)
+	d := mustDef(t, `{"name":"big","kind":"custom","init":0,"reduce":"now as $t | first(range(1e9) | select(now > $t + 0.3)) | (\"x\" * 70000 | length)"}`)
+	held := make(chan []byte, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // the run is under way
+		held <- make([]byte, 100<<20)
+	}()
+	a, err := Open(l).Result(context.Background(), d, 1, 0, time.Minute)
+	hog := <-held
+	if err != nil || string(a.Result) != "70000" {
+		t.Errorf("%+v %v; want 70000", a, err)
+	}
+	runtime.KeepAlive(hog)
 }

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"context"
 	"errors"
 	"sort"
 
@@ -38,6 +39,17 @@ var ErrNotKeyed = errors.New("projection result has no keys")
 type rawReducer interface {
 	Reducer
 	applyRaw(r *log.RawEvent) error
+}
+
+// ctxReducer is a Reducer whose Apply can be cut short (the jq kinds): the
+// engine sets the context its Applys run under — the fold's, bounded by
+// a read's deadline — and an Apply stopped because that context ended
+// returns an error wrapping the context's error, having changed nothing.
+// The engine then stops the fold before that event instead of marking the
+// projection failed: the next read folds it.
+type ctxReducer interface {
+	Reducer
+	setContext(ctx context.Context)
 }
 
 // resultSaver is a Reducer whose Save bytes are its Result: an answer with

@@ -470,6 +470,27 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 	if r.raw != nil {
 		mask = 1023
 	}
+	// A jq reducer's event may legally run for a second: its run stops at
+	// ctx's end and at the deadline too (ctxReducer), and the fold then
+	// stops before that event, which is no failure. The deadline applies
+	// from the second record on: every read gets past at least one (or
+	// fails it), so that an event slower than a whole budget is still
+	// folded — a read overruns its budget by at most that event — and
+	// callers that read until not behind (the worker, replays) never spin.
+	var cr ctxReducer
+	var bounded context.Context // ctx with the deadline, until given to cr
+	if r.raw == nil {
+		if c, ok := r.red.(ctxReducer); ok {
+			cr = c
+			cr.setContext(ctx)
+			defer cr.setContext(context.Background())
+			if !deadline.IsZero() {
+				var cancel context.CancelFunc
+				bounded, cancel = context.WithDeadline(ctx, deadline)
+				defer cancel()
+			}
+		}
+	}
 	n := 0
 	for it.Next() {
 		raw := it.Raw()
@@ -486,10 +507,17 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 			if r.raw != nil {
 				err = r.raw.applyRaw(raw)
 			} else {
+				if moved && bounded != nil {
+					cr.setContext(bounded)
+					bounded = nil
+				}
 				raw.Decode(&ev)
 				err = safeApply(r.red, &ev)
 			}
 			if err != nil {
+				if cr != nil && cutShort(err) {
+					return true, nil // the event is the next read's
+				}
 				rid := raw.ID()
 				st.State = StateFailed
 				st.Errors++
@@ -511,6 +539,12 @@ func (r *run) advance(ctx context.Context, to uint64, deadline time.Time, every 
 		}
 	}
 	return false, it.Err()
+}
+
+// cutShort reports whether a ctxReducer's error is its context's end (a
+// read out of time, a request gone), not the event's fault.
+func cutShort(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // safeApply is red.Apply with a panic turned into the error of that event:

@@ -21,18 +21,35 @@
 //     JSON (object members sorted, NaN as null, infinities as ±1.797…e308).
 //
 // How the limits work (a patched gojq, third_party/gojq/STRATA-PATCH.md):
-// gojq checks the context before every instruction; every 1024
-// instructions, and at once after a builtin built a value of 64 KB or
-// more, it calls back here to compare the clock with the run's start and,
-// every millisecond or after such a value, the heap (runtime.ReadMemStats,
-// about 10 µs; runtime/metrics would be cheaper to read but its package
-// init costs every process 0.1 ms) with the heap at the first check. The
-// heap is the process's, so two runs at once count each other's growth,
-// and garbage counts until a forced collection shows what is live: a run
-// is stopped only if the heap is still past the limit after runtime.GC.
-// The time before the first check (1024 instructions, microseconds) is
-// not counted, which keeps the clock and the heap off the fast path: a
-// reducer of a few instructions pays neither.
+// every 1024 instructions, and at once after a builtin built a value of
+// 64 KB or more, gojq calls back here to compare the clock with the run's
+// start, to look at the context (checked here rather than by gojq before
+// every instruction, which cost a reducer-sized program a fifth of its
+// time: BenchmarkRunSmall), and, every millisecond or after such a value,
+// to read the heap (runtime.ReadMemStats, about 10 µs; runtime/metrics
+// would be cheaper to read but its package init costs every process
+// 0.1 ms) and compare it with the heap at the first check. The time before the first check (1024
+// instructions, microseconds) is not counted, which keeps the clock, the
+// context and the heap off the fast path: a reducer of a few instructions
+// pays none of them. The time limit counts from the run's own start
+// (waiting for memMu, below, not included), whatever its caller's
+// deadline; a context that ends stops a run with the context's error, not
+// a *LimitError: a caller out of time (a read's budget) is not the
+// program's fault.
+//
+// The memory limit and other work: the heap is the process's, so what
+// other goroutines allocate during a run counts as the run's growth, and
+// garbage counts until collected. So a run is stopped only with good
+// confidence that it is to blame: first, its heap must still be past the
+// limit after runtime.GC; then the run is tried again alone — after
+// another collection, holding memMu, which every run takes (shared) for
+// its checked phase, so no other program runs its long part meanwhile —
+// and only a second trip is a *LimitError. A run that another request's
+// 100 MB body tripped thus passes on its second try; a hostile one is
+// stopped twice, costing twice its limits. Programs are pure functions of
+// their input and variables, so running one again gives the same answer.
+// What stays: work outside jq that allocates and keeps 64 MB during the
+// second try itself can still trip it.
 package jq
 
 import (
@@ -148,10 +165,19 @@ func (p *Program) WithLimits(l Limits) *Program {
 // Limits returns the limits p runs with.
 func (p *Program) Limits() Limits { return p.limits }
 
+// memMu keeps a run tried again for its memory (see the package doc)
+// alone: every other run holds it shared from its first check (the start
+// of its checked phase) to its end, and the retry holds it. A run of a few
+// instructions never checks, so never takes it.
+var memMu sync.RWMutex
+
 // run is the state of one Run, pooled: its Check is bound once.
 type run struct {
 	p        *Program
 	lim      gojq.Limits
+	ctx      context.Context
+	alone    bool  // the retry: holds memMu
+	shared   bool  // holds memMu shared
 	checked  bool  // the first check ran: start and heap are set
 	start    int64 // time at the first check, ns
 	heap     uint64
@@ -164,14 +190,23 @@ type run struct {
 // (gojq's bigValue, 64 KB) has it read at once.
 const heapEvery = time.Millisecond
 
-func (p *Program) getRun() *run {
-	if r, ok := p.runs.Get().(*run); ok {
-		r.checked = false
-		return r
+func (p *Program) getRun(ctx context.Context, alone bool) *run {
+	r, ok := p.runs.Get().(*run)
+	if !ok {
+		r = &run{p: p}
+		r.lim = gojq.Limits{Depth: p.limits.Depth, Check: r.check}
 	}
-	r := &run{p: p}
-	r.lim = gojq.Limits{Depth: p.limits.Depth, Check: r.check}
+	r.ctx, r.alone, r.checked = ctx, alone, false
 	return r
+}
+
+// done ends r's checked phase.
+func (r *run) done() {
+	if r.shared {
+		memMu.RUnlock()
+		r.shared = false
+	}
+	r.ctx = nil
 }
 
 func (r *run) heapNow(now int64) uint64 {
@@ -181,20 +216,30 @@ func (r *run) heapNow(now int64) uint64 {
 }
 
 // check is called by gojq every 1024 instructions and after big values.
+// The time limit comes first: a run both past it and out of its caller's
+// time ran too long whatever its caller's deadline.
 func (r *run) check(big bool) error {
 	l := &r.p.limits
-	now := time.Now().UnixNano()
 	if !r.checked {
+		if l.Memory > 0 && !r.alone {
+			memMu.RLock() // before the clock starts: waiting is not the run's time
+			r.shared = true
+		}
+		now := time.Now().UnixNano()
 		r.checked, r.start = true, now
 		if l.Memory > 0 {
 			r.heap = r.heapNow(now)
 		}
-		return nil
+		return r.ctx.Err()
 	}
+	now := time.Now().UnixNano()
 	if l.Time > 0 {
 		if d := time.Duration(now - r.start); d > l.Time {
 			return &LimitError{"time", "ran longer than " + l.Time.String()}
 		}
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
 	}
 	if l.Memory > 0 && (big || now-r.heapRead >= int64(heapEvery)) {
 		limit := r.heap + uint64(l.Memory)
@@ -213,19 +258,36 @@ func (r *run) check(big bool) error {
 // Run runs the program on input with the variables' values (in Compile's
 // order) and returns its first output; ErrNoValue if it has none. The
 // error is a *LimitError, a *RuntimeError, ctx's error, or ErrNoValue.
-func (p *Program) Run(ctx context.Context, input any, vars ...any) (v any, err error) {
+// ctx is looked at with the limits (every 1024 instructions): a run of a
+// few instructions ends whatever ctx does. A run past its memory limit is
+// tried again alone (see the package doc) before the limit is declared.
+func (p *Program) Run(ctx context.Context, input any, vars ...any) (any, error) {
 	if len(vars) != len(p.vars) {
 		return nil, fmt.Errorf("jq: %d variable values for %d variables", len(vars), len(p.vars))
 	}
-	r := p.getRun()
+	v, err := p.run(ctx, false, input, vars)
+	if le, ok := err.(*LimitError); ok && le.Limit == "memory" && ctx.Err() == nil {
+		memMu.Lock()
+		runtime.GC()
+		v, err = p.run(ctx, true, input, vars)
+		memMu.Unlock()
+	}
+	return v, err
+}
+
+// run is one try of Run. gojq gets no context (it would look at it before
+// every instruction): check looks at ctx.
+func (p *Program) run(ctx context.Context, alone bool, input any, vars []any) (v any, err error) {
+	r := p.getRun(ctx, alone)
 	defer func() {
+		r.done()
 		if x := recover(); x != nil {
 			v, err = nil, panicError(x)
 			return // the run's state is unknown: not pooled
 		}
 		p.runs.Put(r)
 	}()
-	out, ok := p.code.RunFirst(ctx, &r.lim, input, vars...)
+	out, ok := p.code.RunFirst(context.Background(), &r.lim, input, vars...)
 	if !ok {
 		return nil, ErrNoValue
 	}

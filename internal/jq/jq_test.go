@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -267,6 +268,85 @@ func TestConcurrentRuns(t *testing.T) {
 	for i := 0; i < 9; i++ {
 		if err := <-done; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestMemoryOfOthers: the heap is the process's, yet a program within its
+// memory limit is not stopped for what others hold: neither another
+// goroutine allocating and keeping 100 MB during the run (a large append
+// in flight), nor two programs (45 MB each) that together, not each, grow the heap
+// past the limit. The hostile programs of TestHostile are still stopped.
+func TestMemoryOfOthers(t *testing.T) {
+	lim := Limits{Time: 10 * time.Second, Memory: 64 << 20, Depth: 1000}
+	// 300 ms of instructions, then a value of 70 KB (a heap check at once).
+	spin := mustCompile(t, `now as $t | first(range(1e9) | select(now > $t + 0.3)) | "x" * 70000 | length`).WithLimits(lim)
+	t.Run("another goroutine's 100 MB", func(t *testing.T) {
+		held := make(chan []byte, 1)
+		go func() {
+			time.Sleep(100 * time.Millisecond) // the run is under way
+			held <- make([]byte, 100<<20)
+		}()
+		v, err := spin.Run(context.Background(), nil)
+		hog := <-held
+		if err != nil || v != 70000 {
+			t.Errorf("%v, %v; want 70000", v, err)
+		}
+		runtime.KeepAlive(hog)
+	})
+	t.Run("another program's 45 MB", func(t *testing.T) {
+		// Each holds 45 MB for $s seconds; the second starts while the
+		// first runs.
+		p := mustCompile(t, `[range(1900000)] as $a | now as $t | first(range(1e9) | select(now > $t + $s)) | $a | length`, "s").WithLimits(lim)
+		errs := make(chan error, 2)
+		for i, s := range []float64{0.4, 0.1} {
+			go func() {
+				time.Sleep(time.Duration(i) * 100 * time.Millisecond)
+				v, err := p.Run(context.Background(), nil, s)
+				if err == nil && v != 1900000 {
+					err = fmt.Errorf("got %v", v)
+				}
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	})
+}
+
+// TestContextStops: a run whose context ends stops with the context's
+// error, not a limit, even past its first check; its time limit counts
+// from its own start, so a context that ends first wins.
+func TestContextStops(t *testing.T) {
+	p := mustCompile(t, `last(range(1e15))`).WithLimits(Limits{Time: time.Second, Memory: 64 << 20, Depth: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.Run(ctx, nil); !errors.Is(err, context.DeadlineExceeded) || isLimit(err) {
+		t.Errorf("deadline: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var le *LimitError
+	if _, err := p.Run(ctx, nil); !errors.As(err, &le) || le.Limit != "time" {
+		t.Errorf("time limit before the deadline: %v", err)
+	}
+}
+
+// BenchmarkRunSmall: a reducer-sized program (a few instructions, no
+// check reached): the fast path, which reads neither the clock, the
+// context nor the heap.
+func BenchmarkRunSmall(b *testing.B) {
+	p := mustCompile(b, `{n: (.n + 1), qty: (.qty + $x)}`, "x")
+	in := map[string]any{"n": 1, "qty": 2}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := p.Run(ctx, in, 3); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
