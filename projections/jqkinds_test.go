@@ -259,8 +259,8 @@ func TestJQStateGrowth(t *testing.T) {
 // read's deadline (or its context's end) instead of overrunning it: the
 // read answers Behind at the event before (its real seq and id), is not
 // failed, saves its progress, and the next read goes on from there. Every
-// read folds at least one event, however short its budget; an event past
-// its own time limit still fails.
+// read gets past at least one event, however short its budget; an event
+// past its own time limit still fails. A rebuild stops mid-event too.
 func TestJQBudget(t *testing.T) {
 	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Second)
 	for i := 0; i < 6; i++ {
@@ -291,6 +291,15 @@ func TestJQBudget(t *testing.T) {
 	}
 	if a, err := p.Result(ctx, d, 1, 0, time.Minute); err != nil || a.Behind || a.Seq != 6 || string(a.Result) != "6" {
 		t.Errorf("caught up: %+v %v", a, err)
+	}
+	// A rebuild whose context ends mid-event stops there too, resumable.
+	cctx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := p.Rebuild(cctx, d, 1, RebuildOptions{}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("rebuild cut short: %v", err)
+	}
+	if st, err := p.Status(d, 1); err != nil || st.State != StateRebuilding || st.LastSeq != 0 || st.Errors != 0 {
+		t.Errorf("status after the rebuild cut short: %+v %v", st, err)
 	}
 	// Past its own limit (300 ms here) an event fails, whatever the budget.
 	saved := jq.DefaultLimits
