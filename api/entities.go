@@ -217,6 +217,28 @@ func (h *Handler) reducedState(ctx context.Context, w http.ResponseWriter, c *ca
 	return nil
 }
 
+// stateFailed is the error GET /entities/<e> answers for a point at seq
+// of an entity state projection d makes, if d failed at or before it
+// (at another entity's event: a history or diff folds only the entity's
+// own, whose failures StateHistory and StateDiff find themselves).
+func (h *Handler) stateFailed(c *call, d *projections.DefRecord, seq uint64) error {
+	st, err := c.t.projector().Status(d.Def, d.Version)
+	if err != nil || st.State != projections.StateFailed || st.FailedAt == nil || st.FailedAt.Seq > seq {
+		return err
+	}
+	return &projections.FailedError{Name: d.Name, At: *st.FailedAt, Msg: st.LastError}
+}
+
+// reducedError is the answer for err of an entity read, d the state
+// projection that makes the entity (nil: none).
+func reducedError(err error, d *projections.DefRecord, entity string) error {
+	var fe *projections.FailedError
+	if d != nil && errors.As(err, &fe) {
+		return resultError(err, d.Name)
+	}
+	return entityError(err, entity)
+}
+
 // goneError is the 410 answer for a deleted entity, with its tombstone's
 // version, seq, id and time.
 func goneError(s *projections.State) *apiError {
@@ -263,10 +285,27 @@ func (h *Handler) entityHistory(w http.ResponseWriter, r *http.Request, c *call,
 		writeError(w, r, err)
 		return
 	}
-	page, more, err := h.entities(c).History(r.Context(), entity, after, limit)
+	d, err := projections.StateProjection(c.t.log, entity)
 	if err != nil {
-		writeError(w, r, entityError(err, entity))
+		writeError(w, r, err)
 		return
+	}
+	var page []*projections.State
+	var more bool
+	if d != nil {
+		page, more, err = projections.StateHistory(r.Context(), c.t.log, d, entity, after, limit)
+		if err == nil && len(page) > 0 {
+			err = h.stateFailed(c, d, page[len(page)-1].Seq)
+		}
+	} else {
+		page, more, err = h.entities(c).History(r.Context(), entity, after, limit)
+	}
+	if err != nil {
+		writeError(w, r, reducedError(err, d, entity))
+		return
+	}
+	if d != nil {
+		w.Header().Set("Strata-Projection", d.Name)
 	}
 	if len(page) > 0 {
 		setStateHead(w, page[len(page)-1])
@@ -344,13 +383,31 @@ func (h *Handler) entityDiff(w http.ResponseWriter, r *http.Request, c *call, en
 		}
 		v[i] = n
 	}
-	a, b, patch, exact, err := h.entities(c).Diff(r.Context(), entity, v[0], v[1])
+	d, err := projections.StateProjection(c.t.log, entity)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var a, b *projections.State
+	var patch []byte
+	var exact bool
+	if d != nil {
+		a, b, patch, exact, err = projections.StateDiff(r.Context(), c.t.log, d, entity, v[0], v[1])
+		if err == nil {
+			err = h.stateFailed(c, d, b.Seq)
+		}
+	} else {
+		a, b, patch, exact, err = h.entities(c).Diff(r.Context(), entity, v[0], v[1])
+	}
 	if errors.Is(err, projections.ErrBackwards) {
 		err = badParam("from", "must not be after to")
 	}
 	if err != nil {
-		writeError(w, r, entityError(err, entity))
+		writeError(w, r, reducedError(err, d, entity))
 		return
+	}
+	if d != nil {
+		w.Header().Set("Strata-Projection", d.Name)
 	}
 	setStateHead(w, b)
 	out := []byte(`{"entity":`)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"strata/internal/fileutil"
+	"strata/jsonx"
 
 	"strata/quota"
 	"strata/tenants"
@@ -486,4 +487,105 @@ func TestWorkerStopsOnClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the worker still runs after Close")
 	}
+}
+
+// TestStateReducerRoutes: for an entity a state projection makes, history
+// and diff answer the projection's states — each version's the same as
+// GET /entities/<e>?version=n — with Strata-Projection, through a filter
+// that skips some of its events and a tombstone; an entity of no state
+// projection keeps the merge on every route.
+func TestStateReducerRoutes(t *testing.T) {
+	h := newHandler(t, Config{})
+	mustServe(t, h, "POST", "/events", `[
+{"type":"order.paid","entity":"orders/1","data":{"amount":10}},
+{"type":"x","entity":"users/1","data":{"amount":1}},
+{"type":"order.note","entity":"orders/1","data":{"amount":100}},
+{"type":"order.paid","entity":"orders/1","data":{"amount":5,"z":null}},
+{"type":"order.paid","entity":"orders/2","data":{"amount":7}},
+{"type":"x","entity":"users/1","data":{"amount":2}}]`, 201)
+	mustServe(t, h, "POST", "/projections", `{"name":"orders","kind":"state","entity":"orders/*","init":{"total":0},
+		"reduce":"$state | .total += $event.data.amount | .n = $event.version","filter":{"types":["order.paid","entity.*"]}}`, 201)
+	mustServe(t, h, "DELETE", "/entities/orders/1", "", 200)
+	mustServe(t, h, "PUT", "/entities/orders/1", `{"amount":1}`, 200)
+
+	type version struct {
+		Version uint64          `json:"version"`
+		Deleted bool            `json:"deleted"`
+		State   json.RawMessage `json:"state"`
+	}
+	for _, c := range []struct {
+		entity, by string
+		n          uint64
+	}{{"orders/1", "orders", 5}, {"users/1", "", 2}} {
+		w := mustServe(t, h, "GET", "/entities/"+c.entity+"/history", "", 200)
+		if got := w.Header().Get("Strata-Projection"); got != c.by {
+			t.Errorf("%s history: Strata-Projection %q", c.entity, got)
+		}
+		var hist []version
+		json.Unmarshal(w.Body.Bytes(), &hist)
+		if uint64(len(hist)) != c.n {
+			t.Fatalf("%s history: %s", c.entity, w.Body)
+		}
+		states := []string{"null"} // by version; 0: before the first
+		for _, v := range hist {
+			w := serve(h, "GET", "/entities/"+c.entity+"?version="+fmt.Sprint(v.Version), nil)
+			var s version
+			json.Unmarshal(w.Body.Bytes(), &s)
+			if v.Deleted {
+				if w.Code != 410 || string(v.State) != "null" {
+					t.Errorf("%s version %d: deleted in history (%s), GET %d", c.entity, v.Version, v.State, w.Code)
+				}
+			} else if w.Code != 200 || string(s.State) != string(v.State) || w.Header().Get("Strata-Projection") != c.by {
+				t.Errorf("%s version %d: history %s, GET %d %s", c.entity, v.Version, v.State, w.Code, s.State)
+			}
+			states = append(states, string(v.State))
+			// Pages of one agree with the whole.
+			w = mustServe(t, h, "GET", fmt.Sprintf("/entities/%s/history?after=%d&limit=1", c.entity, v.Version-1), "", 200)
+			var page []version
+			json.Unmarshal(w.Body.Bytes(), &page)
+			if len(page) != 1 || string(page[0].State) != string(v.State) || (w.Header().Get("Link") != "") != (v.Version < c.n) {
+				t.Errorf("%s page after %d: %s (Link %q)", c.entity, v.Version-1, w.Body, w.Header().Get("Link"))
+			}
+		}
+		if c.by != "" && strings.Join(states, " ") != `null {"n":1,"total":10} {"n":1,"total":10} {"n":3,"total":15} null {"n":5,"total":16}` {
+			t.Errorf("%s states: %v", c.entity, states)
+		}
+		for from := uint64(0); from <= c.n; from++ {
+			for to := max(from, 1); to <= c.n; to++ {
+				w := mustServe(t, h, "GET", fmt.Sprintf("/entities/%s/diff?from=%d&to=%d", c.entity, from, to), "", 200)
+				var d struct {
+					Patch json.RawMessage `json:"patch"`
+				}
+				json.Unmarshal(w.Body.Bytes(), &d)
+				want, _, _ := jsonx.MergeDiff(nil, []byte(states[from]), []byte(states[to]))
+				if string(d.Patch) != string(want) || w.Header().Get("Strata-Projection") != c.by {
+					t.Errorf("%s diff %d..%d: %s; want %s (%s to %s)", c.entity, from, to, d.Patch, want, states[from], states[to])
+				}
+			}
+		}
+	}
+	if w := mustServe(t, h, "GET", "/entities/orders/1/history?after=5", "", 200); strings.TrimSpace(w.Body.String()) != "[]" {
+		t.Errorf("history past the end: %s", w.Body)
+	}
+	mustServe(t, h, "GET", "/entities/orders/9/history", "", 404)
+	mustServe(t, h, "GET", "/entities/orders/1/diff?from=6", "", 404)
+	mustServe(t, h, "GET", "/entities/orders/1/diff?from=2&to=9", "", 404)
+	mustServe(t, h, "GET", "/entities/orders/1/diff?from=3&to=2", "", 400)
+
+	// A reducer that fails at the entity's event: the same 409 as GET.
+	mustServe(t, h, "PUT", "/projections/orders", `{"kind":"state","entity":"orders/*","reduce":"if $event.version == 2 then error(\"no\") else . end"}`, 200)
+	for _, target := range []string{"/entities/orders/1?version=2", "/entities/orders/1/history", "/entities/orders/1/diff?from=0&to=3"} {
+		w := mustServe(t, h, "GET", target, "", 409)
+		if e := errorBody(t, w); e["code"] != "projection_failed" || e["projection"] != "orders" {
+			t.Errorf("%s: %s", target, w.Body)
+		}
+	}
+	// Before the failing event the states are readable, as by GET.
+	mustServe(t, h, "GET", "/entities/orders/1/diff?from=0&to=1", "", 200)
+	mustServe(t, h, "GET", "/entities/orders/1/history?limit=1", "", 200)
+	// At another entity's event: orders/2's reads fail too once past it,
+	// as GET does.
+	mustServe(t, h, "GET", "/entities/orders/2", "", 409)
+	mustServe(t, h, "GET", "/entities/orders/2/history", "", 409)
+	mustServe(t, h, "GET", "/entities/orders/2/diff?from=0", "", 409)
 }

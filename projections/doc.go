@@ -5,8 +5,14 @@
 // Entity state. What it promises:
 //
 //   - The state is a pure function of the log: the entity's own events
-//     (log.ScanEntity) folded with Apply, the one reducer. Every mode (CGI
-//     included) gets the same answer, whichever caches exist.
+//     (log.ScanEntity) folded with Apply, the default reducer. Every mode
+//     (CGI included) gets the same answer, whichever caches exist.
+//   - An entity that an active projection of kind state matches
+//     (StateProjection) has that projection's states instead, on every
+//     route: its state is the projection's key (Projector.Key), its
+//     history and diffs (StateHistory, StateDiff) the same reducer folded
+//     over the entity's own events — what the projection does for that
+//     key — so each version's state is the one Key gives at its seq.
 //   - Reduction: an event's data is an RFC 7386 JSON merge patch on the
 //     state (jsonx.MergePatch): an object merges member by member (a null
 //     member removes one), anything else — an array, a string, null —
