@@ -163,6 +163,9 @@ func projectionShow(args []string, stdout, stderr io.Writer) int {
 		"paused": d.Paused, "deleted": d.Deleted, "status": st,
 		"created": log.FormatTime(d.Created), "updated": log.FormatTime(d.Updated),
 		"record": map[string]any{"entity": projections.DefEntity(d.Name), "version": d.EntityVersion, "seq": d.Seq, "id": fmt.Sprintf("%x", d.ID)}}
+	if d.Narrow != nil {
+		out["narrowing"] = d.Narrow
+	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", b)
 	return exitOK
@@ -176,7 +179,9 @@ Interrupted (Ctrl-C), the replay keeps what it did and goes on in the next
 strata rebuild, or in the server.
 
 --from and --to (RFC 3339), --entity and --types narrow the events folded,
-on top of the definition's filter.
+on top of the definition's filter. The narrowing is recorded in the log
+(strata.projection.rebuilt) and holds for every read until the next
+rebuild (without them: none) or the next definition version.
 
 Exit status: 0 rebuilt; 1 the rebuild failed (the projection's reducer
 failed on an event, or a write failed); 2 a wrong command line, or no such
@@ -217,6 +222,13 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) int {
 	}
 	if d.Def == nil {
 		fmt.Fprintf(stderr, "strata: projection %s: this strata cannot read its stored definition: %v\n", d.Name, d.DefErr)
+		return exitFail
+	}
+	// The narrowing is recorded in the log first, as over HTTP: every
+	// read folds with it, whatever cache there is or is not.
+	if _, err := l.Append(&log.Request{Events: []log.Proposed{{Type: projections.TypeRebuilt, Entity: projections.DefEntity(d.Name),
+		Data: projections.NarrowData(opt), Meta: []byte(`{"by":"cli"}`), ExpectedVersion: int64(d.EntityVersion)}}}); err != nil {
+		fmt.Fprintf(stderr, "strata: rebuild %s: %v\n", d.Name, err)
 		return exitFail
 	}
 	p := projections.Open(l)

@@ -79,6 +79,9 @@ type defAnswer struct {
 	Updated    string              `json:"updated"`
 	Record     recordJSON          `json:"record"`
 	Replay     *projections.Replay `json:"replay,omitempty"`
+	// Narrowing is that of the latest rebuild of this version (its
+	// strata.projection.rebuilt record), which the result folds with.
+	Narrowing *projections.RebuildOptions `json:"narrowing,omitempty"`
 }
 
 // recordJSON names the definition record's event on the chain: the
@@ -108,7 +111,8 @@ func (r rawJSON) MarshalJSON() ([]byte, error) {
 func (h *Handler) describe(c *call, d *projections.DefRecord, active map[string]*projections.Replay) (*defAnswer, error) {
 	a := &defAnswer{Name: d.Name, Version: d.Version, Definition: rawJSON(d.Raw), Paused: d.Paused, Deleted: d.Deleted,
 		Created: log.FormatTime(d.Created), Updated: log.FormatTime(d.Updated),
-		Record: recordJSON{Entity: projections.DefEntity(d.Name), Version: d.EntityVersion, Seq: d.Seq, ID: hex.EncodeToString(d.ID[:]), Time: log.FormatTime(d.Time)}}
+		Record:    recordJSON{Entity: projections.DefEntity(d.Name), Version: d.EntityVersion, Seq: d.Seq, ID: hex.EncodeToString(d.ID[:]), Time: log.FormatTime(d.Time)},
+		Narrowing: d.Narrow}
 	switch {
 	case d.Deleted:
 		a.State = "deleted"

@@ -60,6 +60,12 @@ func (h *Handler) rebuild(w http.ResponseWriter, r *http.Request, c *call, name 
 		writeError(w, r, err)
 		return
 	}
+	// The narrowing is a record in the log before it is a result: every
+	// read folds with the latest one, whatever cache there is or is not.
+	if _, err := h.writeDefEvent(c, name, projections.TypeRebuilt, projections.NarrowData(opt), int64(d.EntityVersion)); err != nil {
+		writeError(w, r, conflictAsExists(err, name, -1))
+		return
+	}
 	rs := c.t.replays()
 	// One replay of a projection at a time: a new one replaces the one
 	// under way.

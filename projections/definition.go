@@ -37,6 +37,13 @@ type Definition struct {
 	// Entity is the entity glob of a state kind ("orders/*").
 	Entity string `json:"entity,omitempty"`
 	Filter Filter `json:"filter,omitzero"`
+	// Narrow is the narrowing of the latest rebuild of this definition
+	// version (its TypeRebuilt record, see ReadDef), nil for none. It is
+	// not part of the definition as stored or compared (a rebuild does
+	// not make a new version) but it is part of what the result folds:
+	// it goes into the cache's digest, so a result of another narrowing
+	// is never used, and a deleted cache is folded again with it.
+	Narrow *RebuildOptions `json:"-"`
 }
 
 // Filter selects the events a projection sees. Types are exact types or

@@ -23,11 +23,16 @@ import (
 //	TypePaused   data: null — the result stays where it was
 //	TypeResumed  data: null
 //	TypeDeleted  data: null — the name may be defined again later
+//	TypeRebuilt  data: the rebuild's narrowing, {"from","to","entity",
+//	             "types"} (RebuildOptions), {} for none
 //
 // The definition's version is the entity version of its TypeDefined event,
 // so GET /projections/<name>?version=n is the entity at version n, and
 // versions are never reused: a projection deleted and defined again goes
-// on counting. Why the tenant's own log rather than a system log: an
+// on counting. A pause, resume or rebuild does not change it. The
+// narrowing the result folds with (Definition.Narrow) is that of the
+// latest TypeRebuilt after the latest TypeDefined: a record, not a cache,
+// so that deleting every cache does not change the answer. Why the tenant's own log rather than a system log: an
 // offline copy (GET /events), a backup or a restore then carries the
 // definitions with the events they read, and the chain verifies both.
 const (
@@ -36,6 +41,7 @@ const (
 	TypeDeleted     = "strata.projection.deleted"
 	TypePaused      = "strata.projection.paused"
 	TypeResumed     = "strata.projection.resumed"
+	TypeRebuilt     = "strata.projection.rebuilt"
 )
 
 // The prefixes of the definitions' entities and types, as bytes for the
@@ -77,6 +83,29 @@ type DefRecord struct {
 	// Created is when the projection was first defined (since its last
 	// deletion), Updated when Version was written.
 	Created, Updated int64
+	// Narrow is the narrowing in force (also Def.Narrow), nil for none.
+	Narrow *RebuildOptions
+}
+
+// NarrowData is the data of a TypeRebuilt record of opt's narrowing.
+func NarrowData(opt RebuildOptions) []byte {
+	n := opt.Narrowing()
+	if n == nil {
+		return []byte("{}")
+	}
+	b, _ := json.Marshal(n)
+	return b
+}
+
+// parseNarrow reads a TypeRebuilt record's data; nil for none, or data
+// this server cannot read (then the result is the whole one, as before
+// any rebuild).
+func parseNarrow(data []byte) *RebuildOptions {
+	var o RebuildOptions
+	if json.Unmarshal(data, &o) != nil {
+		return nil
+	}
+	return o.Narrowing()
 }
 
 // DefEntity is the entity that holds projection name's definitions.
@@ -105,6 +134,9 @@ func ReadDef(l *log.Log, name string, version uint64) (*DefRecord, error) {
 			d.Deleted = false
 			d.Version, d.Updated = e.Version, e.Time
 			d.Raw = append([]byte(nil), e.Data...)
+			d.Narrow = nil // a new version is folded whole until rebuilt
+		case TypeRebuilt:
+			d.Narrow = parseNarrow(e.Data)
 		case TypePaused:
 			if !d.Paused {
 				d.Paused, d.PausedSeq = true, e.Seq
@@ -127,6 +159,9 @@ func ReadDef(l *log.Log, name string, version uint64) (*DefRecord, error) {
 	d.Def, d.DefErr = ParseDefinition(d.Raw)
 	if d.DefErr == nil && d.Def.Name != name {
 		d.Def, d.DefErr = nil, fmt.Errorf("stored definition names %q", d.Def.Name)
+	}
+	if d.Def != nil {
+		d.Def.Narrow = d.Narrow
 	}
 	return d, nil
 }

@@ -96,6 +96,47 @@ func TestListDefs(t *testing.T) {
 	}
 }
 
+// TestReadDefNarrow: the narrowing in force is the latest rebuilt record
+// after the latest definition; a pause or a rebuild leaves the version
+// as it is, {} clears the narrowing and a new version does too.
+func TestReadDefNarrow(t *testing.T) {
+	l, _ := testLog(t, time.Now(), time.Millisecond)
+	e := DefEntity("p")
+	from := time.Date(2026, 11, 22, 10, 0, 0, 0, time.FixedZone("x", 3600))
+	appendOne(t, l, TypeDefined, e, `{"name":"p","kind":"counter","by":"type"}`)
+	appendOne(t, l, TypeRebuilt, e, string(NarrowData(RebuildOptions{From: from, Types: []string{"a"}, Resume: true})))
+	appendOne(t, l, TypePaused, e, `null`)
+	appendOne(t, l, TypeRebuilt, e, string(NarrowData(RebuildOptions{Types: []string{}})))
+	appendOne(t, l, TypeRebuilt, e, `{"entity":"e/*"}`)
+	appendOne(t, l, TypeDefined, e, `{"name":"p","kind":"counter","by":"entity"}`)
+	appendOne(t, l, TypeRebuilt, e, `"not an object"`)
+	for _, c := range []struct {
+		at, version uint64
+		narrow      string
+	}{
+		{1, 1, "null"},
+		{2, 1, `{"from":"2026-11-22T09:00:00Z","types":["a"]}`},
+		{3, 1, `{"from":"2026-11-22T09:00:00Z","types":["a"]}`},
+		{4, 1, "null"},
+		{5, 1, `{"entity":"e/*"}`},
+		{6, 6, "null"},
+		{7, 6, "null"}, // unreadable: the whole result
+	} {
+		d, err := ReadDef(l, "p", c.at)
+		if err != nil {
+			t.Fatalf("at %d: %v", c.at, err)
+		}
+		b, _ := json.Marshal(d.Narrow)
+		dn, _ := json.Marshal(d.Def.Narrow)
+		if d.Version != c.version || string(b) != c.narrow || string(dn) != c.narrow {
+			t.Errorf("at %d: version %d, narrow %s (def %s); want %d, %s", c.at, d.Version, b, dn, c.version, c.narrow)
+		}
+	}
+	if got := string(NarrowData(RebuildOptions{Resume: true})); got != "{}" {
+		t.Errorf("no narrowing: %s", got)
+	}
+}
+
 // TestReplaySteps: a replay moves on in steps, is cancelled by a marker
 // when another process steps it, and goes on after a step ends short.
 func TestReplaySteps(t *testing.T) {
@@ -104,6 +145,8 @@ func TestReplaySteps(t *testing.T) {
 		appendOne(t, l, "t"+string(rune('a'+i%3)), "e", `1`)
 	}
 	appendOne(t, l, TypeDefined, DefEntity("c"), `{"name":"c","kind":"counter","by":"type"}`)
+	// The narrowing is recorded first, as the server does.
+	appendOne(t, l, TypeRebuilt, DefEntity("c"), string(NarrowData(RebuildOptions{Types: []string{"ta"}})))
 	d, err := ReadDef(l, "c", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +154,7 @@ func TestReplaySteps(t *testing.T) {
 	p := Open(l)
 	rs := OpenReplays(l, p)
 	r, err := rs.Start(d, RebuildOptions{Types: []string{"ta"}}, "test")
-	if err != nil || r.State != ReplayPending || r.Total != 3001 {
+	if err != nil || r.State != ReplayPending || r.Total != 3002 {
 		t.Fatalf("Start: %+v %v", r, err)
 	}
 	// A step whose context has ended does nothing lasting.

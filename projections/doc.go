@@ -97,7 +97,9 @@
 //
 //   - A definition is durable, not a cache: the events of the entity
 //     strata/projections/<name> in the tenant's own log (TypeDefined,
-//     TypePaused, TypeResumed, TypeDeleted), written only by the server.
+//     TypePaused, TypeResumed, TypeDeleted, TypeRebuilt), written only by
+//     the server. A rebuild's narrowing is its TypeRebuilt record, so
+//     that it survives the deletion of every cache (Definition.Narrow).
 //     ReadDef folds them at any version of that entity; the definition's
 //     version is the entity version of its TypeDefined event, never
 //     reused. ListDefs (and StateDef) read a catalog of the names, a cache

@@ -213,13 +213,36 @@ func TestRebuildOptions(t *testing.T) {
 	}
 	// Each hour, e/1 and e/2 have events 1 (b), 2 (c), 11 (c), 12 (a), 21
 	// (a) and 22 (b): 2 a and 2 b an hour, for hours 2, 3 and 4.
+	// The narrowing is the definition's (as ReadDef gives it from the
+	// log's TypeRebuilt record): the result is read with it.
+	dn := d.WithNarrow(opt)
 	want := `{"a":6,"b":6}`
-	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != want {
+	if a, err := p.Result(ctx, dn, 1, 0, 0); err != nil || string(a.Result) != want {
 		t.Fatalf("narrowed: %+v %v; want %s", a, err, want)
 	}
 	fillLog(t, l, 30) // at 9:00, outside the range
-	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != want || a.Seq != 330 {
+	if a, err := p.Result(ctx, dn, 1, 0, 0); err != nil || string(a.Result) != want || a.Seq != 330 {
 		t.Fatalf("after more events: %+v %v", a, err)
+	}
+	// The whole cache deleted: the same answer, folded again with the
+	// definition's narrowing, in a process of its own and at a seq
+	// before the head (time travel) too.
+	if err := os.RemoveAll(filepath.Join(l.Dir(), "cache")); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := Open(l).Result(ctx, dn, 1, 0, 0); err != nil || string(a.Result) != want || a.Seq != 330 {
+		t.Fatalf("narrowed, cache deleted: %+v %v; want %s", a, err, want)
+	}
+	if a, err := Open(l).Result(ctx, dn, 1, 300, 0); err != nil || string(a.Result) != want || a.Seq != 300 {
+		t.Fatalf("narrowed at 300, cache deleted: %+v %v; want %s", a, err, want)
+	}
+	// A result of another narrowing is not used for a definition without
+	// one (nor the other way round).
+	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != `{"a":110,"b":110,"c":110}` {
+		t.Fatalf("not narrowed: %+v %v", a, err)
+	}
+	if a, err := p.Result(ctx, dn, 1, 0, 0); err != nil || string(a.Result) != want {
+		t.Fatalf("narrowed again: %+v %v; want %s", a, err, want)
 	}
 	// Cut short, then resumed; a plain rebuild drops the narrowing.
 	p.CheckpointEvery = 16
@@ -522,7 +545,7 @@ func TestWarm(t *testing.T) {
 	if err := Open(l).Rebuild(ctx, d, 1, RebuildOptions{Entity: "e/1"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if a, err := p.Result(ctx, d, 1, 0, 0); err != nil || string(a.Result) != `{"e/1":50}` {
+	if a, err := p.Result(ctx, d.WithNarrow(RebuildOptions{Entity: "e/1"}), 1, 0, 0); err != nil || string(a.Result) != `{"e/1":50}` {
 		t.Fatalf("after another's rebuild: %+v %v", a, err)
 	}
 	if err := p.Drop("c"); err != nil || len(p.warm) != 0 {

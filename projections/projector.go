@@ -79,9 +79,11 @@ var ErrNoKey = errors.New("no such key in the projection result")
 
 // RebuildOptions narrow a rebuild: only events at or after From and before
 // To (zero: unbounded), of Entity (exact or glob) and of Types (exact or
-// globs), on top of the definition's filter. The options stay with the
-// rebuilt result (its cache), so catch-up on read honours them too, until
-// the next rebuild or until the cache is deleted.
+// globs), on top of the definition's filter. The narrowing is durable: the
+// server records it in the log (TypeRebuilt) before rebuilding, ReadDef
+// gives it back as Definition.Narrow, and every read folds with it, so a
+// deleted cache is folded again to the same answer. It holds until the
+// next rebuild or the next definition version.
 type RebuildOptions struct {
 	From   time.Time `json:"from,omitzero"`
 	To     time.Time `json:"to,omitzero"`
@@ -209,9 +211,16 @@ func (p *Projector) versionDir(name string, version uint64) string {
 	return filepath.Join(p.dir, name, "v"+strconv.FormatUint(version, 10))
 }
 
-// digest identifies a definition's content for its cache.
+// digest identifies a definition's content for its cache: the definition
+// and its narrowing (Narrow), so that a result folded with another
+// narrowing is not used. A definition without one digests as it always
+// did.
 func digest(def *Definition) string {
 	b, _ := json.Marshal(def)
+	if def.Narrow != nil {
+		n, _ := json.Marshal(def.Narrow)
+		b = append(append(b, " narrow "...), n...)
+	}
 	sum := blake3.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
@@ -274,6 +283,7 @@ func (p *Projector) newRun(def *Definition, version uint64) (*run, error) {
 	r.raw, _ = red.(rawReducer)
 	r.h = cacheHeader{Kind: def.Kind, Def: digest(def), Gen: newGen(), Status: Status{State: StateCreated}}
 	_, r.h.Result = red.(resultSaver)
+	r.setOptions(def.Narrow)
 	return r, nil
 }
 
@@ -322,7 +332,9 @@ func (r *run) load(path string) (bool, error) {
 		}
 		return false, err
 	}
-	if h.Def != r.h.Def || h.Kind != r.h.Kind || !r.onChain(h.Seq, h.ID) {
+	// The digest covers the narrowing; the options are compared too for
+	// a file written before it did.
+	if h.Def != r.h.Def || h.Kind != r.h.Kind || !sameOptions(h.Options, r.def.Narrow) || !r.onChain(h.Seq, h.ID) {
 		return false, nil
 	}
 	_, isResult := r.red.(resultSaver)
@@ -352,11 +364,10 @@ func (r *run) loadResult() error {
 
 // loadBefore starts r from the best cache at or before seq: the result
 // file if it is not past seq, else the newest checkpoint at or before seq,
-// else nothing (the first event). The result file's options, if any,
-// apply. Checkpoints are looked for where they should be (multiples of
+// else nothing (the first event). The definition's narrowing applies to
+// all of them. Checkpoints are looked for where they should be (multiples of
 // the spacing below seq) before the directory is listed.
 func (r *run) loadBefore(seq uint64) error {
-	var opt *RebuildOptions
 	h, err := readHeader(filepath.Join(r.dir, resultFileName))
 	if err == nil && h.Def == r.h.Def && r.onChain(h.Seq, h.ID) {
 		if h.Seq <= seq {
@@ -364,7 +375,6 @@ func (r *run) loadBefore(seq uint64) error {
 				return err
 			}
 		} else {
-			opt = h.Options
 			r.loaded = h.Gen // for save: that file is the one to respect
 		}
 	}
@@ -374,7 +384,7 @@ func (r *run) loadBefore(seq uint64) error {
 			return false, err
 		}
 		ok, err := fresh.load(filepath.Join(r.dir, checkpointName(cp)))
-		if err != nil || !ok || !sameOptions(fresh.h.Options, opt) {
+		if err != nil || !ok {
 			return false, err
 		}
 		fresh.loaded = r.loaded
@@ -408,10 +418,40 @@ func (r *run) loadBefore(seq uint64) error {
 	if err != nil {
 		return err
 	}
-	fresh.setOptions(opt)
 	fresh.loaded = r.loaded
 	*r = *fresh
 	return nil
+}
+
+// Narrowing returns opt's narrowing, nil for none (Resume is not part of
+// it).
+func (opt RebuildOptions) Narrowing() *RebuildOptions {
+	if opt.From.IsZero() && opt.To.IsZero() && opt.Entity == "" && len(opt.Types) == 0 {
+		return nil
+	}
+	o := RebuildOptions{From: opt.From.UTC(), To: opt.To.UTC(), Entity: opt.Entity, Types: opt.Types}
+	if opt.From.IsZero() {
+		o.From = time.Time{}
+	}
+	if opt.To.IsZero() {
+		o.To = time.Time{}
+	}
+	if len(o.Types) == 0 {
+		o.Types = nil
+	}
+	return &o
+}
+
+// WithNarrow returns def, or a copy of it with opt's narrowing as its
+// Narrow if that is another.
+func (def *Definition) WithNarrow(opt RebuildOptions) *Definition {
+	n := opt.Narrowing()
+	if sameOptions(n, def.Narrow) {
+		return def
+	}
+	d := *def
+	d.Narrow = n
+	return &d
 }
 
 func sameOptions(a, b *RebuildOptions) bool {
@@ -886,7 +926,13 @@ func (p *Projector) Status(def *Definition, version uint64) (*Status, error) {
 // nil, is called now and then with the seqs done and the total. If ctx
 // ends first, what was done is saved with state rebuilding and ctx's error
 // returned: a read or a Rebuild with opt.Resume goes on from there.
+//
+// The result is def's with opt's narrowing as its Narrow (whatever
+// def.Narrow says): reads use it only with a definition of that narrowing,
+// which is why the server records the narrowing (TypeRebuilt) before it
+// rebuilds.
 func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64, opt RebuildOptions, progress func(done, total uint64)) error {
+	def = def.WithNarrow(opt)
 	p.forget(def.Name)
 	defer p.forget(def.Name) // a read during the rebuild kept the old one
 	r, err := p.newRun(def, version)
@@ -925,11 +971,6 @@ func (p *Projector) Rebuild(ctx context.Context, def *Definition, version uint64
 		r, err = p.newRun(def, version)
 		if err != nil {
 			return err
-		}
-		o := opt
-		o.Resume = false
-		if !o.From.IsZero() || !o.To.IsZero() || o.Entity != "" || o.Types != nil {
-			r.setOptions(&o)
 		}
 		// A new generation: the checkpoints of the old one go, so time
 		// travel never mixes them.

@@ -353,6 +353,11 @@ func (rs *Replays) Step(ctx context.Context, id string, budget time.Duration, pr
 	case d.Def == nil:
 		rs.finish(r, ReplayFailed, "this server cannot read the stored definition")
 		return r, rs.save(r)
+	case !sameOptions(r.Options().Narrowing(), d.Def.Narrow):
+		// A later rebuild recorded another narrowing (its own replay
+		// does it): this one's result would not be read.
+		rs.finish(r, ReplayCancelled, "a later rebuild of the projection replaced it")
+		return r, rs.save(r)
 	}
 	opt := r.Options()
 	opt.Resume = r.State == ReplayRunning

@@ -33,6 +33,7 @@ type projDef struct {
 	Processed  uint64          `json:"processed"`
 	LastSeq    uint64          `json:"last_seq"`
 	Paused     bool            `json:"paused"`
+	Narrowing  json.RawMessage `json:"narrowing"`
 	Record     struct {
 		Entity  string `json:"entity"`
 		Version uint64 `json:"version"`
@@ -317,7 +318,7 @@ func TestReplayLifecycle(t *testing.T) {
 	api := cgi.URL + "/api"
 	r := do(t, "POST", api+"/projections/c/rebuild", `{"types":["t1","t3"]}`).want(t, 202)
 	rp := jsonOf[replayRec](t, r)
-	if rp.Projection != "c" || rp.Total != 60001 || r.header.Get("Location") != "../../replays/"+rp.ID {
+	if rp.Projection != "c" || rp.Total != 60002 || r.header.Get("Location") != "../../replays/"+rp.ID {
 		t.Fatalf("rebuild: %s %v", r.body, r.header)
 	}
 	// The Location, resolved against the request, is the replay (with a
@@ -337,7 +338,7 @@ func TestReplayLifecycle(t *testing.T) {
 		}
 		steps++
 	}
-	t.Logf("CGI replay of 60,001 events in %d requests", steps+1)
+	t.Logf("CGI replay of 60,002 events in %d requests", steps+1)
 	if a := getResult(t, api, "/projections/c/result"); string(a.Result) != `{"t1":12000,"t3":12000}` {
 		t.Errorf("narrowed rebuild: %s", a.Result)
 	}
@@ -371,7 +372,7 @@ func TestReplayLifecycle(t *testing.T) {
 	for n := 0; a.Behind && n < 100000; n++ {
 		a = getResult(t, api, "/projections/c/result")
 	}
-	if string(a.Result) != string(full.Result) || a.Seq != full.Seq {
+	if string(a.Result) != string(full.Result) || a.Seq != full.Seq+3 { // + the 3 rebuilt records
 		t.Errorf("after a cancelled rebuild: %d %s", a.Seq, a.Result)
 	}
 }
@@ -410,7 +411,8 @@ func TestRebuildKill9(t *testing.T) {
 		if rp.State != "completed" {
 			t.Errorf("round %d: replay %+v", i, rp)
 		}
-		if a := getResult(t, cgi.URL+"/api", "/projections/c/result"); string(a.Result) != string(want.Result) || a.Seq != want.Seq {
+		// (Later, by the rebuilt records the rebuilds wrote.)
+		if a := getResult(t, cgi.URL+"/api", "/projections/c/result"); string(a.Result) != string(want.Result) || a.Seq <= want.Seq {
 			t.Errorf("round %d (killed after %v): %d %.200s, want %d %.200s", i, delay, a.Seq, a.Result, want.Seq, want.Result)
 		}
 	}
@@ -424,10 +426,73 @@ func TestRebuildKill9(t *testing.T) {
 	if rp = waitReplay(t, s3.url, rp.ID); rp.State != "completed" {
 		t.Errorf("replay after the server's kill -9: %+v", rp)
 	}
-	if a := getResult(t, s3.url, "/projections/c/result"); string(a.Result) != string(want.Result) || a.Seq != want.Seq {
+	if a := getResult(t, s3.url, "/projections/c/result"); string(a.Result) != string(want.Result) || a.Seq <= want.Seq {
 		t.Errorf("after the server's kill -9: %d %.200s", a.Seq, a.Result)
 	}
-	mustVerify(t, s.data, 200001)
+	// Every rebuild recorded its narrowing (none) in the log: those
+	// strata rebuild wrote before it was killed, and the server's.
+	h := mustHead(t, s3.url)
+	if h.Seq < 200003 || h.Seq > 200005 {
+		t.Errorf("head %d: want the events, the definition and 2 to 4 rebuilt records", h.Seq)
+	}
+	mustVerify(t, s.data, int(h.Seq))
+}
+
+// TestRebuildNarrowDurable: a narrowed rebuild is a record in the log, so
+// that deleting the whole cache directory does not change the answer —
+// in CGI, in a standalone server and after strata rebuild; a plain
+// rebuild and a new definition version clear it.
+func TestRebuildNarrowDurable(t *testing.T) {
+	s := startServer(t, "")
+	appendMany(t, s.url, 5000)
+	do(t, "POST", s.url+"/projections", `{"name":"c","kind":"counter","by":"type"}`).want(t, 201)
+	full := `{"t0":1000,"t1":1000,"t2":1000,"t3":1000,"t4":1000}`
+	cache := filepath.Join(s.data, "tenants", "default", "cache")
+	cgi := cgiServer(t, s.data, "STRATA_CATCHUP_BUDGET=1ms")
+	api := cgi.URL + "/api"
+	rebuild := func(base, body string) {
+		t.Helper()
+		rp := jsonOf[replayRec](t, do(t, "POST", base+"/projections/c/rebuild", body).want(t, 202))
+		if rp = waitReplay(t, base, rp.ID); rp.State != "completed" {
+			t.Fatalf("replay: %+v", rp)
+		}
+	}
+	// want reads the whole result through both, with no cache left.
+	want := func(step, result string) {
+		t.Helper()
+		for _, base := range []string{api, s.url} {
+			os.RemoveAll(cache)
+			a := getResult(t, base, "/projections/c/result")
+			for n := 0; a.Behind && n < 100000; n++ {
+				a = getResult(t, base, "/projections/c/result")
+			}
+			if string(a.Result) != result {
+				t.Errorf("%s, through %s, the cache deleted: %s, want %s", step, base, a.Result, result)
+			}
+		}
+	}
+	rebuild(api, `{"types":["t1","t3"]}`)
+	want("narrowed in CGI", `{"t1":1000,"t3":1000}`)
+	if d := jsonOf[projDef](t, do(t, "GET", api+"/projections/c", nil).want(t, 200)); d.Version != 1 || string(d.Narrowing) != `{"types":["t1","t3"]}` {
+		t.Errorf("definition after a narrowed rebuild: version %d narrowing %s", d.Version, d.Narrowing)
+	}
+	rebuild(s.url, ``)
+	want("plain in the server", full)
+	rebuild(s.url, `{"entity":"e1"}`)
+	want("narrowed in the server", `{"t0":10,"t1":10,"t2":10,"t3":10,"t4":10}`)
+	do(t, "PUT", s.url+"/projections/c", `{"kind":"counter","by":"type","filter":{"types":["t0","t1"]}}`).want(t, 200)
+	want("a new version", `{"t0":1000,"t1":1000}`)
+	s.kill()
+	if _, errOut, code := cliRun(t, "", "rebuild", "c", "--types", "t1", "--data", s.data); code != 0 {
+		t.Fatalf("strata rebuild --types: exit %d %s", code, errOut)
+	}
+	out, _, code := cliRun(t, "", "projection", "show", "c", "--data", s.data)
+	if code != 0 || !strings.Contains(out, `"narrowing": {`) || !strings.Contains(out, `"t1"`) {
+		t.Errorf("projection show: exit %d %s", code, out)
+	}
+	s = startServer(t, s.data)
+	want("strata rebuild --types", `{"t1":1000}`)
+	mustVerify(t, s.data, 5000+6) // the definitions, 4 rebuilt records
 }
 
 // TestProjectionsKeptCurrent: a standalone server keeps a projection's
@@ -464,11 +529,11 @@ func TestRebuildProgress(t *testing.T) {
 	s.kill()
 	_, shown, wait := onTerminal(t, "rebuild", "c", "--data", s.data)
 	if code := wait(); code != 0 || !strings.Contains(shown.String(), "\r") || !strings.Contains(shown.String(), "events/s") ||
-		!strings.Contains(shown.String(), "ETA") || !strings.Contains(shown.String(), "rebuilt c version 1: 100001 events") {
+		!strings.Contains(shown.String(), "ETA") || !strings.Contains(shown.String(), "rebuilt c version 1: 100002 events") {
 		t.Errorf("on a terminal: exit %d; it shows:\n%q", code, shown.String())
 	}
 	out, errOut, code := cliRun(t, "", "rebuild", "c", "--data", s.data)
-	if code != 0 || !strings.Contains(out, "rebuilt c version 1: 100001 events") || !strings.Contains(errOut, "rebuild c: ") || strings.Contains(errOut, "\r") {
+	if code != 0 || !strings.Contains(out, "rebuilt c version 1: 100003 events") || !strings.Contains(errOut, "rebuild c: ") || strings.Contains(errOut, "\r") {
 		t.Errorf("not on a terminal: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if _, errOut, code := cliRun(t, "", "rebuild", "nosuch", "--data", s.data); code != 2 || !strings.Contains(errOut, "no projection") {
