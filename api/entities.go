@@ -333,7 +333,8 @@ func (h *Handler) entityHistory(w http.ResponseWriter, r *http.Request, c *call,
 	writeJSON(w, http.StatusOK, b)
 }
 
-// appendState appends s as {"entity","version","seq","id","time","state"}.
+// appendState appends s as {"entity","version","seq","id","time","state"},
+// and "projection" when a state projection made it (a search's states).
 func appendState(b []byte, s *projections.State) []byte {
 	b = append(b, `{"entity":`...)
 	b = jsonx.AppendString(b, s.Entity)
@@ -347,6 +348,10 @@ func appendState(b []byte, s *projections.State) []byte {
 	b = log.AppendTime(b, s.Time)
 	b = append(b, `","state":`...)
 	b = append(b, s.State...)
+	if s.Projection != "" {
+		b = append(b, `,"projection":`...)
+		b = jsonx.AppendString(b, s.Projection)
+	}
 	return append(b, '}')
 }
 

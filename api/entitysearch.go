@@ -18,7 +18,9 @@ import (
 // current states of the entities whose names start with prefix, in byte
 // order of their names, after the entity after, not deleted, from the
 // state index (projections.Index). A page is a JSON array of states as
-// GET /entities/<entity> answers them; when more may follow, Link
+// GET /entities/<entity> answers them — for an entity a state projection
+// makes, that projection's state, which where= sees, with "projection":
+// <name> (Index.States; a failed one is the 409 GET answers); when more may follow, Link
 // rel="next" (after=<last entity looked at>) and Strata-Next-After (that
 // entity, percent-encoded) say where to go on, as GET /events pages do. The
 // page is stamped with the seq and id the index reflects (Strata-Head,
@@ -39,7 +41,12 @@ func (h *Handler) entitySearch(w http.ResponseWriter, r *http.Request, c *call, 
 		writeError(w, r, err)
 		return
 	}
-	res, err := projections.OpenIndex(c.t.log).Search(r.Context(), q.Get("prefix"), q.Get("after"), limit, ownEntities(q.Get("prefix"), match))
+	ix := projections.OpenIndex(c.t.log).States(c.t.projector(), h.budget())
+	res, err := ix.Search(r.Context(), q.Get("prefix"), q.Get("after"), limit, ownEntities(q.Get("prefix"), match))
+	var fe *projections.FailedError
+	if errors.As(err, &fe) {
+		err = resultError(err, fe.Name)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return

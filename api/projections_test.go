@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -653,4 +654,85 @@ func TestStateReducerRoutes(t *testing.T) {
 	mustServe(t, h, "GET", "/entities/orders/2", "", 409)
 	mustServe(t, h, "GET", "/entities/orders/2/history", "", 409)
 	mustServe(t, h, "GET", "/entities/orders/2/diff?from=0", "", 409)
+}
+
+// TestStateReducerSearch: GET /entities?prefix= answers, for the entities a
+// state projection makes, the projection's state (the same as GET
+// /entities/<e>, with "projection") and applies where= to it; other
+// entities keep the merge; a failed projection is the 409 GET answers.
+func TestStateReducerSearch(t *testing.T) {
+	h := newHandler(t, Config{})
+	mustServe(t, h, "POST", "/events", `[
+{"type":"order.paid","entity":"orders/1","data":{"amount":10}},
+{"type":"order.paid","entity":"orders/2","data":{"amount":3}},
+{"type":"order.note","entity":"orders/3","data":{"amount":50}},
+{"type":"x","entity":"ordersx","data":{"amount":1}},
+{"type":"order.paid","entity":"orders/1","data":{"amount":5}}]`, 201)
+	mustServe(t, h, "POST", "/projections", `{"name":"orders","kind":"state","entity":"orders/*","init":{"total":0},
+		"reduce":".total += $event.data.amount","filter":{"types":["order.paid"]}}`, 201)
+	mustServe(t, h, "DELETE", "/entities/orders/2", "", 200)
+	type state struct {
+		Entity     string          `json:"entity"`
+		State      json.RawMessage `json:"state"`
+		Projection string          `json:"projection"`
+	}
+	search := func(target string) []state {
+		t.Helper()
+		var page []state
+		json.Unmarshal(mustServe(t, h, "GET", target, "", 200).Body.Bytes(), &page)
+		return page
+	}
+	page := search("/entities?prefix=orders")
+	got := ""
+	for _, s := range page {
+		got += fmt.Sprintf("%s=%s(%s) ", s.Entity, s.State, s.Projection)
+		w := mustServe(t, h, "GET", "/entities?entity="+s.Entity, "", 200)
+		var one state
+		json.Unmarshal(w.Body.Bytes(), &one)
+		if string(one.State) != string(s.State) || w.Header().Get("Strata-Projection") != s.Projection {
+			t.Errorf("%s: search %s by %q, GET %s by %q", s.Entity, s.State, s.Projection, one.State, w.Header().Get("Strata-Projection"))
+		}
+	}
+	if want := `orders/1={"total":15}(orders) orders/3={"total":0}(orders) ordersx={"amount":1}() `; got != want {
+		t.Errorf("search: %s; want %s", got, want)
+	}
+	for where, want := range map[string]string{
+		`.total > 10`: "orders/1",
+		`.amount`:     "ordersx",
+		`.total == 0`: "orders/3",
+	} {
+		page := search("/entities?prefix=orders&where=" + url.QueryEscape(where))
+		if len(page) != 1 || page[0].Entity != want {
+			t.Errorf("where %s: %+v; want %s", where, page, want)
+		}
+	}
+	// Paged one at a time, the same states.
+	var paged []string
+	for after := ""; ; {
+		w := mustServe(t, h, "GET", "/entities?prefix=orders&limit=1&after="+url.QueryEscape(after), "", 200)
+		var p []state
+		json.Unmarshal(w.Body.Bytes(), &p)
+		for _, s := range p {
+			paged = append(paged, fmt.Sprintf("%s=%s(%s)", s.Entity, s.State, s.Projection))
+		}
+		if after = w.Header().Get("Strata-Next-After"); after == "" {
+			break
+		}
+		after, _ = url.QueryUnescape(after)
+	}
+	if got := strings.Join(paged, " ") + " "; got != `orders/1={"total":15}(orders) orders/3={"total":0}(orders) ordersx={"amount":1}() ` {
+		t.Errorf("paged: %s", got)
+	}
+	mustServe(t, h, "PUT", "/projections/orders", `{"kind":"state","entity":"orders/*","reduce":"error(\"no\")"}`, 200)
+	w := mustServe(t, h, "GET", "/entities?prefix=orders", "", 409)
+	if e := errorBody(t, w); e["code"] != "projection_failed" || e["projection"] != "orders" {
+		t.Errorf("failed projection: %s", w.Body)
+	}
+	if page := search("/entities?prefix=ordersx"); len(page) != 1 || page[0].Projection != "" {
+		t.Errorf("merge entity beside a failed projection: %+v", page)
+	}
+	mustServe(t, h, "POST", "/projections/orders/pause", "", 200)
+	if page := search("/entities?prefix=orders/1"); len(page) != 1 || string(page[0].State) != `{"amount":5}` || page[0].Projection != "" {
+		t.Errorf("paused projection: %+v", page)
+	}
 }

@@ -12,7 +12,9 @@
 //     route: its state is the projection's key (Projector.Key), its
 //     history and diffs (StateHistory, StateDiff) the same reducer folded
 //     over the entity's own events — what the projection does for that
-//     key — so each version's state is the one Key gives at its seq.
+//     key — so each version's state is the one Key gives at its seq; a
+//     search of the state index (Index.States) answers and filters the
+//     projection's key at the index's stamp.
 //   - Reduction: an event's data is an RFC 7386 JSON merge patch on the
 //     state (jsonx.MergePatch): an object merges member by member (a null
 //     member removes one), anything else — an array, a string, null —

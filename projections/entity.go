@@ -49,6 +49,9 @@ type State struct {
 	Deleted bool
 	// Event made this version (set by History).
 	Event *log.Event
+	// Projection names the projection of kind state that made State
+	// (set by a search of an Index with States); "" for the merge.
+	Projection string
 }
 
 var null = []byte("null")

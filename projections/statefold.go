@@ -3,7 +3,9 @@ package projections
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"time"
 
 	"strata/jsonx"
 	"strata/log"
@@ -195,4 +197,114 @@ func StateDiff(ctx context.Context, l *log.Log, d *DefRecord, entity string, fro
 		return nil, nil, nil, false, fmt.Errorf("diff of %q from version %d to %d: %w", entity, from, to, err)
 	}
 	return a, b, patch, exact, nil
+}
+
+// stateViews gives a search the states of the entities state projections
+// make: for each entity, the projection StateDef would find (the catalog
+// read once per search, each definition once), and that projection's key
+// at the index's stamp, from one catch-up per projection per search (a
+// warm run in a long-running process) — so a page costs what GET
+// /entities/<e> costs once per projection, plus a key lookup and encode
+// per entity, and nothing for an entity no state glob matches.
+type stateViews struct {
+	l      *log.Log
+	p      *Projector
+	budget time.Duration
+	loaded bool
+	globs  []stateGlob
+	runs   map[string]*run // by name, caught up at seq
+	seq    uint64
+}
+
+type stateGlob struct {
+	name string
+	m    *matcher
+	d    *DefRecord // read on first match; nil with read set: not active
+	read bool
+}
+
+// def returns the state projection that makes entity, or nil.
+func (v *stateViews) def(entity string) (*DefRecord, error) {
+	if !v.loaded {
+		c, err := loadCatalog(v.l)
+		if err != nil {
+			return nil, err
+		}
+		v.loaded = true
+		for _, name := range c.Names {
+			if glob, ok := c.States[name]; ok {
+				v.globs = append(v.globs, stateGlob{name: name, m: newMatcher(Filter{Entity: glob})})
+			}
+		}
+	}
+	for i := range v.globs {
+		g := &v.globs[i]
+		if !g.m.matchEntity([]byte(entity)) {
+			continue
+		}
+		if !g.read {
+			d, err := ReadDef(v.l, g.name, 0)
+			if err != nil && !errors.Is(err, ErrNoProjection) {
+				return nil, err
+			}
+			g.read = true
+			if err == nil && d.Active() && d.Def != nil && d.Def.Kind == "state" {
+				g.d = d
+			}
+		}
+		if g.d != nil {
+			return g.d, nil
+		}
+	}
+	return nil, nil
+}
+
+// reduce replaces s's merge state with that of the state projection that
+// makes s's entity, if one does, at seq (the index's stamp); it sets
+// s.Projection, and reports whether the projection was behind seq.
+func (v *stateViews) reduce(ctx context.Context, s *State, seq uint64) (behind bool, err error) {
+	d, err := v.def(s.Entity)
+	if err != nil || d == nil {
+		return false, err
+	}
+	if v.seq != seq {
+		v.close()
+		v.seq = seq
+	}
+	r := v.runs[d.Name]
+	if r == nil {
+		short := false
+		if r, short, err = v.p.catchUp(ctx, d.Def, d.Version, max(seq, 1), v.budget); err != nil {
+			return false, err
+		}
+		if err := r.ensure(); err != nil {
+			v.p.release(r)
+			return false, err
+		}
+		if v.runs == nil {
+			v.runs = map[string]*run{}
+		}
+		v.runs[d.Name] = r
+		_ = short // r.h.Seq says it
+	}
+	b, ok, err := r.red.Key(s.Entity)
+	switch {
+	case err != nil:
+		return false, err
+	case !ok: // none of its events passed the filter
+		b = null
+		if d.Def.Init != nil {
+			b = d.Def.Init
+		}
+	}
+	s.State, s.Projection = b, d.Name
+	return r.h.Seq < seq, nil
+}
+
+// close gives the runs back to the Projector.
+func (v *stateViews) close() {
+	for _, r := range v.runs {
+		v.p.release(r)
+	}
+	v.runs = nil
 }

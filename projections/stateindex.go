@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"strata/internal/fileutil"
 	"strata/log"
@@ -62,13 +63,26 @@ var (
 
 // Index is a tenant's state index.
 type Index struct {
-	l    *log.Log
-	path string
+	l     *log.Log
+	path  string
+	views *stateViews // nil: merge states only
 }
 
 // OpenIndex returns l's state index; nothing is read until a search.
 func OpenIndex(l *log.Log) *Index {
 	return &Index{l: l, path: filepath.Join(l.Dir(), "cache", indexDir, indexName)}
+}
+
+// States makes x's searches answer, for each entity a projection of kind
+// state makes (StateProjection), that projection's state at the index's
+// stamp (State.Projection names it) — the state GET /entities/<e>
+// answers — and pass that state to the search's filter; p computes it,
+// caught up within budget (0: DefaultBudget). The index itself holds the
+// merge states (it is one cache for every definition); an entity's
+// version, seq, id, time and deletion are its own as always.
+func (x *Index) States(p *Projector, budget time.Duration) *Index {
+	x.views = &stateViews{l: x.l, p: p, budget: budget}
+	return x
 }
 
 // indexFile is the block table of an index file.
@@ -95,7 +109,9 @@ type SearchResult struct {
 	// Seq and ID are the stamp of the index the page was read from.
 	Seq uint64
 	ID  [32]byte
-	// Behind says the log has events the index did not reach in this call.
+	// Behind says the log has events the index did not reach in this call,
+	// or (States) a state projection's states are short of the index's
+	// stamp: it could not catch up within its budget.
 	Behind bool
 }
 
@@ -103,6 +119,9 @@ type SearchResult struct {
 // prefix and sort after after (byte order), not deleted, for which match
 // (nil: every one) says true. It catches the index up first.
 func (x *Index) Search(ctx context.Context, prefix, after string, limit int, match func(*State) (bool, error)) (*SearchResult, error) {
+	if x.views != nil {
+		defer x.views.close()
+	}
 	through := x.l.Through()
 	f := x.open()
 	if f != nil {
@@ -197,6 +216,13 @@ func (x *Index) scan(ctx context.Context, each func(yield func(*State) (bool, er
 		}
 		if s.Deleted {
 			return true, nil
+		}
+		if x.views != nil {
+			behind, err := x.views.reduce(ctx, s, res.Seq)
+			if err != nil {
+				return false, err
+			}
+			res.Behind = res.Behind || behind
 		}
 		if match != nil {
 			ok, err := match(s)
