@@ -638,6 +638,30 @@ func TestStateReducerRoutes(t *testing.T) {
 	mustServe(t, h, "GET", "/entities/orders/1/diff?from=2&to=9", "", 404)
 	mustServe(t, h, "GET", "/entities/orders/1/diff?from=3&to=2", "", 400)
 
+	// A narrowed rebuild (a durable record): history folds with the
+	// narrowing too, as every read of the projection does.
+	var rp struct{ ID, State string }
+	json.Unmarshal(mustServe(t, h, "POST", "/projections/orders/rebuild", `{"types":["entity.*"]}`, 202).Body.Bytes(), &rp)
+	for i := 0; rp.State != "completed"; i++ {
+		if i > 1000 {
+			t.Fatalf("replay never completed: %+v", rp)
+		}
+		json.Unmarshal(mustServe(t, h, "GET", "/replays/"+rp.ID, "", 200).Body.Bytes(), &rp)
+	}
+	var hist []version
+	json.Unmarshal(mustServe(t, h, "GET", "/entities/orders/1/history", "", 200).Body.Bytes(), &hist)
+	for _, v := range hist {
+		var s version
+		w := serve(h, "GET", fmt.Sprintf("/entities/orders/1?version=%d", v.Version), nil)
+		json.Unmarshal(w.Body.Bytes(), &s)
+		if !v.Deleted && string(s.State) != string(v.State) {
+			t.Errorf("narrowed, version %d: history %s, GET %s", v.Version, v.State, s.State)
+		}
+	}
+	if len(hist) != 5 || string(hist[2].State) != `{"total":0}` || string(hist[4].State) != `{"n":5,"total":1}` {
+		t.Errorf("narrowed history: %+v", hist)
+	}
+
 	// A reducer that fails at the entity's event: the same 409 as GET.
 	mustServe(t, h, "PUT", "/projections/orders", `{"kind":"state","entity":"orders/*","reduce":"if $event.version == 2 then error(\"no\") else . end"}`, 200)
 	for _, target := range []string{"/entities/orders/1?version=2", "/entities/orders/1/history", "/entities/orders/1/diff?from=0&to=3"} {

@@ -28,8 +28,10 @@ type stateFold struct {
 	name   string
 	entity string
 	red    *jqReducer
-	m      *matcher // the definition's filter (strata.* types as the engine)
-	init   []byte   // the state before any event passed: init, or null
+	// sel passes the events the engine's run of the definition would: its
+	// filter (strata.* types as the engine) and its narrowing (Narrow).
+	sel  *run
+	init []byte // the state before any event passed: init, or null
 }
 
 func newStateFold(ctx context.Context, d *DefRecord, entity string) (*stateFold, error) {
@@ -40,7 +42,8 @@ func newStateFold(ctx context.Context, d *DefRecord, entity string) (*stateFold,
 	if err != nil {
 		return nil, err
 	}
-	f := &stateFold{name: d.Name, entity: entity, red: red.(*jqReducer), m: newMatcher(d.Def.Filter), init: null}
+	f := &stateFold{name: d.Name, entity: entity, red: red.(*jqReducer), sel: &run{m: newMatcher(d.Def.Filter)}, init: null}
+	f.sel.setOptions(d.Def.Narrow)
 	if d.Def.Init != nil {
 		f.init = d.Def.Init
 	}
@@ -48,11 +51,11 @@ func newStateFold(ctx context.Context, d *DefRecord, entity string) (*stateFold,
 	return f, nil
 }
 
-// apply folds e if it passes the projection's filter. A reducer error is
-// the projection's *FailedError at e, as the engine would record it; a
-// run cut short by the context is the context's error.
+// apply folds e if it passes the projection's filter and narrowing. A
+// reducer error is the projection's *FailedError at e, as the engine would
+// record it; a run cut short by the context is the context's error.
 func (f *stateFold) apply(ctx context.Context, e *log.Event) error {
-	if !f.m.match([]byte(e.Type), []byte(e.Entity)) {
+	if !f.sel.pass(&log.RawEvent{Type: []byte(e.Type), Entity: []byte(e.Entity), Time: e.Time}) {
 		return nil
 	}
 	err := safeApply(f.red, e)
