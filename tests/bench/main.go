@@ -38,7 +38,7 @@ type bench struct {
 	ds10k *dataset // 10,000 events, for the CGI read at a small log
 }
 
-var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "limits", "auth", "entity", "projections", "jq", "rebuild"}
+var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "limits", "auth", "entity", "projections", "jq", "statekind", "rebuild"}
 
 func main() {
 	var (
@@ -120,6 +120,7 @@ func main() {
 	run("entity", b.measureEntity)
 	run("projections", b.measureProjections)
 	run("jq", b.measureJQ)
+	run("statekind", b.measureStateKind)
 	run("rebuild", b.measureRebuildCLI) // last: it writes definitions into the shared 1M log
 
 	b.rep.print(os.Stdout, time.Since(start))
