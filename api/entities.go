@@ -218,15 +218,11 @@ func (h *Handler) reducedState(ctx context.Context, w http.ResponseWriter, c *ca
 }
 
 // stateFailed is the error GET /entities/<e> answers for a point at seq
-// of an entity state projection d makes, if d failed at or before it
-// (at another entity's event: a history or diff folds only the entity's
-// own, whose failures StateHistory and StateDiff find themselves).
-func (h *Handler) stateFailed(c *call, d *projections.DefRecord, seq uint64) error {
-	st, err := c.t.projector().Status(d.Def, d.Version)
-	if err != nil || st.State != projections.StateFailed || st.FailedAt == nil || st.FailedAt.Seq > seq {
-		return err
-	}
-	return &projections.FailedError{Name: d.Name, At: *st.FailedAt, Msg: st.LastError}
+// of an entity state projection d makes, if d fails at or before it (at
+// another entity's event: a history or diff folds only the entity's own,
+// whose failures StateHistory and StateDiff find themselves).
+func (h *Handler) stateFailed(ctx context.Context, c *call, d *projections.DefRecord, seq uint64) error {
+	return c.t.projector().FailedBy(ctx, d.Def, d.Version, seq, h.budget())
 }
 
 // reducedError is the answer for err of an entity read, d the state
@@ -295,7 +291,7 @@ func (h *Handler) entityHistory(w http.ResponseWriter, r *http.Request, c *call,
 	if d != nil {
 		page, more, err = projections.StateHistory(r.Context(), c.t.log, d, entity, after, limit)
 		if err == nil && len(page) > 0 {
-			err = h.stateFailed(c, d, page[len(page)-1].Seq)
+			err = h.stateFailed(r.Context(), c, d, page[len(page)-1].Seq)
 		}
 	} else {
 		page, more, err = h.entities(c).History(r.Context(), entity, after, limit)
@@ -399,7 +395,7 @@ func (h *Handler) entityDiff(w http.ResponseWriter, r *http.Request, c *call, en
 	if d != nil {
 		a, b, patch, exact, err = projections.StateDiff(r.Context(), c.t.log, d, entity, v[0], v[1])
 		if err == nil {
-			err = h.stateFailed(c, d, b.Seq)
+			err = h.stateFailed(r.Context(), c, d, b.Seq)
 		}
 	} else {
 		a, b, patch, exact, err = h.entities(c).Diff(r.Context(), entity, v[0], v[1])

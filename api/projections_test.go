@@ -674,10 +674,13 @@ func TestStateReducerRoutes(t *testing.T) {
 	mustServe(t, h, "GET", "/entities/orders/1/diff?from=0&to=1", "", 200)
 	mustServe(t, h, "GET", "/entities/orders/1/history?limit=1", "", 200)
 	// At another entity's event: orders/2's reads fail too once past it,
-	// as GET does.
-	mustServe(t, h, "GET", "/entities/orders/2", "", 409)
+	// as GET does — also when no read folded the projection that far yet.
 	mustServe(t, h, "GET", "/entities/orders/2/history", "", 409)
 	mustServe(t, h, "GET", "/entities/orders/2/diff?from=0", "", 409)
+	mustServe(t, h, "GET", "/entities/orders/2", "", 409)
+	mustServe(t, h, "PUT", "/projections/orders", `{"kind":"state","entity":"orders/*","reduce":"if $event.version == 3 then error(\"no\") else . end"}`, 200)
+	mustServe(t, h, "GET", "/entities/orders/2/history", "", 409)
+	mustServe(t, h, "GET", "/entities/orders/2/history?limit=0", "", 400)
 }
 
 // TestStateReducerSearch: GET /entities?prefix= answers, for the entities a

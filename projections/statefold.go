@@ -276,8 +276,8 @@ func (v *stateViews) reduce(ctx context.Context, s *State, seq uint64) (behind b
 	}
 	r := v.runs[d.Name]
 	if r == nil {
-		short := false
-		if r, short, err = v.p.catchUp(ctx, d.Def, d.Version, max(seq, 1), v.budget); err != nil {
+		// Short of seq (out of budget), r.h.Seq says so below.
+		if r, _, err = v.p.catchUp(ctx, d.Def, d.Version, max(seq, 1), v.budget); err != nil {
 			return false, err
 		}
 		if err := r.ensure(); err != nil {
@@ -288,7 +288,6 @@ func (v *stateViews) reduce(ctx context.Context, s *State, seq uint64) (behind b
 			v.runs = map[string]*run{}
 		}
 		v.runs[d.Name] = r
-		_ = short // r.h.Seq says it
 	}
 	b, ok, err := r.red.Key(s.Entity)
 	switch {
@@ -310,4 +309,35 @@ func (v *stateViews) close() {
 		v.p.release(r)
 	}
 	v.runs = nil
+}
+
+// FailedBy returns def's *FailedError if the projection fails at or before
+// seq, nil if it does not: what its status records, or, when it has not
+// folded through seq yet, what catching it up at the head (within budget,
+// as a read at the head does) finds. A history or diff folds only the
+// entity's own events; a failure at another entity's event, which fails
+// every read of the projection past it, is found here.
+func (p *Projector) FailedBy(ctx context.Context, def *Definition, version, seq uint64, budget time.Duration) error {
+	st, err := p.Status(def, version)
+	switch {
+	case err != nil:
+		return err
+	case st.State == StateFailed && st.FailedAt != nil:
+		if st.FailedAt.Seq > seq {
+			return nil
+		}
+		return &FailedError{Name: def.Name, At: *st.FailedAt, Msg: st.LastError}
+	case st.LastSeq >= seq:
+		return nil
+	}
+	r, _, err := p.catchUp(ctx, def, version, 0, budget)
+	var fe *FailedError
+	switch {
+	case err == nil:
+		p.release(r)
+		return nil
+	case errors.As(err, &fe) && fe.At.Seq > seq:
+		return nil
+	}
+	return err
 }
