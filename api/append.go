@@ -184,6 +184,7 @@ func (h *Handler) commit(c *call, req *log.Request) (*log.Result, error) {
 		return nil, err
 	}
 	h.poke(t)
+	t.tail.appended()
 	return res, nil
 }
 

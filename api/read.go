@@ -26,10 +26,22 @@ const maxBufferedPage = 8 << 20
 // maxBufferedPage, because its next cursor is known only at its end and
 // must go out in the headers.
 func (h *Handler) read(w http.ResponseWriter, r *http.Request, c *call) {
-	p, err := readParams(r.URL.Query())
+	q := r.URL.Query()
+	p, err := readParams(q, "wait")
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	d, err := waitParam(q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if d > 0 {
+		waitForEvents(r.Context(), c.t.log, &c.t.tail, p, d)
+		if r.Context().Err() != nil {
+			return // the client went away while waiting
+		}
 	}
 	readLog(w, r, c.t.log, p)
 }

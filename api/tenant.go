@@ -54,6 +54,9 @@ type tenant struct {
 	// ps is the tenant's projection engine and, in a long-running
 	// server, its background worker (projworker.go).
 	ps projState
+	// tail wakes this process's long-polls of the tenant (GET
+	// /events?wait=) when it appends.
+	tail tailSignal
 
 	closeOnce sync.Once
 	closeErr  error
