@@ -411,6 +411,37 @@ smoke() {
 	fi
 }
 
+# longpoll MODE BASE: GET /events?wait= through Apache: a wait on an empty
+# tail answers the empty page after about its wait, and an append made
+# during a wait (another request: another process under CGI) answers it
+# early, with the event.
+longpoll() {
+	local mode=$1 base=$2 head t0 ms pid
+	http GET "$base/head"
+	head=$(jqb .seq)
+	t0=$(date +%s%N)
+	http GET "$base/events?after=$head&wait=2"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if [ "$ST" = 200 ] && [ "$(jq -c . "$OUT/body" 2>/dev/null)" = "[]" ] && [ "$ms" -ge 1900 ] && [ "$ms" -lt 5000 ]; then
+		ok "$mode: GET /events?wait=2 on an empty tail → [] after ${ms} ms"
+	else
+		nok "$mode: GET /events?wait=2 on an empty tail → [] after about 2 s" "after ${ms} ms: $(what)"
+	fi
+	t0=$(date +%s%N)
+	curl -sS --max-time 30 -o "$OUT/lpbody" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+		"$base/events?after=$head&type=apache.longpoll&wait=20" >"$OUT/lpst" 2>"$OUT/lperr" &
+	pid=$!
+	sleep 0.5
+	http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"apache.longpoll","entity":"lp","data":1}'
+	wait "$pid"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	if [ "$(cat "$OUT/lpst")" = 200 ] && [ "$(jq -r '.[0].type' "$OUT/lpbody" 2>/dev/null)" = apache.longpoll ] && [ "$ms" -lt 5000 ]; then
+		ok "$mode: an append during GET /events?wait=20 answers it early (${ms} ms, 500 of them before the append)"
+	else
+		nok "$mode: an append during GET /events?wait=20 answers it early" "after ${ms} ms: $(cat "$OUT/lpst") $(head -c 300 "$OUT/lpbody") $(cat "$OUT/lperr")"
+	fi
+}
+
 # projections MODE BASE: the projection and replay routes through Apache:
 # a definition written, its result read (stamped, at a point, by key),
 # changed, paused, resumed, rebuilt as a replay polled to its end, deleted;
@@ -1094,6 +1125,7 @@ echo "# apache up: mod_cgid on :$PORT_CGI, mod_fcgid on :$PORT_FCGID, work dir $
 TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 projections cgi "http://127.0.0.1:$PORT_CGI/api"
+longpoll cgi "http://127.0.0.1:$PORT_CGI/api"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
 reborn cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI"
@@ -1101,6 +1133,7 @@ shared cgi "$DATA_CGI"
 TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
+longpoll fcgid "http://127.0.0.1:$PORT_FCGID/api"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"
