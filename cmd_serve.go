@@ -124,6 +124,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	opts.ErrorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
 	tuneGC()
 	h := api.New(cfg)
+	opts.OnShutdown = h.Drain
 	opts.Ready = func(a net.Addr) { fmt.Fprintf(stderr, "strata: serving %s on %s://%s\n", cfg.DataDir, scheme, a) }
 	err = standalone.Serve(context.Background(), net.JoinHostPort(*addr, strconv.Itoa(*port)), h, opts)
 	if cerr := h.Close(); err == nil {

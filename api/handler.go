@@ -93,8 +93,10 @@ type Config struct {
 // Handler serves the HTTP API for every tenant under Config.DataDir.
 type Handler struct {
 	cfg Config
-	acc *accounts
-	log *slog.Logger
+	// draining is closed by Drain: long-polls stop waiting.
+	draining latch
+	acc      *accounts
+	log      *slog.Logger
 
 	mu      sync.Mutex
 	tenants map[string]*tenant

@@ -48,6 +48,39 @@ func (s *tailSignal) appended() {
 	s.mu.Unlock()
 }
 
+// latch is a channel closed once, made on first use (a zero Handler has
+// one that works).
+type latch struct {
+	mu     sync.Mutex
+	ch     chan struct{}
+	closed bool
+}
+
+func (l *latch) done() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	return l.ch
+}
+
+func (l *latch) close() {
+	l.done()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		close(l.ch)
+		l.closed = true
+	}
+}
+
+// Drain ends the long-polls waiting now, each answering its page as it
+// stands (empty, with its cursor, so the client asks again), and makes
+// later ones answer without waiting: for a server shutting down, whose
+// drain would otherwise wait out every long-poll.
+func (h *Handler) Drain() { h.draining.close() }
+
 // waitParam parses wait=<seconds> (0 when absent): 0 < n ≤ MaxWait.
 func waitParam(q url.Values) (time.Duration, error) {
 	v, ok := q["wait"]
@@ -71,9 +104,10 @@ var errFound = errors.New("found")
 // then answers), once d has passed, or once ctx is done. Each look scans
 // only the tail appended since the previous one, so a filtered wait costs
 // the events written during it, not the range from its start point again.
+// A closed stop (the server draining) ends it too.
 // A read with an upper bound (to, until) does not wait: its range may be
 // closed already.
-func waitForEvents(ctx context.Context, l *log.Log, sig *tailSignal, p query.Params, d time.Duration) {
+func waitForEvents(ctx context.Context, stop <-chan struct{}, l *log.Log, sig *tailSignal, p query.Params, d time.Duration) {
 	if p.To != nil || p.Until != nil {
 		return
 	}
@@ -101,6 +135,8 @@ func waitForEvents(ctx context.Context, l *log.Log, sig *tailSignal, p query.Par
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-stop:
 			return
 		case <-timer.C:
 			return

@@ -38,7 +38,7 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	if d > 0 {
-		waitForEvents(r.Context(), c.t.log, &c.t.tail, p, d)
+		waitForEvents(r.Context(), h.draining.done(), c.t.log, &c.t.tail, p, d)
 		if r.Context().Err() != nil {
 			return // the client went away while waiting
 		}

@@ -44,6 +44,9 @@ type Options struct {
 	// ErrorLog gets net/http's own complaints (TLS handshakes, malformed
 	// connections); nil: the standard logger.
 	ErrorLog *log.Logger
+	// OnShutdown, if set, is called as the drain starts: to end requests
+	// that would otherwise hold it for their own time (long-polls).
+	OnShutdown func()
 }
 
 // DefaultMaxConns is the connection cap of a standalone server: each
@@ -314,6 +317,9 @@ func Serve(ctx context.Context, addr string, h http.Handler, opts Options) error
 		ErrorLog:          opts.ErrorLog,
 	}
 	srv.ConnState = limit.track
+	if opts.OnShutdown != nil {
+		srv.RegisterOnShutdown(opts.OnShutdown)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	errc := make(chan error, 1)

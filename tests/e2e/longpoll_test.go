@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -68,4 +69,33 @@ func TestLongPoll(t *testing.T) {
 		t.Fatalf("standalone timeout: %v %v after %v", a.err, a.r, a.elapsed)
 	}
 	do(t, "GET", s.url+"/events?wait=61", nil).wantError(t, 400, "invalid_parameter")
+}
+
+// TestLongPollDrain: a standalone server told to stop answers its waiting
+// long-polls at once, the empty page with its cursor, and exits promptly,
+// not after its drain timeout.
+func TestLongPollDrain(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	mustAppend(t, s.url, `{"type":"a.b","entity":"x","data":0}`)
+	ch := make(chan *response, 1)
+	go func() {
+		r, err := try("GET", s.url+"/events?after=1&wait=50", nil)
+		if err != nil {
+			t.Errorf("waiting read: %v", err)
+		}
+		ch <- r
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	if code := s.stop(syscall.SIGTERM, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM with a long-poll waiting", code)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the server took %v to stop with a long-poll waiting", d)
+	}
+	r := <-ch
+	if r == nil || r.status != 200 || strings.TrimSpace(string(r.body)) != "[]" {
+		t.Fatalf("the waiting read at shutdown: %v", r)
+	}
 }
