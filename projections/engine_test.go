@@ -704,3 +704,63 @@ func TestTornCheckpoint(t *testing.T) {
 		t.Errorf("checkpoint 48 not written again: %v", err)
 	}
 }
+
+// TestStatusWaitsForWriter: Status of a result whose first file another
+// writer (a server's worker, another process) is renaming into place
+// waits for that writer's lock instead of answering "created" — a read
+// had just answered "failed" when a loaded server said "created".
+func TestStatusWaitsForWriter(t *testing.T) {
+	l, _ := testLog(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 0)
+	fillLog(t, l, 10)
+	appendOne(t, l, "x", "e/1", `{"fail":true}`)
+	d := mustDef(t, `{"name":"f","kind":"test-fail"}`)
+	var fe *FailedError
+	if _, err := Open(l).Result(context.Background(), d, 1, 0, 0); !errors.As(err, &fe) {
+		t.Fatalf("want a failure: %v", err)
+	}
+	dir := Open(l).versionDir("f", 1)
+	path := filepath.Join(dir, resultFileName)
+	if err := os.Rename(path, path+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	// The writer: holds the lock while its file is not yet in place.
+	lf, err := os.Open(filepath.Join(dir, lockFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if ok, err := fileutil.TryLock(lf); !ok || err != nil {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		err := os.Rename(path+".aside", path)
+		_ = fileutil.Unlock(lf)
+		done <- err
+	}()
+	st, err := Open(l).Status(d, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateFailed {
+		t.Fatalf("status while the file was being written: %q, want %q", st.State, StateFailed)
+	}
+	// A lock held past the wait (a rebuild) is not waited for: an answer
+	// comes within about statusWait.
+	if err := os.Rename(path, path+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := fileutil.TryLock(lf); !ok || err != nil {
+		t.Fatalf("lock: %v %v", ok, err)
+	}
+	t0 := time.Now()
+	st, err = Open(l).Status(d, 1)
+	if waited := time.Since(t0); err != nil || st.State != StateCreated || waited > 5*time.Second {
+		t.Fatalf("status behind a held lock: %+v %v after %v", st, err, waited)
+	}
+	_ = fileutil.Unlock(lf)
+}

@@ -903,7 +903,17 @@ func (p *Projector) Keys(ctx context.Context, def *Definition, version uint64, a
 // Status returns def's status as its cache records it: StateCreated with
 // nothing processed if it has none.
 func (p *Projector) Status(def *Definition, version uint64) (*Status, error) {
-	h, err := readHeader(filepath.Join(p.versionDir(def.Name, version), resultFileName))
+	dir := p.versionDir(def.Name, version)
+	h, err := readHeader(filepath.Join(dir, resultFileName))
+	if err != nil || h.Def != digest(def) {
+		// A writer (this process's background worker holding the warm
+		// run, or another process) may be renaming its first result into
+		// place: wait for its lock a moment and look again, or a read
+		// that just answered "failed" would be followed by "created".
+		if waitForWriter(dir) {
+			h, err = readHeader(filepath.Join(dir, resultFileName))
+		}
+	}
 	if err != nil || h.Def != digest(def) {
 		if err == nil || errors.Is(err, os.ErrNotExist) || errors.Is(err, errBadCache) {
 			return &Status{State: StateCreated}, nil
@@ -919,6 +929,27 @@ func (p *Projector) Status(def *Definition, version uint64) (*Status, error) {
 	}
 	p.mu.Unlock()
 	return &st, nil
+}
+
+// statusWait is how long Status waits for a writer of a missing result:
+// a save takes milliseconds; a rebuild holds the lock far longer, and
+// Status then answers without it.
+const statusWait = 250 * time.Millisecond
+
+// waitForWriter waits up to statusWait for whoever holds dir's lock (a
+// result being written) and says whether it got the lock; it makes
+// nothing, not even the directory.
+func waitForWriter(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, lockFileName))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if fileutil.Lock(f, statusWait, nil) != nil {
+		return false
+	}
+	_ = fileutil.Unlock(f)
+	return true
 }
 
 // Rebuild folds def's result again from the first event (with opt's
