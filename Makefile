@@ -20,11 +20,12 @@ run: build
 # timed run Go's fuzzer races its own deadline and, under load, sometimes
 # fails with "context deadline exceeded" and no failing input (issue 7); a
 # count sets no deadline. The real-Apache tests are tests/apache/e2e.sh (run
-# by .ci/run). gofmt skips third_party/: patched upstream code stays as
-# upstream formatted it, so its diff is only the patch.
+# by .ci/run). gofmt covers third_party/ too (its one upstream file that
+# was not gofmt'd, gojq's generated builtin.go, differs from the release in
+# alignment only: `git diff -w` shows the patch).
 TESTFUZZ ?= 5000x
 test: build
-	gofmt -l $$(ls -d */ *.go | grep -v '^third_party/') | (! grep .) || (echo "gofmt needed"; exit 1)
+	gofmt -l . | (! grep .) || (echo "gofmt needed"; exit 1)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	$(GO) test -count=1 ./...
