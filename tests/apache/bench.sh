@@ -3,7 +3,10 @@
 #   - single-event appends under mod_cgid (300) and mod_fcgid (2000),
 #   - GET /events?from=<id 1000 before head> under mod_cgid, log of 10,000,
 #   - GET /projections/<a counter>/result under mod_cgid, nothing to catch up,
-#   - GET /entities/<entity> of an entity with 100,000 events under mod_cgid.
+#   - GET /entities/<entity> of an entity with 100,000 events under mod_cgid,
+#   - "cgi longpoll wake": a GET /events?…&wait=20 under mod_cgid, waiting,
+#     answered by an append (another CGI process): from the append's start
+#     to the long-poll's answer (100 rounds, each waits 200 ms first).
 # Accounts are on, as on a real host: every request carries the writer
 # token setup_apache made (Authorization: Bearer, through CGIPassAuth), so
 # "cgi append", "fcgid append" and "cgi read …" are token-authenticated.
@@ -17,7 +20,7 @@
 #
 # Same setup as e2e.sh (see lib.sh); needs go to build loadgen. Prints one
 # line per figure beside its target; targets are reported, never enforced.
-# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N, ENTITY_N override the request counts.
+# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N, ENTITY_N, WAKE_N override the request counts.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -120,6 +123,9 @@ echo "# entity big loaded (100,000 events); the first GET /entities/big took ${f
 
 BODY='{"type":"bench.appended","entity":"bench-{i}","data":{"i":{i},"sku":"A-1","qty":3}}'
 "$LG" -label "cgi append" -n "${CGI_N:-300}" -target 5 -method POST -want 201 -body "$BODY" \
+	"${AUTH_CGI[@]}" "$CGI/events" || rc=1
+"$LG" -label "cgi longpoll wake" -n "${WAKE_N:-100}" -warmup 2 -target 100 -method POST -want 201 \
+	-body '{"type":"bench.wake","entity":"wake","data":{"i":{i}}}' -wake "$CGI/events?type=bench.wake&wait=20" \
 	"${AUTH_CGI[@]}" "$CGI/events" || rc=1
 "$LG" -label "fcgid append" -n "${FCGID_N:-2000}" -target 1 -method POST -want 201 -body "$BODY" \
 	"${AUTH_FCGID[@]}" "$FCGID/events" || rc=1

@@ -159,7 +159,7 @@ func (b *bench) measureCGIRead() {
 }
 
 // measureApache runs tests/apache/bench.sh (another helper's script) and
-// turns its lines into figures 4, 5, 6c, A4, A5 and P8.
+// turns its lines into figures 4, 5, 6c, A4, A5, P8 and L5.
 func (b *bench) measureApache() {
 	rows := []struct {
 		num, label, name, target string
@@ -172,6 +172,7 @@ func (b *bench) measureApache() {
 		{"6c", "cgi read from=<head-1000>", "CGI GET /events?from=<head-1000>, 10,000-event log, via Apache mod_cgid", "target p50 ≤ 5 ms", 5},
 		{"11e", "cgi entity state", "entity state, entity with 100,000 events, CGI through Apache mod_cgid", "target p50 ≤ 5 ms", 5},
 		{"P8", "cgi projection result", "CGI GET /projections/<counter>/result, nothing new to catch up, via Apache mod_cgid", "target p50 ≤ 4 ms", 4},
+		{"L5", "cgi longpoll wake", "long-poll wake-up after a write, CGI through Apache mod_cgid (from the append's start)", "target p50 ≤ 100 ms", 100},
 		{"P8z", "cgi head", "(context) CGI GET /head, the cheapest authenticated read, via Apache mod_cgid", "—", 1e9},
 	}
 	skipAll := func(why string) {

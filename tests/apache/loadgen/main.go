@@ -15,14 +15,22 @@
 // waits for a CGI process to exit before it reads the next request on a
 // kept-alive connection, which makes keep-alive timings bimodal.
 // The exit status is 1 when any request failed; timings never fail it.
+//
+// With -wake URL, each timed round is a long-poll's wake-up instead: a GET
+// of URL&after=<the last append's seq> (a GET /events?…&wait=<s> that
+// waits) is sent, and once it has had -settle (plus up to 50 ms at random) to start waiting, the
+// request of -method/-body is made (the append); the time printed runs from
+// the append's start to the long-poll's answer, which must hold the event.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,6 +75,8 @@ func main() {
 		target    = flag.Float64("target", 0, "target p50 in ms (0: none)")
 		keepalive = flag.Bool("keepalive", false, "reuse connections")
 		timeout   = flag.Duration("timeout", 30*time.Second, "per-request timeout")
+		wake      = flag.String("wake", "", "long-poll URL (GET /events?…&wait=<s>) whose wake-up by each request is timed")
+		settle    = flag.Duration("settle", 200*time.Millisecond, "with -wake: how long the long-poll waits before the request is made")
 	)
 	flag.Parse()
 	if flag.NArg() != 1 {
@@ -79,6 +89,9 @@ func main() {
 		Transport: &http.Transport{DisableKeepAlives: !*keepalive, DisableCompression: true},
 	}
 
+	var wakeStart time.Time
+	var doWake func(int, func(int) (time.Duration, error)) (time.Duration, error)
+	var lastBody []byte
 	do := func(i int) (time.Duration, error) {
 		var rd io.Reader
 		if *body != "" {
@@ -95,11 +108,14 @@ func main() {
 			req.Header.Add(kv[0], kv[1])
 		}
 		start := time.Now()
+		if doWake != nil {
+			wakeStart = start
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0, err
 		}
-		_, err = io.Copy(io.Discard, resp.Body)
+		lastBody, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		d := time.Since(start)
 		if err != nil {
@@ -109,6 +125,12 @@ func main() {
 			return 0, fmt.Errorf("status %d, want %d", resp.StatusCode, *want)
 		}
 		return d, nil
+	}
+
+	if *wake != "" {
+		doWake = newWaker(client, *wake, *settle, headers, func() []byte { return lastBody }, func() time.Time { return wakeStart })
+		plain := do
+		do = func(i int) (time.Duration, error) { return doWake(i, plain) }
 	}
 
 	errs := 0
@@ -163,4 +185,81 @@ func pct(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
+}
+
+// seqField finds the largest "seq":N in an append's answer.
+var seqField = regexp.MustCompile(`"seq":([0-9]+)`)
+
+// newWaker returns a round of -wake: the long-poll started after the last
+// append's seq, the append made once it waits, the time from the append's
+// start to the long-poll's answer. The first round (a warm-up) appends
+// once untimed to learn the seq.
+func newWaker(client *http.Client, wake string, settle time.Duration, headers headerFlags, last func() []byte, started func() time.Time) func(int, func(int) (time.Duration, error)) (time.Duration, error) {
+	after := ""
+	return func(i int, appendOne func(int) (time.Duration, error)) (time.Duration, error) {
+		if after == "" {
+			if _, err := appendOne(i); err != nil {
+				return 0, err
+			}
+			m := seqField.FindAllSubmatch(last(), -1)
+			if m == nil {
+				return 0, fmt.Errorf("no seq in the append's answer: %.200s", last())
+			}
+			after = string(m[len(m)-1][1])
+		}
+		type answer struct {
+			body []byte
+			at   time.Time
+			err  error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			req, err := http.NewRequest("GET", wake+"&after="+after, nil)
+			if err != nil {
+				got <- answer{err: err}
+				return
+			}
+			for _, kv := range headers {
+				req.Header.Add(kv[0], kv[1])
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				got <- answer{err: err}
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != 200 {
+				err = fmt.Errorf("long-poll: status %d: %.200s", resp.StatusCode, b)
+			}
+			got <- answer{body: b, at: time.Now(), err: err}
+		}()
+		// A random part, so the appends do not all fall at one phase of
+		// the server's polling (its period is 50 ms).
+		time.Sleep(settle + time.Duration(rand.Int64N(int64(50*time.Millisecond))))
+		select {
+		case a := <-got:
+			return 0, fmt.Errorf("the long-poll answered before the append (settle %v): %v %.200s", settle, a.err, a.body)
+		default:
+		}
+		if _, err := appendOne(i); err != nil {
+			<-got
+			return 0, err
+		}
+		m := seqField.FindAllSubmatch(last(), -1)
+		if m == nil {
+			<-got
+			return 0, fmt.Errorf("no seq in the append's answer: %.200s", last())
+		}
+		seq := string(m[len(m)-1][1])
+		a := <-got
+		if a.err != nil {
+			return 0, a.err
+		}
+		if !strings.Contains(string(a.body), `"seq":`+seq+`,`) {
+			return 0, fmt.Errorf("the long-poll's answer does not hold the appended event (seq %s): %.200s", seq, a.body)
+		}
+		after = seq
+		return a.at.Sub(started()), nil
+	}
 }
