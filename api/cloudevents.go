@@ -1,0 +1,231 @@
+package api
+
+import (
+	"encoding/hex"
+	"mime"
+	"strconv"
+	"strings"
+
+	"strata/jsonx"
+	"strata/log"
+)
+
+// CloudEvents 1.0 (https://github.com/cloudevents/spec), hand-written: the
+// SDK stays out of the binary (DESIGN.md). This file serves events as
+// CloudEvents; cloudevents_in.go reads them.
+//
+// How a stored event is served as a structured-mode CloudEvent (README,
+// "CloudEvents"):
+//
+//	specversion      "1.0"
+//	id               the CloudEvent id it was ingested with (its key is
+//	                 "<source> <id>" and meta.source is that source), else
+//	                 the event id (64 hex)
+//	source           meta.source when it is a string, else "/strata"
+//	type             type
+//	subject          entity
+//	time             meta.occurred_at when it is an RFC 3339 time, else the
+//	                 event's time
+//	datacontenttype  meta.datacontenttype when it is a JSON media type, else
+//	                 application/json: data is always JSON (a non-JSON
+//	                 payload is a blob reference, see cloudevents_in.go)
+//	dataschema       meta.dataschema when it is a string
+//	strataid, strataseq, strataprev, strataversion, stratatime
+//	                 the event's id, seq, prev, version and time
+//	stratakey        the key, when id is not made from it
+//	strataerased     true when the data was erased (data is then null)
+//	other meta members whose name is a valid attribute name (a-z, 0-9)
+//	and whose value is a string, a boolean or an integer — the extensions
+//	it was ingested with among them; others are left out (GET /events
+//	without format=cloudevents serves the whole meta)
+//	data             data
+
+// ceDefaultSource is the source of an event that names none: the event id
+// it is served with is unique on its own, and the appendCloudEvent
+// signature knows no tenant to name.
+const ceDefaultSource = "/strata"
+
+// ceKeySep separates source and id in the key of an event ingested as a
+// CloudEvent: a space, which a URI reference (source) cannot hold.
+const ceKeySep = " "
+
+// appendCloudEvent appends e as one structured-mode CloudEvent JSON object
+// (the mapping above).
+func appendCloudEvent(b []byte, e *log.Event) []byte {
+	var source, occurred, ctype, schema []byte // meta's values, JSON text
+	var text [64]byte
+	if e.Meta != nil {
+		jsonx.Members(e.Meta, func(name, value []byte) bool {
+			if value[0] != '"' {
+				return true
+			}
+			switch string(name) {
+			case "source":
+				source = value
+			case "occurred_at":
+				occurred = value
+			case "datacontenttype":
+				ctype = value
+			case "dataschema":
+				schema = value
+			}
+			return true
+		})
+	}
+	b = append(b, `{"specversion":"1.0","id":`...)
+	idFromKey := false
+	if e.Key != "" && source != nil {
+		if s, ok := jsonx.Unquote(text[:0], source); ok && len(s) > 0 {
+			if rest, found := strings.CutPrefix(e.Key, string(s)+ceKeySep); found && rest != "" {
+				b = jsonx.AppendString(b, rest)
+				idFromKey = true
+			}
+		}
+	}
+	if !idFromKey {
+		b = append(b, '"')
+		b = hex.AppendEncode(b, e.ID[:])
+		b = append(b, '"')
+	}
+	b = append(b, `,"source":`...)
+	if len(source) > 2 {
+		b = append(b, source...)
+	} else {
+		b = append(b, `"`+ceDefaultSource+`"`...)
+	}
+	b = append(b, `,"type":"`...)
+	b = append(b, e.Type...) // the type's alphabet needs no escaping
+	b = append(b, `","subject":`...)
+	b = jsonx.AppendString(b, e.Entity)
+	b = append(b, `,"time":`...)
+	if s, ok := jsonx.Unquote(text[:0], occurred); ok && validCETime(s) {
+		b = append(b, occurred...)
+	} else {
+		b = append(b, '"')
+		b = log.AppendTime(b, e.Time)
+		b = append(b, '"')
+	}
+	b = append(b, `,"datacontenttype":`...)
+	if s, ok := jsonx.Unquote(text[:0], ctype); ok && isJSONMediaType(string(s)) {
+		b = append(b, ctype...)
+	} else {
+		b = append(b, `"application/json"`...)
+	}
+	if schema != nil {
+		b = append(b, `,"dataschema":`...)
+		b = append(b, schema...)
+	}
+	b = append(b, `,"strataid":"`...)
+	b = hex.AppendEncode(b, e.ID[:])
+	b = append(b, `","strataseq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"strataprev":"`...)
+	b = hex.AppendEncode(b, e.Prev[:])
+	b = append(b, `","strataversion":`...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	b = append(b, `,"stratatime":"`...)
+	b = log.AppendTime(b, e.Time)
+	b = append(b, '"')
+	if e.Key != "" && !idFromKey {
+		b = append(b, `,"stratakey":`...)
+		b = jsonx.AppendString(b, e.Key)
+	}
+	if e.Erased {
+		b = append(b, `,"strataerased":true`...)
+	}
+	if e.Meta != nil {
+		b = appendCEExtensions(b, e.Meta)
+	}
+	b = append(b, `,"data":`...)
+	if e.Erased {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, e.Data...)
+	}
+	return append(b, '}')
+}
+
+// appendCEExtensions appends the members of meta that can be CloudEvents
+// extension attributes, each name once (the first).
+func appendCEExtensions(b []byte, meta []byte) []byte {
+	var seen []string
+	jsonx.Members(meta, func(name, value []byte) bool {
+		if !validCEName(name) || ceServed(string(name)) || !ceExtensionValue(value) {
+			return true
+		}
+		for _, s := range seen {
+			if s == string(name) {
+				return true
+			}
+		}
+		seen = append(seen, string(name))
+		b = append(b, ',', '"')
+		b = append(b, name...) // a-z0-9: no escaping
+		b = append(b, '"', ':')
+		b = append(b, value...)
+		return true
+	})
+	return b
+}
+
+// ceServed reports whether name is an attribute appendCloudEvent sets
+// itself, or one of the specification's, which a meta member must not
+// repeat.
+func ceServed(name string) bool {
+	switch name {
+	case "specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+		"dataschema", "data", "data_base64",
+		"strataid", "strataseq", "strataprev", "strataversion", "stratatime", "stratakey", "strataerased":
+		return true
+	}
+	return false
+}
+
+// validCEName reports whether name is a valid CloudEvents attribute name:
+// lowercase letters and digits only (spec 1.0, "Attribute Naming
+// Convention"). The spec's advice of at most 20 characters is not enforced:
+// producers exceed it and every SDK reads them.
+func validCEName(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ceExtensionValue reports whether value (JSON text) can be served as an
+// extension attribute's value: a string, a boolean, or an integer in the
+// spec's Integer range (32-bit signed).
+func ceExtensionValue(value []byte) bool {
+	switch value[0] {
+	case '"':
+		return true
+	case 't', 'f':
+		return true
+	case 'n', '{', '[':
+		return false
+	}
+	_, err := strconv.ParseInt(string(value), 10, 32)
+	return err == nil
+}
+
+// validCETime reports whether s is an RFC 3339 time, the only form of the
+// CloudEvents time attribute.
+func validCETime(s []byte) bool {
+	_, err := log.ParseTime(string(s))
+	return err == nil
+}
+
+// isJSONMediaType reports whether a media type says JSON:
+// application/json, text/json or any "+json" type.
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"strata/log"
+)
+
+// TestAppendCloudEvent checks the structured-mode CloudEvent an event is
+// served as: a plain event, one ingested as a CloudEvent, and the edges of
+// the meta members that become attributes.
+func TestAppendCloudEvent(t *testing.T) {
+	base := log.Event{Seq: 42, Time: 1_795_000_000_123_456_789, Type: "order.placed", Entity: "orders/7", Version: 3, Data: []byte(`{"sku":"A-1","n":12345678901234567890}`)}
+	base.ID[0], base.Prev[0] = 0xab, 0xcd
+	id, prev := base.IDString(), strings.Repeat("0", 64)
+	prev = "cd" + prev[2:]
+	strata := map[string]any{"strataid": id, "strataseq": 42.0, "strataprev": prev, "strataversion": 3.0, "stratatime": "2026-11-18T11:06:40.123456789Z"}
+	with := func(m map[string]any) map[string]any {
+		out := map[string]any{"specversion": "1.0", "type": "order.placed", "subject": "orders/7", "datacontenttype": "application/json",
+			"data": map[string]any{"sku": "A-1", "n": 12345678901234567890.0}}
+		for k, v := range strata {
+			out[k] = v
+		}
+		for k, v := range m {
+			if v == nil {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(e *log.Event)
+		want map[string]any
+	}{
+		{"plain", func(e *log.Event) {}, with(map[string]any{"id": id, "source": "/strata", "time": "2026-11-18T11:06:40.123456789Z"})},
+		{"plain with a key and meta", func(e *log.Event) {
+			e.Key = "c-77-1"
+			e.Meta = []byte(`{"source":"shop","by":"anonymous","correlation_id":"x","trace":{"a":1},"n":7,"f":1.5,"big":4294967296,"ok":true,"nul":null,"id":"no","strataseq":1,"by":"twice"}`)
+		}, with(map[string]any{"id": id, "source": "shop", "time": "2026-11-18T11:06:40.123456789Z", "stratakey": "c-77-1", "by": "anonymous", "n": 7.0, "ok": true})},
+		{"ingested as a CloudEvent", func(e *log.Event) {
+			e.Key = "https://shop.example/orders 8c1f-2"
+			e.Meta = []byte(`{"source":"https://shop.example/orders","occurred_at":"2026-11-19T08:00:00Z","datacontenttype":"application/vnd.shop+json","dataschema":"https://shop.example/s.json","traceparent":"00-ab","by":"alice"}`)
+		}, with(map[string]any{"id": "8c1f-2", "source": "https://shop.example/orders", "time": "2026-11-19T08:00:00Z", "datacontenttype": "application/vnd.shop+json",
+			"dataschema": "https://shop.example/s.json", "traceparent": "00-ab", "by": "alice"})},
+		{"a key not made of the source", func(e *log.Event) {
+			e.Key = "other 1"
+			e.Meta = []byte(`{"source":"shop","occurred_at":"yesterday","datacontenttype":"text/plain"}`)
+		}, with(map[string]any{"id": id, "source": "shop", "time": "2026-11-18T11:06:40.123456789Z", "stratakey": "other 1"})},
+		{"a source that is not a string", func(e *log.Event) {
+			e.Meta = []byte(`{"source":{"app":"shop"},"occurred_at":12}`)
+		}, with(map[string]any{"id": id, "source": "/strata", "time": "2026-11-18T11:06:40.123456789Z"})},
+		{"erased", func(e *log.Event) {
+			e.Erased = true
+			e.Data = make([]byte, 32)
+		}, with(map[string]any{"id": id, "source": "/strata", "time": "2026-11-18T11:06:40.123456789Z", "strataerased": true, "data": nil})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := base
+			tc.edit(&e)
+			b := appendCloudEvent([]byte("x"), &e)
+			if b[0] != 'x' {
+				t.Fatal("appendCloudEvent did not append")
+			}
+			var got map[string]any
+			if err := json.Unmarshal(b[1:], &got); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, b[1:])
+			}
+			if tc.name == "erased" {
+				if _, ok := got["data"]; !ok || got["data"] != nil {
+					t.Fatalf("erased data = %v, want null", got["data"])
+				}
+				delete(got, "data")
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got  %v\nwant %v\n%s", got, tc.want, b[1:])
+			}
+			// The data's bytes pass through untouched: a 20-digit integer
+			// stays as sent.
+			if !e.Erased && !strings.HasSuffix(string(b), `"data":`+string(e.Data)+"}") {
+				t.Fatalf("data not last or not as stored: %s", b)
+			}
+		})
+	}
+}
