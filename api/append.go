@@ -29,6 +29,10 @@ const (
 )
 
 func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
+	if mode := ceModeOf(r); mode != ceNone {
+		h.appendCloudEvents(w, r, c, mode) // cloudevents_in.go
+		return
+	}
 	ndjson, err := bodyFormat(r.Header.Get("Content-Type"))
 	if err != nil {
 		writeError(w, r, err)
@@ -57,6 +61,14 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
+	single := !ndjson && len(inputs) == 1 && firstByte(body) == '{'
+	h.appendInputs(w, r, c, held, inputs, ifHead, single)
+}
+
+// appendInputs stores the parsed events of an append, atomically, and
+// answers: a receipt per event, an object when single, an array otherwise.
+func (h *Handler) appendInputs(w http.ResponseWriter, r *http.Request, c *call, held *hold, inputs []jsonx.Input, ifHead *[32]byte, single bool) {
+	var err error
 	held.force(eventCost * int64(len(inputs)))
 	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
 	// Without accounts the principal is "anonymous": meta.by is there
@@ -111,7 +123,6 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 	if len(res.Events) > MaxReceipts {
 		b = appendSummary(nil, res)
 	} else {
-		single := !ndjson && len(inputs) == 1 && firstByte(body) == '{'
 		b = make([]byte, 0, 160*len(res.Events)+2)
 		if !single {
 			b = append(b, '[')

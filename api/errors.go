@@ -42,6 +42,9 @@ var statusOf = map[string]int{
 	"hash_mismatch":     http.StatusBadRequest,
 	"body_unreadable":   http.StatusBadRequest,
 	"empty_body":        http.StatusBadRequest,
+	// a CloudEvent strata cannot store (api/cloudevents_in.go): the
+	// message and "attribute" name the attribute
+	"invalid_cloudevent": http.StatusBadRequest,
 	// a client's event of a type or on an entity the server keeps for its
 	// own records (api/reserved.go)
 	"reserved_type":   http.StatusBadRequest,

@@ -113,41 +113,8 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 		writeError(w, r, errorf("length_required", "send a Content-Length or a chunked body"))
 		return
 	}
-	lim := c.cfg.Limits()
-	if h.cfg.NoAuth {
-		lim = quota.Limits{}
-	}
-	if err := lim.CheckBlob(r.ContentLength); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if h.cfg.MaxBlob > 0 && r.ContentLength > h.cfg.MaxBlob {
-		writeError(w, r, &blobs.TooLargeError{Limit: h.cfg.MaxBlob})
-		return
-	}
-	store, err := c.t.store()
+	info, created, err := h.storeBlob(c, clientBody{r.Body}, r.ContentLength, r.Header.Get("Content-Type"), want)
 	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	opts := blobs.PutOptions{Want: want, ContentType: r.Header.Get("Content-Type"), MaxSize: lim.BlobLimit(h.cfg.MaxBlob)}
-	if lim.StorageBytes > 0 {
-		opts.Admit = func(size int64, u blobs.Usage) error {
-			logBytes, err := c.t.log.Bytes()
-			if err != nil {
-				return err
-			}
-			return lim.CheckStorage(logBytes+u.Bytes, size)
-		}
-	}
-	info, created, err := store.PutWith(clientBody{r.Body}, opts)
-	if err != nil {
-		var te *blobs.TooLargeError
-		if errors.As(err, &te) {
-			if qe := lim.OverBlobLimit(te.Limit); qe != nil {
-				err = qe // the tenant's quota, not the server's --max-blob
-			}
-		}
 		writeError(w, r, err)
 		return
 	}
@@ -170,6 +137,50 @@ func (h *Handler) putBlob(w http.ResponseWriter, r *http.Request, c *call, want 
 		w.Header().Set("Content-Location", info.Hash)
 	}
 	writeJSON(w, status, body)
+}
+
+// storeBlob stores body (size bytes, -1 when unknown) as a blob of the
+// call's tenant, of content type ctype, within the server's and the
+// tenant's limits: the largest blob, and the tenant's storage, checked
+// under the blob store's usage lock together with the log's size. want is
+// "" or the hash the content must have. It is PUT /storage's, and a
+// CloudEvent's non-JSON data's (cloudevents_in.go).
+func (h *Handler) storeBlob(c *call, body io.Reader, size int64, ctype, want string) (blobs.Info, bool, error) {
+	lim := c.cfg.Limits()
+	if h.cfg.NoAuth {
+		lim = quota.Limits{}
+	}
+	if err := lim.CheckBlob(size); err != nil {
+		return blobs.Info{}, false, err
+	}
+	if h.cfg.MaxBlob > 0 && size > h.cfg.MaxBlob {
+		return blobs.Info{}, false, &blobs.TooLargeError{Limit: h.cfg.MaxBlob}
+	}
+	store, err := c.t.store()
+	if err != nil {
+		return blobs.Info{}, false, err
+	}
+	opts := blobs.PutOptions{Want: want, ContentType: ctype, MaxSize: lim.BlobLimit(h.cfg.MaxBlob)}
+	if lim.StorageBytes > 0 {
+		opts.Admit = func(size int64, u blobs.Usage) error {
+			logBytes, err := c.t.log.Bytes()
+			if err != nil {
+				return err
+			}
+			return lim.CheckStorage(logBytes+u.Bytes, size)
+		}
+	}
+	info, created, err := store.PutWith(body, opts)
+	if err != nil {
+		var te *blobs.TooLargeError
+		if errors.As(err, &te) {
+			if qe := lim.OverBlobLimit(te.Limit); qe != nil {
+				err = qe // the tenant's quota, not the server's --max-blob
+			}
+		}
+		return blobs.Info{}, false, err
+	}
+	return info, created, nil
 }
 
 // clientBody marks a failure to read the request body as the client's

@@ -49,6 +49,33 @@ func Members(obj []byte, fn func(name, value []byte) bool) error {
 	return nil
 }
 
+// Elements calls fn with the JSON text of each element of arr, a compact
+// JSON array, in order, until fn returns false; an arr that is not a
+// compact array is an error.
+func Elements(arr []byte, fn func(value []byte) bool) error {
+	s := scanner{src: arr}
+	if len(arr) == 0 || arr[0] != '[' {
+		return s.errUnexpected(0, "looking for an array")
+	}
+	s.i = 1
+	for s.i < len(arr) && arr[s.i] != ']' {
+		start := s.i
+		if err := s.value(1); err != nil {
+			return err
+		}
+		if !fn(arr[start:s.i]) {
+			return nil
+		}
+		if s.i < len(arr) && arr[s.i] == ',' {
+			s.i++
+		}
+	}
+	if s.i != len(arr)-1 {
+		return s.errAt(s.i, "an array must be compact and alone")
+	}
+	return nil
+}
+
 // Unquote appends the decoded text of lit, a JSON string literal (quotes
 // included), to dst; ok is false when lit is not one.
 func Unquote(dst, lit []byte) (_ []byte, ok bool) {

@@ -32,6 +32,21 @@ func TestMembers(t *testing.T) {
 	}
 }
 
+func TestElements(t *testing.T) {
+	var got []string
+	if err := Elements([]byte(`[1,{"a":[2]},"x",[]]`), func(v []byte) bool { got = append(got, string(v)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if want := `1|{"a":[2]}|"x"|[]`; strings.Join(got, "|") != want {
+		t.Fatalf("got %q, want %q", strings.Join(got, "|"), want)
+	}
+	for _, bad := range []string{``, `{}`, `[1] `, `[1,]x`, `[`} {
+		if err := Elements([]byte(bad), func(_ []byte) bool { return true }); err == nil {
+			t.Errorf("Elements(%q): no error", bad)
+		}
+	}
+}
+
 func TestUnquote(t *testing.T) {
 	for lit, want := range map[string]string{`""`: "", `"ab"`: "ab", `"a\nb\u00e9"`: "a\nbé", `"\ud83d\ude00"`: "😀"} {
 		got, ok := Unquote(nil, []byte(lit))
