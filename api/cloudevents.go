@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/hex"
 	"mime"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -39,6 +41,12 @@ import (
 //	it was ingested with among them; others are left out (GET /events
 //	without format=cloudevents serves the whole meta)
 //	data             data
+
+// Media types of the CloudEvents HTTP binding.
+const (
+	ceMediaType      = "application/cloudevents+json"
+	ceBatchMediaType = "application/cloudevents-batch+json"
+)
 
 // ceDefaultSource is the source of an event that names none: the event id
 // it is served with is unique on its own, and the appendCloudEvent
@@ -228,4 +236,61 @@ func isJSONMediaType(ct string) bool {
 		return false
 	}
 	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// Serving events as CloudEvents: GET /events/<id> with Accept:
+// application/cloudevents+json (or ?format=cloudevents) answers one
+// structured-mode CloudEvent; GET /events with Accept:
+// application/cloudevents-batch+json or ?format=cloudevents a batch, a JSON
+// array of them (NDJSON of them with an NDJSON Accept and the parameter),
+// with the same paging headers. /stream's format=cloudevents is the stream
+// helper's, through appendCloudEvent.
+
+// formatParam checks a read's format parameter: "json" (the default) or
+// "cloudevents".
+func formatParam(q url.Values) error {
+	switch v := q.Get("format"); v {
+	case "", "json", "cloudevents":
+		return nil
+	}
+	e := errorf("invalid_parameter", "parameter format: must be json or cloudevents")
+	e.extra = map[string]any{"parameter": "format"}
+	return e
+}
+
+// wantsCloudEvents reports whether a read asks for CloudEvents: by
+// format=cloudevents, or by an Accept that names mediaType (the single or
+// the batch one) with a non-zero quality.
+func wantsCloudEvents(r *http.Request, mediaType string) bool {
+	if r.URL.Query().Get("format") == "cloudevents" {
+		return true
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(mt), mediaType) {
+			continue
+		}
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f <= 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// writeCloudEvent answers one event as a structured-mode CloudEvent. Its
+// ETag differs from the plain JSON representation's.
+func writeCloudEvent(w http.ResponseWriter, e *log.Event) {
+	h := w.Header()
+	h.Set("ETag", `"`+e.IDString()+`.ce"`)
+	b := appendCloudEvent(nil, e)
+	h.Set("Content-Type", ceMediaType)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(b, '\n'))
 }

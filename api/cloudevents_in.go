@@ -59,12 +59,6 @@ const (
 	ceBinary
 )
 
-// Media types of the CloudEvents HTTP binding.
-const (
-	ceMediaType      = "application/cloudevents+json"
-	ceBatchMediaType = "application/cloudevents-batch+json"
-)
-
 // ceModeOf tells an append's CloudEvents mode by its Content-Type, and
 // binary mode by any ce-* header (so that a binary-mode event missing
 // ce-specversion is told so, not taken for a plain event).

@@ -88,3 +88,72 @@ func TestAppendCloudEvent(t *testing.T) {
 		})
 	}
 }
+
+// TestServeCloudEvents: GET /events/<id> and GET /events answer
+// CloudEvents when asked, keep their paging headers, and refuse a bad
+// format.
+func TestServeCloudEvents(t *testing.T) {
+	h := newHandler(t, Config{})
+	for i := 0; i < 3; i++ {
+		w := serve(h, "POST", "/events", strings.NewReader(`{"type":"a.b","entity":"e","data":{"i":`+itoa(i)+`}}`))
+		if w.Code != 201 {
+			t.Fatal(w.Code, w.Body)
+		}
+	}
+	var plain []map[string]any
+	json.Unmarshal(serve(h, "GET", "/events", nil).Body.Bytes(), &plain)
+	id := plain[0]["id"].(string)
+	for _, tc := range []struct {
+		target, accept string
+		ce             bool
+	}{
+		{"/events/" + id, "", false},
+		{"/events/" + id, "application/cloudevents+json", true},
+		{"/events/" + id, "application/json, application/cloudevents+json;q=0", false},
+		{"/events/" + id, "application/cloudevents+json; q=0.5", true},
+		{"/events/" + id + "?format=cloudevents", "", true},
+	} {
+		w := serve(h, "GET", tc.target, nil, "Accept", tc.accept)
+		var got map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
+			t.Fatalf("%s %q: %d %s", tc.target, tc.accept, w.Code, w.Body)
+		}
+		if ct := w.Header().Get("Content-Type"); (ct == ceMediaType) != tc.ce || (got["specversion"] == "1.0") != tc.ce {
+			t.Fatalf("%s %q: Content-Type %s, body %s", tc.target, tc.accept, ct, w.Body)
+		}
+		if tc.ce && (got["id"] != id || got["strataseq"] != 1.0 || w.Header().Get("ETag") != `"`+id+`.ce"`) {
+			t.Fatalf("%s: %s, ETag %s", tc.target, w.Body, w.Header().Get("ETag"))
+		}
+		if w.Header().Get("Vary") != "Accept" {
+			t.Fatalf("%s: Vary %q", tc.target, w.Header().Get("Vary"))
+		}
+	}
+	for _, tc := range []struct{ target, accept, ct string }{
+		{"/events?limit=2", "application/cloudevents-batch+json", ceBatchMediaType},
+		{"/events?limit=2&format=cloudevents", "", ceBatchMediaType},
+		{"/events?limit=2&type=a.*&format=cloudevents", "", ceBatchMediaType},
+		{"/events?limit=2&format=cloudevents", "application/x-ndjson", "application/x-ndjson"},
+	} {
+		w := serve(h, "GET", tc.target, nil, "Accept", tc.accept)
+		if w.Code != 200 || w.Header().Get("Content-Type") != tc.ct || w.Header().Get("Strata-Next-After") != "2" || w.Header().Get("Link") == "" {
+			t.Fatalf("%s %q: %d %v %s", tc.target, tc.accept, w.Code, w.Header(), w.Body)
+		}
+		var got []map[string]any
+		if tc.ct == "application/x-ndjson" {
+			for _, line := range strings.Split(strings.TrimSpace(w.Body.String()), "\n") {
+				var m map[string]any
+				json.Unmarshal([]byte(line), &m)
+				got = append(got, m)
+			}
+		} else if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatal(err, w.Body)
+		}
+		if len(got) != 2 || got[1]["strataseq"] != 2.0 || got[1]["specversion"] != "1.0" || got[1]["data"].(map[string]any)["i"] != 1.0 {
+			t.Fatalf("%s: %s", tc.target, w.Body)
+		}
+	}
+	w := serve(h, "GET", "/events?format=xml", nil)
+	if e := errorBody(t, w); w.Code != 400 || e["parameter"] != "format" {
+		t.Fatalf("format=xml: %d %s", w.Code, w.Body)
+	}
+}

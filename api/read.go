@@ -27,8 +27,12 @@ const maxBufferedPage = 8 << 20
 // must go out in the headers.
 func (h *Handler) read(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
-	p, err := readParams(q, "wait")
+	p, err := readParams(q, "wait", "format")
 	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := formatParam(q); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -54,12 +58,17 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 		return
 	}
 	ndjson := wantsNDJSON(r.Header.Get("Accept"))
+	ce := wantsCloudEvents(r, ceBatchMediaType) // cloudevents.go
 	hd := w.Header()
-	if ndjson {
+	switch {
+	case ndjson:
 		hd.Set("Content-Type", "application/x-ndjson")
-	} else {
+	case ce:
+		hd.Set("Content-Type", ceBatchMediaType)
+	default:
 		hd.Set("Content-Type", "application/json")
 	}
+	hd.Add("Vary", "Accept")
 	hd.Set("Strata-Head-Seq", strconv.FormatUint(l.Through(), 10))
 	next, known := plan.Next()
 	var out *bufio.Writer
@@ -78,7 +87,11 @@ func readLog(w http.ResponseWriter, r *http.Request, l *log.Log, p query.Params)
 				buf = append(buf, ',')
 			}
 		}
-		buf = e.AppendJSON(buf)
+		if ce {
+			buf = appendCloudEvent(buf, e)
+		} else {
+			buf = e.AppendJSON(buf)
+		}
 		if ndjson {
 			buf = append(buf, '\n')
 		}
@@ -239,8 +252,13 @@ func (h *Handler) event(w http.ResponseWriter, r *http.Request, c *call) {
 	if err == nil {
 		var e *log.Event
 		if e, err = t.log.Event(seq); err == nil {
-			w.Header().Set("ETag", `"`+e.IDString()+`"`)
 			w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+			w.Header().Add("Vary", "Accept")
+			if wantsCloudEvents(r, ceMediaType) {
+				writeCloudEvent(w, e) // cloudevents.go
+				return
+			}
+			w.Header().Set("ETag", `"`+e.IDString()+`"`)
 			writeJSON(w, http.StatusOK, e.AppendJSON(nil))
 			return
 		}
