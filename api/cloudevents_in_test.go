@@ -1,11 +1,18 @@
 package api
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
+
+	"strata/internal/blake3"
+	"strata/internal/fileutil"
+	"strata/jsonx"
+	"strata/log"
 )
 
 const ceCT = "application/cloudevents+json"
@@ -232,4 +239,86 @@ func TestCloudEventRefused(t *testing.T) {
 	if head := serve(h, "GET", "/head", nil); !strings.Contains(head.Body.String(), `"seq":0`) {
 		t.Fatalf("a refused CloudEvent stored something: %s", head.Body)
 	}
+}
+
+// TestCloudEventFaults: a batch whose second blob cannot be stored, and a
+// binary-mode event whose log write fails, store no event; the blobs
+// stored before the failure stay (content-addressed, README says so).
+func TestCloudEventFaults(t *testing.T) {
+	h := newHandler(t, Config{})
+	hashOf := func(s string) string { d := blake3.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	batch := "[" + ce(map[string]any{"id": "f-1", "data": "one", "datacontenttype": "text/plain"}) + "," +
+		ce(map[string]any{"id": "f-2", "data": "two", "datacontenttype": "text/plain"}) + "]"
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpRename && strings.Contains(path, hashOf("two")) {
+			return syscall.EIO
+		}
+		return nil
+	})
+	w := serve(h, "POST", "/events", strings.NewReader(batch), "Content-Type", "application/cloudevents-batch+json")
+	undo()
+	if w.Code != http.StatusInternalServerError || strings.Contains(w.Body.String(), h.cfg.DataDir) {
+		t.Fatalf("a blob that cannot be stored: %d %s", w.Code, w.Body)
+	}
+	if head := serve(h, "GET", "/head", nil); !strings.Contains(head.Body.String(), `"seq":0`) {
+		t.Fatalf("a failed batch stored an event: %s", head.Body)
+	}
+	if serve(h, "GET", "/storage/"+hashOf("one"), nil).Code != 200 || serve(h, "GET", "/storage/"+hashOf("two"), nil).Code != 404 {
+		t.Fatal("the first blob should stay, the second not be there")
+	}
+
+	undo = fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpWrite && strings.HasSuffix(path, ".seg") {
+			return syscall.EIO
+		}
+		return nil
+	})
+	w = serve(h, "POST", "/events", strings.NewReader("three"), "Content-Type", "text/plain", "Content-Length", "5",
+		"Ce-Specversion", "1.0", "Ce-Id", "f-3", "Ce-Source", "/s", "Ce-Type", "t", "Ce-Subject", "e")
+	undo()
+	if w.Code < 500 || strings.Contains(w.Body.String(), h.cfg.DataDir) {
+		t.Fatalf("a log write that fails: %d %s", w.Code, w.Body)
+	}
+	if head := serve(h, "GET", "/head", nil); !strings.Contains(head.Body.String(), `"seq":0`) {
+		t.Fatalf("a failed append stored an event: %s", head.Body)
+	}
+	if serve(h, "GET", "/storage/"+hashOf("three"), nil).Code != 200 {
+		t.Fatal("the blob stored before the failed append should stay")
+	}
+}
+
+// FuzzParseCloudEvents: the structured-mode reader never panics, and what
+// it accepts maps to a valid strata event: a type, entity and key the log
+// takes, compact JSON data and a compact meta object with the source.
+func FuzzParseCloudEvents(f *testing.F) {
+	f.Add([]byte(ce(nil)), false)
+	f.Add([]byte(ce(map[string]any{"time": "2026-11-19T08:00:00Z", "ext": 1, "b": true, "data": "x", "datacontenttype": "text/plain"})), false)
+	f.Add([]byte(ce(map[string]any{"data": nil, "data_base64": "AAEC"})), false)
+	f.Add([]byte("["+ce(nil)+","+ce(map[string]any{"id": "2"})+"]"), true)
+	f.Add([]byte(`{"specversion":"1.0","id":"a\u0000","source":" ","type":"A","subject":""}`), false)
+	f.Fuzz(func(t *testing.T, body []byte, batch bool) {
+		out, err := parseStructuredCE(body, batch, 100)
+		if err != nil {
+			if _, ok := err.(*apiError); !ok {
+				t.Fatalf("error %T %v, want an *apiError", err, err)
+			}
+			return
+		}
+		for _, m := range out {
+			if log.ValidateType(m.in.Type) != nil || log.ValidateEntity(m.in.Entity) != nil || log.ValidateKey(m.in.Key) != nil {
+				t.Fatalf("accepted an event the log refuses: %+v", m.in)
+			}
+			if m.hasBlob {
+				continue
+			}
+			for _, v := range [][]byte{m.in.Data, m.in.Meta} {
+				if c, err := jsonx.Compact(nil, v); err != nil || string(c) != string(v) {
+					t.Fatalf("not compact JSON: %q (%v)", v, err)
+				}
+			}
+			if err := jsonx.Members(m.in.Meta, func(name, _ []byte) bool { return true }); err != nil || !strings.HasPrefix(string(m.in.Meta), `{"source":`) {
+				t.Fatalf("meta %q: %v", m.in.Meta, err)
+			}
+		}
+	})
 }
