@@ -53,6 +53,7 @@ func TestLayering(t *testing.T) {
 		{"strata/query", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/internal/jq", nil, true},
 		{"strata/projections", []string{"strata/query", "strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/zstdx", "strata/internal/jq"}, true},
+		{"strata/consumers", []string{"strata/projections", "strata/query", "strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/zstdx", "strata/internal/jq"}, true},
 		{"strata/quota", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/auth", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/tenants", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fileutil"}, true},

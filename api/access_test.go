@@ -215,6 +215,13 @@ var accessMatrix = func() map[string]access {
 		"GET /replays/{id}":                  read,
 		"POST /replays/{id}/cancel":          define,
 		"DELETE /replays/{id}":               define,
+		"GET /consumers":                     read,
+		"GET /consumers/{name}":              read,
+		"PUT /consumers/{name}":              define,
+		"DELETE /consumers/{name}":           define,
+		"GET /consumers/{name}/events":       read,
+		"PUT /consumers/{name}/position":     read, // a consumer's reader commits what it read
+		"POST /events/{id}/ack":              read,
 		"GET /quota":                         info,
 		"GET /session":                       whoami,
 		"POST /session":                      login,

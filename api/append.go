@@ -43,6 +43,11 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
+	waits, waitFor, err := parseWaitConsumers(r, c)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	held := &hold{b: h.inflight}
 	defer held.release()
 	bp := bodyBufs.Get().(*bytes.Buffer)
@@ -144,6 +149,13 @@ func (h *Handler) appendInputs(w http.ResponseWriter, r *http.Request, c *call, 
 		status = http.StatusOK // every event repeated an earlier one by its key
 	}
 	h.auditAppend(c, "events.append", status, res)
+	if waits != nil {
+		held.release() // the request's memory is not held while it waits
+		if pending := h.awaitConsumers(r.Context(), c, waits, res, waitFor); pending != nil {
+			w.Header().Set(ConsumersPendingHeader, strings.Join(pending, ", "))
+			status = http.StatusAccepted
+		}
+	}
 	writeJSON(w, status, b)
 }
 

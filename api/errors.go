@@ -54,6 +54,11 @@ var statusOf = map[string]int{
 	"invalid_definition": http.StatusBadRequest,
 	"invalid_name":       http.StatusBadRequest,
 	"not_keyed":          http.StatusBadRequest,
+	// consumers: a position not on the chain (naming its field), a
+	// Strata-Wait-Consumer header that is malformed or names no consumer
+	"invalid_position": http.StatusBadRequest,
+	"invalid_header":   http.StatusBadRequest,
+	"unknown_consumer": http.StatusBadRequest,
 	// 401: no credentials, or credentials that are not valid.
 	"unauthorized":  http.StatusUnauthorized,
 	"token_expired": http.StatusUnauthorized,
@@ -92,6 +97,10 @@ var statusOf = map[string]int{
 	"projection_failed":     http.StatusConflict,
 	"unreadable_definition": http.StatusConflict,
 	"replay_finished":       http.StatusConflict,
+	// a consumer read by another reader (with its lease's end), a commit
+	// before the position without reset (with the position)
+	"lease_held":      http.StatusConflict,
+	"position_behind": http.StatusConflict,
 	// 411, 413, 415: the body.
 	"length_required":        http.StatusLengthRequired,
 	"body_too_large":         http.StatusRequestEntityTooLarge,
@@ -144,7 +153,8 @@ type apiError struct {
 	// extra members of the error object, such as the current value after a
 	// conflict.
 	extra map[string]any
-	// retry is the Retry-After of a 429 or 503 (1 s when zero).
+	// retry is the Retry-After of a 429 or 503 (1 s when zero), or of
+	// another answer that sets it (a consumer's lease held, 409).
 	retry time.Duration
 }
 
@@ -308,7 +318,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
 	h.Del("ETag")
-	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
+	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests || e.retry > 0 {
 		secs := retryAfter
 		if e.retry > 0 {
 			secs = int((e.retry + time.Second - 1) / time.Second)

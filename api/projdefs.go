@@ -348,6 +348,14 @@ func conflictAsExists(err error, name string, want int64) error {
 // entity, expecting the entity at version expected: the server's own
 // write, through the same commit as every append.
 func (h *Handler) writeDefEvent(c *call, name, typ string, data []byte, expected int64) (*log.Result, error) {
+	return h.writeRecord(c, projections.DefEntity(name), typ, data, expected, "projections."+strings.TrimPrefix(typ, "strata.projection."))
+}
+
+// writeRecord appends one of the server's own records (a reserved type on
+// a reserved entity, which a client may not append) to entity, expecting
+// it at version expected, through the same commit as every append; action
+// names it in the audit log.
+func (h *Handler) writeRecord(c *call, entity, typ string, data []byte, expected int64, action string) (*log.Result, error) {
 	meta, err := jsonx.SetMember(nil, nil, "by", jsonx.AppendString(nil, c.who.String()))
 	if err != nil {
 		return nil, err
@@ -355,12 +363,12 @@ func (h *Handler) writeDefEvent(c *call, name, typ string, data []byte, expected
 	if data == nil {
 		data = []byte("null")
 	}
-	req := &log.Request{Events: []log.Proposed{{Type: typ, Entity: projections.DefEntity(name), Data: data, Meta: meta, ExpectedVersion: expected}}}
+	req := &log.Request{Events: []log.Proposed{{Type: typ, Entity: entity, Data: data, Meta: meta, ExpectedVersion: expected}}}
 	res, err := h.commit(c, req)
 	if err != nil {
 		return nil, err
 	}
-	h.auditAppend(c, "projections."+strings.TrimPrefix(typ, "strata.projection."), http.StatusOK, res)
+	h.auditAppend(c, action, http.StatusOK, res)
 	return res, nil
 }
 

@@ -57,6 +57,9 @@ type tenant struct {
 	// tail wakes this process's long-polls of the tenant (GET
 	// /events?wait=) when it appends.
 	tail tailSignal
+	// acks wakes this process's writers waiting for consumers
+	// (Strata-Wait-Consumer) when it commits a position or an ack.
+	acks tailSignal
 
 	closeOnce sync.Once
 	closeErr  error

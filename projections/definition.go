@@ -177,7 +177,7 @@ func (d *Definition) Check() error {
 	if !ok {
 		return fieldErr("kind", "must be one of %s", strings.Join(KindNames(), ", "))
 	}
-	if err := d.Filter.check(); err != nil {
+	if err := d.Filter.Check(); err != nil {
 		return err
 	}
 	if k.validate != nil {
@@ -186,7 +186,9 @@ func (d *Definition) Check() error {
 	return nil
 }
 
-func (f *Filter) check() error {
+// Check validates f; a bad pattern is a *FieldError naming it
+// ("filter.types[1]", "filter.entity").
+func (f *Filter) Check() error {
 	for i, t := range f.Types {
 		field := fmt.Sprintf("filter.types[%d]", i)
 		if t == "" || len(t) > 128 || !isTypePattern(t) || !query.ValidPattern(t) {

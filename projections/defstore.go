@@ -208,14 +208,40 @@ func ListDefs(l *log.Log) ([]string, error) {
 	return c.Names, nil
 }
 
+// ListNames is ListDefs for other definitions kept the same way (consumers):
+// the names after entityPrefix of every entity with an event whose type
+// starts typePrefix, from a catalog cache of the same format in
+// cacheDir (under the tenant's directory, e.g. "cache/consumerdefs").
+func ListNames(l *log.Log, cacheDir, entityPrefix, typePrefix string) ([]string, error) {
+	c, err := loadCatalogOf(l, catalogSpec{dir: cacheDir, entity: []byte(entityPrefix), typ: []byte(typePrefix)})
+	if err != nil {
+		return nil, err
+	}
+	return c.Names, nil
+}
+
+// catalogSpec says which definitions a catalog lists and where it is
+// kept; states is set for projections' only (StateDef).
+type catalogSpec struct {
+	dir         string
+	entity, typ []byte
+	states      bool
+}
+
+// projCatalog is the catalog of projection definitions.
+var projCatalog = catalogSpec{dir: catalogDir, entity: defEntityPrefix, typ: defTypePrefix, states: true}
+
 // catalogRewrite is how far a catalog may fall behind the head before the
 // reader that caught it up writes it again: rewriting it on every read
 // after every append would make reads write.
 const catalogRewrite = 4096
 
-// loadCatalog returns the catalog, caught up to the head.
-func loadCatalog(l *log.Log) (*catalog, error) {
-	path := filepath.Join(l.Dir(), catalogDir, catalogFile)
+// loadCatalog returns the projections' catalog, caught up to the head.
+func loadCatalog(l *log.Log) (*catalog, error) { return loadCatalogOf(l, projCatalog) }
+
+// loadCatalogOf returns the catalog of spec, caught up to the head.
+func loadCatalogOf(l *log.Log, spec catalogSpec) (*catalog, error) {
+	path := filepath.Join(l.Dir(), spec.dir, catalogFile)
 	var c catalog
 	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil && c.Format == catalogFormat && c.Seq > 0 {
 		if e, err := l.Event(c.Seq); err != nil || hex.EncodeToString(e.ID[:]) != c.ID {
@@ -236,7 +262,7 @@ func loadCatalog(l *log.Log) (*catalog, error) {
 	for _, n := range c.Names {
 		names[n] = true
 	}
-	if c.States == nil {
+	if c.States == nil && spec.states {
 		c.States = map[string]string{}
 	}
 	changed := false
@@ -246,18 +272,19 @@ func loadCatalog(l *log.Log) (*catalog, error) {
 	var last *log.Event
 	for it.Next() {
 		e := it.Raw()
-		if bytes.HasPrefix(e.Entity, defEntityPrefix) && bytes.HasPrefix(e.Type, defTypePrefix) {
-			name := string(e.Entity[len(defEntityPrefix):])
+		if bytes.HasPrefix(e.Entity, spec.entity) && bytes.HasPrefix(e.Type, spec.typ) {
+			name := string(e.Entity[len(spec.entity):])
 			names[name], changed = true, true
-			switch string(e.Type) {
-			case TypeDefined:
+			switch {
+			case !spec.states:
+			case string(e.Type) == TypeDefined:
 				var d struct{ Kind, Entity string }
 				if json.Unmarshal(e.Data(), &d) == nil && d.Kind == "state" {
 					c.States[name] = d.Entity
 				} else {
 					delete(c.States, name)
 				}
-			case TypeDeleted:
+			case string(e.Type) == TypeDeleted:
 				delete(c.States, name)
 			}
 		}

@@ -29,6 +29,17 @@ type matcher struct {
 // maxSeenTypes bounds the remembered type answers.
 const maxSeenTypes = 4096
 
+// Matches returns f's test of an event's type and entity, as a projection
+// with that filter sees events (strata.* types only when a pattern names
+// them). It remembers answers: one per goroutine.
+func (f Filter) Matches() func(typ, entity string) bool {
+	m := newMatcher(f)
+	return func(typ, entity string) bool {
+		// The bytes are only read during the call, never kept.
+		return m.match(unsafe.Slice(unsafe.StringData(typ), len(typ)), unsafe.Slice(unsafe.StringData(entity), len(entity)))
+	}
+}
+
 func newMatcher(f Filter) *matcher {
 	m := &matcher{types: f.Types, entity: f.Entity, seen: map[string]bool{}}
 	for _, t := range f.Types {

@@ -32,6 +32,9 @@ type Params struct {
 	// "" for any. In an entity glob, * does not cross a "/".
 	Type   string
 	Entity string
+	// Match, if set, is one more test every event must pass (a consumer's
+	// filter); it makes the read a filtered one, bounded by Budget.
+	Match func(typ, entity string) bool
 	// Limit is the most events returned; must be positive.
 	Limit int
 	// Budget bounds the bytes of records a filtered read may look at
@@ -137,7 +140,7 @@ func Prepare(l *log.Log, p Params) (*Plan, error) {
 		if err := pl.entitySeqs(); err != nil {
 			return nil, err
 		}
-	case p.Type == "" && p.Entity == "":
+	case p.Type == "" && p.Entity == "" && p.Match == nil:
 		// Every seq in range matches: the page is the next Limit seqs.
 		pl.known = true
 		if pl.last-pl.after > uint64(p.Limit) {
@@ -168,7 +171,7 @@ func (pl *Plan) RunContext(ctx context.Context, emit func(*log.Event) error) (Pa
 	if pl.entity {
 		return pl.runEntity(ctx, emit)
 	}
-	filtered := pl.p.Type != "" || pl.p.Entity != ""
+	filtered := pl.p.Type != "" || pl.p.Entity != "" || pl.p.Match != nil
 	it := pl.l.Scan(pl.after+1, pl.last)
 	for n := 0; it.Next(); n++ {
 		e := it.Event()
@@ -177,7 +180,7 @@ func (pl *Plan) RunContext(ctx context.Context, emit func(*log.Event) error) (Pa
 				return pg, err
 			}
 		}
-		if !matches(pl.p.Type, e.Type) || !matches(pl.p.Entity, e.Entity) {
+		if !matches(pl.p.Type, e.Type) || !matches(pl.p.Entity, e.Entity) || pl.p.Match != nil && !pl.p.Match(e.Type, e.Entity) {
 			if filtered && it.Bytes() >= pl.p.Budget && e.Seq < pl.last {
 				pg.Next = e.Seq // looked at through here; go on after it
 				return pg, nil
@@ -235,7 +238,7 @@ func (pl *Plan) entitySeqs() error {
 	var seqs []uint64
 	for it.Next() {
 		e := it.Event()
-		if !matches(pl.p.Type, e.Type) {
+		if !matches(pl.p.Type, e.Type) || pl.p.Match != nil && !pl.p.Match(e.Type, e.Entity) {
 			if it.Bytes() >= pl.p.Budget && e.Seq < pl.last {
 				pl.next = e.Seq
 				break
