@@ -43,11 +43,6 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
-	waits, waitFor, err := parseWaitConsumers(r, c)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
 	held := &hold{b: h.inflight}
 	defer held.release()
 	bp := bodyBufs.Get().(*bytes.Buffer)
@@ -73,7 +68,13 @@ func (h *Handler) append(w http.ResponseWriter, r *http.Request, c *call) {
 // appendInputs stores the parsed events of an append, atomically, and
 // answers: a receipt per event, an object when single, an array otherwise.
 func (h *Handler) appendInputs(w http.ResponseWriter, r *http.Request, c *call, held *hold, inputs []jsonx.Input, ifHead *[32]byte, single bool) {
-	var err error
+	// Checked before anything is stored: a consumer named that does not
+	// exist refuses the whole append.
+	waits, waitFor, err := parseWaitConsumers(r, c)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	held.force(eventCost * int64(len(inputs)))
 	req := &log.Request{Events: make([]log.Proposed, len(inputs)), IfHead: ifHead}
 	// Without accounts the principal is "anonymous": meta.by is there
