@@ -444,6 +444,71 @@ longpoll() {
 	fi
 }
 
+# consumers MODE BASE: the named consumer routes through Apache: defined,
+# read under a lease (a second reader refused 409 with Retry-After), a
+# position committed and read back, a writer waiting with
+# Strata-Wait-Consumer released by an ack sent in another request (another
+# process), and answered 202 naming the consumer at its timeout; deleted.
+consumers() {
+	local mode=$1 base=$2 c=apache-$1 id seq pid t0 t1 ms
+	http PUT "$base/consumers/$c" "${CT_JSON[@]}" --data-binary '{"filter":{"types":["apache.consumer"]}}'
+	expect "$mode: PUT /consumers/$c → 201" 201 '.name=="'"$c"'" and .position.seq==0'
+	http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"apache.consumer","entity":"c/1","data":1}'
+	id=$(jqb .id)
+	seq=$(jqb .seq)
+	http GET "$base/consumers/$c/events?reader=r1&lease=60"
+	expect "$mode: GET /consumers/$c/events → its filter's event" 200 'length==1 and .[0].id=="'"$id"'"'
+	http GET "$base/consumers/$c/events?reader=r2"
+	if [ "$ST" = 409 ] && [ "$(jqb .error.code)" = lease_held ] && [ "$(jqb .error.reader)" = r1 ] && has_hdr Retry-After; then
+		ok "$mode: a second reader → 409 lease_held with the holder and Retry-After"
+	else
+		nok "$mode: a second reader → 409 lease_held with the holder and Retry-After" "$(what)"
+	fi
+	http PUT "$base/consumers/$c/position?reader=r1" "${CT_JSON[@]}" --data-binary '{"id":"'"$id"'"}'
+	expect "$mode: PUT /consumers/$c/position → committed" 200 '.position.seq=='"$seq"' and .committed_at!=null and .reader=="r1"'
+	http GET "$base/consumers/$c"
+	expect "$mode: GET /consumers/$c → the position" 200 '.position.id=="'"$id"'"'
+	http PUT "$base/consumers/$c/position?reader=r1" "${CT_JSON[@]}" --data-binary '{"seq":0}'
+	expect "$mode: a commit back without reset → 409 position_behind" 409 '.error.code=="position_behind"'
+	# A writer waits; an ack in another request releases it.
+	t0=$(date +%s%N)
+	curl -sS --max-time 30 -o "$OUT/cwbody" -D "$OUT/cwhdr" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "${CT_JSON[@]}" \
+		-H "Strata-Wait-Consumer: $c; timeout=20000" --data-binary '{"type":"apache.consumer","entity":"c/2","data":2}' \
+		"$base/events" >"$OUT/cwst" 2>"$OUT/cwerr" &
+	pid=$!
+	id=""
+	for _ in $(seq 100); do
+		http GET "$base/events?after=$seq&type=apache.consumer"
+		id=$(jqb '.[0].id')
+		[ -n "$id" ] && break
+		sleep 0.05
+	done
+	t1=$(date +%s%N)
+	http POST "$base/events/$id/ack?consumer=$c"
+	expect "$mode: POST /events/<id>/ack?consumer=$c → 200" 200 '.acked==true'
+	wait "$pid"
+	ms=$((($(date +%s%N) - t1) / 1000000))
+	if [ "$(cat "$OUT/cwst")" = 201 ] && [ "$(jq -r .entity "$OUT/cwbody" 2>/dev/null)" = c/2 ] && [ "$ms" -lt 5000 ]; then
+		ok "$mode: a writer waiting with Strata-Wait-Consumer is released by the ack (201, ${ms} ms after it)"
+	else
+		nok "$mode: a writer waiting with Strata-Wait-Consumer is released by the ack" "after ${ms} ms: $(cat "$OUT/cwst") $(head -c 300 "$OUT/cwbody") $(cat "$OUT/cwerr")"
+	fi
+	http POST "$base/events" "${CT_JSON[@]}" -H "Strata-Wait-Consumer: $c; timeout=300" --data-binary '{"type":"apache.consumer","entity":"c/3","data":3}'
+	if [ "$ST" = 202 ] && [ "$(hdr Strata-Consumers-Pending)" = "$c" ] && [ "$(jqb .entity)" = c/3 ]; then
+		ok "$mode: nobody acks → 202 at the timeout, Strata-Consumers-Pending: $c, the receipt"
+	else
+		nok "$mode: nobody acks → 202 at the timeout naming the consumer" "$(what) pending '$(hdr Strata-Consumers-Pending)'"
+	fi
+	http POST "$base/events" "${CT_JSON[@]}" -H "Strata-Wait-Consumer: nobody" --data-binary '{"type":"apache.consumer","entity":"c/4","data":4}'
+	expect "$mode: Strata-Wait-Consumer naming no consumer → 400 unknown_consumer" 400 '.error.code=="unknown_consumer"'
+	http GET "$base/consumers"
+	expect "$mode: GET /consumers lists it" 200 'map(.name) | index("'"$c"'") != null'
+	http DELETE "$base/consumers/$c"
+	expect "$mode: DELETE /consumers/$c → 200" 200 '.deleted==true'
+	http GET "$base/consumers/$c"
+	expect "$mode: GET a deleted consumer → 410" 410 '.error.code=="gone"'
+}
+
 # projections MODE BASE: the projection and replay routes through Apache:
 # a definition written, its result read (stamped, at a point, by key),
 # changed, paused, resumed, rebuilt as a replay polled to its end, deleted;
@@ -1128,6 +1193,7 @@ TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 projections cgi "http://127.0.0.1:$PORT_CGI/api"
 longpoll cgi "http://127.0.0.1:$PORT_CGI/api"
+consumers cgi "http://127.0.0.1:$PORT_CGI/api"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
 reborn cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI"
@@ -1136,6 +1202,7 @@ TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
 longpoll fcgid "http://127.0.0.1:$PORT_FCGID/api"
+consumers fcgid "http://127.0.0.1:$PORT_FCGID/api"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"
