@@ -55,6 +55,8 @@ fuzz:
 	$(GO) test ./internal/jq -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./projections -run '^$$' -fuzz '^FuzzCacheFiles$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzParseCloudEvents$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./consumers -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./consumers -run '^$$' -fuzz '^FuzzStateFile$$' -fuzztime $(FUZZTIME)
 
 soak: build
 	STRATA_SOAK=1 $(GO) test -count=1 -timeout 60m -run 'Crash|Concurrent' -v ./tests/...

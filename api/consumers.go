@@ -343,17 +343,21 @@ func setConsumerHeaders(w http.ResponseWriter, st *consumers.State) {
 // consumerEvents serves GET /consumers/<name>/events: a page of the
 // consumer's events after its committed position (or after=, which may be
 // ahead of it: a reader paging before it commits), as GET /events serves
-// pages, with wait= to long-poll. Reading takes or renews the lease.
+// pages (JSON, NDJSON, CloudEvents), with wait= to long-poll. Reading
+// takes or renews the lease.
 func (h *Handler) consumerEvents(w http.ResponseWriter, r *http.Request, c *call) {
 	rec, ok := targetConsumer(w, r, c)
 	if !ok {
 		return
 	}
 	q := r.URL.Query()
-	err := checkParams(q, "after", "limit", "wait", "reader", "lease")
+	err := checkParams(q, "after", "limit", "wait", "reader", "lease", "format")
 	var p query.Params
 	if err == nil {
-		p, err = readParams(q, "wait", "reader", "lease")
+		p, err = readParams(q, "wait", "reader", "lease", "format")
+	}
+	if err == nil {
+		err = formatParam(q)
 	}
 	var d time.Duration
 	if err == nil {

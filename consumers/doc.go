@@ -10,9 +10,11 @@
 //   - Its position is durable state beside the log, not in the chain: one
 //     small file per consumer under <tenant dir>/consumers/ (FORMAT.md),
 //     replaced atomically and fsynced (file, then directory) before Commit
-//     or Ack returns. A commit that fails leaves the previous position as
-//     it was, whole; a process killed at any point (kill -9) leaves one or
-//     the other.
+//     or Ack returns. A commit whose write, file fsync or rename fails
+//     leaves the previous position as it was, whole (one whose directory
+//     fsync fails after the rename reports the failure, though the new
+//     file may be what readers see); a process killed at any point
+//     (kill -9) leaves one or the other.
 //   - A position is always an event on the chain (or the start, seq 0),
 //     and it moves backwards only when the commit says reset.
 //   - One reader at a time: reading or committing takes a lease, named by
