@@ -244,6 +244,8 @@ func quotaFlags(f *cmdFlags, ov *quota.Overrides) {
 	setInt("storage", "`size` of log and blobs, e.g. 10G; 0: unlimited", &ov.StorageBytes, true)
 	setInt("max-blob", "largest blob (`size`), e.g. 100M; 0: unlimited", &ov.MaxBlob, true)
 	setInt("projections", "`N` projections defined at once; 0: unlimited", &ov.Projections, false)
+	setInt("cache-entries", "`N` entries in the tenant's cache (PUT /cache); 0: unlimited", &ov.CacheEntries, false)
+	setInt("cache-bytes", "`size` of the tenant's cache, e.g. 10M; 0: unlimited", &ov.CacheBytes, true)
 	f.Func("rps", "`N` requests per second per credential; 0: unlimited", func(v string) error {
 		var r float64
 		if _, err := fmt.Sscan(v, &r); err != nil {

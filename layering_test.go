@@ -57,6 +57,7 @@ func TestLayering(t *testing.T) {
 		{"strata/quota", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/auth", []string{"strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/tenants", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fileutil"}, true},
+		{"strata/coord", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/audit", []string{"strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/admin", []string{"strata/audit", "strata/auth", "strata/tenants", "strata/quota", "strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/cgi", nil, false},

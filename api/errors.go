@@ -59,6 +59,9 @@ var statusOf = map[string]int{
 	"invalid_position": http.StatusBadRequest,
 	"invalid_header":   http.StatusBadRequest,
 	"unknown_consumer": http.StatusBadRequest,
+	// coordination: a cache key, mutex or channel name outside its
+	// characters (coord.ValidKey)
+	"invalid_key": http.StatusBadRequest,
 	// 401: no credentials, or credentials that are not valid.
 	"unauthorized":  http.StatusUnauthorized,
 	"token_expired": http.StatusUnauthorized,
@@ -101,6 +104,10 @@ var statusOf = map[string]int{
 	// before the position without reset (with the position)
 	"lease_held":      http.StatusConflict,
 	"position_behind": http.StatusConflict,
+	// a mutex held by another (the answer carries its expiry); an unlock
+	// whose token is not the holder's
+	"mutex_held": http.StatusConflict,
+	"not_holder": http.StatusConflict,
 	// 411, 413, 415: the body.
 	"length_required":        http.StatusLengthRequired,
 	"body_too_large":         http.StatusRequestEntityTooLarge,
@@ -110,6 +117,9 @@ var statusOf = map[string]int{
 	"unsupported_media_type": http.StatusUnsupportedMediaType,
 	// 429 and 503 carry Retry-After.
 	"too_many_failures": http.StatusTooManyRequests,
+	// every slot of the mutex table where the key goes holds a lock;
+	// Retry-After says when the first expires
+	"mutex_table_full": http.StatusTooManyRequests,
 	// quota_exceeded's status depends on the quota (quotaError).
 	"quota_exceeded": http.StatusTooManyRequests,
 	// The server's faults: see faultMessage.
@@ -121,6 +131,8 @@ var statusOf = map[string]int{
 	"internal":             http.StatusInternalServerError,
 	"corrupt":              http.StatusInternalServerError,
 	"disk_full":            http.StatusInsufficientStorage,
+	// broadcast under CGI, where no process outlives its request
+	"needs_server": http.StatusNotImplemented,
 }
 
 // faultMessage is what a client is told of a fault on the server's side
@@ -142,8 +154,11 @@ var faultMessage = map[string]string{
 func fault(code string) *apiError { return errorf(code, "%s", faultMessage[code]) }
 
 // isFault reports whether e is a fault on the server's side, which is
-// logged and answered in general terms.
-func (e *apiError) isFault() bool { return e.status >= 500 && e.code != "quota_exceeded" }
+// logged and answered in general terms. A quota's 507 and needs_server's
+// 501 are not: the client is told exactly why, and nothing failed.
+func (e *apiError) isFault() bool {
+	return e.status >= 500 && e.code != "quota_exceeded" && e.code != "needs_server"
+}
 
 // apiError is an error with its HTTP answer.
 type apiError struct {
@@ -192,6 +207,9 @@ func quotaError(e *quota.ExceededError) *apiError {
 	case quota.QuotaProjections:
 		// Not a matter of time: only deleting a projection helps.
 		ae.status = http.StatusForbidden
+	case quota.QuotaCacheEntries, quota.QuotaCacheBytes:
+		// Like storage: room must be made (or expire) first.
+		ae.status = http.StatusInsufficientStorage
 	}
 	ae.extra = map[string]any{"quota": e.Quota, "limit": e.Limit}
 	ae.retry = e.RetryAfter
@@ -210,6 +228,9 @@ func classify(err error) *apiError {
 	var hc *log.HeadConflictError
 	var kc *log.KeyConflictError
 	var qe *quota.ExceededError
+	if ce := coordError(err); ce != nil {
+		return ce
+	}
 	switch {
 	case errors.As(err, &ae):
 		return ae

@@ -18,6 +18,9 @@ const (
 	inTenant
 	// system routes reach the installation: accounts, tenants, audit.
 	system
+	// inTenantFiles routes reach files of one tenant beside its log, never
+	// the log itself, which a CGI request on them does not open.
+	inTenantFiles
 )
 
 // route is one method on one path: the permission it needs, in one place
@@ -89,6 +92,14 @@ var routes = []route{
 	{"GET", "/consumers/{name}/events", auth.PermRead, inTenant, (*Handler).consumerEvents},
 	{"PUT", "/consumers/{name}/position", auth.PermRead, inTenant, (*Handler).consumerPosition},
 	{"POST", "/events/{id}/ack", auth.PermRead, inTenant, (*Handler).eventAck},
+	// Coordination (coord.go): cache, mutexes, broadcast.
+	{"GET", "/cache/{key}", auth.PermRead, inTenantFiles, (*Handler).cacheGet},
+	{"PUT", "/cache/{key}", auth.PermAppend, inTenantFiles, (*Handler).cachePut},
+	{"DELETE", "/cache/{key}", auth.PermAppend, inTenantFiles, (*Handler).cacheDelete},
+	{"POST", "/mutex/{key}/lock", auth.PermAppend, inTenantFiles, (*Handler).mutexLock},
+	{"POST", "/mutex/{key}/unlock", auth.PermAppend, inTenantFiles, (*Handler).mutexUnlock},
+	{"POST", "/broadcast/{channel}", auth.PermAppend, inTenantFiles, (*Handler).broadcastPost},
+	{"GET", "/broadcast/{channel}/stream", auth.PermRead, inTenantFiles, (*Handler).broadcastStream},
 	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},
 	{"GET", "/session", auth.PermInfo, system, (*Handler).whoami},
 	{"POST", "/session", "", public, (*Handler).login},

@@ -138,7 +138,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 		}
 		return h.deny(r, rt, c, "", errorf("forbidden", "the %s role may not %s %s", who.Role, r.Method, clip(r.URL.Path)))
 	}
-	if rt.scope != inTenant {
+	if rt.scope != inTenant && rt.scope != inTenantFiles {
 		return nil
 	}
 	name := pathTenant
@@ -168,7 +168,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, rt *route, c
 	}
 	t, cfg := own, ownCfg
 	if name != who.Tenant {
-		if t, cfg, err = h.tenant(name); t != nil {
+		get := h.tenant
+		if rt.scope == inTenantFiles {
+			get = h.tenantNoLog
+		}
+		if t, cfg, err = get(name); t != nil {
 			c.held = append(c.held, t)
 		}
 	}

@@ -88,8 +88,8 @@ func TestStatusOnlyInErrors(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("checked %d files: run in the package's directory", checked)
 	}
-	for code, status := range statusOf {
-		if _, ok := faultMessage[code]; ok != (status >= 500 && code != "quota_exceeded") {
+	for code, status := range statusOf { // isFault: 5xx but quota_exceeded and needs_server
+		if _, ok := faultMessage[code]; ok != errorf(code, "").isFault() {
 			t.Errorf("code %q, status %d: a fault (5xx) has a faultMessage, and only a fault", code, status)
 		}
 	}

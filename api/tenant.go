@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"strata/blobs"
+	"strata/coord"
 	"strata/log"
 	"strata/quota"
 	"strata/tenants"
@@ -60,6 +61,11 @@ type tenant struct {
 	// acks wakes this process's writers waiting for consumers
 	// (Strata-Wait-Consumer) when it commits a position or an ack.
 	acks tailSignal
+	// The broadcast ring (coord.go) opens on first use, in long-running
+	// modes only.
+	ringOnce sync.Once
+	ring     *coord.Ring
+	ringErr  error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,6 +89,9 @@ func (t *tenant) close() error {
 		t.stopWorker()
 		if t.rate != nil {
 			t.rate.Close()
+		}
+		if t.ring != nil {
+			t.ring.Close()
 		}
 		if t.log != nil { // nil: from tenantNoLog
 			t.closeErr = t.log.Close()
@@ -170,7 +179,8 @@ func (h *Handler) loadConfig(name string) (tenants.Config, string, error) {
 // it is refused). A process that serves one request (CGI) gets the
 // tenant without opening its log — which would cost a hundred system
 // calls, and fail the request if the log is damaged or busy recovering;
-// it is dropped from the start, so the request's release closes it.
+// it is dropped from the start, so the request's release closes it. Routes
+// on files beside the log (scope inTenantFiles) use it too.
 // Long-running processes, and a tenant already open, go through tenant.
 func (h *Handler) tenantNoLog(name string) (*tenant, tenants.Config, error) {
 	h.mu.Lock()
@@ -178,6 +188,11 @@ func (h *Handler) tenantNoLog(name string) (*tenant, tenants.Config, error) {
 	h.mu.Unlock()
 	if open || h.cfg.LongRunning {
 		return h.tenant(name)
+	}
+	if h.cfg.NoAuth && !tenants.Exists(h.cfg.DataDir, name) {
+		if err := tenants.Ensure(h.cfg.DataDir, name); err != nil {
+			return nil, tenants.Config{}, err
+		}
 	}
 	cfg, _, err := h.loadConfig(name)
 	if err != nil {

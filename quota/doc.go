@@ -22,16 +22,18 @@
 //
 // # Tiers
 //
-//	tier        events/day   storage           largest blob     requests/s   burst   projections
-//	free           10,000    100 MiB           10 MiB                    5      10             5
-//	standard    1,000,000    10 GiB            1 GiB                   100     200           100
-//	unlimited           —    —                 —                         —       —             —
+//	tier        events/day   storage           largest blob     requests/s   burst   projections   cache entries   cache bytes
+//	free           10,000    100 MiB           10 MiB                    5      10             5           1,000        10 MiB
+//	standard    1,000,000    10 GiB            1 GiB                   100     200           100         100,000         1 GiB
+//	unlimited           —    —                 —                         —       —             —               —             —
 //
 // "standard" is the tier of a tenant that names none (DefaultTier). Storage
 // counts the tenant's log segments plus its blobs. Events per day count
 // from midnight UTC. The server's own --max-blob applies on top of
 // max_blob. Projections counts the projections defined and not deleted;
-// every one costs the tenant CPU on each catch-up.
+// every one costs the tenant CPU on each catch-up. The cache quotas
+// bound the coordination cache (PUT /cache/<key>, package coord): its
+// live entries, and their bytes counted as each value plus 32.
 //
 // # Burst
 //

@@ -14,6 +14,8 @@ const (
 	QuotaMaxBlob           = "max_blob"
 	QuotaRequestsPerSecond = "requests_per_second"
 	QuotaProjections       = "projections"
+	QuotaCacheEntries      = "cache_entries"
+	QuotaCacheBytes        = "cache_bytes"
 )
 
 // ErrExceeded matches every *ExceededError with errors.Is, so the api's
@@ -54,6 +56,10 @@ func (e *ExceededError) Error() string {
 		return fmt.Sprintf("%v %s: %s per second, retry after %v", ErrExceeded, e.Quota, lim, e.RetryAfter)
 	case QuotaProjections:
 		return fmt.Sprintf("%v %s: %d projections defined of %s; delete one first", ErrExceeded, e.Quota, e.Used, lim)
+	case QuotaCacheEntries:
+		return fmt.Sprintf("%v %s: %d cache entries of %s; delete one or wait for one to expire", ErrExceeded, e.Quota, e.Used, lim)
+	case QuotaCacheBytes:
+		return fmt.Sprintf("%v %s: %d bytes in the cache of %s, adding %d; delete entries or wait for some to expire", ErrExceeded, e.Quota, e.Used, lim, e.Adding)
 	}
 	return fmt.Sprintf("%v %s: %d of %s", ErrExceeded, e.Quota, e.Used, lim)
 }

@@ -15,6 +15,8 @@ type Limits struct {
 	RequestsPerSecond float64 `json:"requests_per_second"` // per credential
 	Burst             int     `json:"burst"`               // requests at once after idling; 0 = max(1, ⌈2×rate⌉)
 	Projections       int64   `json:"projections"`         // projections defined at once (deleted ones not counted)
+	CacheEntries      int64   `json:"cache_entries"`       // entries in the tenant's cache (PUT /cache/<key>)
+	CacheBytes        int64   `json:"cache_bytes"`         // bytes of the cache's entries, values plus 32 bytes each
 }
 
 // Overrides change some of a tier's Limits: a nil field keeps the tier's
@@ -26,6 +28,8 @@ type Overrides struct {
 	RequestsPerSecond *float64 `json:"requests_per_second,omitempty"`
 	Burst             *int     `json:"burst,omitempty"`
 	Projections       *int64   `json:"projections,omitempty"`
+	CacheEntries      *int64   `json:"cache_entries,omitempty"`
+	CacheBytes        *int64   `json:"cache_bytes,omitempty"`
 }
 
 // DefaultTier is the tier of a tenant that names none.
@@ -51,6 +55,8 @@ var tiers = map[string]Limits{
 		MaxBlob:           10 * miB,
 		RequestsPerSecond: 5,
 		Projections:       5,
+		CacheEntries:      1000,
+		CacheBytes:        10 * miB,
 	},
 	"standard": {
 		EventsPerDay:      1_000_000,
@@ -58,6 +64,8 @@ var tiers = map[string]Limits{
 		MaxBlob:           1 * giB,
 		RequestsPerSecond: 100,
 		Projections:       100,
+		CacheEntries:      100_000,
+		CacheBytes:        1 * giB,
 	},
 	"unlimited": {},
 }
@@ -118,6 +126,12 @@ func (l Limits) Merge(over Overrides) Limits {
 	if over.Projections != nil {
 		l.Projections = *over.Projections
 	}
+	if over.CacheEntries != nil {
+		l.CacheEntries = *over.CacheEntries
+	}
+	if over.CacheBytes != nil {
+		l.CacheBytes = *over.CacheBytes
+	}
 	return l
 }
 
@@ -133,6 +147,8 @@ func (l Limits) Validate() error {
 		{"max_blob", l.MaxBlob},
 		{"burst", int64(l.Burst)},
 		{"projections", l.Projections},
+		{"cache_entries", l.CacheEntries},
+		{"cache_bytes", l.CacheBytes},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("quota %s: negative (%d)", f.name, f.v)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -26,9 +27,9 @@ func TestTiers(t *testing.T) {
 		want Limits
 		ok   bool
 	}{
-		{"free", Limits{EventsPerDay: 10_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Projections: 5}, true},
-		{"standard", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100, Projections: 100}, true},
-		{"", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100, Projections: 100}, true}, // DefaultTier
+		{"free", Limits{EventsPerDay: 10_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Projections: 5, CacheEntries: 1000, CacheBytes: 10 << 20}, true},
+		{"standard", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100, Projections: 100, CacheEntries: 100_000, CacheBytes: 1 << 30}, true},
+		{"", Limits{EventsPerDay: 1_000_000, StorageBytes: 10 << 30, MaxBlob: 1 << 30, RequestsPerSecond: 100, Projections: 100, CacheEntries: 100_000, CacheBytes: 1 << 30}, true}, // DefaultTier
 		{"unlimited", Limits{}, true},
 		{"gold", Limits{}, false},
 		{"Free", Limits{}, false},
@@ -50,11 +51,11 @@ func TestMerge(t *testing.T) {
 	}{
 		{"nothing", Overrides{}, free},
 		{"one field", Overrides{EventsPerDay: ptr[int64](50_000)},
-			Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Projections: 5}},
+			Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Projections: 5, CacheEntries: 1000, CacheBytes: 10 << 20}},
 		{"zero means unlimited, not keep", Overrides{StorageBytes: ptr[int64](0), RequestsPerSecond: ptr(0.0)},
-			Limits{EventsPerDay: 10_000, MaxBlob: 10 << 20, Projections: 5}},
-		{"every field", Overrides{ptr[int64](1), ptr[int64](2), ptr[int64](3), ptr(4.5), ptr(6), ptr[int64](7)},
-			Limits{1, 2, 3, 4.5, 6, 7}},
+			Limits{EventsPerDay: 10_000, MaxBlob: 10 << 20, Projections: 5, CacheEntries: 1000, CacheBytes: 10 << 20}},
+		{"every field", Overrides{ptr[int64](1), ptr[int64](2), ptr[int64](3), ptr(4.5), ptr(6), ptr[int64](7), ptr[int64](8), ptr[int64](9)},
+			Limits{1, 2, 3, 4.5, 6, 7, 8, 9}},
 	} {
 		if got := free.Merge(tc.over); got != tc.want {
 			t.Errorf("%s: Merge = %+v, want %+v", tc.name, got, tc.want)
@@ -75,7 +76,7 @@ func TestResolveTenantFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Burst: 3, Projections: 5}
+	want := Limits{EventsPerDay: 50_000, StorageBytes: 100 << 20, MaxBlob: 10 << 20, RequestsPerSecond: 5, Burst: 3, Projections: 5, CacheEntries: 1000, CacheBytes: 10 << 20}
 	if l != want {
 		t.Errorf("Resolve = %+v, want %+v", l, want)
 	}
@@ -166,5 +167,23 @@ func TestCheckProjections(t *testing.T) {
 	}
 	if err := (Limits{}).CheckProjections(1 << 40); err != nil {
 		t.Errorf("unlimited: %v", err)
+	}
+}
+
+// With carries every field of an update: a field it forgot would make
+// `strata tenant set --<it>` and PATCH /admin/tenants silently do nothing
+// (as --projections once did).
+func TestOverridesWithEveryField(t *testing.T) {
+	var n Overrides
+	v := reflect.ValueOf(&n).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		f.Set(reflect.New(f.Type().Elem()))
+	}
+	got := reflect.ValueOf(Overrides{}.With(n))
+	for i := range got.NumField() {
+		if got.Field(i).IsNil() {
+			t.Errorf("With drops %s", got.Type().Field(i).Name)
+		}
 	}
 }

@@ -18,5 +18,14 @@ func (o Overrides) With(n Overrides) Overrides {
 	if n.Burst != nil {
 		o.Burst = n.Burst
 	}
+	if n.Projections != nil {
+		o.Projections = n.Projections
+	}
+	if n.CacheEntries != nil {
+		o.CacheEntries = n.CacheEntries
+	}
+	if n.CacheBytes != nil {
+		o.CacheBytes = n.CacheBytes
+	}
 	return o
 }

@@ -1,0 +1,369 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"strata/coord"
+	"strata/log"
+)
+
+// The coordination services (README "Coordination"): a cache of
+// short-lived JSON values, mutexes with fencing tokens, and broadcast
+// channels whose messages are never stored. Their state lives in files of
+// package coord under the tenant's coordDir, shared by every process on
+// the data directory; none of their routes opens the tenant's log
+// (scope inTenantFiles), so a CGI request pays only for the file it uses.
+
+// coordDir is the directory of a tenant's coordination files (coord's
+// FORMAT.md).
+const coordDir = "coord"
+
+// broadcastPoll is how often a broadcast subscriber looks at the shared
+// ring for messages posted by other processes (mod_fcgid runs several);
+// this process's posts wake it at once.
+const broadcastPoll = 20 * time.Millisecond
+
+// broadcastHeartbeat is the interval of a broadcast stream's heartbeat
+// comments: well under Apache's Timeout (CGI-NOTES 6) and the idle
+// timeouts of common proxies.
+const broadcastHeartbeat = 15 * time.Second
+
+func (c *call) coordDir() string { return filepath.Join(c.t.dir, coordDir) }
+
+// keyArg is the route's key or channel, checked.
+func keyArg(c *call, what string) (string, error) {
+	if err := coord.ValidKey(c.arg); err != nil {
+		e := errorf("invalid_key", "%s %q: %v", what, clip(c.arg), err)
+		e.extra = map[string]any{what: clip(c.arg)}
+		return "", e
+	}
+	return c.arg, nil
+}
+
+// ttlParam parses ttl=<seconds> (a decimal number, to the millisecond):
+// def when absent, at least 1 ms and at most most.
+func ttlParam(q url.Values, def, most time.Duration) (time.Duration, error) {
+	v, ok := q["ttl"]
+	if !ok {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v[len(v)-1], 64)
+	d := time.Duration(math.Round(f*1000)) * time.Millisecond
+	if err != nil || math.IsNaN(f) || f > most.Seconds() || d < time.Millisecond {
+		return 0, badParam("ttl", "must be a number of seconds from 0.001 to "+strconv.FormatFloat(most.Seconds(), 'f', -1, 64))
+	}
+	return d, nil
+}
+
+// appendExpires appends "expires":"<time>" (9 fractional digits, UTC, as
+// events' times are served).
+func appendExpires(b []byte, t time.Time) []byte {
+	b = append(b, `"expires":"`...)
+	b = log.AppendTime(b, t.UnixNano())
+	return append(b, '"')
+}
+
+// cacheGet serves GET /cache/<key>: the value exactly as stored.
+func (h *Handler) cacheGet(w http.ResponseWriter, r *http.Request, c *call) {
+	key, err := keyArg(c, "key")
+	if err == nil {
+		err = checkParams(r.URL.Query())
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cache := coord.Cache{Dir: c.coordDir()}
+	e, err := cache.Get(key, timeNow())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Strata-Expires", string(log.AppendTime(nil, e.Expires.UnixNano())))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(e.Value)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(e.Value)
+}
+
+// cachePut serves PUT /cache/<key>?ttl=<seconds>: any JSON value, stored
+// byte for byte, until the ttl (default an hour) has passed.
+func (h *Handler) cachePut(w http.ResponseWriter, r *http.Request, c *call) {
+	key, err := keyArg(c, "key")
+	if err == nil {
+		err = checkParams(r.URL.Query(), "ttl")
+	}
+	var ttl time.Duration
+	if err == nil {
+		ttl, err = ttlParam(r.URL.Query(), coord.DefaultCacheTTL, coord.MaxCacheTTL)
+	}
+	var body []byte
+	if err == nil {
+		body, err = readBody(r, coord.MaxValue, new(bytes.Buffer), nil)
+	}
+	if err == nil && !json.Valid(body) {
+		err = errorf("invalid_body", "the request body is not one JSON value")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	lim := c.cfg.Limits()
+	cache := coord.Cache{Dir: c.coordDir(), MaxEntries: lim.CacheEntries, MaxBytes: lim.CacheBytes}
+	e, err := cache.Put(key, body, ttl, timeNow())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	b := []byte(`{"key":`)
+	b = appendAny(b, key)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, ',')
+	b = appendExpires(b, e.Expires)
+	writeJSON(w, http.StatusOK, append(b, '}'))
+}
+
+// cacheDelete serves DELETE /cache/<key>.
+func (h *Handler) cacheDelete(w http.ResponseWriter, r *http.Request, c *call) {
+	key, err := keyArg(c, "key")
+	if err == nil {
+		err = checkParams(r.URL.Query())
+	}
+	if err == nil {
+		cache := coord.Cache{Dir: c.coordDir()}
+		err = cache.Delete(key, timeNow())
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// mutexLock serves POST /mutex/<key>/lock?ttl=<seconds> (default 30 s).
+func (h *Handler) mutexLock(w http.ResponseWriter, r *http.Request, c *call) {
+	key, err := keyArg(c, "key")
+	if err == nil {
+		err = checkParams(r.URL.Query(), "ttl")
+	}
+	var ttl time.Duration
+	if err == nil {
+		ttl, err = ttlParam(r.URL.Query(), coord.DefaultLockTTL, coord.MaxLockTTL)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	m := coord.Mutexes{Dir: c.coordDir(), NoSync: h.cfg.NoSync}
+	g, err := m.Lock(key, ttl, timeNow())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	b := []byte(`{"key":`)
+	b = appendAny(b, key)
+	b = append(b, `,"token":`...)
+	b = strconv.AppendUint(b, g.Token, 10)
+	b = append(b, ',')
+	b = appendExpires(b, g.Expires)
+	writeJSON(w, http.StatusOK, append(b, '}'))
+}
+
+// mutexUnlock serves POST /mutex/<key>/unlock with {"token":n}.
+func (h *Handler) mutexUnlock(w http.ResponseWriter, r *http.Request, c *call) {
+	key, err := keyArg(c, "key")
+	if err == nil {
+		err = checkParams(r.URL.Query())
+	}
+	var in struct {
+		Token *uint64 `json:"token"`
+	}
+	if err == nil {
+		err = readJSON(r, &in)
+	}
+	if err == nil && (in.Token == nil || *in.Token == 0) {
+		e := errorf("invalid_body", "the request body must be {\"token\":n} with the token the lock answered")
+		e.extra = map[string]any{"field": "token"}
+		err = e
+	}
+	if err == nil {
+		m := coord.Mutexes{Dir: c.coordDir(), NoSync: h.cfg.NoSync}
+		err = m.Unlock(key, *in.Token, timeNow())
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	b := []byte(`{"key":`)
+	b = appendAny(b, key)
+	b = append(b, `,"released":true}`...)
+	writeJSON(w, http.StatusOK, b)
+}
+
+// errCGIBroadcast answers the broadcast routes under CGI.
+func errCGIBroadcast() error {
+	return errorf("needs_server", "broadcast needs a long-running server (standalone or FastCGI): under CGI every request is a process of its own that ends with its answer, so none holds subscribers for a message to reach")
+}
+
+// broadcastPost serves POST /broadcast/<channel>: a JSON body of at most
+// coord.MaxMessage bytes, sent (compacted to one line) to the channel's
+// subscribers in every process of the data directory, and never stored.
+func (h *Handler) broadcastPost(w http.ResponseWriter, r *http.Request, c *call) {
+	if !h.cfg.LongRunning {
+		writeError(w, r, errCGIBroadcast())
+		return
+	}
+	channel, err := keyArg(c, "channel")
+	if err == nil {
+		err = checkParams(r.URL.Query())
+	}
+	var body []byte
+	if err == nil {
+		body, err = readBody(r, coord.MaxMessage, new(bytes.Buffer), nil)
+	}
+	var msg bytes.Buffer
+	if err == nil && json.Compact(&msg, body) != nil {
+		err = errorf("invalid_body", "the request body is not one JSON value")
+	}
+	var ring *coord.Ring
+	if err == nil {
+		ring, err = c.t.broadcast()
+	}
+	var seq uint64
+	if err == nil {
+		seq, err = ring.Post(channel, msg.Bytes(), timeNow())
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	b := []byte(`{"channel":`)
+	b = appendAny(b, channel)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	writeJSON(w, http.StatusAccepted, append(b, '}'))
+}
+
+// broadcastStream serves GET /broadcast/<channel>/stream: Server-Sent
+// Events, each message's data the JSON posted and its id the ring's seq
+// (an EventSource that reconnects with Last-Event-ID gets what the ring
+// still holds after it); an "event: missed" with {"missed":n} when the
+// subscriber fell a ring behind and n messages went by unread; an
+// "event: end" with {"reason":"shutdown"} when the server stops.
+func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *call) {
+	if !h.cfg.LongRunning {
+		writeError(w, r, errCGIBroadcast())
+		return
+	}
+	channel, err := keyArg(c, "channel")
+	if err == nil {
+		err = checkParams(r.URL.Query())
+	}
+	var ring *coord.Ring
+	if err == nil {
+		ring, err = c.t.broadcast()
+	}
+	var after uint64
+	if err == nil {
+		after, err = ring.Head()
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		if n, perr := strconv.ParseUint(id, 10, 64); perr == nil && n <= after {
+			after = n
+		}
+	}
+	out := startSSE(w, r)
+	streamBroadcast(r, out, ring, channel, after, h.draining.done())
+}
+
+// streamBroadcast sends channel's messages after seq after to out until
+// the client leaves (a write fails, or the request's context ends) or stop
+// closes.
+func streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string, after uint64, stop <-chan struct{}) {
+	buf := make([]byte, coord.MaxMessage)
+	poll := time.NewTicker(broadcastPoll)
+	defer poll.Stop()
+	beat := time.NewTicker(broadcastHeartbeat)
+	defer beat.Stop()
+	var id []byte
+	for {
+		changed := ring.Changed()
+		next, missed, err := ring.Read(channel, after, buf, func(m coord.Message) error {
+			id = strconv.AppendUint(id[:0], m.Seq, 10)
+			return out.send(string(id), "", m.Data)
+		})
+		if err == nil && missed > 0 {
+			err = out.send("", "missed", append(strconv.AppendUint([]byte(`{"missed":`), missed, 10), '}'))
+		}
+		if err == nil && next != after {
+			err = out.flush()
+		}
+		if err != nil {
+			return
+		}
+		after = next
+		select {
+		case <-changed:
+		case <-poll.C:
+		case <-beat.C:
+			if out.comment("") != nil || out.flush() != nil {
+				return
+			}
+		case <-r.Context().Done():
+			return
+		case <-stop:
+			out.send("", "end", []byte(`{"reason":"shutdown"}`))
+			out.flush()
+			return
+		}
+	}
+}
+
+// broadcast returns the tenant's broadcast ring, opening it on first use
+// (long-running modes only).
+func (t *tenant) broadcast() (*coord.Ring, error) {
+	t.ringOnce.Do(func() { t.ring, t.ringErr = coord.OpenRing(filepath.Join(t.dir, coordDir)) })
+	return t.ring, t.ringErr
+}
+
+// coordError is the answer for an error of package coord, nil if err is
+// not one.
+func coordError(err error) *apiError {
+	var he *coord.HeldError
+	var fe *coord.TableFullError
+	switch {
+	case errors.As(err, &he):
+		e := errorf("mutex_held", "the mutex is held until %s", log.AppendTime(nil, he.Expires.UnixNano()))
+		e.extra = map[string]any{"expires": string(log.AppendTime(nil, he.Expires.UnixNano()))}
+		return e
+	case errors.As(err, &fe):
+		e := errorf("mutex_table_full", "as many of the tenant's mutexes are held at once as its table holds in that place; retry after one expires or is released")
+		e.retry = fe.RetryAfter
+		return e
+	case errors.Is(err, coord.ErrNotHolder):
+		return errorf("not_holder", "the token does not hold the mutex: the lock expired, or was granted again since (with a larger token), or was never granted")
+	case errors.Is(err, coord.ErrNotFound):
+		return errorf("not_found", "no such cache entry (or it has expired)")
+	case errors.Is(err, coord.ErrInvalidKey):
+		return errorf("invalid_key", "%v", coord.ErrInvalidKey)
+	case errors.Is(err, coord.ErrNoSpace):
+		return fault("disk_full")
+	case errors.Is(err, coord.ErrCorrupt):
+		return fault("corrupt")
+	}
+	return nil
+}
