@@ -209,11 +209,13 @@ func (h *Handler) consumerPut(w http.ResponseWriter, r *http.Request, c *call) {
 	if exists && !hasStart && cur.Def != nil {
 		def.After, def.From = cur.Def.After, cur.Def.From // a PUT without a start keeps it
 	}
-	if def.From != "" {
-		if _, err := def.Start(c.t.log); err != nil {
-			writeError(w, r, defError(&consumers.FieldError{Field: "from", Msg: "is not an event on this chain"}))
-			return
+	if _, err := def.Start(c.t.log); err != nil {
+		field, msg := "after", "is past the head of the log (seq "+strconv.FormatUint(c.t.log.Through(), 10)+")"
+		if def.From != "" {
+			field, msg = "from", "is not an event on this chain"
 		}
+		writeError(w, r, defError(&consumers.FieldError{Field: field, Msg: msg}))
+		return
 	}
 	raw := def.Marshal()
 	if exists && bytes.Equal(raw, cur.Raw) {

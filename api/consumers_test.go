@@ -58,6 +58,7 @@ func TestConsumers(t *testing.T) {
 		{"/consumers/x", `{"filter":{"types":[""]}}`, "invalid_definition"},
 		{"/consumers/x", `{"from":"` + strings.Repeat("a", 64) + `"}`, "invalid_definition"},
 		{"/consumers/x", `{"bogus":1}`, "invalid_definition"},
+		{"/consumers/x", `{"after":99}`, "invalid_definition"},
 	} {
 		w := serve(h, "PUT", c.target, strings.NewReader(c.body))
 		if got := errorBody(t, w)["code"]; got != c.code {

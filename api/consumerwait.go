@@ -100,8 +100,9 @@ func parseWaitConsumers(r *http.Request, c *call) ([]consumerWait, time.Duration
 // pending, when ctx ends or the server drains.
 func (h *Handler) awaitConsumers(ctx context.Context, c *call, waits []consumerWait, res *log.Result, d time.Duration) []string {
 	type pending struct {
-		w    consumerWait
-		seqs []uint64
+		w     consumerWait
+		seqs  []uint64
+		stamp consumers.Stamp // of the position file last read
 	}
 	var left []pending
 	for _, w := range waits {
@@ -112,7 +113,7 @@ func (h *Handler) awaitConsumers(ctx context.Context, c *call, waits []consumerW
 			}
 		}
 		if len(seqs) > 0 { // events outside its filter need nothing from it
-			left = append(left, pending{w, seqs})
+			left = append(left, pending{w: w, seqs: seqs})
 		}
 	}
 	store := h.consumerStore(c)
@@ -124,6 +125,10 @@ func (h *Handler) awaitConsumers(ctx context.Context, c *call, waits []consumerW
 		woke := c.t.acks.wait() // taken before looking, so no wake is missed
 		kept := left[:0]
 		for _, p := range left {
+			if !store.Changed(p.w.rec.Name, &p.stamp) {
+				kept = append(kept, p) // nothing committed or acked since the last look
+				continue
+			}
 			done, err := store.Done(p.w.rec, p.seqs)
 			if err != nil {
 				c.ri.logger(h).Warn("read consumer position", "consumer", p.w.rec.Name, "err", err.Error())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"strata/internal/fileutil"
@@ -335,6 +336,32 @@ func (s *Store) Done(r *Record, seqs []uint64) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// Stamp identifies one version of a position file: every write replaces
+// the file (a new inode), so an unchanged stamp means nothing to read.
+type Stamp struct {
+	seen      bool // the zero Stamp matches no file, not even a missing one
+	ino, size uint64
+	mtime     int64
+}
+
+// Changed reports whether consumer name's position file differs from the
+// one *st identified, and records the one there now: a stat, which a
+// writer polling for commits and acks pays instead of a read.
+func (s *Store) Changed(name string, st *Stamp) bool {
+	now := Stamp{seen: true}
+	if fi, err := os.Stat(s.path(name)); err == nil {
+		now.size, now.mtime = uint64(fi.Size()), fi.ModTime().UnixNano()
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+			now.ino = sys.Ino
+		}
+	}
+	if now == *st {
+		return false
+	}
+	*st = now
+	return true
 }
 
 // Remove deletes consumer name's position (after its deletion is
