@@ -444,6 +444,60 @@ longpoll() {
 	fi
 }
 
+# coordination MODE BASE: the cache and a mutex through Apache (under CGI
+# every request is its own process, sharing the tenant's files), and
+# broadcast: 501 under CGI, under mod_fcgid a message posted by one
+# request reaches a subscriber's stream (which may be another process).
+coordination() {
+	local mode=$1 base=$2 key=apache-$1 token pid
+	http PUT "$base/cache/$key?ttl=60" "${CT_JSON[@]}" --data-binary '{"v": [1, 2.50]}'
+	expect "$mode: PUT /cache/$key → 200 with its expiry" 200 '.key=="'"$key"'" and (.expires|type=="string")'
+	http GET "$base/cache/$key"
+	if [ "$ST" = 200 ] && [ "$(cat "$OUT/body")" = '{"v": [1, 2.50]}' ]; then
+		ok "$mode: GET /cache/$key → the value as stored"
+	else
+		nok "$mode: GET /cache/$key → the value as stored" "$(what)"
+	fi
+	http PUT "$base/cache/$key" "${CT_JSON[@]}" --data-binary '{"v":'
+	expect "$mode: PUT /cache/$key with a body that is not JSON → 400" 400 '.error.code=="invalid_body"'
+	http DELETE "$base/cache/$key"
+	expect "$mode: DELETE /cache/$key → 204" 204
+	http GET "$base/cache/$key"
+	expect "$mode: GET /cache/$key after DELETE → 404" 404 '.error.code=="not_found"'
+
+	http POST "$base/mutex/$key/lock?ttl=30"
+	expect "$mode: POST /mutex/$key/lock → 200 with a token" 200 '.token > 0 and (.expires|type=="string")'
+	token=$(jqb .token)
+	http POST "$base/mutex/$key/lock"
+	expect "$mode: a second lock → 409 with the holder's expiry" 409 '.error.code=="mutex_held" and (.error.expires|type=="string")'
+	http POST "$base/mutex/$key/unlock" "${CT_JSON[@]}" --data-binary "{\"token\":$token}"
+	expect "$mode: POST /mutex/$key/unlock with the token → 200" 200 '.released==true'
+	http POST "$base/mutex/$key/unlock" "${CT_JSON[@]}" --data-binary "{\"token\":$token}"
+	expect "$mode: unlock again → 409 not_holder" 409 '.error.code=="not_holder"'
+	http POST "$base/mutex/$key/lock"
+	expect "$mode: lock after unlock → a larger token" 200 ".token > $token"
+
+	if [ "$mode" = cgi ]; then
+		http POST "$base/broadcast/$key" "${CT_JSON[@]}" --data-binary '{"hi":1}'
+		expect "$mode: POST /broadcast/$key → 501 saying why" 501 '.error.code=="needs_server" and (.error.message|test("CGI"))'
+		http GET "$base/broadcast/$key/stream"
+		expect "$mode: GET /broadcast/$key/stream → 501" 501 '.error.code=="needs_server"'
+		return
+	fi
+	curl -sS -N --max-time 3 -o "$OUT/bcbody" -H "Authorization: Bearer $TOKEN" \
+		"$base/broadcast/$key/stream" 2>/dev/null &
+	pid=$!
+	sleep 0.5
+	http POST "$base/broadcast/$key" "${CT_JSON[@]}" --data-binary '{"typing": "apache"}'
+	expect "$mode: POST /broadcast/$key → 202" 202 '.seq > 0'
+	wait "$pid"
+	if grep -qx 'data: {"typing":"apache"}' "$OUT/bcbody"; then
+		ok "$mode: the broadcast reached the subscriber's stream"
+	else
+		nok "$mode: the broadcast reached the subscriber's stream" "stream: $(head -c 300 "$OUT/bcbody" | tr '\n' '|')"
+	fi
+}
+
 # consumers MODE BASE: the named consumer routes through Apache: defined,
 # read under a lease (a second reader refused 409 with Retry-After), a
 # position committed and read back, a writer waiting with
@@ -1194,6 +1248,7 @@ smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 projections cgi "http://127.0.0.1:$PORT_CGI/api"
 longpoll cgi "http://127.0.0.1:$PORT_CGI/api"
 consumers cgi "http://127.0.0.1:$PORT_CGI/api"
+coordination cgi "http://127.0.0.1:$PORT_CGI/api"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
 reborn cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI"
@@ -1203,6 +1258,7 @@ smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
 longpoll fcgid "http://127.0.0.1:$PORT_FCGID/api"
 consumers fcgid "http://127.0.0.1:$PORT_FCGID/api"
+coordination fcgid "http://127.0.0.1:$PORT_FCGID/api"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"

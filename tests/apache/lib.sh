@@ -209,6 +209,9 @@ setup_apache() {
 			FcgidProcessTableFile $WORK/run/fcgid_shm
 			FcgidConnectTimeout 20
 			FcgidIOTimeout 120
+			# Pass answers on as the program writes them: the default
+			# holds back 64 KiB, so event streams would arrive at the end.
+			FcgidOutputBufferSize 0
 			# As Debian's default deflate.conf.
 			AddOutputFilterByType DEFLATE text/html text/plain text/xml text/css text/javascript
 			AddOutputFilterByType DEFLATE application/javascript application/xml
