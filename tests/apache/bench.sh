@@ -6,7 +6,9 @@
 #   - GET /entities/<entity> of an entity with 100,000 events under mod_cgid,
 #   - "cgi longpoll wake": a GET /events?…&wait=20 under mod_cgid, waiting,
 #     answered by an append (another CGI process): from the append's start
-#     to the long-poll's answer (100 rounds, each waits 200 ms first).
+#     to the long-poll's answer (100 rounds, each waits 200 ms first),
+#   - "cgi mutex lock+unlock": POST /mutex/<key>/lock then …/unlock with
+#     its token under mod_cgid, two CGI processes a round, timed together.
 # Accounts are on, as on a real host: every request carries the writer
 # token setup_apache made (Authorization: Bearer, through CGIPassAuth), so
 # "cgi append", "fcgid append" and "cgi read …" are token-authenticated.
@@ -20,7 +22,7 @@
 #
 # Same setup as e2e.sh (see lib.sh); needs go to build loadgen. Prints one
 # line per figure beside its target; targets are reported, never enforced.
-# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N, ENTITY_N, WAKE_N override the request counts.
+# CGI_N, FCGID_N, READ_N, BASIC_N, SESSION_N, ENTITY_N, WAKE_N, MUTEX_N override the request counts.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -127,6 +129,9 @@ BODY='{"type":"bench.appended","entity":"bench-{i}","data":{"i":{i},"sku":"A-1",
 "$LG" -label "cgi longpoll wake" -n "${WAKE_N:-100}" -warmup 2 -target 100 -method POST -want 201 \
 	-body '{"type":"bench.wake","entity":"wake","data":{"i":{i}}}' -wake "$CGI/events?type=bench.wake&wait=20" \
 	"${AUTH_CGI[@]}" "$CGI/events" || rc=1
+"$LG" -label "cgi mutex lock+unlock" -n "${MUTEX_N:-300}" -target 8 -method POST -want 200 \
+	-then "$CGI/mutex/bench/unlock" -then-body '{"token":{token}}' \
+	"${AUTH_CGI[@]}" "$CGI/mutex/bench/lock?ttl=10" || rc=1
 "$LG" -label "fcgid append" -n "${FCGID_N:-2000}" -target 1 -method POST -want 201 -body "$BODY" \
 	"${AUTH_FCGID[@]}" "$FCGID/events" || rc=1
 

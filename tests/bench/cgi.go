@@ -159,7 +159,7 @@ func (b *bench) measureCGIRead() {
 }
 
 // measureApache runs tests/apache/bench.sh (another helper's script) and
-// turns its lines into figures 4, 5, 6c, A4, A5, P8 and L5.
+// turns its lines into figures 4, 5, 6c, A4, A5, P8, L5 and L6.
 func (b *bench) measureApache() {
 	rows := []struct {
 		num, label, name, target string
@@ -173,6 +173,7 @@ func (b *bench) measureApache() {
 		{"11e", "cgi entity state", "entity state, entity with 100,000 events, CGI through Apache mod_cgid", "target p50 ≤ 5 ms", 5},
 		{"P8", "cgi projection result", "CGI GET /projections/<counter>/result, nothing new to catch up, via Apache mod_cgid", "target p50 ≤ 4 ms", 4},
 		{"L5", "cgi longpoll wake", "long-poll wake-up after a write, CGI through Apache mod_cgid (from the append's start)", "target p50 ≤ 100 ms", 100},
+		{"L6", "cgi mutex lock+unlock", "mutex lock + unlock (two CGI requests), CGI through Apache mod_cgid", "target p50 ≤ 8 ms", 8},
 		{"P8z", "cgi head", "(context) CGI GET /head, the cheapest authenticated read, via Apache mod_cgid", "—", 1e9},
 	}
 	skipAll := func(why string) {

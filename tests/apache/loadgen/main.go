@@ -21,6 +21,11 @@
 // waits) is sent, and once it has had -settle (plus up to 50 ms at random) to start waiting, the
 // request of -method/-body is made (the append); the time printed runs from
 // the append's start to the long-poll's answer, which must hold the event.
+//
+// With -then URL, each timed round is two requests: the one of
+// -method/-body, then a POST of -then-body to URL, where {token} is the
+// "token" of the first answer (a mutex lock, then its unlock); the time
+// printed is both, and both must answer -want.
 package main
 
 import (
@@ -77,6 +82,8 @@ func main() {
 		timeout   = flag.Duration("timeout", 30*time.Second, "per-request timeout")
 		wake      = flag.String("wake", "", "long-poll URL (GET /events?…&wait=<s>) whose wake-up by each request is timed")
 		settle    = flag.Duration("settle", 200*time.Millisecond, "with -wake: how long the long-poll waits before the request is made")
+		then      = flag.String("then", "", "URL POSTed after each request, in the same timed round (a mutex unlock after its lock)")
+		thenBody  = flag.String("then-body", "", "with -then: its body; {token} is the first answer's \"token\"")
 	)
 	flag.Parse()
 	if flag.NArg() != 1 {
@@ -133,6 +140,39 @@ func main() {
 		do = func(i int) (time.Duration, error) { return doWake(i, plain) }
 	}
 
+	if *then != "" {
+		first := do
+		do = func(i int) (time.Duration, error) {
+			d, err := first(i)
+			if err != nil {
+				return 0, err
+			}
+			m := tokenField.FindSubmatch(lastBody)
+			if m == nil {
+				return 0, fmt.Errorf("no token in %.200q", lastBody)
+			}
+			req, err := http.NewRequest("POST", *then, strings.NewReader(strings.ReplaceAll(*thenBody, "{token}", string(m[1]))))
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set("Content-Type", *ctype)
+			for _, kv := range headers {
+				req.Header.Add(kv[0], kv[1])
+			}
+			start := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != *want {
+				return 0, fmt.Errorf("-then: status %d, want %d", resp.StatusCode, *want)
+			}
+			return d + time.Since(start), nil
+		}
+	}
+
 	errs := 0
 	var firstErr error
 	for i := 0; i < *warmup; i++ {
@@ -186,6 +226,9 @@ func pct(sorted []time.Duration, p int) time.Duration {
 func ms(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
 }
+
+// tokenField finds the "token":N of a mutex lock's answer.
+var tokenField = regexp.MustCompile(`"token":([0-9]+)`)
 
 // seqField finds the largest "seq":N in an append's answer.
 var seqField = regexp.MustCompile(`"seq":([0-9]+)`)
