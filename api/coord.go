@@ -48,6 +48,31 @@ func keyArg(c *call, what string) (string, error) {
 	return c.arg, nil
 }
 
+// coordArgs checks a coordination request's key (or channel: what) and
+// its parameters: ttl=<seconds> (def when absent, up to most) when most is
+// not 0, none otherwise.
+func coordArgs(r *http.Request, c *call, what string, def, most time.Duration) (key string, ttl time.Duration, err error) {
+	key, err = keyArg(c, what)
+	q := r.URL.Query()
+	switch {
+	case err != nil:
+	case most == 0:
+		err = checkParams(q)
+	default:
+		if err = checkParams(q, "ttl"); err == nil {
+			ttl, err = ttlParam(q, def, most)
+		}
+	}
+	return key, ttl, err
+}
+
+// keyAnswer starts an answer about key: {"<what>":"<key>".
+func keyAnswer(what, key string) []byte {
+	b := append([]byte(`{"`), what...)
+	b = append(b, `":`...)
+	return appendAny(b, key)
+}
+
 // ttlParam parses ttl=<seconds> (a decimal number, to the millisecond):
 // def when absent, at least 1 ms and at most most.
 func ttlParam(q url.Values, def, most time.Duration) (time.Duration, error) {
@@ -73,10 +98,7 @@ func appendExpires(b []byte, t time.Time) []byte {
 
 // cacheGet serves GET /cache/<key>: the value exactly as stored.
 func (h *Handler) cacheGet(w http.ResponseWriter, r *http.Request, c *call) {
-	key, err := keyArg(c, "key")
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
+	key, _, err := coordArgs(r, c, "key", 0, 0)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -98,14 +120,7 @@ func (h *Handler) cacheGet(w http.ResponseWriter, r *http.Request, c *call) {
 // cachePut serves PUT /cache/<key>?ttl=<seconds>: any JSON value, stored
 // byte for byte, until the ttl (default an hour) has passed.
 func (h *Handler) cachePut(w http.ResponseWriter, r *http.Request, c *call) {
-	key, err := keyArg(c, "key")
-	if err == nil {
-		err = checkParams(r.URL.Query(), "ttl")
-	}
-	var ttl time.Duration
-	if err == nil {
-		ttl, err = ttlParam(r.URL.Query(), coord.DefaultCacheTTL, coord.MaxCacheTTL)
-	}
+	key, ttl, err := coordArgs(r, c, "key", coord.DefaultCacheTTL, coord.MaxCacheTTL)
 	var body []byte
 	if err == nil {
 		body, err = readBody(r, coord.MaxValue, new(bytes.Buffer), nil)
@@ -124,8 +139,7 @@ func (h *Handler) cachePut(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
-	b := []byte(`{"key":`)
-	b = appendAny(b, key)
+	b := keyAnswer("key", key)
 	b = append(b, `,"size":`...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, ',')
@@ -135,10 +149,7 @@ func (h *Handler) cachePut(w http.ResponseWriter, r *http.Request, c *call) {
 
 // cacheDelete serves DELETE /cache/<key>.
 func (h *Handler) cacheDelete(w http.ResponseWriter, r *http.Request, c *call) {
-	key, err := keyArg(c, "key")
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
+	key, _, err := coordArgs(r, c, "key", 0, 0)
 	if err == nil {
 		cache := coord.Cache{Dir: c.coordDir()}
 		err = cache.Delete(key, timeNow())
@@ -152,14 +163,7 @@ func (h *Handler) cacheDelete(w http.ResponseWriter, r *http.Request, c *call) {
 
 // mutexLock serves POST /mutex/<key>/lock?ttl=<seconds> (default 30 s).
 func (h *Handler) mutexLock(w http.ResponseWriter, r *http.Request, c *call) {
-	key, err := keyArg(c, "key")
-	if err == nil {
-		err = checkParams(r.URL.Query(), "ttl")
-	}
-	var ttl time.Duration
-	if err == nil {
-		ttl, err = ttlParam(r.URL.Query(), coord.DefaultLockTTL, coord.MaxLockTTL)
-	}
+	key, ttl, err := coordArgs(r, c, "key", coord.DefaultLockTTL, coord.MaxLockTTL)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -170,8 +174,7 @@ func (h *Handler) mutexLock(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
-	b := []byte(`{"key":`)
-	b = appendAny(b, key)
+	b := keyAnswer("key", key)
 	b = append(b, `,"token":`...)
 	b = strconv.AppendUint(b, g.Token, 10)
 	b = append(b, ',')
@@ -181,10 +184,7 @@ func (h *Handler) mutexLock(w http.ResponseWriter, r *http.Request, c *call) {
 
 // mutexUnlock serves POST /mutex/<key>/unlock with {"token":n}.
 func (h *Handler) mutexUnlock(w http.ResponseWriter, r *http.Request, c *call) {
-	key, err := keyArg(c, "key")
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
+	key, _, err := coordArgs(r, c, "key", 0, 0)
 	var in struct {
 		Token *uint64 `json:"token"`
 	}
@@ -204,8 +204,7 @@ func (h *Handler) mutexUnlock(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
-	b := []byte(`{"key":`)
-	b = appendAny(b, key)
+	b := keyAnswer("key", key)
 	b = append(b, `,"released":true}`...)
 	writeJSON(w, http.StatusOK, b)
 }
@@ -223,10 +222,7 @@ func (h *Handler) broadcastPost(w http.ResponseWriter, r *http.Request, c *call)
 		writeError(w, r, errCGIBroadcast())
 		return
 	}
-	channel, err := keyArg(c, "channel")
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
+	channel, _, err := coordArgs(r, c, "channel", 0, 0)
 	var body []byte
 	if err == nil {
 		body, err = readBody(r, coord.MaxMessage, new(bytes.Buffer), nil)
@@ -247,8 +243,7 @@ func (h *Handler) broadcastPost(w http.ResponseWriter, r *http.Request, c *call)
 		writeError(w, r, err)
 		return
 	}
-	b := []byte(`{"channel":`)
-	b = appendAny(b, channel)
+	b := keyAnswer("channel", channel)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	writeJSON(w, http.StatusAccepted, append(b, '}'))
@@ -265,10 +260,7 @@ func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, r, errCGIBroadcast())
 		return
 	}
-	channel, err := keyArg(c, "channel")
-	if err == nil {
-		err = checkParams(r.URL.Query())
-	}
+	channel, _, err := coordArgs(r, c, "channel", 0, 0)
 	var ring *coord.Ring
 	if err == nil {
 		ring, err = c.t.broadcast()
