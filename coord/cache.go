@@ -122,11 +122,8 @@ func (c *Cache) Put(key string, value []byte, ttl time.Duration, now time.Time) 
 	}
 	body := encodeEntry(value, now.Add(ttl), now)
 	err := c.change(now, func(u *usage, save func() error) error {
-		var old int64 = -1
-		if st, err := os.Stat(c.entryPath(key)); err == nil {
-			old = st.Size()
-		}
-		if err := c.admit(u, old, int64(len(body)), now); err != nil {
+		old, err := c.admit(u, key, int64(len(body)), now)
+		if err != nil {
 			return err
 		}
 		before := *u
@@ -157,11 +154,16 @@ func (c *Cache) Put(key string, value []byte, ttl time.Duration, now time.Time) 
 	return Entry{Value: value, Expires: now.Add(ttl)}, nil
 }
 
-// admit checks that an entry of size bytes, replacing one of old bytes
-// (-1: a new entry), fits the limits; past them it reclaims the expired
-// entries (recounting usage exactly) and checks again.
-func (c *Cache) admit(u *usage, old, size int64, now time.Time) error {
+// admit checks that an entry of size bytes under key fits the limits,
+// replacing the entry there (whose size it returns; -1: none); past them
+// it reclaims the expired entries (recounting usage exactly, and perhaps
+// removing key's own) and checks again.
+func (c *Cache) admit(u *usage, key string, size int64, now time.Time) (old int64, err error) {
 	over := func() error {
+		old = -1
+		if st, err := os.Stat(c.entryPath(key)); err == nil {
+			old = st.Size()
+		}
 		n, b := u.entries, u.bytes+size
 		if old >= 0 {
 			b -= old
@@ -177,12 +179,12 @@ func (c *Cache) admit(u *usage, old, size int64, now time.Time) error {
 		return nil
 	}
 	if over() == nil {
-		return nil
+		return old, nil
 	}
 	if err := c.sweep(u, now); err != nil {
-		return err
+		return 0, err
 	}
-	return over()
+	return old, over()
 }
 
 // Delete removes the entry key; ErrNotFound if there is none (or it had

@@ -142,3 +142,22 @@ func TestCacheFaults(t *testing.T) {
 		}
 	}
 }
+
+// A put over the limit sweeps; when the sweep removes the key's own
+// expired entry, the put counts as a new entry, and the count stays true.
+func TestCacheSweepRemovesOwnEntry(t *testing.T) {
+	c := Cache{Dir: t.TempDir(), MaxEntries: 3, MaxBytes: 100}
+	c.Put("a", []byte(`1`), time.Second, t0)
+	c.Put("d", []byte(`1`), time.Second, t0)
+	c.Put("b", []byte(`1`), time.Hour, t0)
+	later := t0.Add(2 * time.Second)
+	if _, err := c.Put("a", []byte(`123`), time.Hour, later); err != nil { // over the bytes: sweeps a and d
+		t.Fatal(err)
+	}
+	var counted, real usage
+	c.change(later, func(u *usage, _ func() error) error { counted = *u; return nil })
+	c.sweep(&real, later)
+	if counted != real || real.entries != 2 {
+		t.Fatalf("usage file says %+v, the entries %+v", counted, real)
+	}
+}
