@@ -2,9 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"strata/consumers"
+	"strata/internal/fileutil"
 )
 
 // consumerState decodes GET /consumers/<name>.
@@ -209,5 +214,34 @@ func TestWaitConsumer(t *testing.T) {
 		if got := errorBody(t, serve(h, "POST", c.target, nil))["code"]; got != c.code {
 			t.Errorf("POST %s: %v, want %s", c.target, got, c.code)
 		}
+	}
+}
+
+// TestConsumerCommitFault: a commit whose fsync fails answers a clean 500
+// (the request id, no path; the detail in the log) and the old position
+// stands.
+func TestConsumerCommitFault(t *testing.T) {
+	var l faultLog
+	data := t.TempDir()
+	h := newHandler(t, Config{DataDir: data, Logger: l.logger()})
+	h.cfg.NoSync, h.cfg.Log.NoSync = false, true // positions fsynced; the log need not be
+	for i := 0; i < 3; i++ {
+		appendOne(t, h, "a", "e")
+	}
+	serve(h, "PUT", "/consumers/c", strings.NewReader(`{}`))
+	if w := serve(h, "PUT", "/consumers/c/position", strings.NewReader(`{"seq":1}`)); w.Code != 200 {
+		t.Fatalf("commit: %d %s", w.Code, w.Body)
+	}
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpSync && strings.Contains(path, string(filepath.Separator)+consumers.Dir+string(filepath.Separator)) {
+			return syscall.EIO
+		}
+		return nil
+	})
+	w := serve(h, "PUT", "/consumers/c/position", strings.NewReader(`{"seq":3}`))
+	undo()
+	checkFault(t, w, data, 500, "internal", &l, "input/output error")
+	if s := getConsumer(t, h, "c"); s.Position.Seq != 1 {
+		t.Fatalf("after the failed commit the position is %d, want 1", s.Position.Seq)
 	}
 }

@@ -223,3 +223,28 @@ func TestCommitFsyncFails(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestChanged: the stamp sees every write (each a new file), and nothing
+// else; the zero stamp matches nothing, not even a missing file.
+func TestChanged(t *testing.T) {
+	l := testLog(t)
+	appendOne(t, l, "x", "e", `1`)
+	appendOne(t, l, "x", "e", `1`)
+	appendOne(t, l, TypeDefined, DefEntity("c"), `{}`)
+	r := mustRead(t, l, "c")
+	s := Open(l, true)
+	var st Stamp
+	if !s.Changed("c", &st) || s.Changed("c", &st) {
+		t.Fatal("a missing file: changed once from the zero stamp, then not")
+	}
+	now := time.Now()
+	for seq := uint64(1); seq <= 2; seq++ {
+		p, _ := Resolve(l, &seq, nil)
+		if _, err := s.Commit(r, p, false, "a", time.Minute, now); err != nil {
+			t.Fatal(err)
+		}
+		if !s.Changed("c", &st) || s.Changed("c", &st) {
+			t.Fatalf("commit %d: changed once, then not", seq)
+		}
+	}
+}
