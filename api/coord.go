@@ -26,11 +26,6 @@ import (
 // FORMAT.md).
 const coordDir = "coord"
 
-// broadcastPoll is how often a broadcast subscriber looks at the shared
-// ring for messages posted by other processes (mod_fcgid runs several);
-// this process's posts wake it at once.
-const broadcastPoll = 20 * time.Millisecond
-
 // broadcastHeartbeat is the interval of a broadcast stream's heartbeat
 // comments: well under Apache's Timeout (CGI-NOTES 6) and the idle
 // timeouts of common proxies.
@@ -287,8 +282,6 @@ func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *cal
 // closes.
 func streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string, after uint64, stop <-chan struct{}) {
 	buf := make([]byte, coord.MaxMessage)
-	poll := time.NewTicker(broadcastPoll)
-	defer poll.Stop()
 	beat := time.NewTicker(broadcastHeartbeat)
 	defer beat.Stop()
 	var id []byte
@@ -309,8 +302,7 @@ func streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string
 		}
 		after = next
 		select {
-		case <-changed:
-		case <-poll.C:
+		case <-changed: // a post, by this process or (within coord.RingPoll) another
 		case <-beat.C:
 			if out.comment("") != nil || out.flush() != nil {
 				return

@@ -50,12 +50,19 @@ type Ring struct {
 	f    *os.File
 	mem  []byte
 
-	mu      sync.Mutex // serialises this process's posts (flock does not, on one descriptor)
-	sigMu   sync.Mutex
-	sig     chan struct{}
-	closeMu sync.RWMutex
-	closed  bool
+	mu       sync.Mutex // serialises this process's posts (flock does not, on one descriptor)
+	sigMu    sync.Mutex
+	sig      chan struct{}
+	pollOnce sync.Once
+	stop     chan struct{} // closed by Close: the poller ends
+	closeMu  sync.RWMutex
+	closed   bool
 }
+
+// RingPoll is how often a ring's poller looks at the head for messages
+// posted by other processes; a post by this process wakes its readers at
+// once.
+const RingPoll = 20 * time.Millisecond
 
 // OpenRing opens (creating, sizing and allocating) the ring file of dir
 // and maps it.
@@ -104,7 +111,7 @@ func OpenRing(dir string) (*Ring, error) {
 		return nil, err
 	}
 	ok = true
-	return &Ring{path: path, f: f, mem: mem}, nil
+	return &Ring{path: path, f: f, mem: mem, stop: make(chan struct{})}, nil
 }
 
 func ringHeader() []byte {
@@ -263,16 +270,37 @@ func (r *Ring) slot(seq uint64, name, buf []byte) (m Message, n int, ok bool, er
 	return Message{Seq: seq, Time: time.Unix(0, at), Data: buf[:dn]}, n, true, nil
 }
 
-// Changed returns a channel closed at this process's next post: a
-// subscriber waits on it and on a short timer, which catches other
-// processes' posts.
+// Changed returns a channel closed when a message is posted: at once by
+// a post of this process, within RingPoll by another process's (one
+// poller per ring, started by the first call, looks at the shared head for
+// every reader of the process).
 func (r *Ring) Changed() <-chan struct{} {
+	r.pollOnce.Do(func() { go r.poll() })
 	r.sigMu.Lock()
 	defer r.sigMu.Unlock()
 	if r.sig == nil {
 		r.sig = make(chan struct{})
 	}
 	return r.sig
+}
+
+// poll wakes the readers when the head moves, until Close.
+func (r *Ring) poll() {
+	t := time.NewTicker(RingPoll)
+	defer t.Stop()
+	last, err := r.Head()
+	for err == nil {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		var h uint64
+		if h, err = r.Head(); err == nil && h != last {
+			last = h
+			r.notify()
+		}
+	}
 }
 
 func (r *Ring) notify() {
@@ -293,6 +321,7 @@ func (r *Ring) Close() error {
 		return nil
 	}
 	r.closed = true
+	close(r.stop)
 	err := fileutil.Munmap(r.mem)
 	if cerr := r.f.Close(); err == nil {
 		err = cerr

@@ -3,6 +3,7 @@ package coord
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Two rings on one file (two processes): what one posts the other reads,
@@ -22,6 +23,7 @@ func TestRingAcrossHandles(t *testing.T) {
 	defer b.Close()
 	start, _ := b.Head()
 	changed := a.Changed()
+	other := b.Changed() // woken by b's poller: the post is a's
 	for i := range 5 {
 		ch := "x"
 		if i%2 == 1 {
@@ -35,6 +37,11 @@ func TestRingAcrossHandles(t *testing.T) {
 	case <-changed:
 	default:
 		t.Fatal("a post did not signal its own process's readers")
+	}
+	select {
+	case <-other:
+	case <-time.After(time.Second):
+		t.Fatal("another handle's readers were not woken by its poller")
 	}
 	buf := make([]byte, MaxMessage)
 	var got string
