@@ -67,6 +67,12 @@ func serveFastCGI(stderr io.Writer) int {
 	cfg.Log.SyncOnClose = true
 	cfg.LongRunning = true
 	cfg.Logger = logger
+	if cfg.StreamTimeout == 0 {
+		// mod_fcgid gives each stream a process of its own, and ends a
+		// request busy past FcgidBusyTimeout (300 s): streams end, as
+		// under CGI, and clients reconnect.
+		cfg.StreamTimeout = api.DefaultStreamTimeout
+	}
 	warnMissingDataDir(cfg.DataDir, cfg.NoAuth, logger)
 	tuneGC()
 	h := api.New(cfg)

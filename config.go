@@ -104,12 +104,18 @@ type config struct {
 	// catchupBudget is how long a read may catch a projection's result
 	// up (and a CGI request move a replay on).
 	catchupBudget time.Duration
+	// streamTimeout ends a stream (GET /stream) with its resume point;
+	// 0: never in standalone, api.DefaultStreamTimeout under CGI and
+	// FastCGI. heartbeat is an idle stream's comment interval.
+	streamTimeout, heartbeat time.Duration
 }
 
 func (s settings) config() config {
 	lt, _ := time.ParseDuration(s.get("STRATA_LOCK_TIMEOUT", "10s"))
 	ttl, _ := time.ParseDuration(s.get("STRATA_SESSION_TTL", "12h"))
 	budget, _ := time.ParseDuration(s.get("STRATA_CATCHUP_BUDGET", "2s"))
+	streamTimeout, _ := time.ParseDuration(s.get("STRATA_STREAM_TIMEOUT", "0s"))
+	heartbeat, _ := time.ParseDuration(s.get("STRATA_STREAM_HEARTBEAT", api.DefaultHeartbeat.String()))
 	return config{
 		data:         s.get("STRATA_DATA", "./data"),
 		maxBody:      s.get("STRATA_MAX_BODY", "64M"),
@@ -133,6 +139,8 @@ func (s settings) config() config {
 
 		snapshotEvery: atoi(s.get("STRATA_SNAPSHOT_EVERY", ""), projections.DefaultSnapshotEvery),
 		catchupBudget: budget,
+		streamTimeout: streamTimeout,
+		heartbeat:     heartbeat,
 	}
 }
 
@@ -156,6 +164,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.trustProxy, "trust-proxy", c.trustProxy, "take the client address from X-Forwarded-For (behind a reverse proxy)")
 	fs.BoolVar(&c.auditAll, "audit-appends", c.auditAll, "record every append request in the audit log too (each event has meta.by regardless)")
 	fs.DurationVar(&c.catchupBudget, "catchup-budget", c.catchupBudget, "longest a read catches a projection's result up from the log; past it the answer is the result so far, marked behind")
+	fs.DurationVar(&c.streamTimeout, "stream-timeout", c.streamTimeout, "end a stream (GET /stream) after this long, with its resume point, so the client reconnects; 0: never (under CGI and FastCGI, where 0 means 25s, a stream holds a process)")
+	fs.DurationVar(&c.heartbeat, "stream-heartbeat", c.heartbeat, "how often an idle stream sends a heartbeat comment (keep it under the Timeout of any proxy in front)")
 	fs.IntVar(&c.snapshotEvery, "snapshot-every", c.snapshotEvery, "write an entity's snapshot every `n` versions, when a read folds through them; 0 for no automatic snapshots")
 }
 
@@ -202,6 +212,13 @@ func (c config) api() (api.Config, error) {
 		return api.Config{}, fmt.Errorf("catchup-budget %v: must be more than 0 (e.g. 2s)", c.catchupBudget)
 	}
 	cfg.CatchupBudget = c.catchupBudget
+	if c.streamTimeout < 0 {
+		return api.Config{}, fmt.Errorf("stream-timeout %v: must be 0 (none in standalone) or more", c.streamTimeout)
+	}
+	if c.heartbeat <= 0 {
+		return api.Config{}, fmt.Errorf("stream-heartbeat %v: must be more than 0 (e.g. 15s)", c.heartbeat)
+	}
+	cfg.StreamTimeout, cfg.Heartbeat = c.streamTimeout, c.heartbeat
 	if c.maxEvents <= 0 {
 		return api.Config{}, fmt.Errorf("max-events %d: must be at least 1", c.maxEvents)
 	}

@@ -84,6 +84,14 @@ type Config struct {
 	// replay on); past it the answer is the result so far, marked behind.
 	// Default DefaultCatchupBudget.
 	CatchupBudget time.Duration
+	// StreamTimeout ends a stream (GET /stream) this long after it began,
+	// with an "end" message and the resume point, so that the client
+	// reconnects. 0: DefaultStreamTimeout under CGI, where a stream holds
+	// a process; none in a long-running process.
+	StreamTimeout time.Duration
+	// Heartbeat is how often an idle stream sends a comment; default
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
 	// Logger gets what the operator must know and a client is not told:
 	// the details of every 5xx answer, under the request's id. Default:
 	// text lines on standard error, which Apache keeps in its error log.
@@ -129,6 +137,12 @@ func New(cfg Config) *Handler {
 	if cfg.CatchupBudget <= 0 {
 		cfg.CatchupBudget = DefaultCatchupBudget
 	}
+	if cfg.StreamTimeout <= 0 && !cfg.LongRunning {
+		cfg.StreamTimeout = DefaultStreamTimeout
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
 	if cfg.UsersFile == "" {
 		cfg.UsersFile = filepath.Join(cfg.DataDir, systemDir, "users")
 	}
@@ -149,6 +163,7 @@ func (h *Handler) Close() error {
 	for name, t := range h.tenants {
 		delete(h.tenants, name)
 		t.dropped = true
+		t.gone.close()
 		if t.refs > 0 {
 			continue // closed by its last release
 		}

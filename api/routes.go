@@ -46,6 +46,9 @@ var routes = []route{
 	{"POST", "/events", auth.PermAppend, inTenant, (*Handler).append},
 	{"GET", "/events/{id}", auth.PermRead, inTenant, (*Handler).event},
 	{"HEAD", "/events/{id}", auth.PermRead, inTenant, (*Handler).event},
+	// Live subscriptions (issue 9 §1): stored events, then live ones, as
+	// Server-Sent Events.
+	{"GET", "/stream", auth.PermRead, inTenant, (*Handler).stream},
 	{"GET", "/head", auth.PermRead, inTenant, (*Handler).head},
 	{"HEAD", "/head", auth.PermRead, inTenant, (*Handler).head},
 	{"PUT", "/storage", auth.PermBlobWrite, inTenant, (*Handler).storagePut},

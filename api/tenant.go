@@ -66,6 +66,11 @@ type tenant struct {
 	ringOnce sync.Once
 	ring     *coord.Ring
 	ringErr  error
+	// hub fans the tenant's new events out to this process's streams
+	// (hub.go); gone is closed when the tenant is dropped, which ends
+	// them (their clients reconnect to the tenant as it is now).
+	hub  hub
+	gone latch
 
 	closeOnce sync.Once
 	closeErr  error
@@ -87,6 +92,7 @@ func (t *tenant) rates() (*quota.Rate, error) {
 func (t *tenant) close() error {
 	t.closeOnce.Do(func() {
 		t.stopWorker()
+		t.hub.close()
 		if t.rate != nil {
 			t.rate.Close()
 		}
@@ -265,6 +271,7 @@ func (h *Handler) dropLocked(t *tenant) {
 		h.closing = append(h.closing, t)
 	}
 	t.dropped = true
+	t.gone.close()
 }
 
 // forget reads the tenant's configuration again, after this handler

@@ -42,6 +42,9 @@ const (
 // ServeFastCGI serves requests from the FastCGI listener on standard input
 // until the process manager closes it or stops the process with SIGTERM;
 // then it lets the requests in flight finish (up to drain) and returns.
+// A handler with a Drain method (api.Handler) is told to drain as the
+// stop begins, so that its long-polls and streams end at once rather than
+// hold the drain for their whole length.
 func ServeFastCGI(h http.Handler, drain time.Duration) error {
 	ln, err := net.FileListener(os.Stdin)
 	if err != nil {
@@ -55,6 +58,9 @@ func ServeFastCGI(h http.Handler, drain time.Duration) error {
 		if _, ok := <-stop; ok {
 			sv.stop()
 			ln.Close()
+			if d, ok := h.(interface{ Drain() }); ok {
+				d.Drain()
+			}
 		}
 	}()
 	for {

@@ -219,6 +219,11 @@ func Run(l *log.Log, p Params, emit func(*log.Event) error) (Page, error) {
 	return pl.Run(emit)
 }
 
+// Match reports whether s (a type or an entity) matches a filter as a
+// read applies it: "" matches anything, a glob by path.Match, else the
+// exact name. For readers that filter events on their own (a live stream).
+func Match(pattern, s string) bool { return matches(pattern, s) }
+
 func matches(pattern, s string) bool {
 	if pattern == "" {
 		return true
