@@ -170,11 +170,31 @@ func TestStreamLive(t *testing.T) {
 		t.Fatalf("resumed after seq 5: seq %d, want 6", got)
 	}
 
+	// CloudEvents: events 4–6 sit in the ring without that encoding
+	// (read while no stream wanted it), seq 7 is read with it.
+	ce, _ := openStream(t, srv, "/stream?format=cloudevents&after=3")
+	appendN(t, h, "a.b", "x/1", 1)
+	for want := uint64(4); want <= 7; want++ {
+		m := next(t, ce)
+		var e struct {
+			Spec string `json:"specversion"`
+			Seq  uint64 `json:"strataseq"`
+		}
+		if err := json.Unmarshal([]byte(m.data), &e); err != nil || e.Spec != "1.0" || e.Seq != want || m.id == "" {
+			t.Fatalf("cloudevent %d: %v %+v", want, err, m)
+		}
+	}
+	for _, s := range []<-chan sseMsg{ch, resumed} {
+		if got := seqOf(t, next(t, s)); got != 7 {
+			t.Fatalf("live: seq %d, want 7", got)
+		}
+	}
+
 	h.Drain()
-	for _, s := range []<-chan sseMsg{ch, filtered, resumed} {
+	for _, s := range []<-chan sseMsg{ch, filtered, resumed, ce} {
 		m := next(t, s)
 		reason, after, from := endOf(t, m)
-		if reason != "shutdown" || after != 6 || len(from) != 64 {
+		if reason != "shutdown" || after != 7 || len(from) != 64 {
 			t.Fatalf("end: %+v", m)
 		}
 	}
