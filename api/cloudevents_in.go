@@ -35,8 +35,10 @@ import (
 //	datacontenttype  meta.datacontenttype, unless application/json (the
 //	                 default, so that a resend in the other mode is a repeat)
 //	dataschema       meta.dataschema
-//	extensions       meta.<name>, sorted by name; the server's meta.by
-//	                 replaces an extension named "by"
+//	extensions       meta.<name>, sorted by name, each a string (its
+//	                 canonical string form, as binary mode carries it, so
+//	                 that a resend in either mode is a repeat); the
+//	                 server's meta.by replaces an extension named "by"
 //	data             data, when datacontenttype is JSON (or absent)
 //	non-JSON data    (a string with a non-JSON datacontenttype, data_base64,
 //	                 a binary-mode body of a non-JSON type) is stored as a
@@ -421,10 +423,13 @@ func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 		meta = append(meta, ',', '"')
 		meta = append(meta, name...) // a-z0-9: no escaping
 		meta = append(meta, '"', ':')
-		if v.json != nil {
-			meta = append(meta, v.json...)
-		} else {
+		// Every value as its canonical string (a number's or a boolean's
+		// text): a binary-mode header carries no type, and a resend in the
+		// other mode must be the same event.
+		if v.str {
 			meta = jsonx.AppendString(meta, v.text)
+		} else {
+			meta = jsonx.AppendString(meta, string(v.json))
 		}
 	}
 	m.in.Meta = append(meta, '}')

@@ -67,7 +67,7 @@ func TestCloudEventIngest(t *testing.T) {
 		t.Fatalf("structured: %d %s", w.Code, w.Body)
 	}
 	check(1, map[string]string{"type": `"com.example.order.placed"`, "entity": `"orders/7"`, "key": `"https://shop.example/orders e-1"`, "data": `{"sku":"A-1"}`,
-		"meta": `{"by":"anonymous","dataschema":"https://s/x.json","occurred_at":"2026-11-19T08:00:00Z","ok":true,"source":"https://shop.example/orders","traceparent":"00-ab","zz":7}`})
+		"meta": `{"by":"anonymous","dataschema":"https://s/x.json","occurred_at":"2026-11-19T08:00:00Z","ok":"true","source":"https://shop.example/orders","traceparent":"00-ab","zz":"7"}`})
 	// A resend is a repeat, not a duplicate.
 	w = serve(h, "POST", "/events", strings.NewReader(body), "Content-Type", ceCT+"; charset=utf-8")
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"repeated":true`) {
