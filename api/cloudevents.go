@@ -37,9 +37,10 @@ import (
 //	stratakey        the key, when id is not made from it
 //	strataerased     true when the data was erased (data is then null)
 //	other meta members whose name is a valid attribute name (a-z, 0-9)
-//	and whose value is a string, a boolean or an integer — the extensions
-//	it was ingested with among them; others are left out (GET /events
-//	without format=cloudevents serves the whole meta)
+//	and whose value is a string, a boolean or a number (one past the
+//	spec's 32-bit Integer as a string) — the extensions it was ingested
+//	with among them; others are left out (GET /events without
+//	format=cloudevents serves the whole meta)
 //	data             data
 
 // Media types of the CloudEvents HTTP binding.
@@ -84,8 +85,8 @@ func appendCloudEvent(b []byte, e *log.Event) []byte {
 	idFromKey := false
 	if e.Key != "" && source != nil {
 		if s, ok := jsonx.Unquote(text[:0], source); ok && len(s) > 0 {
-			if rest, found := strings.CutPrefix(e.Key, string(s)+ceKeySep); found && rest != "" {
-				b = jsonx.AppendString(b, rest)
+			if n := len(s); len(e.Key) > n+len(ceKeySep) && e.Key[:n] == string(s) && e.Key[n:n+len(ceKeySep)] == ceKeySep {
+				b = jsonx.AppendString(b, e.Key[n+len(ceKeySep):])
 				idFromKey = true
 			}
 		}
@@ -156,21 +157,44 @@ func appendCloudEvent(b []byte, e *log.Event) []byte {
 // appendCEExtensions appends the members of meta that can be CloudEvents
 // extension attributes, each name once (the first).
 func appendCEExtensions(b []byte, meta []byte) []byte {
-	var seen []string
+	// The names taken so far, back to back in names (ends[i] is where the
+	// i-th ends): an event's meta has a handful, so nothing is allocated.
+	var names [256]byte
+	var ends [16]int
+	var more []string // the names past those arrays, rarely any
+	seen, used := 0, 0
 	jsonx.Members(meta, func(name, value []byte) bool {
-		if !validCEName(name) || ceServed(string(name)) || !ceExtensionValue(value) {
+		if !validCEName(name) || ceServed(string(name)) || value[0] == 'n' || value[0] == '{' || value[0] == '[' {
 			return true
 		}
-		for _, s := range seen {
-			if s == string(name) {
+		for i, start := 0, 0; i < seen; i++ {
+			if string(names[start:ends[i]]) == string(name) {
+				return true
+			}
+			start = ends[i]
+		}
+		for _, m := range more {
+			if m == string(name) {
 				return true
 			}
 		}
-		seen = append(seen, string(name))
+		if seen < len(ends) && used+len(name) <= len(names) {
+			used += copy(names[used:], name)
+			ends[seen] = used
+			seen++
+		} else {
+			more = append(more, string(name))
+		}
 		b = append(b, ',', '"')
 		b = append(b, name...) // a-z0-9: no escaping
 		b = append(b, '"', ':')
-		b = append(b, value...)
+		if ceInteger(value) || value[0] == '"' || value[0] == 't' || value[0] == 'f' {
+			b = append(b, value...)
+		} else {
+			b = append(b, '"') // a number past the spec's Integer: its text
+			b = append(b, value...)
+			b = append(b, '"')
+		}
 		return true
 	})
 	return b
@@ -205,16 +229,10 @@ func validCEName(name []byte) bool {
 	return true
 }
 
-// ceExtensionValue reports whether value (JSON text) can be served as an
-// extension attribute's value: a string, a boolean, or an integer in the
-// spec's Integer range (32-bit signed).
-func ceExtensionValue(value []byte) bool {
-	switch value[0] {
-	case '"':
-		return true
-	case 't', 'f':
-		return true
-	case 'n', '{', '[':
+// ceInteger reports whether value (JSON text) is a CloudEvents Integer: a
+// whole number in the 32-bit signed range.
+func ceInteger(value []byte) bool {
+	if value[0] != '-' && (value[0] < '0' || value[0] > '9') {
 		return false
 	}
 	_, err := strconv.ParseInt(string(value), 10, 32)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"strata/jsonx"
 	"strata/log"
 )
 
@@ -42,7 +43,7 @@ func TestAppendCloudEvent(t *testing.T) {
 		{"plain with a key and meta", func(e *log.Event) {
 			e.Key = "c-77-1"
 			e.Meta = []byte(`{"source":"shop","by":"anonymous","correlation_id":"x","trace":{"a":1},"n":7,"f":1.5,"big":4294967296,"ok":true,"nul":null,"id":"no","strataseq":1,"by":"twice"}`)
-		}, with(map[string]any{"id": id, "source": "shop", "time": "2026-11-18T11:06:40.123456789Z", "stratakey": "c-77-1", "by": "anonymous", "n": 7.0, "ok": true})},
+		}, with(map[string]any{"id": id, "source": "shop", "time": "2026-11-18T11:06:40.123456789Z", "stratakey": "c-77-1", "by": "anonymous", "n": 7.0, "ok": true, "f": "1.5", "big": "4294967296"})},
 		{"ingested as a CloudEvent", func(e *log.Event) {
 			e.Key = "https://shop.example/orders 8c1f-2"
 			e.Meta = []byte(`{"source":"https://shop.example/orders","occurred_at":"2026-11-19T08:00:00Z","datacontenttype":"application/vnd.shop+json","dataschema":"https://shop.example/s.json","traceparent":"00-ab","by":"alice"}`)
@@ -55,6 +56,10 @@ func TestAppendCloudEvent(t *testing.T) {
 		{"a source that is not a string", func(e *log.Event) {
 			e.Meta = []byte(`{"source":{"app":"shop"},"occurred_at":12}`)
 		}, with(map[string]any{"id": id, "source": "/strata", "time": "2026-11-18T11:06:40.123456789Z"})},
+		{"many extensions", func(e *log.Event) {
+			e.Meta = []byte(`{"a1":"1","a2":"2","a3":"3","a4":"4","a5":"5","a6":"6","a7":"7","a8":"8","a9":"9","b1":"1","b2":"2","b3":"3","b4":"4","b5":"5","b6":"6","b7":"7","b8":"8","b9":"9","b8":"dup","a1":"dup"}`)
+		}, with(map[string]any{"id": id, "source": "/strata", "time": "2026-11-18T11:06:40.123456789Z",
+			"a1": "1", "a2": "2", "a3": "3", "a4": "4", "a5": "5", "a6": "6", "a7": "7", "a8": "8", "a9": "9", "b1": "1", "b2": "2", "b3": "3", "b4": "4", "b5": "5", "b6": "6", "b7": "7", "b8": "8", "b9": "9"})},
 		{"erased", func(e *log.Event) {
 			e.Erased = true
 			e.Data = make([]byte, 32)
@@ -71,6 +76,15 @@ func TestAppendCloudEvent(t *testing.T) {
 			if err := json.Unmarshal(b[1:], &got); err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, b[1:])
 			}
+			// No attribute twice (json.Unmarshal would hide it).
+			seen := map[string]bool{}
+			jsonx.Members(b[1:], func(name, _ []byte) bool {
+				if seen[string(name)] {
+					t.Errorf("attribute %s twice: %s", name, b[1:])
+				}
+				seen[string(name)] = true
+				return true
+			})
 			if tc.name == "erased" {
 				if _, ok := got["data"]; !ok || got["data"] != nil {
 					t.Fatalf("erased data = %v, want null", got["data"])
@@ -156,4 +170,26 @@ func TestServeCloudEvents(t *testing.T) {
 	if e := errorBody(t, w); w.Code != 400 || e["parameter"] != "format" {
 		t.Fatalf("format=xml: %d %s", w.Code, w.Body)
 	}
+}
+
+// BenchmarkAppendCloudEvent: the cost of serving one event as a
+// CloudEvent (a page or a stream with format=cloudevents), beside
+// AppendJSON's.
+func BenchmarkAppendCloudEvent(b *testing.B) {
+	e := log.Event{Seq: 42, Time: 1_795_000_000_123_456_789, Type: "com.example.order.placed", Entity: "orders/7", Version: 3,
+		Key: "https://shop.example/orders 8c1f-2", Data: []byte(`{"sku":"A-1","qty":3}`),
+		Meta: []byte(`{"source":"https://shop.example/orders","occurred_at":"2026-11-19T08:00:00Z","traceparent":"00-ab","by":"anonymous"}`)}
+	buf := make([]byte, 0, 1024)
+	b.Run("cloudevent", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = appendCloudEvent(buf[:0], &e)
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = e.AppendJSON(buf[:0])
+		}
+	})
 }

@@ -177,11 +177,13 @@ func TestAppendBatches(t *testing.T) {
 	}
 }
 
+// TestAppendContentTypes: the types an append of strata events takes
+// (application/cloudevents+json is a CloudEvent: cloudevents_test.go).
 func TestAppendContentTypes(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
 	ev := `{"type":"a","entity":"e"}`
-	for _, ct := range []string{"application/x-www-form-urlencoded", "application/json; charset=utf-8", ""} {
+	for _, ct := range []string{"application/x-www-form-urlencoded", "application/json; charset=utf-8", "application/vnd.api+json", ""} {
 		do(t, "PUT", s.url+"/events", ev, "Content-Type", ct).want(t, 201)
 	}
 	// application/cloudevents+json is a CloudEvent now, which a strata
@@ -190,8 +192,8 @@ func TestAppendContentTypes(t *testing.T) {
 	for _, ct := range []string{"application/xml", "text/html", "multipart/form-data; boundary=x", "garbage;;;"} {
 		do(t, "PUT", s.url+"/events", ev, "Content-Type", ct).wantError(t, 415, "unsupported_media_type")
 	}
-	if h := mustHead(t, s.url); h.Seq != 3 {
-		t.Fatalf("head seq %d, want 3", h.Seq)
+	if h := mustHead(t, s.url); h.Seq != 4 {
+		t.Fatalf("head seq %d, want 4", h.Seq)
 	}
 }
 
