@@ -26,11 +26,6 @@ import (
 // FORMAT.md).
 const coordDir = "coord"
 
-// broadcastHeartbeat is the interval of a broadcast stream's heartbeat
-// comments: well under Apache's Timeout (CGI-NOTES 6) and the idle
-// timeouts of common proxies.
-const broadcastHeartbeat = 15 * time.Second
-
 func (c *call) coordDir() string { return filepath.Join(c.t.dir, coordDir) }
 
 // keyArg is the route's key or channel, checked.
@@ -249,7 +244,8 @@ func (h *Handler) broadcastPost(w http.ResponseWriter, r *http.Request, c *call)
 // (an EventSource that reconnects with Last-Event-ID gets what the ring
 // still holds after it); an "event: missed" with {"missed":n} when the
 // subscriber fell a ring behind and n messages went by unread; an
-// "event: end" with {"reason":"shutdown"} when the server stops.
+// "event: end" with {"reason":"shutdown|timeout","after":<seq>} (and that
+// seq as its id) when the server stops or the stream's time is up.
 func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *call) {
 	if !h.cfg.LongRunning {
 		writeError(w, r, errCGIBroadcast())
@@ -274,16 +270,31 @@ func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *cal
 		}
 	}
 	out := startSSE(w, r)
-	streamBroadcast(r, out, ring, channel, after, h.draining.done())
+	h.streamBroadcast(r, out, ring, channel, after, h.draining.done())
 }
 
 // streamBroadcast sends channel's messages after seq after to out until
-// the client leaves (a write fails, or the request's context ends) or stop
-// closes.
-func streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string, after uint64, stop <-chan struct{}) {
+// the client leaves (a write fails, or the request's context ends), stop
+// closes (end reason "shutdown") or Config.StreamTimeout passes (reason
+// "timeout", as GET /stream: under mod_fcgid a stream holds a process),
+// with a heartbeat comment every Config.Heartbeat.
+func (h *Handler) streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string, after uint64, stop <-chan struct{}) {
 	buf := make([]byte, coord.MaxMessage)
-	beat := time.NewTicker(broadcastHeartbeat)
+	beat := time.NewTicker(h.cfg.Heartbeat)
 	defer beat.Stop()
+	var timeout <-chan time.Time
+	if h.cfg.StreamTimeout > 0 {
+		t := time.NewTimer(h.cfg.StreamTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	end := func(reason string) {
+		// The resume point as the id, so that an EventSource reconnects
+		// from there (Last-Event-ID).
+		id := strconv.FormatUint(after, 10)
+		out.send(id, "end", []byte(`{"reason":"`+reason+`","after":`+id+`}`))
+		out.flush()
+	}
 	var id []byte
 	for {
 		changed := ring.Changed()
@@ -309,9 +320,11 @@ func streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string
 			}
 		case <-r.Context().Done():
 			return
+		case <-timeout:
+			end("timeout")
+			return
 		case <-stop:
-			out.send("", "end", []byte(`{"reason":"shutdown"}`))
-			out.flush()
+			end("shutdown")
 			return
 		}
 	}

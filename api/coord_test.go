@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -134,7 +135,24 @@ func TestBroadcastStream(t *testing.T) {
 		t.Fatalf("after Last-Event-ID: %q", data)
 	}
 	h.Drain()
-	if _, event, data := next(sc); event != "end" || data != `{"reason":"shutdown"}` {
+	if id2, event, data := next(sc); event != "end" || data != `{"reason":"shutdown","after":`+id2+`}` || id2 == id {
 		t.Fatalf("on drain: event %q data %q", event, data)
+	}
+}
+
+// A broadcast stream ends at Config.StreamTimeout with its resume point.
+func TestBroadcastStreamTimeout(t *testing.T) {
+	h := New(Config{DataDir: t.TempDir(), NoAuth: true, NoSync: true, LongRunning: true, StreamTimeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); h.Close() })
+	start := time.Now()
+	res, err := http.Get(srv.URL + "/broadcast/c/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if !strings.Contains(string(b), "event: end\nid: 0\ndata: {\"reason\":\"timeout\",\"after\":0}\n") || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("after %v: %q", time.Since(start), b)
 	}
 }
