@@ -107,13 +107,29 @@ func ceInvalid(index int, attr, format string, args ...any) *apiError {
 
 // ceEvent is one CloudEvent as read, before its mapping.
 type ceEvent struct {
-	attrs map[string]ceValue // every attribute but data and data_base64
-	names []string           // attrs' names, in the order read
+	// attrs are every attribute but data and data_base64, in the order
+	// read (binary mode: by name): a handful, so a slice, not a map.
+	attrs []ceAttr
 	// data is the data member's JSON text (structured), or the body
 	// (binary), nil when there is none; dataJSON says data is JSON text.
 	data     []byte
 	dataJSON bool
 	base64   bool // data came as data_base64 (structured)
+}
+
+type ceAttr struct {
+	name string
+	v    ceValue
+}
+
+// attr returns the attribute name's value.
+func (ev *ceEvent) attr(name string) (ceValue, bool) {
+	for i := range ev.attrs {
+		if ev.attrs[i].name == name {
+			return ev.attrs[i].v, true
+		}
+	}
+	return ceValue{}, false
 }
 
 // ceValue is one attribute's value: JSON text (structured mode) or a
@@ -250,11 +266,12 @@ func parseStructuredCE(body []byte, batch bool, max int) ([]ceMapped, error) {
 // mapStructuredCE maps one compact JSON object; index is its place in a
 // batch (-1 for a single event).
 func mapStructuredCE(obj []byte, index int) (ceMapped, error) {
-	ev := ceEvent{attrs: map[string]ceValue{}}
+	var ev ceEvent
 	var err error
+	var text []byte // decoded strings, one at a time
 	jsonx.Members(obj, func(name, value []byte) bool {
-		n := string(name)
-		_, dup := ev.attrs[n]
+		n := ceName(name)
+		_, dup := ev.attr(n)
 		if dup || (n == "data" || n == "data_base64") && ev.data != nil {
 			err = ceInvalid(index, clipAttr(n), "is given more than once")
 			return false
@@ -284,17 +301,33 @@ func mapStructuredCE(obj []byte, index int) (ceMapped, error) {
 		}
 		v := ceValue{json: value}
 		if value[0] == '"' {
-			s, _ := jsonx.Unquote(nil, value) // a compact document's string
-			v.text, v.str = string(s), true
+			text, _ = jsonx.Unquote(text[:0], value) // a compact document's string
+			v.text, v.str = string(text), true
 		}
-		ev.attrs[n] = v
-		ev.names = append(ev.names, n)
+		ev.attrs = append(ev.attrs, ceAttr{n, v})
 		return true
 	})
 	if err != nil {
 		return ceMapped{}, err
 	}
 	return mapCE(&ev, index)
+}
+
+// ceName returns name as a string, without allocating for the
+// specification's names.
+func ceName(name []byte) string {
+	for _, n := range ceNamed {
+		if string(name) == n {
+			return n
+		}
+	}
+	switch string(name) {
+	case "data":
+		return "data"
+	case "data_base64":
+		return "data_base64"
+	}
+	return string(name)
 }
 
 // clipAttr keeps a bad attribute name short enough for a message.
@@ -305,43 +338,47 @@ func clipAttr(name string) string {
 	return name
 }
 
-// ceRequired are the specification's required attributes.
-var ceRequired = []string{"specversion", "id", "source", "type"}
+// The attributes the mapping reads, by their index in ceNamed; the first
+// four are the specification's required ones.
+const (
+	ceSpecversion = iota
+	ceID
+	ceSource
+	ceType
+	ceSubject
+	ceTime
+	ceDataContentType
+	ceDataSchema
+	ceNamedCount
+)
+
+var ceNamed = [ceNamedCount]string{"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"}
 
 // mapCE maps a CloudEvent read in either mode to a strata event (the table
 // at the top of this file). The data of a non-JSON payload is left for the
 // caller to store (hasBlob).
 func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 	var m ceMapped
-	str := func(name string) (string, bool, error) {
-		v, ok := ev.attrs[name]
-		if !ok {
-			return "", false, nil
+	var get [ceNamedCount]string
+	var has [ceNamedCount]bool
+	for i, name := range ceNamed {
+		v, ok := ev.attr(name)
+		if ok && !v.str {
+			return m, ceInvalid(index, name, "must be a string")
 		}
-		if !v.str {
-			return "", true, ceInvalid(index, name, "must be a string")
-		}
-		return v.text, true, nil
-	}
-	get := map[string]string{}
-	for _, name := range append(ceRequired, "subject", "time", "datacontenttype", "dataschema") {
-		s, ok, err := str(name)
-		if err != nil {
-			return m, err
-		}
-		if !ok && (slices.Contains(ceRequired, name) || name == "subject") {
+		if !ok && i <= ceSubject {
 			why := "is required"
-			if name == "subject" {
+			if i == ceSubject {
 				why = "is required: it is the strata entity the event belongs to"
 			}
 			return m, ceInvalid(index, name, "%s", why)
 		}
-		get[name] = s
+		get[i], has[i] = v.text, ok
 	}
-	if get["specversion"] != "1.0" {
+	if get[ceSpecversion] != "1.0" {
 		return m, ceInvalid(index, "specversion", "must be \"1.0\": strata reads CloudEvents 1.0")
 	}
-	id, source := get["id"], get["source"]
+	id, source := get[ceID], get[ceSource]
 	if id == "" {
 		return m, ceInvalid(index, "id", "must not be empty")
 	}
@@ -361,23 +398,23 @@ func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 		}
 		return m, ceInvalid(index, "id", "%v", err)
 	}
-	m.in.Type = get["type"]
+	m.in.Type = get[ceType]
 	if err := log.ValidateType(m.in.Type); err != nil {
 		return m, ceInvalid(index, "type", "%q does not fit strata's event types: %v (reverse-DNS names such as com.example.order.placed do)", clipAttr(m.in.Type), err)
 	}
-	m.in.Entity = get["subject"]
+	m.in.Entity = get[ceSubject]
 	if err := log.ValidateEntity(m.in.Entity); err != nil {
 		return m, ceInvalid(index, "subject", "(the strata entity) %v", err)
 	}
 	if err := checkReserved(index, m.in.Type, m.in.Entity); err != nil {
 		return m, err
 	}
-	if t := get["time"]; t != "" {
+	if t := get[ceTime]; t != "" {
 		if _, err := log.ParseTime(t); err != nil {
 			return m, ceInvalid(index, "time", "must be an RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
 		}
 	}
-	ctype := get["datacontenttype"]
+	ctype := get[ceDataContentType]
 	jsonData := true
 	if ctype != "" {
 		if mt, _, err := mime.ParseMediaType(ctype); err != nil || !strings.Contains(mt, "/") {
@@ -385,7 +422,7 @@ func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 		}
 		jsonData = isJSONMediaType(ctype)
 	}
-	if _, ok := ev.attrs["dataschema"]; ok && get["dataschema"] == "" {
+	if has[ceDataSchema] && get[ceDataSchema] == "" {
 		return m, ceInvalid(index, "dataschema", "must not be empty")
 	}
 
@@ -393,9 +430,12 @@ func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 	// extensions by name.
 	meta := append(make([]byte, 0, 64+len(source)), `{"source":`...)
 	meta = jsonx.AppendString(meta, source)
-	for _, a := range [...]struct{ attr, member string }{{"time", "occurred_at"}, {"datacontenttype", "datacontenttype"}, {"dataschema", "dataschema"}} {
+	for _, a := range [...]struct {
+		attr   int
+		member string
+	}{{ceTime, "occurred_at"}, {ceDataContentType, "datacontenttype"}, {ceDataSchema, "dataschema"}} {
 		v := get[a.attr]
-		if v == "" || a.attr == "datacontenttype" && v == "application/json" {
+		if v == "" || a.attr == ceDataContentType && v == "application/json" {
 			continue
 		}
 		meta = append(meta, ',')
@@ -403,23 +443,23 @@ func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 		meta = append(meta, ':')
 		meta = jsonx.AppendString(meta, v)
 	}
-	var exts []string
-	for _, name := range ev.names {
-		switch name {
-		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema":
+	var extBuf [16]ceAttr
+	exts := extBuf[:0]
+	for _, a := range ev.attrs {
+		if slices.Contains(ceNamed[:], a.name) {
 			continue
 		}
-		if !validCEName([]byte(name)) {
-			return m, ceInvalid(index, clipAttr(name), "is not a CloudEvents attribute name (lowercase letters and digits only)")
+		if !validCEName([]byte(a.name)) {
+			return m, ceInvalid(index, clipAttr(a.name), "is not a CloudEvents attribute name (lowercase letters and digits only)")
 		}
-		if c := ev.attrs[name].json; c != nil && (c[0] == '{' || c[0] == '[') {
-			return m, ceInvalid(index, name, "an extension's value must be a string, a number or a boolean")
+		if c := a.v.json; c != nil && (c[0] == '{' || c[0] == '[') {
+			return m, ceInvalid(index, a.name, "an extension's value must be a string, a number or a boolean")
 		}
-		exts = append(exts, name)
+		exts = append(exts, a)
 	}
-	slices.Sort(exts)
-	for _, name := range exts {
-		v := ev.attrs[name]
+	slices.SortFunc(exts, func(a, b ceAttr) int { return strings.Compare(a.name, b.name) })
+	for _, a := range exts {
+		name, v := a.name, a.v
 		meta = append(meta, ',', '"')
 		meta = append(meta, name...) // a-z0-9: no escaping
 		meta = append(meta, '"', ':')
@@ -464,7 +504,7 @@ func mapCE(ev *ceEvent, index int) (ceMapped, error) {
 // streamed to the blob store. With no Content-Type (or curl's default
 // form type) a body that is JSON is taken as JSON, any other as a blob.
 func (h *Handler) readBinaryCE(r *http.Request, c *call, held *hold) ([]ceMapped, error) {
-	ev := ceEvent{attrs: map[string]ceValue{}}
+	var ev ceEvent
 	for name, vals := range r.Header {
 		if !isCEHeader(name) {
 			continue
@@ -481,18 +521,17 @@ func (h *Handler) readBinaryCE(r *http.Request, c *call, held *hold) ([]ceMapped
 		case "data", "data_base64":
 			return nil, ceInvalid(-1, attr, "in binary mode the data is the request body")
 		}
-		ev.attrs[attr] = ceValue{text: v, str: true}
-		ev.names = append(ev.names, attr)
+		if attr == "datacontenttype" {
+			continue // Content-Type says it in binary mode
+		}
+		ev.attrs = append(ev.attrs, ceAttr{attr, ceValue{text: v, str: true}})
 	}
-	slices.Sort(ev.names)
 	ct := r.Header.Get("Content-Type")
-	if ct != "" {
-		ev.attrs["datacontenttype"] = ceValue{text: ct, str: true}
-	}
 	guess := ct == ""
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == "application/x-www-form-urlencoded" {
-		guess = true
-		delete(ev.attrs, "datacontenttype")
+		guess = true // curl's default: not a statement about the data
+	} else if ct != "" {
+		ev.attrs = append(ev.attrs, ceAttr{"datacontenttype", ceValue{text: ct, str: true}})
 	}
 	// The attributes are checked (mapCE) before the body is read, so that a
 	// refused event stores no blob; a nil data stands for the body.

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -321,4 +322,41 @@ func FuzzParseCloudEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkCloudEventBatch: an append of 1,000 events as a CloudEvents
+// batch, beside the same events as strata's own JSON (the log without
+// fsync: what the envelope costs, not the disk).
+func BenchmarkCloudEventBatch(b *testing.B) {
+	var ceBody, plain strings.Builder
+	ceBody.WriteString("[")
+	plain.WriteString("[")
+	for i := range 1000 {
+		if i > 0 {
+			ceBody.WriteString(",")
+			plain.WriteString(",")
+		}
+		fmt.Fprintf(&ceBody, `{"specversion":"1.0","id":"%d-%%d","source":"https://shop.example/orders","type":"com.example.order.placed","subject":"orders/%d","time":"2026-11-19T08:00:00Z","traceparent":"00-ab","data":{"sku":"A-1","qty":3}}`, i, i%100)
+		fmt.Fprintf(&plain, `{"type":"com.example.order.placed","entity":"orders/%d","key":"https://shop.example/orders %d-%%d","data":{"sku":"A-1","qty":3},"meta":{"source":"https://shop.example/orders","occurred_at":"2026-11-19T08:00:00Z","traceparent":"00-ab"}}`, i%100, i)
+	}
+	ceBody.WriteString("]")
+	plain.WriteString("]")
+	for _, tc := range []struct{ name, body, ct string }{
+		{"cloudevents", ceBody.String(), "application/cloudevents-batch+json"},
+		{"json", plain.String(), "application/json"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := newHandler(b, Config{})
+			n := 0
+			for b.Loop() {
+				n++
+				body := strings.ReplaceAll(tc.body, "%d", itoa(n))
+				w := serve(h, "POST", "/events", strings.NewReader(body), "Content-Type", tc.ct)
+				if w.Code != http.StatusCreated {
+					b.Fatal(w.Code, w.Body.String()[:200])
+				}
+			}
+			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }
