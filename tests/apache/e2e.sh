@@ -444,6 +444,51 @@ longpoll() {
 	fi
 }
 
+# stream MODE BASE: GET /stream through Apache arrives incrementally: an
+# event appended while a stream is open (another request: another process
+# under CGI) reaches the client within a second, long before the stream
+# ends. Under CGI the stream then ends by itself (STRATA_STREAM_TIMEOUT,
+# set to 4s here for the step) with "event: end", reason timeout and the
+# resume point; under mod_fcgid the client hangs up.
+stream() {
+	local mode=$1 base=$2 head t0 t1 got endat pid ht=$WWW_CGI/cgi-bin/.htaccess
+	[ "$mode" = cgi ] && echo "SetEnv STRATA_STREAM_TIMEOUT 4s" >>"$ht"
+	http GET "$base/head"
+	head=$(jqb .seq)
+	t0=$(date +%s%N)
+	{
+		curl -sS -N --max-time 6 -D "$OUT/sthdr" -H "Authorization: Bearer $TOKEN" -H 'Accept: text/event-stream' \
+			"$base/stream?after=$head&type=apache.stream" 2>"$OUT/sterr" |
+			while IFS= read -r line; do echo "$((($(date +%s%N) - t0) / 1000000)) $line"; done >"$OUT/stbody"
+		echo "$((($(date +%s%N) - t0) / 1000000))" >"$OUT/stend"
+	} &
+	pid=$!
+	sleep 1
+	http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"apache.stream","entity":"st","data":1}'
+	t1=$((($(date +%s%N) - t0) / 1000000))
+	wait "$pid"
+	[ "$mode" = cgi ] && sed -i '/^SetEnv STRATA_STREAM_TIMEOUT 4s$/d' "$ht"
+	got=$(grep -m1 ' data: {.*"apache.stream"' "$OUT/stbody" | cut -d' ' -f1)
+	endat=$(cat "$OUT/stend")
+	if grep -qi '^content-type: text/event-stream' "$OUT/sthdr" && ! grep -qi '^content-encoding' "$OUT/sthdr" &&
+		[ -n "$got" ] && [ $((got - t1)) -lt 1000 ] && [ $((endat - got)) -gt 1500 ]; then
+		ok "$mode: GET /stream arrives incrementally (the event $((got - t1)) ms after the append's answer, $((endat - got)) ms before the stream ended)"
+	else
+		nok "$mode: GET /stream arrives incrementally" "append answered at ${t1} ms, event at '${got}' ms, end at ${endat} ms: $(tr '\r\n' ' |' <"$OUT/sthdr" | head -c 300) $(head -c 600 "$OUT/stbody" | tr '\n' '|') $(cat "$OUT/sterr")"
+	fi
+	if [ "$mode" = cgi ]; then
+		if grep -q ' event: end$' "$OUT/stbody" &&
+			grep -A1 ' event: end$' "$OUT/stbody" | grep -q "\"reason\":\"timeout\",\"after\":$((head + 1)),\"from\":" &&
+			[ "$endat" -ge 3900 ] && [ "$endat" -lt 5900 ]; then
+			ok "$mode: a CGI stream ends at its timeout with event: end and the resume point (after ${endat} ms)"
+		else
+			nok "$mode: a CGI stream ends at its timeout with event: end and the resume point" "after ${endat} ms: $(tail -c 400 "$OUT/stbody" | tr '\n' '|')"
+		fi
+	fi
+	http GET "$base/stream?limit=1"
+	expect "$mode: GET /stream?limit=1 → 400 naming limit" 400 '.error.parameter=="limit"'
+}
+
 # coordination MODE BASE: the cache and a mutex through Apache (under CGI
 # every request is its own process, sharing the tenant's files), and
 # broadcast: 501 under CGI, under mod_fcgid a message posted by one
@@ -1275,6 +1320,7 @@ TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 projections cgi "http://127.0.0.1:$PORT_CGI/api"
 longpoll cgi "http://127.0.0.1:$PORT_CGI/api"
+stream cgi "http://127.0.0.1:$PORT_CGI/api"
 consumers cgi "http://127.0.0.1:$PORT_CGI/api"
 coordination cgi "http://127.0.0.1:$PORT_CGI/api"
 cloudevents cgi "http://127.0.0.1:$PORT_CGI/api"
@@ -1286,6 +1332,7 @@ TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
 longpoll fcgid "http://127.0.0.1:$PORT_FCGID/api"
+stream fcgid "http://127.0.0.1:$PORT_FCGID/api"
 consumers fcgid "http://127.0.0.1:$PORT_FCGID/api"
 coordination fcgid "http://127.0.0.1:$PORT_FCGID/api"
 cloudevents fcgid "http://127.0.0.1:$PORT_FCGID/api"
