@@ -187,6 +187,8 @@ func TestCloudEventRefused(t *testing.T) {
 		{"type not strata's", ce(map[string]any{"type": "com.example.OrderPlaced"}), structured, "invalid_cloudevent", "type"},
 		{"reserved type", ce(map[string]any{"type": "strata.projection.defined"}), structured, "reserved_type", ""},
 		{"no subject", ce(map[string]any{"subject": nil}), structured, "invalid_cloudevent", "subject"},
+		{"reserved subject", ce(map[string]any{"subject": ReservedEntity + "consumers/x"}), structured, "reserved_entity", ""},
+		{"subject with a control character", ce(map[string]any{"subject": "a\u0007"}), structured, "invalid_cloudevent", "subject"},
 		{"empty subject", ce(map[string]any{"subject": ""}), structured, "invalid_cloudevent", "subject"},
 		{"bad time", ce(map[string]any{"time": "yesterday"}), structured, "invalid_cloudevent", "time"},
 		{"bad datacontenttype", ce(map[string]any{"datacontenttype": "json"}), structured, "invalid_cloudevent", "datacontenttype"},
