@@ -57,6 +57,7 @@ fuzz:
 	$(GO) test ./projections -run '^$$' -fuzz '^FuzzLookup$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/jq -run '^$$' -fuzz '^FuzzRun$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./projections -run '^$$' -fuzz '^FuzzCacheFiles$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./coord -run '^$$' -fuzz '^FuzzFiles$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzParseCloudEvents$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./consumers -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./consumers -run '^$$' -fuzz '^FuzzStateFile$$' -fuzztime $(FUZZTIME)
@@ -67,7 +68,7 @@ soak: build
 # Every package under the race detector, and the end-to-end tests against a
 # server built with it (slow: minutes).
 race:
-	CGO_ENABLED=1 $(GO) test -race -count=1 . ./standalone ./log ./api ./cgi ./query ./projections ./blobs ./jsonx ./auth ./quota ./tenants ./audit ./admin ./internal/...
+	CGO_ENABLED=1 $(GO) test -race -count=1 . ./standalone ./log ./api ./cgi ./query ./projections ./blobs ./jsonx ./auth ./quota ./tenants ./audit ./admin ./coord ./internal/...
 	STRATA_E2E_RACE=1 $(GO) test -count=1 -timeout 20m ./tests/e2e
 
 bench: build

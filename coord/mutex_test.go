@@ -219,3 +219,19 @@ func TestMutexContention(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLockUnlock is one grant (fdatasync'd) and its release, as a
+// CGI request pair does it: the table opened and closed each time.
+func BenchmarkLockUnlock(b *testing.B) {
+	m := Mutexes{Dir: b.TempDir()}
+	now := time.Now()
+	for range b.N {
+		g, err := m.Lock("k", time.Minute, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Unlock("k", g.Token, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
