@@ -61,7 +61,7 @@ type ring struct {
 	// through last is, or was, in it.
 	last atomic.Uint64
 	// published wakes subscribers after last moves.
-	published tailSignal
+	published signal
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -215,9 +215,34 @@ func (hb *hub) read(r *ring, l *log.Log, now uint64, tr *tailRead) {
 	}
 	if last >= from {
 		r.last.Store(last)
-		r.published.appended()
+		r.published.fire()
 	}
 	// A read error (damage) leaves last where it got to; the next wake
 	// tries again, and subscribers reading the log meet the error
 	// themselves and end their streams.
+}
+
+// signal is tailSignal without a lock: a thousand subscribers woken at
+// once take the next channel with one atomic load each, not in turn
+// through a mutex.
+type signal struct {
+	ch atomic.Pointer[chan struct{}]
+}
+
+// wait returns a channel closed by the next fire.
+func (s *signal) wait() <-chan struct{} {
+	if p := s.ch.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{})
+	s.ch.CompareAndSwap(nil, &ch)
+	return *s.ch.Load()
+}
+
+// fire wakes every waiter.
+func (s *signal) fire() {
+	ch := make(chan struct{})
+	if old := s.ch.Swap(&ch); old != nil {
+		close(*old)
+	}
 }

@@ -1,0 +1,52 @@
+package api
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkStreamFanout: one append delivered to 1,000 open streams of a
+// long-running handler (over loopback TCP, clients that only read): the
+// time per append until every stream has written it.
+func BenchmarkStreamFanout(b *testing.B) {
+	h := newHandler(b, Config{LongRunning: true})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	appendN(b, h, "a.b", "x", 1)
+	const subs = 1000
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	got := make(chan struct{}, subs*4)
+	for range subs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /stream?after=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+		go func() {
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if len(line) > 6 && string(line[:6]) == "data: " {
+					got <- struct{}{}
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	b.ResetTimer()
+	for range b.N {
+		appendN(b, h, "a.b", "x", 1)
+		for range subs {
+			<-got
+		}
+	}
+}
