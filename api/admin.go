@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"strata/admin"
 	"strata/auth"
+	"strata/coord"
 	"strata/quota"
 	"strata/tenants"
 )
@@ -447,6 +449,10 @@ func usage(t *tenant) (quota.Usage, error) {
 	}
 	u.BlobBytes, u.Blobs = bu.Bytes, bu.Count
 	u.StorageBytes = u.LogBytes + u.BlobBytes
+	cache := coord.Cache{Dir: filepath.Join(t.dir, coordDir)}
+	if u.CacheEntries, u.CacheBytes, err = cache.Usage(timeNow()); err != nil {
+		return u, err
+	}
 	return u, nil
 }
 

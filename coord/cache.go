@@ -187,6 +187,19 @@ func (c *Cache) admit(u *usage, key string, size int64, now time.Time) (old int6
 	return old, over()
 }
 
+// Usage returns the tenant's entries and their bytes, as the limits count
+// them (expired entries not yet reclaimed included).
+func (c *Cache) Usage(now time.Time) (entries, bytes int64, err error) {
+	if _, err := os.Stat(filepath.Join(c.Dir, cacheUsageFile)); errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil // never used: nothing to create
+	}
+	err = c.change(now, func(u *usage, _ func() error) error {
+		entries, bytes = u.entries, u.bytes
+		return nil
+	})
+	return entries, bytes, err
+}
+
 // Delete removes the entry key; ErrNotFound if there is none (or it had
 // expired).
 func (c *Cache) Delete(key string, now time.Time) error {

@@ -9,6 +9,8 @@ type Usage struct {
 	LogBytes     int64 `json:"log_bytes"`
 	BlobBytes    int64 `json:"blob_bytes"`
 	Blobs        int64 `json:"blobs"`
+	CacheEntries int64 `json:"cache_entries"` // live entries of the coordination cache
+	CacheBytes   int64 `json:"cache_bytes"`   // their values plus 32 bytes each
 }
 
 // CheckEvents refuses adding events to the today already stored today when

@@ -172,6 +172,11 @@ func TestCache(t *testing.T) {
 	}
 	time.Sleep(600 * time.Millisecond)
 	do(t, "PUT", s.url+"/cache/c", `1`).want(t, 200)
+	// GET /quota shows the cache's usage: b and c (a was swept), 33 bytes each.
+	q := decode[map[string]any](t, do(t, "GET", cgiBase+"/quota", nil).want(t, 200).body)
+	if u := q["usage"].(map[string]any); u["cache_entries"] != 2.0 || u["cache_bytes"] != 66.0 {
+		t.Fatalf("GET /quota usage: %v", u)
+	}
 }
 
 // sseClient reads the messages of an event stream: data lines, with the
