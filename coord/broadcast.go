@@ -275,7 +275,13 @@ func (r *Ring) slot(seq uint64, name, buf []byte) (m Message, n int, ok bool, er
 // poller per ring, started by the first call, looks at the shared head for
 // every reader of the process).
 func (r *Ring) Changed() <-chan struct{} {
-	r.pollOnce.Do(func() { go r.poll() })
+	r.pollOnce.Do(func() {
+		// The head as of now, not as of when the goroutine runs: a post
+		// in between must wake this caller.
+		if last, err := r.Head(); err == nil {
+			go r.poll(last)
+		}
+	})
 	r.sigMu.Lock()
 	defer r.sigMu.Unlock()
 	if r.sig == nil {
@@ -284,11 +290,11 @@ func (r *Ring) Changed() <-chan struct{} {
 	return r.sig
 }
 
-// poll wakes the readers when the head moves, until Close.
-func (r *Ring) poll() {
+// poll wakes the readers when the head moves from last, until Close.
+func (r *Ring) poll(last uint64) {
 	t := time.NewTicker(RingPoll)
 	defer t.Stop()
-	last, err := r.Head()
+	var err error
 	for err == nil {
 		select {
 		case <-r.stop:
