@@ -50,3 +50,26 @@ func BenchmarkStreamFanout(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStreamWake: 1,000 open streams whose filter skips every
+// append: the cost of waking them.
+func BenchmarkStreamWake(b *testing.B) {
+	h := newHandler(b, Config{LongRunning: true})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	appendN(b, h, "a.b", "x", 1)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for range 1000 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /stream?after=1&type=other HTTP/1.1\r\nHost: x\r\n\r\n")
+	}
+	time.Sleep(time.Second)
+	b.ResetTimer()
+	for range b.N {
+		appendN(b, h, "a.b", "x", 1)
+	}
+}
