@@ -369,3 +369,62 @@ func TestStreamRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamSent: streamEvents tells Sent how far it got after each flush
+// (past events the filter skipped), and a streamEnd from Sent ends the
+// stream with that reason and the resume point.
+func TestStreamSent(t *testing.T) {
+	h := newHandler(t, Config{StreamTimeout: 5 * time.Second, Heartbeat: time.Hour})
+	appendN(t, h, "a.b", "x", 3)
+	appendN(t, h, "c.d", "x", 2)
+	tn, _, err := h.tenant(DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.release(tn)
+	p, _, err := streamParams(httptest.NewRequest("GET", "/stream?type=a.b&after=1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = streamStart(tn.log, p); err != nil {
+		t.Fatal(err)
+	}
+	var through []uint64
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/stream", nil)
+	h.streamEvents(w, r, &call{t: tn}, startSSE(w, r), p, streamOpts{Sent: func(n uint64) error {
+		through = append(through, n)
+		return streamEnd("lease_lost")
+	}})
+	if len(through) != 1 || through[0] != 5 {
+		t.Fatalf("Sent got %v, want [5]", through)
+	}
+	body := w.Body.String()
+	if strings.Count(body, "\ndata: {\"id\"") != 2 || !strings.Contains(body, `event: end`) ||
+		!strings.Contains(body, `"reason":"lease_lost","after":5,"from":"`) {
+		t.Fatalf("stream: %s", body)
+	}
+}
+
+// TestStreamReopened: a stream of a tenant the handler drops (reopened
+// after a failed write or a replaced index, deleted) ends with reason
+// reopened, so its client reconnects to the tenant as it is now.
+func TestStreamReopened(t *testing.T) {
+	h := newHandler(t, Config{LongRunning: true})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	appendN(t, h, "a.b", "x", 1)
+	ch, _ := openStream(t, srv, "/stream")
+	next(t, ch)
+	h.mu.Lock()
+	h.dropLocked(h.tenants[DefaultTenant])
+	h.unlock()
+	if reason, after, _ := endOf(t, next(t, ch)); reason != "reopened" || after != 1 {
+		t.Fatalf("end: %s after %d", reason, after)
+	}
+	// A new stream reads the tenant opened anew.
+	ch, _ = openStream(t, srv, "/stream")
+	if got := seqOf(t, next(t, ch)); got != 1 {
+		t.Fatalf("after reopening: seq %d", got)
+	}
+}
