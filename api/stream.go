@@ -286,7 +286,7 @@ func (st *streamer) fromRing(rg *ring, head uint64) error {
 		if e == nil {
 			return nil // gone meanwhile: the rest from disk
 		}
-		if query.Match(st.p.Type, e.typ) && query.Match(st.p.Entity, e.entity) && (st.p.Since == nil || e.time >= *st.p.Since) {
+		if st.matches(e.typ, e.entity, e.time) {
 			data := e.json
 			if st.o.Format == formatCloudEvents {
 				if data = e.cloudEvent; data == nil {
@@ -331,9 +331,16 @@ func (st *streamer) fromDisk(through uint64) error {
 	return it.Err()
 }
 
+// matches applies the stream's filters: type, entity, since, and the
+// caller's own test (query.Params.Match: a consumer's filter).
+func (st *streamer) matches(typ, entity string, t int64) bool {
+	return query.Match(st.p.Type, typ) && query.Match(st.p.Entity, entity) &&
+		(st.p.Since == nil || t >= *st.p.Since) && (st.p.Match == nil || st.p.Match(typ, entity))
+}
+
 // sendEvent sends e if it matches the filters.
 func (st *streamer) sendEvent(e *log.Event) error {
-	if !query.Match(st.p.Type, e.Type) || !query.Match(st.p.Entity, e.Entity) || (st.p.Since != nil && e.Time < *st.p.Since) {
+	if !st.matches(e.Type, e.Entity, e.Time) {
 		return nil
 	}
 	st.scratch = appendEncoded(st.scratch[:0], e, st.o.Format)
