@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"strata/audit"
@@ -106,6 +107,10 @@ type Handler struct {
 	acc      *accounts
 	log      *slog.Logger
 
+	// websockets counts the WebSocket streams running (hijacked: the
+	// server's drain does not wait for them; Close does).
+	websockets atomic.Int64
+
 	mu      sync.Mutex
 	tenants map[string]*tenant
 	closing []*tenant // dropped and let go of, closed by unlock
@@ -157,6 +162,7 @@ func New(cfg Config) *Handler {
 
 // Close closes every open tenant; call it after the server has drained.
 func (h *Handler) Close() error {
+	h.waitWebSockets(wsCloseWait)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var first error

@@ -73,7 +73,12 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
-	h.streamEvents(w, r, c, startSSE(w, r), p, streamOpts{Format: format})
+	o := streamOpts{Format: format}
+	if wantsWebSocket(r) {
+		h.streamWebSocket(w, r, c, p, o)
+		return
+	}
+	h.streamEvents(w, r, c, startSSE(w, r), p, o)
 }
 
 // streamParams reads GET /stream's parameters: GET /events' start point
