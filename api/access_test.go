@@ -232,6 +232,7 @@ var accessMatrix = func() map[string]access {
 		"DELETE /cache/{key}":                write,
 		"POST /mutex/{key}/lock":             write,
 		"POST /mutex/{key}/unlock":           write,
+		"POST /mutex/{key}/renew":            write,
 		"POST /broadcast/{channel}":          write,
 		"GET /broadcast/{channel}/stream":    read,
 		"GET /quota":                         info,

@@ -164,31 +164,19 @@ func (h *Handler) mutexLock(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, r, err)
 		return
 	}
-	b := keyAnswer("key", key)
-	b = append(b, `,"token":`...)
-	b = strconv.AppendUint(b, g.Token, 10)
-	b = append(b, ',')
-	b = appendExpires(b, g.Expires)
-	writeJSON(w, http.StatusOK, append(b, '}'))
+	writeJSON(w, http.StatusOK, grantAnswer(key, g))
 }
 
 // mutexUnlock serves POST /mutex/<key>/unlock with {"token":n}.
 func (h *Handler) mutexUnlock(w http.ResponseWriter, r *http.Request, c *call) {
 	key, _, err := coordArgs(r, c, "key", 0, 0)
-	var in struct {
-		Token *uint64 `json:"token"`
-	}
+	var token uint64
 	if err == nil {
-		err = readJSON(r, &in)
-	}
-	if err == nil && (in.Token == nil || *in.Token == 0) {
-		e := errorf("invalid_body", "the request body must be {\"token\":n} with the token the lock answered")
-		e.extra = map[string]any{"field": "token"}
-		err = e
+		token, err = tokenBody(r)
 	}
 	if err == nil {
 		m := coord.Mutexes{Dir: c.coordDir(), NoSync: h.cfg.NoSync}
-		err = m.Unlock(key, *in.Token, timeNow())
+		err = m.Unlock(key, token, timeNow())
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -197,6 +185,53 @@ func (h *Handler) mutexUnlock(w http.ResponseWriter, r *http.Request, c *call) {
 	b := keyAnswer("key", key)
 	b = append(b, `,"released":true}`...)
 	writeJSON(w, http.StatusOK, b)
+}
+
+// mutexRenew serves POST /mutex/<key>/renew?ttl=<seconds> with
+// {"token":n}: the holder's lock lasts ttl (default 30 s) from now, with
+// the same token.
+func (h *Handler) mutexRenew(w http.ResponseWriter, r *http.Request, c *call) {
+	key, ttl, err := coordArgs(r, c, "key", coord.DefaultLockTTL, coord.MaxLockTTL)
+	var token uint64
+	if err == nil {
+		token, err = tokenBody(r)
+	}
+	var g coord.Grant
+	if err == nil {
+		m := coord.Mutexes{Dir: c.coordDir(), NoSync: h.cfg.NoSync}
+		g, err = m.Renew(key, token, ttl, timeNow())
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, grantAnswer(key, g))
+}
+
+// grantAnswer is {"key","token","expires"}.
+func grantAnswer(key string, g coord.Grant) []byte {
+	b := keyAnswer("key", key)
+	b = append(b, `,"token":`...)
+	b = strconv.AppendUint(b, g.Token, 10)
+	b = append(b, ',')
+	b = appendExpires(b, g.Expires)
+	return append(b, '}')
+}
+
+// tokenBody reads {"token":n}, n > 0.
+func tokenBody(r *http.Request) (uint64, error) {
+	var in struct {
+		Token *uint64 `json:"token"`
+	}
+	if err := readJSON(r, &in); err != nil {
+		return 0, err
+	}
+	if in.Token == nil || *in.Token == 0 {
+		e := errorf("invalid_body", "the request body must be {\"token\":n} with the token the lock answered")
+		e.extra = map[string]any{"field": "token"}
+		return 0, e
+	}
+	return *in.Token, nil
 }
 
 // errCGIBroadcast answers the broadcast routes under CGI.

@@ -101,6 +101,7 @@ var routes = []route{
 	{"DELETE", "/cache/{key}", auth.PermAppend, inTenantFiles, (*Handler).cacheDelete},
 	{"POST", "/mutex/{key}/lock", auth.PermAppend, inTenantFiles, (*Handler).mutexLock},
 	{"POST", "/mutex/{key}/unlock", auth.PermAppend, inTenantFiles, (*Handler).mutexUnlock},
+	{"POST", "/mutex/{key}/renew", auth.PermAppend, inTenantFiles, (*Handler).mutexRenew},
 	{"POST", "/broadcast/{channel}", auth.PermAppend, inTenantFiles, (*Handler).broadcastPost},
 	{"GET", "/broadcast/{channel}/stream", auth.PermRead, inTenantFiles, (*Handler).broadcastStream},
 	{"GET", "/quota", auth.PermInfo, inTenant, (*Handler).quota},

@@ -347,3 +347,28 @@ func (m *Mutexes) Unlock(key string, token uint64, now time.Time) error {
 	s.expires = 0
 	return m.write(t, i, s, false)
 }
+
+// Renew extends the lock on key held with token to now+ttl, keeping the
+// token (no new grant: nobody else held it meanwhile); ErrNotHolder if
+// token is not the holder's or the lock expired. Synced, as a grant is:
+// the holder acts on the new expiry.
+func (m *Mutexes) Renew(key string, token uint64, ttl time.Duration, now time.Time) (Grant, error) {
+	if err := ValidKey(key); err != nil {
+		return Grant{}, err
+	}
+	t, err := m.open(key)
+	if err != nil {
+		return Grant{}, err
+	}
+	defer t.f.Close()
+	i, s := t.find(key)
+	if i < 0 || s.token != token || s.expires <= now.UnixNano() {
+		return Grant{}, ErrNotHolder
+	}
+	g := Grant{Token: token, Expires: now.Add(ttl)}
+	s.expires = g.Expires.UnixNano()
+	if err := m.write(t, i, s, true); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
+}

@@ -45,6 +45,20 @@ func TestMutexLockUnlock(t *testing.T) {
 	if err := m.Unlock("job", g2.Token, t0.Add(3*time.Second)); !errors.Is(err, ErrNotHolder) {
 		t.Fatalf("unlock by the expired holder: %v", err)
 	}
+	// Renewal keeps the token and moves the expiry; not after expiry.
+	g4, err := m.Renew("job", g3.Token, time.Minute, t0.Add(3500*time.Millisecond))
+	if err != nil || g4.Token != g3.Token || !g4.Expires.Equal(t0.Add(3500*time.Millisecond+time.Minute)) {
+		t.Fatalf("renew: %+v %v", g4, err)
+	}
+	if _, err := m.Lock("job", time.Second, t0.Add(5*time.Second)); !errors.Is(err, ErrHeld) {
+		t.Fatalf("lock after a renewal: %v", err)
+	}
+	if _, err := m.Renew("job", g3.Token, time.Minute, t0.Add(2*time.Hour)); !errors.Is(err, ErrNotHolder) {
+		t.Fatalf("renew after expiry: %v", err)
+	}
+	if _, err := m.Renew("job", g2.Token, time.Minute, t0.Add(4*time.Second)); !errors.Is(err, ErrNotHolder) {
+		t.Fatalf("renew with a stale token: %v", err)
+	}
 	if _, err := m.Lock("../x", time.Second, t0); !errors.Is(err, ErrInvalidKey) {
 		t.Fatalf("bad key: %v", err)
 	}

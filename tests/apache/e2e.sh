@@ -515,6 +515,8 @@ coordination() {
 	token=$(jqb .token)
 	http POST "$base/mutex/$key/lock"
 	expect "$mode: a second lock → 409 with the holder's expiry" 409 '.error.code=="mutex_held" and (.error.expires|type=="string")'
+	http POST "$base/mutex/$key/renew?ttl=60" "${CT_JSON[@]}" --data-binary "{\"token\":$token}"
+	expect "$mode: POST /mutex/$key/renew with the token → 200, the same token" 200 ".token == $token"
 	http POST "$base/mutex/$key/unlock" "${CT_JSON[@]}" --data-binary "{\"token\":$token}"
 	expect "$mode: POST /mutex/$key/unlock with the token → 200" 200 '.released==true'
 	http POST "$base/mutex/$key/unlock" "${CT_JSON[@]}" --data-binary "{\"token\":$token}"

@@ -117,6 +117,26 @@ func TestMutexContention(t *testing.T) {
 		t.Fatalf("token %d after expiry, after %d", g.Token, first.Token)
 	}
 	do(t, "POST", s.url+"/mutex/short/unlock", fmt.Sprintf(`{"token":%d}`, first.Token)).wantError(t, 409, "not_holder")
+
+	// A holder renews its lock past its first expiry, keeping its token.
+	r = do(t, "POST", cgiBase+"/mutex/long/lock?ttl=1", nil).want(t, 200)
+	g := decode[struct {
+		Key     string
+		Token   uint64
+		Expires time.Time
+	}](t, r.body)
+	r = do(t, "POST", s.url+"/mutex/long/renew?ttl=60", fmt.Sprintf(`{"token":%d}`, g.Token)).want(t, 200)
+	g2 := decode[struct {
+		Key     string
+		Token   uint64
+		Expires time.Time
+	}](t, r.body)
+	if g2.Token != g.Token || !g2.Expires.After(g.Expires.Add(50*time.Second)) {
+		t.Fatalf("renewal %+v of %+v", g2, g)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	do(t, "POST", cgiBase+"/mutex/long/lock", nil).wantError(t, 409, "mutex_held")
+	do(t, "POST", cgiBase+"/mutex/long/renew", fmt.Sprintf(`{"token":%d}`, g.Token+1)).wantError(t, 409, "not_holder")
 }
 
 // TestCache: one cache across CGI and a standalone server on one data
