@@ -223,6 +223,7 @@ var accessMatrix = func() map[string]access {
 		"PUT /consumers/{name}":            define,
 		"DELETE /consumers/{name}":         define,
 		"GET /consumers/{name}/events":     read,
+		"GET /consumers/{name}/stream":     read,
 		"PUT /consumers/{name}/position":   read, // a consumer's reader commits what it read
 		"POST /events/{id}/ack":            read,
 		// coordination: reading the cache and listening are reads;

@@ -536,3 +536,80 @@ func (h *Handler) eventAck(w http.ResponseWriter, r *http.Request, c *call) {
 	b = append(b, `"}}`...)
 	writeJSON(w, http.StatusOK, b)
 }
+
+// consumerStream serves GET /consumers/<name>/stream: the consumer's
+// events after its committed position as Server-Sent Events (GET /stream's
+// format, ends and resume points), under the reader's lease, which the
+// stream renews as it flushes and on its heartbeats; a stream whose lease
+// was lost ends with reason "lease_lost". A start point (Last-Event-ID,
+// which wins, or after=) ahead of the position starts there: a reader
+// reconnecting before it committed; one before it starts at the position.
+// The stream does not commit: the reader does, with PUT …/position.
+func (h *Handler) consumerStream(w http.ResponseWriter, r *http.Request, c *call) {
+	rec, ok := targetConsumer(w, r, c)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	err := checkParams(q, "after", "reader", "lease", "format")
+	var p query.Params
+	if err == nil {
+		p, err = readParams(q, "reader", "lease", "format")
+	}
+	if err == nil {
+		err = formatParam(q)
+	}
+	reader, lease, err2 := readerParams(q, c)
+	if err == nil {
+		err = err2
+	}
+	if v := r.Header.Get("Last-Event-ID"); v != "" && err == nil {
+		id, ok := log.ParseID(v)
+		if !ok {
+			err = badParam("Last-Event-ID", "must be an event id (64 lowercase hex)")
+		} else {
+			p.From, p.After = &id, 0
+		}
+	}
+	if err == nil {
+		p, err = streamStart(c.t.log, p)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	// A stream renews its lease on its heartbeats: it holds one of at
+	// least three of them, so that one late heartbeat does not lose it.
+	lease = max(lease, 3*h.cfg.Heartbeat)
+	store := h.consumerStore(c)
+	st, err := store.Acquire(rec, reader, lease, timeNow())
+	if err != nil {
+		writeError(w, r, leaseError(err, rec.Name))
+		return
+	}
+	p.After = max(p.After, st.Seq)
+	p.Entity, p.Match = rec.Def.Filter.Entity, rec.Def.Filter.Matches()
+	format := formatJSON
+	if q.Get("format") == formatCloudEvents {
+		format = formatCloudEvents
+	}
+	renewAt := st.LeaseUntil - int64(lease)/2 // Acquire writes nothing before
+	sent := func(uint64) error {
+		now := timeNow()
+		if now.UnixNano() < renewAt {
+			return nil
+		}
+		st, err := store.Acquire(rec, reader, lease, now)
+		var le *consumers.LeaseError
+		if errors.As(err, &le) {
+			return streamEnd("lease_lost")
+		}
+		if err != nil {
+			return err
+		}
+		renewAt = st.LeaseUntil - int64(lease)/2
+		return nil
+	}
+	setConsumerHeaders(w, st)
+	h.streamEvents(w, r, c, startSSE(w, r), p, streamOpts{Format: format, Sent: sent})
+}

@@ -93,6 +93,7 @@ var routes = []route{
 	{"PUT", "/consumers/{name}", auth.PermDefine, inTenant, (*Handler).consumerPut},
 	{"DELETE", "/consumers/{name}", auth.PermDefine, inTenant, (*Handler).consumerDelete},
 	{"GET", "/consumers/{name}/events", auth.PermRead, inTenant, (*Handler).consumerEvents},
+	{"GET", "/consumers/{name}/stream", auth.PermRead, inTenant, (*Handler).consumerStream},
 	{"PUT", "/consumers/{name}/position", auth.PermRead, inTenant, (*Handler).consumerPosition},
 	{"POST", "/events/{id}/ack", auth.PermRead, inTenant, (*Handler).eventAck},
 	// Coordination (coord.go): cache, mutexes, broadcast.

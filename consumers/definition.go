@@ -76,6 +76,9 @@ func ParseDefinition(body []byte, name string) (def *Definition, hasStart bool, 
 	if err := in.Filter.Check(); err != nil {
 		return nil, false, err
 	}
+	if len(in.Filter.Types) == 0 {
+		in.Filter.Types = nil // [] is no type filter, as absent: one stored form
+	}
 	d := &Definition{Filter: in.Filter}
 	switch {
 	case in.After != nil && in.From != nil:

@@ -12,7 +12,7 @@ import (
 // (so "the same definition again" is seen to be the same).
 func FuzzParseDefinition(f *testing.F) {
 	for _, s := range []string{`{}`, `{"filter":{"types":["order.*"],"entity":"orders/*"},"after":0}`,
-		`{"from":"` + zeroHex + `"}`, `{"name":"c","after":18446744073709551615}`, `{"filter":{"types":["a","[b"]}}`, `[]`, `{"after":1,"after":2}`} {
+		`{"from":"` + zeroHex + `"}`, `{"name":"c","after":18446744073709551615}`, `{"filter":{"types":["a","[b"]}}`, `[]`, `{"after":1,"after":2}`, `{"filter":{"tYpes":[]}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

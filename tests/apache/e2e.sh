@@ -602,6 +602,18 @@ consumers() {
 	fi
 	http POST "$base/events" "${CT_JSON[@]}" -H "Strata-Wait-Consumer: nobody" --data-binary '{"type":"apache.consumer","entity":"c/4","data":4}'
 	expect "$mode: Strata-Wait-Consumer naming no consumer → 400 unknown_consumer" 400 '.error.code=="unknown_consumer"'
+	# The stream: the events after the position (c/2 acked but not
+	# committed, c/3), as SSE; under CGI it ends at its timeout.
+	[ "$mode" = cgi ] && echo "SetEnv STRATA_STREAM_TIMEOUT 2s" >>"$WWW_CGI/cgi-bin/.htaccess"
+	curl -sS -N --max-time 4 -D "$OUT/cshdr" -o "$OUT/csbody" -H "Authorization: Bearer $TOKEN" -H 'Accept: text/event-stream' \
+		"$base/consumers/$c/stream?reader=r1" 2>"$OUT/cserr"
+	[ "$mode" = cgi ] && sed -i '/^SetEnv STRATA_STREAM_TIMEOUT 2s$/d' "$WWW_CGI/cgi-bin/.htaccess"
+	if grep -qi '^content-type: text/event-stream' "$OUT/cshdr" && [ "$(grep -c '^data: {.*"apache.consumer"' "$OUT/csbody")" = 2 ] &&
+		{ [ "$mode" != cgi ] || grep -q '^event: end' "$OUT/csbody"; }; then
+		ok "$mode: GET /consumers/$c/stream → the two events after the position$([ "$mode" = cgi ] && echo ", then event: end")"
+	else
+		nok "$mode: GET /consumers/$c/stream → the two events after the position" "$(tr '\r\n' ' |' <"$OUT/cshdr" | head -c 300) $(head -c 600 "$OUT/csbody" | tr '\n' '|') $(cat "$OUT/cserr")"
+	fi
 	http GET "$base/consumers"
 	expect "$mode: GET /consumers lists it" 200 'map(.name) | index("'"$c"'") != null'
 	http DELETE "$base/consumers/$c"

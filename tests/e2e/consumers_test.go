@@ -156,3 +156,62 @@ func TestConsumerWaitAcrossProcesses(t *testing.T) {
 		t.Fatal("GET /consumers under CGI does not list mailer")
 	}
 }
+
+// TestConsumerStream: GET /consumers/<name>/stream sends the filter's
+// events after the committed position, stored then live, standalone and
+// through CGI (which ends at its timeout with the resume point); a second
+// reader is refused 409 before any stream starts; Last-Event-ID ahead of
+// the position resumes there, and one before it starts at the position.
+func TestConsumerStream(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	s := startServer(t, data)
+	cgi := cgiServer(t, data, "STRATA_STREAM_TIMEOUT=1s")
+	capi := cgi.URL + "/api"
+	rs := mustAppendBatch(t, s.url, `[{"type":"order.placed","entity":"orders/1"},{"type":"user.seen","entity":"users/1"},{"type":"order.paid","entity":"orders/1"},{"type":"order.placed","entity":"orders/2"}]`)
+	do(t, "PUT", s.url+"/consumers/billing", `{"filter":{"types":["order.*"],"entity":"orders/*"}}`).want(t, 201)
+	do(t, "PUT", s.url+"/consumers/billing/position?reader=r1", `{"seq":1}`).want(t, 200)
+
+	// CGI: the stored events after the position, then the end at its timeout.
+	es := &eventSource{url: capi + "/consumers/billing/stream?reader=r1"}
+	var got []sseMessage
+	if why := es.connect(t, func(m sseMessage) bool { got = append(got, m); return true }); why != "end" || len(got) != 3 {
+		t.Fatalf("CGI stream: %s after %+v", why, got)
+	}
+	if got[0].id != rs[2].ID || got[1].id != rs[3].ID || !strings.Contains(got[2].data, `"reason":"timeout"`) {
+		t.Fatalf("CGI stream: %+v", got)
+	}
+	// Another reader: 409 before the stream starts.
+	do(t, "GET", s.url+"/consumers/billing/stream?reader=r2", nil, "Accept", "text/event-stream").wantError(t, 409, "lease_held")
+
+	// Standalone: from Last-Event-ID (ahead of the position), then live.
+	es = &eventSource{url: s.url + "/consumers/billing/stream?reader=r1", lastID: rs[2].ID}
+	ch := make(chan sseMessage, 10)
+	go es.connect(t, func(m sseMessage) bool { ch <- m; return m.event != "end" && m.id != "" && len(ch) < 2 })
+	next := func() sseMessage {
+		select {
+		case m := <-ch:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message within 10 s")
+		}
+		return sseMessage{}
+	}
+	if m := next(); m.id != rs[3].ID {
+		t.Fatalf("first message from Last-Event-ID: %+v", m)
+	}
+	mustAppend(t, s.url, `{"type":"user.seen","entity":"users/2"}`) // not the filter's
+	live := mustAppend(t, s.url, `{"type":"order.paid","entity":"orders/2"}`)
+	if m := next(); m.id != live.ID {
+		t.Fatalf("live message: %+v, want %s", m, live.ID)
+	}
+
+	// Last-Event-ID before the committed position: from the position.
+	do(t, "PUT", s.url+"/consumers/billing/position?reader=r1", `{"id":"`+rs[3].ID+`"}`).want(t, 200)
+	es = &eventSource{url: capi + "/consumers/billing/stream?reader=r1", lastID: rs[0].ID}
+	got = nil
+	es.connect(t, func(m sseMessage) bool { got = append(got, m); return true })
+	if len(got) != 2 || got[0].id != live.ID {
+		t.Fatalf("from before the position: %+v", got)
+	}
+}
