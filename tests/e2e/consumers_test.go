@@ -187,7 +187,9 @@ func TestConsumerStream(t *testing.T) {
 	// Standalone: from Last-Event-ID (ahead of the position), then live.
 	es = &eventSource{url: s.url + "/consumers/billing/stream?reader=r1", lastID: rs[2].ID}
 	ch := make(chan sseMessage, 10)
-	go es.connect(t, func(m sseMessage) bool { ch <- m; return m.event != "end" && m.id != "" && len(ch) < 2 })
+	go func() {
+		es.connect(t, func(m sseMessage) bool { ch <- m; return m.event != "end" && m.id != "" && len(ch) < 2 })
+	}()
 	next := func() sseMessage {
 		select {
 		case m := <-ch:
