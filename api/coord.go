@@ -40,16 +40,16 @@ func keyArg(c *call, what string) (string, error) {
 
 // coordArgs checks a coordination request's key (or channel: what) and
 // its parameters: ttl=<seconds> (def when absent, up to most) when most is
-// not 0, none otherwise.
-func coordArgs(r *http.Request, c *call, what string, def, most time.Duration) (key string, ttl time.Duration, err error) {
+// not 0, and those named in more (which the caller reads).
+func coordArgs(r *http.Request, c *call, what string, def, most time.Duration, more ...string) (key string, ttl time.Duration, err error) {
 	key, err = keyArg(c, what)
 	q := r.URL.Query()
 	switch {
 	case err != nil:
 	case most == 0:
-		err = checkParams(q)
+		err = checkParams(q, more...)
 	default:
-		if err = checkParams(q, "ttl"); err == nil {
+		if err = checkParams(q, append(more, "ttl")...); err == nil {
 			ttl, err = ttlParam(q, def, most)
 		}
 	}
@@ -276,17 +276,20 @@ func (h *Handler) broadcastPost(w http.ResponseWriter, r *http.Request, c *call)
 
 // broadcastStream serves GET /broadcast/<channel>/stream: Server-Sent
 // Events, each message's data the JSON posted and its id the ring's seq
-// (an EventSource that reconnects with Last-Event-ID gets what the ring
-// still holds after it); an "event: missed" with {"missed":n} when the
-// subscriber fell a ring behind and n messages went by unread; an
-// "event: end" with {"reason":"shutdown|timeout","after":<seq>} (and that
-// seq as its id) when the server stops or the stream's time is up.
+// (an EventSource that reconnects with Last-Event-ID, or a client that
+// gives after=<seq>, gets what the ring still holds after it); an "event:
+// missed" with {"count":n} when the subscriber fell a ring behind and n
+// messages went by unread; an "event: end" with
+// {"reason":"shutdown|timeout","after":<seq>} (and that seq as its id)
+// when the server stops or the stream's time is up. strata serve also
+// answers it as a WebSocket (websocket.go's framing): each message
+// {"seq":n,"data":<the JSON posted>}, and {"missed":{…}}, {"end":{…}}.
 func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *call) {
 	if !h.cfg.LongRunning {
 		writeError(w, r, errCGIBroadcast())
 		return
 	}
-	channel, _, err := coordArgs(r, c, "channel", 0, 0)
+	channel, _, err := coordArgs(r, c, "channel", 0, 0, "after")
 	var ring *coord.Ring
 	if err == nil {
 		ring, err = c.t.broadcast()
@@ -295,17 +298,48 @@ func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *cal
 	if err == nil {
 		after, err = ring.Head()
 	}
+	if err == nil {
+		after, err = broadcastStart(r, after)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		if n, perr := strconv.ParseUint(id, 10, 64); perr == nil && n <= after {
-			after = n
+	if wantsWebSocket(r) {
+		if err := h.checkWebSocket(w, r, c); err != nil {
+			writeError(w, r, err)
+			return
 		}
+		h.websockets.Add(1)
+		defer h.websockets.Add(-1)
+		ws, r2, err := h.acceptWebSocket(w, r)
+		if err != nil {
+			infoOf(r).logger(h).Warn("websocket: upgrade failed", "err", err.Error())
+			return
+		}
+		defer ws.close()
+		h.streamBroadcast(r2, ws, true, ring, channel, after, h.draining.done())
+		return
 	}
 	out := startSSE(w, r)
-	h.streamBroadcast(r, out, ring, channel, after, h.draining.done())
+	h.streamBroadcast(r, out, false, ring, channel, after, h.draining.done())
+}
+
+// broadcastStart is where a broadcast stream starts: after head, or after
+// the seq of Last-Event-ID or after= (the header wins), if the ring has
+// not gone past head since.
+func broadcastStart(r *http.Request, head uint64) (uint64, error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("after")
+		if _, err := strconv.ParseUint(v, 10, 64); v != "" && err != nil {
+			return 0, badParam("after", "must be the seq (id) of a broadcast message")
+		}
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil && n <= head {
+		return n, nil
+	}
+	return head, nil
 }
 
 // streamBroadcast sends channel's messages after seq after to out until
@@ -313,7 +347,7 @@ func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *cal
 // closes (end reason "shutdown") or Config.StreamTimeout passes (reason
 // "timeout", as GET /stream: under mod_fcgid a stream holds a process),
 // with a heartbeat comment every Config.Heartbeat.
-func (h *Handler) streamBroadcast(r *http.Request, out sink, ring *coord.Ring, channel string, after uint64, stop <-chan struct{}) {
+func (h *Handler) streamBroadcast(r *http.Request, out sink, ws bool, ring *coord.Ring, channel string, after uint64, stop <-chan struct{}) {
 	buf := make([]byte, coord.MaxMessage)
 	beat := time.NewTicker(h.cfg.Heartbeat)
 	defer beat.Stop()
@@ -330,15 +364,19 @@ func (h *Handler) streamBroadcast(r *http.Request, out sink, ring *coord.Ring, c
 		out.send(id, "end", []byte(`{"reason":"`+reason+`","after":`+id+`}`))
 		out.flush()
 	}
-	var id []byte
+	var id, msg []byte
 	for {
 		changed := ring.Changed()
 		next, missed, err := ring.Read(channel, after, buf, func(m coord.Message) error {
 			id = strconv.AppendUint(id[:0], m.Seq, 10)
+			if ws { // the seq inside the message, as an event's id is
+				msg = append(append(append(append(msg[:0], `{"seq":`...), id...), `,"data":`...), m.Data...)
+				return out.send("", "", append(msg, '}'))
+			}
 			return out.send(string(id), "", m.Data)
 		})
 		if err == nil && missed > 0 {
-			err = out.send("", "missed", append(strconv.AppendUint([]byte(`{"missed":`), missed, 10), '}'))
+			err = out.send("", "missed", append(strconv.AppendUint([]byte(`{"count":`), missed, 10), '}'))
 		}
 		if err == nil && next != after {
 			err = out.flush()

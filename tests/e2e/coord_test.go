@@ -286,6 +286,21 @@ func TestBroadcast(t *testing.T) {
 			t.Fatalf("%s: second message %+v", name, m)
 		}
 	}
+	// As a WebSocket (strata serve), from after=0: what the ring holds.
+	ws := wsDial(t, "ws"+strings.TrimPrefix(b.url, "http")+"/broadcast/room-1/stream?after=0", nil)
+	for _, want := range []string{`{"typing":"ann"}`, `"bye"`} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, msg, err := ws.Read(ctx)
+		cancel()
+		var m struct {
+			Seq  uint64
+			Data json.RawMessage
+		}
+		if err != nil || json.Unmarshal(msg, &m) != nil || m.Seq == 0 || string(m.Data) != want {
+			t.Fatalf("WebSocket message %q (%v), want seq and data %s", msg, err, want)
+		}
+	}
+	do(t, "GET", a.url+"/broadcast/room-1/stream?after=x", nil).wantError(t, 400, "invalid_parameter")
 	do(t, "POST", a.url+"/broadcast/room-1", `{"a":`).wantError(t, 400, "invalid_body")
 	do(t, "POST", a.url+"/broadcast/room-1", strings.Repeat("1", 3<<10+1)).wantError(t, 413, "body_too_large")
 	e := do(t, "POST", cgiBase+"/broadcast/room-1", `1`).wantError(t, 501, "needs_server")
