@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -10,6 +12,7 @@ import (
 
 	"strata/consumers"
 	"strata/internal/fileutil"
+	"strata/log"
 )
 
 // consumerState decodes GET /consumers/<name>.
@@ -243,5 +246,44 @@ func TestConsumerCommitFault(t *testing.T) {
 	checkFault(t, w, data, 500, "internal", &l, "input/output error")
 	if s := getConsumer(t, h, "c"); s.Position.Seq != 1 {
 		t.Fatalf("after the failed commit the position is %d, want 1", s.Position.Seq)
+	}
+}
+
+// TestConsumerStreamLeaseLost: a consumer's stream renews its lease on its
+// heartbeats; when another reader holds the lease at a renewal (here
+// written into the position file as a reader whose process had stalled
+// would find it) the stream ends with reason lease_lost and its resume
+// point.
+func TestConsumerStreamLeaseLost(t *testing.T) {
+	h := newHandler(t, Config{StreamTimeout: 10 * time.Second, Heartbeat: 20 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	appendN(t, h, "a.b", "x", 2)
+	serve(h, "PUT", "/consumers/c", strings.NewReader(`{}`))
+	ch, _ := openStream(t, srv, "/consumers/c/stream?reader=r1&lease=1")
+	if got := seqOf(t, next(t, ch)); got != 1 {
+		t.Fatalf("first event: seq %d", got)
+	}
+	seqOf(t, next(t, ch))
+	tn, _, err := h.tenant(DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(tn.dir, consumers.Dir, "c.json")
+	h.release(tn)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	json.Unmarshal(b, &f)
+	f["reader"], f["lease_until"] = "r2", log.FormatTime(time.Now().Add(time.Hour).UnixNano())
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, ch) // within the renewal: half the lease
+	if reason, after, _ := endOf(t, m); reason != "lease_lost" || after != 3 { // past the definition's record, which the filter skips
+		t.Fatalf("end: %+v", m)
 	}
 }
