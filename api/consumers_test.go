@@ -282,8 +282,10 @@ func TestConsumerStreamLeaseLost(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := next(t, ch) // within the renewal: half the lease
-	if reason, after, _ := endOf(t, m); reason != "lease_lost" || after != 3 { // past the definition's record, which the filter skips
+	// Ended within a renewal (half the lease), past the definition's
+	// record, which the filter skips.
+	m := next(t, ch)
+	if reason, after, _ := endOf(t, m); reason != "lease_lost" || after != 3 {
 		t.Fatalf("end: %+v", m)
 	}
 }
