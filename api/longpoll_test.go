@@ -33,6 +33,25 @@ func waitRead(h *Handler, ctx context.Context, target string) <-chan struct {
 	return ch
 }
 
+// otherHandle opens the default tenant's log a second time, as another
+// process (CGI, the CLI) would: its appends reach h only through the
+// shared head. Closed when the test ends.
+func otherHandle(t testing.TB, h *Handler) *log.Log {
+	t.Helper()
+	tn, _, err := h.tenant(DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := tn.dir
+	h.release(tn)
+	other, err := log.Open(dir, log.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	return other
+}
+
 func appendOne(t *testing.T, h *Handler, typ, entity string) {
 	t.Helper()
 	if w := serve(h, "POST", "/events", strings.NewReader(`{"type":"`+typ+`","entity":"`+entity+`","data":1}`)); w.Code != 201 {
@@ -66,17 +85,7 @@ func TestLongPoll(t *testing.T) {
 
 	// Woken by another Log handle's append; a filter that does not match
 	// keeps waiting.
-	tn, _, err := h.tenant(DefaultTenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := tn.dir
-	h.release(tn)
-	other, err := log.Open(dir, log.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := otherHandle(t, h)
 	ch = waitRead(h, context.Background(), "/events?after=2&type=want.*&wait=5")
 	time.Sleep(200 * time.Millisecond)
 	appendOne(t, h, "other.kind", "x")

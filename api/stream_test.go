@@ -285,17 +285,7 @@ func TestStreamCGI(t *testing.T) {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close) // after the streams' own cleanups hang up
 	appendN(t, h, "a.b", "x", 2)
-	tn, _, err := h.tenant(DefaultTenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := tn.dir
-	h.release(tn)
-	other, err := log.Open(dir, log.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := otherHandle(t, h)
 
 	began := time.Now()
 	ch, _ := openStream(t, srv, "/stream?after=1")
