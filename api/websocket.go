@@ -65,9 +65,14 @@ func (h *Handler) waitWebSockets(d time.Duration) {
 	}
 }
 
-// wantsWebSocket reports whether r asks to upgrade to a WebSocket.
+// wantsWebSocket reports whether r asks to upgrade to a WebSocket: the
+// upgrade headers, or a handshake's key alone — a gateway may drop the
+// hop-by-hop Connection and Upgrade (Apache's mod_fcgid does), and such a
+// client must be told no rather than be sent an event stream it cannot
+// read.
 func wantsWebSocket(r *http.Request) bool {
-	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket") ||
+		r.Header.Get("Sec-WebSocket-Key") != ""
 }
 
 // headerHasToken reports whether a comma-separated header holds token
@@ -106,6 +111,11 @@ func canHijack(w http.ResponseWriter) bool {
 func (h *Handler) checkWebSocket(w http.ResponseWriter, r *http.Request, c *call) error {
 	if !canHijack(w) {
 		return errorf("needs_server", "a WebSocket needs strata serve (standalone): this server answers through CGI or FastCGI, which cannot hand the connection over; GET /stream without the upgrade serves the same stream as Server-Sent Events")
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		e := errorf("invalid_parameter", "header Upgrade: a WebSocket handshake has Connection: Upgrade and Upgrade: websocket")
+		e.extra = map[string]any{"parameter": "Upgrade"}
+		return e
 	}
 	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")

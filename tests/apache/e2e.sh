@@ -489,6 +489,16 @@ stream() {
 	expect "$mode: GET /stream?limit=1 → 400 naming limit" 400 '.error.parameter=="limit"'
 }
 
+# websocket MODE BASE: a WebSocket upgrade of GET /stream through Apache:
+# the web server owns the connection, so strata answers 501 needs_server
+# (a JSON error; the same URL without the upgrade is the SSE stream).
+websocket() {
+	local mode=$1 base=$2
+	http GET "$base/stream?after=0" --max-time 10 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+		-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='
+	expect "$mode: GET /stream asking for a WebSocket → 501 needs_server" 501 '.error.code=="needs_server"'
+}
+
 # coordination MODE BASE: the cache and a mutex through Apache (under CGI
 # every request is its own process, sharing the tenant's files), and
 # broadcast: 501 under CGI, under mod_fcgid a message posted by one
@@ -1335,6 +1345,7 @@ smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 projections cgi "http://127.0.0.1:$PORT_CGI/api"
 longpoll cgi "http://127.0.0.1:$PORT_CGI/api"
 stream cgi "http://127.0.0.1:$PORT_CGI/api"
+websocket cgi "http://127.0.0.1:$PORT_CGI/api"
 consumers cgi "http://127.0.0.1:$PORT_CGI/api"
 coordination cgi "http://127.0.0.1:$PORT_CGI/api"
 cloudevents cgi "http://127.0.0.1:$PORT_CGI/api"
@@ -1347,6 +1358,7 @@ smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
 longpoll fcgid "http://127.0.0.1:$PORT_FCGID/api"
 stream fcgid "http://127.0.0.1:$PORT_FCGID/api"
+websocket fcgid "http://127.0.0.1:$PORT_FCGID/api"
 consumers fcgid "http://127.0.0.1:$PORT_FCGID/api"
 coordination fcgid "http://127.0.0.1:$PORT_FCGID/api"
 cloudevents fcgid "http://127.0.0.1:$PORT_FCGID/api"

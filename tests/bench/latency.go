@@ -16,6 +16,7 @@ type appendRun struct {
 	elapsed time.Duration
 	lat     []time.Duration
 	cpu     string
+	cpuSrv  time.Duration // the server's CPU time during the run
 }
 
 func singleAppends(s *server, clients int, maxPerClient int, dur time.Duration, seed uint64, hdr ...string) (appendRun, error) {
@@ -59,7 +60,7 @@ func singleAppends(s *server, clients int, maxPerClient int, dur time.Duration, 
 		}(i)
 	}
 	wg.Wait()
-	r := appendRun{n: int64(len(lat)), elapsed: time.Since(t0)}
+	r := appendRun{n: int64(len(lat)), elapsed: time.Since(t0), cpuSrv: cpuTime(s.pid) - cpu.srv0}
 	r.cpu = fmt.Sprintf("%s; server CPU %.1f µs/request", cpu, float64(cpu.serverPer(r.n))/1e3)
 	sortDurations(lat)
 	r.lat = lat

@@ -323,7 +323,7 @@ func (b *bench) liveLatency() {
 		b.rep.errorRow("L1", name, target, fmt.Errorf("not every subscriber got the %d events within 60 s", nev))
 		return
 	}
-	cpuNote := cpu.String()
+	cpuNote := fmt.Sprintf("%s; server CPU %.1f µs a delivery (each event its own write to each subscriber)", cpu, float64(cpu.serverPer(int64(nsubs*nev)))/1e3)
 	if e := readErr.Load(); e != nil {
 		b.rep.errorRow("L1", name, target, e.(error))
 		return
@@ -661,6 +661,10 @@ func (b *bench) liveAppends() {
 		if v.read {
 			notes = append(notes, fmt.Sprintf("the 1,000 subscribers (GET /stream from the head%s, raw TCP read in 32 KB) got %s deliveries during the run (%s appended × 1,000 = %s); %d were ended by the server",
 				v.filter, commas(got.Load()), commas(with.n), commas(with.n*nsubs), ended.Load()))
+			if g := got.Load(); g > 0 {
+				extra := (float64(with.cpuSrv)/float64(with.n) - float64(base.cpuSrv)/float64(base.n)) * float64(with.n) / float64(g)
+				notes = append(notes, fmt.Sprintf("server CPU beyond the appends' own: %.2f µs a delivery", extra/1e3))
+			}
 		}
 		if i == 0 {
 			notes = append(notes, "without: "+base.cpu)

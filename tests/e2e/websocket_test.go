@@ -121,6 +121,9 @@ func TestWebSocketRefusals(t *testing.T) {
 	h[5] = "8"
 	do(t, "GET", s.url+"/stream", nil, h...).wantError(t, 400, "invalid_parameter")
 	do(t, "GET", s.url+"/stream?after=x", nil, upgradeHeaders...).wantError(t, 400, "invalid_parameter")
+	// A handshake whose Connection and Upgrade a gateway dropped is told
+	// so, not sent an event stream.
+	do(t, "GET", s.url+"/stream", nil, upgradeHeaders[4:]...).wantError(t, 400, "invalid_parameter")
 	do(t, "GET", s.url+"/stream", nil, append([]string{"Origin", "http://evil.example"}, upgradeHeaders...)...).wantError(t, 403, "cors_denied")
 	// An allowed origin, and the server's own, may.
 	ws := "ws" + strings.TrimPrefix(s.url, "http")
@@ -146,4 +149,7 @@ func TestWebSocketRefusals(t *testing.T) {
 	cgi := cgiServer(t, s.data)
 	r := do(t, "GET", cgi.URL+"/api/stream?after=0", nil, upgradeHeaders...)
 	r.wantError(t, 501, "needs_server")
+	// …also when a gateway (mod_fcgid) passed the key but not the
+	// hop-by-hop Connection and Upgrade.
+	do(t, "GET", cgi.URL+"/api/stream?after=0", nil, upgradeHeaders[4:]...).wantError(t, 501, "needs_server")
 }
