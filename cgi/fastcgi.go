@@ -58,9 +58,6 @@ func ServeFastCGI(h http.Handler, drain time.Duration) error {
 		if _, ok := <-stop; ok {
 			sv.stop()
 			ln.Close()
-			if d, ok := h.(interface{ Drain() }); ok {
-				d.Drain()
-			}
 		}
 	}()
 	for {
@@ -96,14 +93,19 @@ type server struct {
 	stopping bool
 }
 
+// stop closes the idle connections, lets the busy ones finish their
+// request, and tells a handler that drains (Drain) to end its waits.
 func (sv *server) stop() {
 	sv.mu.Lock()
-	defer sv.mu.Unlock()
 	sv.stopping = true
 	for c, idle := range sv.conns {
 		if idle {
 			c.c.Close()
 		}
+	}
+	sv.mu.Unlock()
+	if d, ok := sv.h.(interface{ Drain() }); ok {
+		d.Drain()
 	}
 }
 

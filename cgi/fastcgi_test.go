@@ -161,6 +161,43 @@ func TestFastCGIStop(t *testing.T) {
 	}
 }
 
+// drainer is a handler whose requests wait until it is told to drain.
+type drainer struct{ release chan struct{} }
+
+func (d drainer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	<-d.release
+	io.WriteString(w, "drained")
+}
+
+func (d drainer) Drain() { close(d.release) }
+
+// TestFastCGIStopDrains: stopping tells a handler with a Drain method to
+// drain, so a request waiting in it (a stream, a long-poll) answers at
+// once rather than holding the stop.
+func TestFastCGIStopDrains(t *testing.T) {
+	h := drainer{release: make(chan struct{})}
+	sv := &server{h: h, conns: map[*fcgiConn]bool{}}
+	env := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_URI": "/x", "PATH_INFO": "/stream", "CONTENT_LENGTH": "0"}
+	srv, client := net.Pipe()
+	defer client.Close()
+	go sv.serveConn(srv)
+	answer := make(chan string, 1)
+	go func() {
+		out, _ := fcgiExchange(client, 1, env, nil, false)
+		answer <- out
+	}()
+	waitFor(t, "the request in flight", func() bool { all, idle := sv.counts(); return all == 1 && idle == 0 })
+	sv.stop()
+	select {
+	case out := <-answer:
+		if !strings.HasSuffix(out, "drained") {
+			t.Fatalf("answer %q", out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not drain the handler")
+	}
+}
+
 func TestFixRequestID(t *testing.T) {
 	for _, c := range []struct{ header, unique, want string }{
 		{"", "", ""},
