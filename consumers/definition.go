@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"strata/log"
 	"strata/projections"
@@ -65,7 +64,7 @@ func ParseDefinition(body []byte, name string) (def *Definition, hasStart bool, 
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return nil, false, decodeError(err)
+		return nil, false, projections.DecodeError(err)
 	}
 	if dec.More() {
 		return nil, false, &FieldError{Field: "body", Msg: "must be one JSON object"}
@@ -100,22 +99,6 @@ func ParseDefinition(body []byte, name string) (def *Definition, hasStart bool, 
 // zeroHex is the id before seq 1 (a constant: nothing is built at init,
 // which every CGI request pays).
 const zeroHex = "0000000000000000000000000000000000000000000000000000000000000000"
-
-func decodeError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "body"
-		}
-		return &FieldError{Field: field, Msg: "is of the wrong JSON type"}
-	}
-	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, _ := strconv.Unquote(rest)
-		return &FieldError{Field: name, Msg: "is not a consumer field (filter, after, from)"}
-	}
-	return &FieldError{Field: "body", Msg: "must be a JSON object"}
-}
 
 // Marshal is the definition as stored: one form for one definition, so
 // that a PUT of the same definition again is seen to be the same.

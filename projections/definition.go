@@ -121,7 +121,7 @@ func ParseDefinition(body []byte) (*Definition, error) {
 	dec.DisallowUnknownFields()
 	var d Definition
 	if err := dec.Decode(&d); err != nil {
-		return nil, decodeError(err)
+		return nil, DecodeError(err)
 	}
 	if dec.More() {
 		return nil, fieldErr("body", "must be one JSON object")
@@ -132,8 +132,9 @@ func ParseDefinition(body []byte) (*Definition, error) {
 	return &d, nil
 }
 
-// decodeError turns a JSON decoding error into a FieldError.
-func decodeError(err error) error {
+// DecodeError turns a JSON decoding error of a definition (projections',
+// consumers') into a FieldError naming the field.
+func DecodeError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
