@@ -73,8 +73,12 @@ type ring struct {
 	// last is the newest seq published: every event from the ring's start
 	// through last is, or was, in it.
 	last atomic.Uint64
-	// published wakes subscribers after last moves.
+	// published wakes subscribers after last moves, or after a read of
+	// the log failed: failed then sends them to the log themselves, where
+	// they meet the error and end their streams rather than wait for
+	// events the tail reader cannot read.
 	published signal
+	failed    atomic.Bool
 	stop      chan struct{}
 	done      chan struct{}
 }
@@ -243,13 +247,15 @@ func (hb *hub) read(r *ring, l *log.Log, now uint64, tr *tailRead) {
 	if cap(tr.scratch) > 1<<20 {
 		tr.scratch = nil // one huge event does not stay pinned
 	}
+	// A read error (damage) leaves last where it got to; the next wake
+	// tries again, and subscribers, told, read the log themselves.
+	r.failed.Store(it.Err() != nil)
 	if last >= from {
 		r.last.Store(last)
+	}
+	if last >= from || r.failed.Load() {
 		r.published.fire()
 	}
-	// A read error (damage) leaves last where it got to; the next wake
-	// tries again, and subscribers reading the log meet the error
-	// themselves and end their streams.
 }
 
 // signal is tailSignal without a lock: a thousand subscribers woken at

@@ -258,6 +258,9 @@ func (st *streamer) deliver(rg *ring) error {
 		var head uint64
 		if rg != nil {
 			head = rg.last.Load()
+			if st.after >= head && rg.failed.Load() {
+				head = st.l.Through() // past what the hub could read: from disk
+			}
 		} else {
 			head = st.l.Through()
 		}

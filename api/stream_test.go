@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"strata/internal/fileutil"
 	"strata/log"
 )
 
@@ -417,5 +418,35 @@ func TestStreamReopened(t *testing.T) {
 	ch, _ = openStream(t, srv, "/stream")
 	if got := seqOf(t, next(t, ch)); got != 1 {
 		t.Fatalf("after reopening: seq %d", got)
+	}
+}
+
+// TestStreamDamage: an event that cannot be read (a page of the segment
+// reads back as zeros) ends a live stream with reason error and the
+// request id, and the resume point before the damage, in a long-running
+// handler (where the hub's tail reader meets the damage first) and under
+// CGI.
+func TestStreamDamage(t *testing.T) {
+	for _, long := range []bool{true, false} {
+		h := newHandler(t, Config{LongRunning: long, StreamTimeout: time.Minute})
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		appendN(t, h, "a.b", "x", 2)
+		ch, _ := openStream(t, srv, "/stream")
+		next(t, ch)
+		next(t, ch)
+		undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+			if op == fileutil.OpWrite && strings.HasSuffix(path, ".seg") {
+				return fileutil.ErrZeroPage
+			}
+			return nil
+		})
+		appendN(t, h, "a.b", "x", 1)
+		undo()
+		m := next(t, ch)
+		reason, after, _ := endOf(t, m)
+		if reason != "error" || after != 2 || !strings.Contains(m.data, `"request_id":"`) {
+			t.Fatalf("long-running %v: end %+v", long, m)
+		}
 	}
 }
