@@ -19,8 +19,9 @@
 //     than every token granted before it for that key — in fact for any
 //     key of the tenant that hashes to the same page of the table — and
 //     is durable (fdatasync) before Lock returns, so no token is handed
-//     out twice, even across a machine crash. A release needs the
-//     holder's token; a lock nobody releases frees itself at its expiry.
+//     out twice, even across a machine crash. A release or a renewal
+//     (a later expiry, the same token, synced) needs the holder's token;
+//     a lock nobody releases frees itself at its expiry.
 //     A release is not synced: after a machine crash a released lock may
 //     be held again until its expiry, never the other way round.
 //   - Cache: a value is replaced atomically (a reader sees the old value
