@@ -225,6 +225,7 @@ var accessMatrix = func() map[string]access {
 		"GET /consumers/{name}/events":     read,
 		"GET /consumers/{name}/stream":     read,
 		"PUT /consumers/{name}/position":   read, // a consumer's reader commits what it read
+		"DELETE /consumers/{name}/lease":   read, // … and gives up its lease
 		"POST /events/{id}/ack":            read,
 		// coordination: reading the cache and listening are reads;
 		// writing it, locking and posting are appends

@@ -613,3 +613,30 @@ func (h *Handler) consumerStream(w http.ResponseWriter, r *http.Request, c *call
 	setConsumerHeaders(w, st)
 	h.streamEvents(w, r, c, startSSE(w, r), p, streamOpts{Format: format, Sent: sent})
 }
+
+// consumerRelease serves DELETE /consumers/<name>/lease?reader=: the
+// reader gives up its lease (a worker that stops on purpose), so another
+// may read at once rather than when it would have ended; 409 if another
+// reader holds it.
+func (h *Handler) consumerRelease(w http.ResponseWriter, r *http.Request, c *call) {
+	rec, ok := targetConsumer(w, r, c)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	err := checkParams(q, "reader")
+	reader, _, err2 := readerParams(q, c)
+	if err == nil {
+		err = err2
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	st, err := h.consumerStore(c).Release(rec, reader, timeNow())
+	if err != nil {
+		writeError(w, r, leaseError(err, rec.Name))
+		return
+	}
+	h.answerConsumer(w, r, c, rec, st, http.StatusOK)
+}

@@ -108,6 +108,19 @@ func TestConsumers(t *testing.T) {
 	if w := serve(h, "PUT", "/consumers/billing/position?reader=a", strings.NewReader(`{"seq":1,"reset":true}`)); w.Code != 200 {
 		t.Fatalf("reset: %d %s", w.Code, w.Body)
 	}
+	// Giving up the lease: only its holder may; then another reads at once.
+	if w := serve(h, "DELETE", "/consumers/billing/lease?reader=b", nil); w.Code != 409 {
+		t.Fatalf("release by another reader: %d %s", w.Code, w.Body)
+	}
+	if w := serve(h, "DELETE", "/consumers/billing/lease?reader=a", nil); w.Code != 200 || !strings.Contains(w.Body.String(), `"reader":null`) {
+		t.Fatalf("release: %d %s", w.Code, w.Body)
+	}
+	if w := serve(h, "GET", "/consumers/billing/events?reader=b&limit=1", nil); w.Code != 200 {
+		t.Fatalf("another reader after the release: %d %s", w.Code, w.Body)
+	}
+	if w := serve(h, "DELETE", "/consumers/billing/lease?reader=b", nil); w.Code != 200 {
+		t.Fatalf("release: %d %s", w.Code, w.Body)
+	}
 	// The next page starts after the position; after= before it is refused.
 	w = serve(h, "GET", "/consumers/billing/events?reader=a", nil)
 	if w.Code != 200 || strings.Count(w.Body.String(), `"order.placed"`) != 2 || strings.Contains(w.Body.String(), `"seq":1,`) {

@@ -95,6 +95,7 @@ var routes = []route{
 	{"GET", "/consumers/{name}/events", auth.PermRead, inTenant, (*Handler).consumerEvents},
 	{"GET", "/consumers/{name}/stream", auth.PermRead, inTenant, (*Handler).consumerStream},
 	{"PUT", "/consumers/{name}/position", auth.PermRead, inTenant, (*Handler).consumerPosition},
+	{"DELETE", "/consumers/{name}/lease", auth.PermRead, inTenant, (*Handler).consumerRelease},
 	{"POST", "/events/{id}/ack", auth.PermRead, inTenant, (*Handler).eventAck},
 	// Coordination (coord.go): cache, mutexes, broadcast.
 	{"GET", "/cache/{key}", auth.PermRead, inTenantFiles, (*Handler).cacheGet},

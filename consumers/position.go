@@ -286,6 +286,22 @@ func (s *Store) Acquire(r *Record, reader string, d time.Duration, now time.Time
 	return s.update(r, func(st *State) (bool, error) { return lease(st, reader, d, now.UnixNano()) })
 }
 
+// Release gives up reader's lease on r, so that another reader need not
+// wait for it to end: a reader that stops on purpose. A lease another
+// reader holds is a LeaseError; none held is nothing to do.
+func (s *Store) Release(r *Record, reader string, now time.Time) (*State, error) {
+	return s.update(r, func(st *State) (bool, error) {
+		switch {
+		case st.Reader == "" || st.LeaseUntil <= now.UnixNano():
+			return false, nil
+		case st.Reader != reader:
+			return false, &LeaseError{Reader: st.Reader, Until: st.LeaseUntil}
+		}
+		st.Reader, st.LeaseUntil = "", 0
+		return true, nil
+	})
+}
+
 // Commit moves r's position to p (already Resolved) for reader, which
 // takes or renews the lease; before the position only with reset
 // (BehindError otherwise). It returns once the new position is durable.

@@ -626,6 +626,10 @@ consumers() {
 	fi
 	http GET "$base/consumers"
 	expect "$mode: GET /consumers lists it" 200 'map(.name) | index("'"$c"'") != null'
+	http DELETE "$base/consumers/$c/lease?reader=r1"
+	expect "$mode: DELETE /consumers/$c/lease?reader=r1 → 200, nobody reads" 200 '.reader==null'
+	http GET "$base/consumers/$c/events?reader=r2"
+	expect "$mode: another reader reads at once after the release" 200
 	http DELETE "$base/consumers/$c"
 	expect "$mode: DELETE /consumers/$c → 200" 200 '.deleted==true'
 	http GET "$base/consumers/$c"

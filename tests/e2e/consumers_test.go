@@ -70,7 +70,8 @@ func TestConsumerSurvivesKill9(t *testing.T) {
 
 // TestConsumerTwoReaders: two readers of one consumer, one a standalone
 // server's client and the other a CGI process's: the second gets 409 with
-// the lease's end, in both directions, and a commit by it is refused too.
+// the lease's end, in both directions, and a commit by it is refused too,
+// until the first gives the lease up.
 func TestConsumerTwoReaders(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
@@ -87,6 +88,9 @@ func TestConsumerTwoReaders(t *testing.T) {
 	do(t, "PUT", capi+"/consumers/c/position?reader=two", `{"seq":1}`).wantError(t, 409, "lease_held")
 	do(t, "PUT", capi+"/consumers/c/position?reader=one", `{"seq":1}`).want(t, 200)
 	do(t, "GET", s.url+"/consumers/c/events?reader=two", nil).wantError(t, 409, "lease_held")
+	// The holder gives it up (in another process): the other reads at once.
+	do(t, "DELETE", capi+"/consumers/c/lease?reader=one", nil).want(t, 200)
+	do(t, "GET", s.url+"/consumers/c/events?reader=two", nil).want(t, 200)
 }
 
 // TestConsumerWaitAcrossProcesses: a CGI writer waiting with
