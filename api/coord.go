@@ -78,6 +78,20 @@ func ttlParam(q url.Values, def, most time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
+// jsonBody reads a request body of at most max bytes that must be one
+// JSON value.
+func jsonBody(r *http.Request, max int64) ([]byte, error) {
+	body, err := readBody(r, max, new(bytes.Buffer), nil)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.code == "empty_body" {
+		return nil, errorf("empty_body", "the request body is empty; send one JSON value (null is one)")
+	}
+	if err == nil && !json.Valid(body) {
+		err = errorf("invalid_body", "the request body is not one JSON value")
+	}
+	return body, err
+}
+
 // appendExpires appends "expires":"<time>" (9 fractional digits, UTC, as
 // events' times are served).
 func appendExpires(b []byte, t time.Time) []byte {
@@ -113,10 +127,7 @@ func (h *Handler) cachePut(w http.ResponseWriter, r *http.Request, c *call) {
 	key, ttl, err := coordArgs(r, c, "key", coord.DefaultCacheTTL, coord.MaxCacheTTL)
 	var body []byte
 	if err == nil {
-		body, err = readBody(r, coord.MaxValue, new(bytes.Buffer), nil)
-	}
-	if err == nil && !json.Valid(body) {
-		err = errorf("invalid_body", "the request body is not one JSON value")
+		body, err = jsonBody(r, coord.MaxValue)
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -250,11 +261,11 @@ func (h *Handler) broadcastPost(w http.ResponseWriter, r *http.Request, c *call)
 	channel, _, err := coordArgs(r, c, "channel", 0, 0)
 	var body []byte
 	if err == nil {
-		body, err = readBody(r, coord.MaxMessage, new(bytes.Buffer), nil)
+		body, err = jsonBody(r, coord.MaxMessage)
 	}
 	var msg bytes.Buffer
-	if err == nil && json.Compact(&msg, body) != nil {
-		err = errorf("invalid_body", "the request body is not one JSON value")
+	if err == nil {
+		json.Compact(&msg, body) // valid: jsonBody checked
 	}
 	var ring *coord.Ring
 	if err == nil {

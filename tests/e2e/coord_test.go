@@ -169,6 +169,7 @@ func TestCache(t *testing.T) {
 	do(t, "DELETE", s.url+"/cache/user:42", nil).wantError(t, 404, "not_found")
 
 	do(t, "PUT", cgiBase+"/cache/x", `{"a":`).wantError(t, 400, "invalid_body")
+	do(t, "PUT", cgiBase+"/cache/x", ``).wantError(t, 400, "empty_body")
 	do(t, "PUT", cgiBase+"/cache/x?ttl=-1", `1`).wantError(t, 400, "invalid_parameter")
 	do(t, "PUT", cgiBase+"/cache/x?size=1", `1`).wantError(t, 400, "invalid_parameter")
 	do(t, "PUT", cgiBase+"/cache/"+strings.Repeat("k", 129), `1`).wantError(t, 400, "invalid_key")
