@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // Live subscriptions (issue 9 §6): GET /stream (Server-Sent Events) from
@@ -192,6 +195,7 @@ func (b *bench) measureLive() {
 	fds := raiseFDLimit()
 	b.liveLatency()
 	b.liveCatchUp()
+	b.liveCatchUpWS()
 	b.liveHeld(fds, "L3", "", "")
 	b.liveHeld(fds, "L3y", "", "/events?after=1&wait=55")
 	b.liveHeld(fds, "L3z", "100", "")
@@ -429,6 +433,66 @@ func (b *bench) liveCatchUp() {
 		notes: []string{
 			fmt.Sprintf("GET /stream?after=0 over raw TCP: %s events (%s MB on the wire) in %.2fs, from the request to the last event's line; best of 2 after one untimed run",
 				commas(int64(ds.headSeq)), commas(bytesRead>>20), best.Seconds()),
+			cpuNote,
+		}})
+}
+
+// liveCatchUpWS is a context row beside L2: the same catch-up over the
+// WebSocket (one message per event; the library writes and flushes each
+// one: a syscall per event where SSE writes 32 KB at a time).
+func (b *bench) liveCatchUpWS() {
+	const (
+		name = "(context) the same catch-up over a WebSocket (one message per event)"
+		num  = "L2z"
+	)
+	ds, err := b.dataset1M()
+	if err != nil {
+		b.rep.errorRow(num, name, "—", err)
+		return
+	}
+	s, err := b.startServer(ds.data)
+	if err != nil {
+		b.rep.errorRow(num, name, "—", err)
+		return
+	}
+	defer s.stop()
+	var best time.Duration
+	var cpuNote string
+	for run := 0; run < 2; run++ { // the first warms the page cache (stated)
+		cpu := startCPU(s.pid)
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url, "http")+"/stream?after=0", nil)
+		if err != nil {
+			cancel()
+			b.rep.errorRow(num, name, "—", err)
+			return
+		}
+		var n uint64
+		for n < ds.headSeq {
+			_, rd, err := c.Reader(ctx)
+			if err == nil {
+				_, err = io.Copy(io.Discard, rd)
+			}
+			if err != nil {
+				c.CloseNow()
+				cancel()
+				b.rep.errorRow(num, name, "—", fmt.Errorf("after %d messages: %w", n, err))
+				return
+			}
+			n++
+		}
+		d := time.Since(t0)
+		c.CloseNow()
+		cancel()
+		if run > 0 {
+			best, cpuNote = d, cpu.String()
+		}
+	}
+	rate := float64(ds.headSeq) / best.Seconds()
+	b.rep.add(&row{num: num, name: name, value: commas(int64(rate)) + " events/s", target: "—", verdict: info,
+		notes: []string{
+			fmt.Sprintf("GET /stream?after=0 as a WebSocket (github.com/coder/websocket client): %s messages in %.2fs, after one untimed run", commas(int64(ds.headSeq)), best.Seconds()),
 			cpuNote,
 		}})
 }

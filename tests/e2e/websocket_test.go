@@ -153,3 +153,27 @@ func TestWebSocketRefusals(t *testing.T) {
 	// hop-by-hop Connection and Upgrade.
 	do(t, "GET", cgi.URL+"/api/stream?after=0", nil, upgradeHeaders[4:]...).wantError(t, 501, "needs_server")
 }
+
+// TestWebSocketHeartbeat: heartbeats are pings, answered by the client's
+// library while it reads; the stream goes on through them.
+func TestWebSocketHeartbeat(t *testing.T) {
+	s := startServer(t, "", "--stream-heartbeat", "50ms")
+	ws := "ws" + strings.TrimPrefix(s.url, "http")
+	c := wsDial(t, ws+"/stream?after=0", nil)
+	got := make(chan wsMsg, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, b, err := c.Read(ctx) // answers the pings meanwhile
+		var m wsMsg
+		if err == nil {
+			json.Unmarshal(b, &m)
+		}
+		got <- m
+	}()
+	time.Sleep(500 * time.Millisecond) // some ten heartbeats
+	a := mustAppend(t, s.url, `{"type":"ws.a","entity":"e1","data":1}`)
+	if m := <-got; m.ID != a.ID {
+		t.Fatalf("after heartbeats: got %+v, want the event %s", m, a.ID)
+	}
+}
