@@ -553,6 +553,9 @@ coordination() {
 	else
 		nok "$mode: the broadcast reached the subscriber's stream" "stream: $(head -c 300 "$OUT/bcbody" | tr '\n' '|')"
 	fi
+	http GET "$base/broadcast/$key/stream" -H 'Connection: Upgrade' -H 'Upgrade: websocket' \
+		-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='
+	expect "$mode: a WebSocket upgrade of the broadcast stream → 501 (only strata serve can hand a connection over)" 501 '.error.code=="needs_server"'
 }
 
 # consumers MODE BASE: the named consumer routes through Apache: defined,
