@@ -392,11 +392,20 @@ func TestRebuildKill9(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// The delay counts from the replay's record: on a loaded machine
+		// the process may take longer than 20 ms to get that far, and a
+		// kill before it would test nothing.
+		replays := filepath.Join(s.data, "tenants", "default", "cache", "replays", "*.json")
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			if recs, _ := filepath.Glob(replays); len(recs) > i {
+				break
+			}
+		}
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		// What the killed process left, before any request moves it on.
-		recs, _ := filepath.Glob(filepath.Join(s.data, "tenants", "default", "cache", "replays", "*.json"))
+		recs, _ := filepath.Glob(replays)
 		for _, f := range recs {
 			if b, err := os.ReadFile(f); err == nil {
 				t.Logf("round %d: strata rebuild killed after %v left %s", i, delay, b)
