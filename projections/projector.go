@@ -1066,9 +1066,10 @@ func (p *Projector) Drop(name string) error {
 		}
 		return err
 	}
-	if err := os.RemoveAll(gone); err != nil {
-		return err
-	}
+	// Once renamed away the result is dropped. A writer that was putting a
+	// file in it as it went may make this removal fail (directory not
+	// empty): what it leaves is swept by the next drop, as a killed drop's.
+	os.RemoveAll(gone)
 	// What a drop killed midway left.
 	if old, _ := filepath.Glob(filepath.Join(p.dir, ".*.drop")); old != nil {
 		for _, o := range old {
