@@ -3,6 +3,7 @@ module strata
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/itchyny/gojq v0.12.20
 	github.com/klauspost/compress v1.20.4
 	github.com/zeebo/blake3 v0.2.4
@@ -12,7 +13,6 @@ require (
 )
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/itchyny/timefmt-go v0.1.9 // indirect
 	github.com/klauspost/cpuid/v2 v2.0.12 // indirect
 )
