@@ -30,7 +30,9 @@ import (
 //     and stops with the last of them, or when the tenant closes.
 //
 // A subscriber holds no goroutine and no buffer of its own in the hub: a
-// pointer to the ring and its cursor (a seq), on its request's stack.
+// pointer to the ring and its cursor (a seq). A plain SSE stream of the
+// standalone server, once caught up, even gives its request's goroutine
+// back and waits here as a struct (park.go).
 
 // Bounds of a hub's ring: the events it holds and their bytes (a few
 // large events must not pin hundreds of megabytes).
@@ -101,6 +103,12 @@ type hub struct {
 	closed bool  // the tenant closed: no new run
 	// nsubs mirrors subs for the tail reader's gap.
 	nsubs atomic.Int64
+	// parked are the streams waiting without a goroutine (park.go);
+	// parkedWG counts them, for close.
+	parked   map[*streamer]struct{}
+	parkedWG sync.WaitGroup
+	// closing mirrors closed for parked streams: they end.
+	closing atomic.Bool
 	// cloudWanted mirrors cloud > 0 for the tail reader.
 	cloudWanted atomic.Bool
 }
@@ -108,7 +116,9 @@ type hub struct {
 // subscribe joins the tenant's fan-out, starting its tail reader if it is
 // the first subscriber; nil when the tenant is closing. unsubscribe must
 // follow.
-func (hb *hub) subscribe(l *log.Log, sig *tailSignal, cloud bool) *ring {
+// drain and gone are the server's and the tenant's stop signals, which
+// the tail reader passes on to parked streams.
+func (hb *hub) subscribe(l *log.Log, sig *tailSignal, cloud bool, drain, gone <-chan struct{}) *ring {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	if hb.closed {
@@ -124,7 +134,7 @@ func (hb *hub) subscribe(l *log.Log, sig *tailSignal, cloud bool) *ring {
 		r := &ring{stop: make(chan struct{}), done: make(chan struct{})}
 		r.last.Store(l.Through())
 		hb.cur = r
-		go hb.run(r, l, sig)
+		go hb.run(r, l, sig, drain, gone)
 	}
 	return hb.cur
 }
@@ -151,6 +161,11 @@ func (hb *hub) unsubscribe(cloud bool) {
 func (hb *hub) close() {
 	hb.mu.Lock()
 	hb.closed = true
+	hb.closing.Store(true)
+	hb.wakeParkedLocked(false) // they see the tenant gone and end
+	hb.mu.Unlock()
+	hb.parkedWG.Wait()
+	hb.mu.Lock()
 	r := hb.cur
 	hb.cur = nil
 	if r != nil {
@@ -164,10 +179,12 @@ func (hb *hub) close() {
 
 // run is the tail reader: it reads what is committed past the ring's last
 // into the ring, whenever woken or polled, until stopped.
-func (hb *hub) run(r *ring, l *log.Log, sig *tailSignal) {
+func (hb *hub) run(r *ring, l *log.Log, sig *tailSignal, drain, gone <-chan struct{}) {
 	defer close(r.done)
 	tick := time.NewTicker(hubPoll)
 	defer tick.Stop()
+	beat := time.NewTicker(parkTick)
+	defer beat.Stop()
 	var tr tailRead
 	tr.oldest = r.last.Load() + 1
 	var published time.Time
@@ -193,6 +210,14 @@ func (hb *hub) run(r *ring, l *log.Log, sig *tailSignal) {
 			return
 		case <-woke:
 		case <-tick.C:
+		case now := <-beat.C:
+			hb.tickParked(now)
+		case <-drain:
+			drain = nil
+			hb.wakeParked(false)
+		case <-gone:
+			gone = nil
+			hb.wakeParked(false)
 		}
 	}
 }
@@ -255,6 +280,7 @@ func (hb *hub) read(r *ring, l *log.Log, now uint64, tr *tailRead) {
 	}
 	if last >= from || r.failed.Load() {
 		r.published.fire()
+		hb.wakeParked(false)
 	}
 }
 

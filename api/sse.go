@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -46,10 +47,10 @@ var _ sink = (*sse)(nil)
 // on the first send and given back on every flush, so an idle subscriber
 // holds no buffer of its own (thousands of them wait at once).
 type sse struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	buf *[]byte // nil between flushes
-	err error   // the first write error: every later call returns it
+	w   io.Writer
+	rc  *http.ResponseController // nil: w writes to the connection itself
+	buf *[]byte                  // nil between flushes
+	err error                    // the first write error: every later call returns it
 }
 
 var ssePool = sync.Pool{New: func() any { b := make([]byte, 0, sseChunk+4096); return &b }}
@@ -191,6 +192,9 @@ func (s *sse) flush() error {
 	}
 	if err != nil {
 		return err
+	}
+	if s.rc == nil {
+		return nil
 	}
 	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		s.err = err

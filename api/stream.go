@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -160,6 +161,9 @@ type streamer struct {
 	scratch  []byte
 	stop     <-chan struct{} // the server drains
 	gone     <-chan struct{} // the tenant was dropped (reopened, deleted)
+	// ctx is the request's context, until the stream parks (park.go).
+	ctx  context.Context
+	park parking
 }
 
 // streamEvents sends the events after p.After that match p's filters to
@@ -172,17 +176,29 @@ type streamer struct {
 func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call, out sink, p query.Params, o streamOpts) {
 	st := &streamer{h: h, r: r, l: c.t.log, out: out, p: p, o: o, after: p.After,
 		entity: p.Entity != "" && !query.IsGlob(p.Entity),
-		stop:   h.draining.done(), gone: c.t.gone.done()}
+		stop:   h.draining.done(), gone: c.t.gone.done(), ctx: r.Context()}
+	if h.cfg.StreamTimeout > 0 {
+		st.park.deadline = time.Now().Add(h.cfg.StreamTimeout)
+	}
 	if p.From != nil {
 		st.fail(errors.New("stream: start point not resolved"))
 		return
 	}
 	var rg *ring
 	cloud := o.Format == formatCloudEvents
+	parked := false
 	if h.cfg.LongRunning {
-		if rg = c.t.hub.subscribe(c.t.log, &c.t.tail, cloud); rg != nil {
-			defer c.t.hub.unsubscribe(cloud)
+		if rg = c.t.hub.subscribe(c.t.log, &c.t.tail, cloud, st.stop, st.gone); rg != nil {
+			defer func() {
+				if !parked {
+					c.t.hub.unsubscribe(cloud)
+				}
+			}()
 		}
+	}
+	parkable := rg != nil && o.Sent == nil && r.ProtoMajor == 1 && canHijack(w)
+	if _, ok := out.(*sse); !ok {
+		parkable = false
 	}
 	var poll <-chan time.Time
 	if rg == nil {
@@ -209,6 +225,13 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call, 
 			return
 		}
 		st.scratch = nil // an idle stream holds no buffer
+		if parkable {
+			// Caught up and live: give the goroutine back (park.go).
+			parkable = false
+			if parked = st.parkOn(w, &c.t.hub, rg, cloud); parked {
+				return
+			}
+		}
 		select {
 		case <-woke:
 		case <-poll:
@@ -244,7 +267,7 @@ func (st *streamer) interrupted() error {
 		return streamEnd("reopened")
 	default:
 	}
-	if st.r.Context().Err() != nil {
+	if st.ctx.Err() != nil {
 		return errClientGone
 	}
 	return nil
