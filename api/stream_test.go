@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -448,5 +450,87 @@ func TestStreamDamage(t *testing.T) {
 		if reason != "error" || after != 2 || !strings.Contains(m.data, `"request_id":"`) {
 			t.Fatalf("long-running %v: end %+v", long, m)
 		}
+	}
+}
+
+// TestStreamParked: a caught-up stream of a long-running server parks
+// (no goroutine of its own) and still gets live events, heartbeats, and
+// its end at its timeout; one whose client hung up is found out by a
+// heartbeat and let go, its subscription with it.
+func TestStreamParked(t *testing.T) {
+	h := newHandler(t, Config{LongRunning: true, Heartbeat: 100 * time.Millisecond, StreamTimeout: 1200 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	appendN(t, h, "a.b", "x", 1)
+	tn, _, err := h.tenant(DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.release(tn)
+	parkedCount := func() (parked, subs int) {
+		tn.hub.mu.Lock()
+		defer tn.hub.mu.Unlock()
+		return len(tn.hub.parked), tn.hub.subs
+	}
+
+	res, err := http.Get(srv.URL + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := parkedCount(); n != 1; n, _ = parkedCount() {
+		if time.Now().After(deadline) {
+			t.Fatal("the caught-up stream did not park")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	appendN(t, h, "a.b", "x", 1)
+	var seqs []string
+	beats, ended := 0, false
+	for !ended {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream broke off: %v (seqs %v)", err, seqs)
+		}
+		switch {
+		case strings.HasPrefix(line, "data: {\"id\""):
+			var e struct{ Seq uint64 }
+			json.Unmarshal([]byte(line[6:]), &e)
+			seqs = append(seqs, fmt.Sprint(e.Seq))
+		case strings.HasPrefix(line, ":"):
+			beats++
+		case strings.HasPrefix(line, "data: {\"reason\":\"timeout\""):
+			ended = true
+		}
+	}
+	if strings.Join(seqs, ",") != "1,2" || beats == 0 {
+		t.Fatalf("parked stream: seqs %v, %d heartbeats", seqs, beats)
+	}
+	if _, err := br.ReadString('\n'); err == nil {
+		if _, err := io.ReadAll(br); err != nil {
+			t.Fatalf("after the end: %v", err)
+		}
+	}
+
+	// A client that hangs up: the next heartbeat finds out.
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+	for n, _ := parkedCount(); n != 1; n, _ = parkedCount() {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("the second stream did not park")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.Close()
+	for n, subs := parkedCount(); n != 0 || subs != 0; n, subs = parkedCount() {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("a hung-up parked stream is still held: %d parked, %d subscribers", n, subs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
