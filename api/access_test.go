@@ -243,6 +243,8 @@ var accessMatrix = func() map[string]access {
 		"POST /setup":                        open,
 		"GET /health":                        open,
 		"HEAD /health":                       open,
+		"GET /openapi.json":                  open,
+		"HEAD /openapi.json":                 open,
 		"GET /audit":                         adminOnly,
 		"GET /admin/tenants":                 adminOnly,
 		"POST /admin/tenants":                adminOnly,

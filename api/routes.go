@@ -112,6 +112,9 @@ var routes = []route{
 	{"POST", "/setup", "", public, (*Handler).setup},
 	{"GET", "/health", "", public, (*Handler).health},
 	{"HEAD", "/health", "", public, (*Handler).health},
+	// The OpenAPI 3.1 document of this table (openapi.go).
+	{"GET", "/openapi.json", "", public, (*Handler).openapi},
+	{"HEAD", "/openapi.json", "", public, (*Handler).openapi},
 	{"GET", "/audit", auth.PermAdmin, system, (*Handler).auditRead},
 	{"GET", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantList},
 	{"POST", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantCreate},
