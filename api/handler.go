@@ -162,6 +162,11 @@ func New(cfg Config) *Handler {
 
 // Close closes every open tenant; call it after the server has drained.
 func (h *Handler) Close() error {
+	// A handler that closes is shutting down: streams still open (those
+	// that took their connection over, which a server's drain does not
+	// wait for, and whose Drain from standalone.Options.OnShutdown may not
+	// have run yet) end saying so, not as if the tenant were reopened.
+	h.Drain()
 	h.waitWebSockets(wsCloseWait)
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -113,19 +113,9 @@ func (st *streamer) wake() {
 func (st *streamer) resume() {
 	pk := &st.park
 	for {
-		reason := ""
-		select {
-		case <-st.stop:
-			reason = "shutdown"
-		case <-st.gone:
-			reason = "reopened"
-		default:
-			switch {
-			case pk.hub.closing.Load():
-				reason = "reopened"
-			case !pk.deadline.IsZero() && !time.Now().Before(pk.deadline):
-				reason = "timeout"
-			}
+		reason := st.endReason()
+		if reason == "" && !pk.deadline.IsZero() && !time.Now().Before(pk.deadline) {
+			reason = "timeout"
 		}
 		err := error(streamEnd(reason))
 		if reason == "" {
@@ -156,19 +146,7 @@ func (st *streamer) resume() {
 }
 
 // mustEnd says whether a stop signal has come.
-func (st *streamer) mustEnd() bool {
-	if st.park.hub.closing.Load() {
-		return true
-	}
-	select {
-	case <-st.stop:
-		return true
-	case <-st.gone:
-		return true
-	default:
-		return false
-	}
-}
+func (st *streamer) mustEnd() bool { return st.endReason() != "" }
 
 // parkStream adds st to the parked streams; false if the hub is closing.
 func (hb *hub) parkStream(st *streamer) bool {

@@ -244,10 +244,10 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call, 
 			st.end("timeout")
 			return
 		case <-st.stop:
-			st.end("shutdown")
+			st.end(st.endReason())
 			return
 		case <-st.gone:
-			st.end("reopened")
+			st.end(st.endReason())
 			return
 		case <-ctx.Done():
 			return
@@ -258,14 +258,30 @@ func (h *Handler) streamEvents(w http.ResponseWriter, r *http.Request, c *call, 
 // errClientGone: a write to the client failed.
 var errClientGone = errors.New("stream: client gone")
 
-// interrupted says why the stream must end now, "" if it need not.
-func (st *streamer) interrupted() error {
+// endReason says why the stream must end now, "" if it need not: the
+// server drains ("shutdown", first: a server stopping also closes its
+// tenants), or the tenant was dropped or is closing ("reopened").
+func (st *streamer) endReason() string {
 	select {
 	case <-st.stop:
-		return streamEnd("shutdown")
-	case <-st.gone:
-		return streamEnd("reopened")
+		return "shutdown"
 	default:
+	}
+	select {
+	case <-st.gone:
+		return "reopened"
+	default:
+	}
+	if st.park.hub != nil && st.park.hub.closing.Load() {
+		return "reopened"
+	}
+	return ""
+}
+
+// interrupted says why the stream must end now, nil if it need not.
+func (st *streamer) interrupted() error {
+	if reason := st.endReason(); reason != "" {
+		return streamEnd(reason)
 	}
 	if st.ctx.Err() != nil {
 		return errClientGone
