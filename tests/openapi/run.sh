@@ -52,7 +52,8 @@ BASE="http://$ADDR"
 
 echo "# generate: a typed client from $BASE/openapi.json"
 curl -fsS "$BASE/openapi.json" -o "$WORK/openapi.json"
-cmp "$WORK/openapi.json" "$REPO/api/openapi.json"
+cmp -s "$WORK/openapi.json" "$REPO/api/openapi.json" ||
+	{ echo "error: the server serves another document than api/openapi.json (an old binary? make build)" >&2; exit 1; }
 npx --no-install openapi-typescript "$WORK/openapi.json" -o gen/strata.d.ts
 npx --no-install tsc -p tsconfig.json
 
