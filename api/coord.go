@@ -317,19 +317,9 @@ func (h *Handler) broadcastStream(w http.ResponseWriter, r *http.Request, c *cal
 		return
 	}
 	if wantsWebSocket(r) {
-		if err := h.checkWebSocket(w, r, c); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		h.websockets.Add(1)
-		defer h.websockets.Add(-1)
-		ws, r2, err := h.acceptWebSocket(w, r)
-		if err != nil {
-			infoOf(r).logger(h).Warn("websocket: upgrade failed", "err", err.Error())
-			return
-		}
-		defer ws.close()
-		h.streamBroadcast(r2, ws, true, ring, channel, after, h.draining.done())
+		h.serveWebSocket(w, r, c, func(r2 *http.Request, ws *wsSink) {
+			h.streamBroadcast(r2, ws, true, ring, channel, after, h.draining.done())
+		})
 		return
 	}
 	out := startSSE(w, r)

@@ -361,9 +361,16 @@ func (s *wsSink) close() {
 }
 
 // streamWebSocket serves a stream whose request asked for a WebSocket:
-// the checks answered as JSON errors, then the upgrade and streamEvents
-// over the WebSocket sink, then the close.
+// streamEvents over the WebSocket sink.
 func (h *Handler) streamWebSocket(w http.ResponseWriter, r *http.Request, c *call, p query.Params, o streamOpts) {
+	h.serveWebSocket(w, r, c, func(r2 *http.Request, ws *wsSink) { h.streamEvents(w, r2, c, ws, p, o) })
+}
+
+// serveWebSocket answers an upgrade request: the checks answered as JSON
+// errors, then the upgrade, then serve on the WebSocket (r2 is the
+// request as the upgraded connection's), then the close. Close waits for
+// it (h.websockets).
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, c *call, serve func(r2 *http.Request, ws *wsSink)) {
 	if err := h.checkWebSocket(w, r, c); err != nil {
 		writeError(w, r, err)
 		return
@@ -376,5 +383,5 @@ func (h *Handler) streamWebSocket(w http.ResponseWriter, r *http.Request, c *cal
 		return
 	}
 	defer ws.close()
-	h.streamEvents(w, r2, c, ws, p, o)
+	serve(r2, ws)
 }
