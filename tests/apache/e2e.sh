@@ -427,20 +427,34 @@ longpoll() {
 	else
 		nok "$mode: GET /events?wait=2 on an empty tail → [] after about 2 s" "after ${ms} ms: $(what)"
 	fi
-	t0=$(date +%s%N)
-	curl -sS --max-time 30 -o "$OUT/lpbody" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
-		"$base/events?after=$head&type=apache.longpoll&wait=20" >"$OUT/lpst" 2>"$OUT/lperr" &
-	pid=$!
-	sleep 0.5
-	http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"apache.longpoll","entity":"lp","data":1}'
-	t1=$(date +%s%N)
-	wait "$pid"
-	ms=$((($(date +%s%N) - t0) / 1000000))
-	wake=$((($(date +%s%N) - t1) / 1000000))
-	if [ "$(cat "$OUT/lpst")" = 200 ] && [ "$(jq -r '.[0].type' "$OUT/lpbody" 2>/dev/null)" = apache.longpoll ] && [ "$ms" -lt 5000 ]; then
-		ok "$mode: an append during GET /events?wait=20 answers it early (${ms} ms in all; ${wake} ms after the append's answer)"
+	# Five rounds: every one answered early with its event, and the
+	# median wake-up within 100 ms of the append's answer (the issue's
+	# bound; the median, so one slow process start on a busy CI machine
+	# does not decide it). The figure itself is make bench's L5.
+	local wakes=() bad="" i med
+	for i in 1 2 3 4 5; do
+		http GET "$base/head"
+		head=$(jqb .seq)
+		t0=$(date +%s%N)
+		curl -sS --max-time 30 -o "$OUT/lpbody" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+			"$base/events?after=$head&type=apache.longpoll&wait=20" >"$OUT/lpst" 2>"$OUT/lperr" &
+		pid=$!
+		sleep 0.3
+		http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"apache.longpoll","entity":"lp","data":1}'
+		t1=$(date +%s%N)
+		wait "$pid"
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		wake=$((($(date +%s%N) - t1) / 1000000))
+		wakes+=("$wake")
+		if [ "$(cat "$OUT/lpst")" != 200 ] || [ "$(jq -r '.[0].type' "$OUT/lpbody" 2>/dev/null)" != apache.longpoll ] || [ "$ms" -ge 5000 ]; then
+			bad="round $i after ${ms} ms: $(cat "$OUT/lpst") $(head -c 300 "$OUT/lpbody") $(cat "$OUT/lperr")"
+		fi
+	done
+	med=$(printf '%s\n' "${wakes[@]}" | sort -n | sed -n 3p)
+	if [ -z "$bad" ] && [ "$med" -le 100 ]; then
+		ok "$mode: an append during GET /events?wait=20 answers it early, median ${med} ms after the append's answer (${wakes[*]} ms)"
 	else
-		nok "$mode: an append during GET /events?wait=20 answers it early" "after ${ms} ms: $(cat "$OUT/lpst") $(head -c 300 "$OUT/lpbody") $(cat "$OUT/lperr")"
+		nok "$mode: an append during GET /events?wait=20 answers it within 100 ms (median)" "${bad:-median ${med} ms: ${wakes[*]}}"
 	fi
 }
 
