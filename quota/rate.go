@@ -1,19 +1,14 @@
 package quota
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
-	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"strata/internal/blake3"
-	"strata/internal/fileutil"
+	"strata/internal/shm"
 )
 
 // The rate file's layout (see the package doc).
@@ -37,18 +32,10 @@ const wildSlack = int64(time.Second)
 const maxWindow = int64(24 * time.Hour)
 
 // Rate limits requests per credential with GCRA over a memory-mapped file
-// that every process on the machine shares. It is safe for concurrent use.
+// that every process on the machine shares (internal/shm). It is safe for
+// concurrent use.
 type Rate struct {
-	path string
-	cur  atomic.Pointer[mapping] // nil once closed
-
-	mu      sync.Mutex // guards remapping, retired and Close
-	retired []*mapping // replaced by a remap; unmapped at Close, as other goroutines may still be using them
-}
-
-// mapping is one mmap of the rate file.
-type mapping struct {
-	mem []byte // rateFileSize bytes, MAP_SHARED
+	f *shm.File
 }
 
 // OpenRate opens the rate file at path, creating it (0600) and sizing it if
@@ -56,52 +43,16 @@ type mapping struct {
 // creates with O_CREAT and grows the file only while it is smaller, which
 // never disturbs what another process already wrote.
 func OpenRate(path string) (*Rate, error) {
-	m, err := mapRateFile(path)
+	f, err := shm.Open(path, rateFileSize, header)
 	if err != nil {
 		return nil, fmt.Errorf("open rate file: %w", err)
 	}
-	r := &Rate{path: path}
-	r.cur.Store(m)
-	return r, nil
+	return &Rate{f: f}, nil
 }
 
-// mapRateFile opens, sizes and maps path, and repairs its header.
-func mapRateFile(path string) (*mapping, error) {
-	f, err := fileutil.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close() // the mapping outlives the descriptor
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if fi.Size() < rateFileSize {
-		if err := fileutil.Truncate(f, rateFileSize); err != nil {
-			return nil, fmt.Errorf("%s: size: %w", path, err)
-		}
-		// Allocate the blocks now, so a full disk is an error here and
-		// not a fault on the first store into a hole.
-		if err := fileutil.Allocate(f, rateFileSize); err != nil {
-			return nil, fmt.Errorf("%s: allocate: %w", path, err)
-		}
-	}
-	mem, err := fileutil.Mmap(f, rateFileSize)
-	if err != nil {
-		return nil, fmt.Errorf("%s: map: %w", path, err)
-	}
-	m := &mapping{mem: mem}
-	if faulted := m.fixHeader(); faulted {
-		fileutil.Munmap(mem)
-		return nil, fmt.Errorf("%s: fault on the mapped file", path)
-	}
-	return m, nil
-}
-
-// header is the header every rate file of this version starts with.
+// header is the header every rate file of this version starts with. The
+// slots are left alone when it is written over a new, damaged or foreign
+// one: the file is a cache, and Allow copes with any value in them.
 var header = func() []byte {
 	h := make([]byte, rateHeaderSize)
 	copy(h, rateMagic)
@@ -109,29 +60,6 @@ var header = func() []byte {
 	binary.LittleEndian.PutUint32(h[12:], rateSlots)
 	return h
 }()
-
-// fixHeader writes the header over a new, damaged or foreign one. The slots
-// are left alone: the file is a cache, and Allow copes with any value in
-// them. Processes writing the header at once write the same bytes.
-func (m *mapping) fixHeader() (faulted bool) {
-	defer catchFault(&faulted)
-	if !bytes.Equal(m.mem[:rateHeaderSize], header) {
-		copy(m.mem, header)
-	}
-	return false
-}
-
-// catchFault turns a fault on the mapping (the file was truncated under
-// us, or the disk is full) into *faulted = true; it must be deferred, with
-// the fault mode set by the function deferring it.
-func catchFault(faulted *bool) {
-	if e := recover(); e != nil {
-		if _, ok := e.(interface{ Addr() uintptr }); !ok {
-			panic(e)
-		}
-		*faulted = true
-	}
-}
 
 // slotOf is the slot a credential uses.
 func slotOf(cred string) int {
@@ -169,26 +97,18 @@ func (r *Rate) Allow(cred string, rps float64, burst int, now time.Time) (ok boo
 	interval, window := gcra(rps, burst)
 	slot := slotOf(cred)
 	t := now.UnixNano()
-	for range 2 {
-		m := r.cur.Load()
-		if m == nil {
-			return true, 0
-		}
-		ok, wait, faulted := m.allow(slot, t, interval, window)
-		if !faulted {
-			return ok, wait
-		}
-		r.remap(m)
+	ok, wait := true, time.Duration(0)
+	if !r.f.Do(func(mem []byte) { ok, wait = allow(mem, slot, t, interval, window) }) {
+		return true, 0
 	}
-	return true, 0
+	return ok, wait
 }
 
-// allow runs GCRA on one slot: a request is allowed if, counted, the
-// slot's theoretical arrival time would run at most window ahead of now.
-func (m *mapping) allow(slot int, now, interval, window int64) (ok bool, wait time.Duration, faulted bool) {
-	defer catchFault(&faulted)
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	p := (*uint64)(unsafe.Pointer(&m.mem[rateHeaderSize+8*slot]))
+// allow runs GCRA on one slot of the mapped file: a request is allowed if,
+// counted, the slot's theoretical arrival time would run at most window
+// ahead of now.
+func allow(mem []byte, slot int, now, interval, window int64) (ok bool, wait time.Duration) {
+	p := shm.Word(mem, rateHeaderSize+8*slot)
 	for {
 		old := atomic.LoadUint64(p)
 		tat := int64(old)
@@ -201,29 +121,12 @@ func (m *mapping) allow(slot int, now, interval, window int64) (ok bool, wait ti
 		tat = max(tat, now) // an idle slot is a fresh one
 		next := tat + interval
 		if next-now > window {
-			return false, time.Duration(min(next-now-window, window)), false
+			return false, time.Duration(min(next-now-window, window))
 		}
 		if atomic.CompareAndSwapUint64(p, old, uint64(next)) {
-			return true, 0, false
+			return true, 0
 		}
 	}
-}
-
-// remap replaces the mapping m, which faulted, with a fresh one of the
-// file re-created or re-grown at its path. If that fails, m stays and the
-// next Allow tries again.
-func (r *Rate) remap(m *mapping) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cur.Load() != m { // closed, or another goroutine remapped
-		return
-	}
-	fresh, err := mapRateFile(r.path)
-	if err != nil {
-		return
-	}
-	r.cur.Store(fresh)
-	r.retired = append(r.retired, m)
 }
 
 // Check is Allow for a tenant's Limits, returning an *ExceededError for
@@ -239,21 +142,8 @@ func (r *Rate) Check(cred string, l Limits, now time.Time) error {
 // Close unmaps the file. Allow after Close allows everything; no call may
 // be in progress during Close.
 func (r *Rate) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := r.cur.Swap(nil)
-	if m == nil {
-		return nil
-	}
-	err := fileutil.Munmap(m.mem)
-	for _, old := range r.retired {
-		if uerr := fileutil.Munmap(old.mem); err == nil {
-			err = uerr
-		}
-	}
-	r.retired = nil
-	if err != nil {
-		return fmt.Errorf("close rate file %s: %w", r.path, err)
+	if err := r.f.Close(); err != nil {
+		return fmt.Errorf("close rate file: %w", err)
 	}
 	return nil
 }
