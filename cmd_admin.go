@@ -325,8 +325,8 @@ func cmdToken(args []string, stdout, stderr io.Writer) int {
 func tokenCreate(args []string, stdout, stderr io.Writer) int {
 	a := newAdminCmd("token create", "--role R [--tenant T] [--expires 30d] [--name NAME]",
 		"Make an API token and print it once on standard output; only its hash is\nkept. An admin token reaches every tenant and takes no --tenant.", stdout, stderr)
-	role := a.String("role", "", "the `role`: admin, writer, reader or appender")
-	tenant := a.String("tenant", "", "the `tenant` the token is for (not for an admin)")
+	role := a.String("role", "", "the `role`: admin, writer, reader, appender, or metrics (a scraper's: GET /metrics and stats only)")
+	tenant := a.String("tenant", "", "the `tenant` the token is for (not for an admin or metrics token)")
 	expires := a.String("expires", "", "`lifetime`, e.g. 30d or 12h (default: never)")
 	name := a.String("name", "", "a `name` to tell the token by")
 	a.require("role")

@@ -194,10 +194,13 @@ func (s *Service) revokeTenant(name string) (tokens, users []string, err error) 
 // creation id, to which the credential is bound.
 func (s *Service) CheckGrant(tenant string, role auth.Role) (id string, err error) {
 	if tenant == "" || tenant == "*" {
-		if role != auth.RoleAdmin {
+		if role != auth.RoleAdmin && role != auth.RoleMetrics {
 			return "", invalid("only an admin may be bound to no tenant; give --tenant")
 		}
 		return "", nil
+	}
+	if role == auth.RoleMetrics {
+		return "", invalid("a metrics token is the installation's scraper and takes no tenant")
 	}
 	if role == auth.RoleAdmin {
 		return "", invalid("an admin is the installation's and takes no tenant (it reaches every tenant); a tenant's own credentials are writers, readers or appenders")

@@ -52,6 +52,9 @@ func newAuthHandler(t testing.TB, cfg Config) *authFixture {
 	}
 	for _, tn := range []string{"own", "susp"} {
 		for _, role := range auth.Roles() {
+			if role == auth.RoleMetrics {
+				continue // a scraper's token: TestMetricsToken
+			}
 			bound := tn
 			if role == auth.RoleAdmin {
 				bound = "" // an admin takes no tenant
@@ -229,22 +232,30 @@ var accessMatrix = func() map[string]access {
 		"POST /events/{id}/ack":            read,
 		// coordination: reading the cache and listening are reads;
 		// writing it, locking and posting are appends
-		"GET /cache/{key}":                   read,
-		"PUT /cache/{key}":                   write,
-		"DELETE /cache/{key}":                write,
-		"POST /mutex/{key}/lock":             write,
-		"POST /mutex/{key}/unlock":           write,
-		"POST /mutex/{key}/renew":            write,
-		"POST /broadcast/{channel}":          write,
-		"GET /broadcast/{channel}/stream":    read,
-		"GET /quota":                         info,
-		"GET /session":                       whoami,
-		"POST /session":                      login,
-		"POST /setup":                        open,
-		"GET /health":                        open,
-		"HEAD /health":                       open,
-		"GET /openapi.json":                  open,
-		"HEAD /openapi.json":                 open,
+		"GET /cache/{key}":                read,
+		"PUT /cache/{key}":                write,
+		"DELETE /cache/{key}":             write,
+		"POST /mutex/{key}/lock":          write,
+		"POST /mutex/{key}/unlock":        write,
+		"POST /mutex/{key}/renew":         write,
+		"POST /broadcast/{channel}":       write,
+		"GET /broadcast/{channel}/stream": read,
+		"GET /quota":                      info,
+		"GET /session":                    whoami,
+		"POST /session":                   login,
+		"POST /setup":                     open,
+		"GET /health":                     open,
+		"HEAD /health":                    open,
+		"GET /openapi.json":               open,
+		"HEAD /openapi.json":              open,
+		// operations: a scraper's token (role metrics) may use these
+		// too (TestMetricsToken)
+		"GET /ready":                         open,
+		"HEAD /ready":                        open,
+		"GET /metrics":                       adminOnly,
+		"HEAD /metrics":                      adminOnly,
+		"GET /stats":                         access{true, false, [nPrincipals]int{0, no, no, no, no}},
+		"GET /admin/stats":                   adminOnly,
 		"GET /audit":                         adminOnly,
 		"GET /admin/tenants":                 adminOnly,
 		"POST /admin/tenants":                adminOnly,

@@ -209,6 +209,15 @@ func (h *Handler) commit(c *call, req *log.Request) (*log.Result, error) {
 	}
 	h.poke(t)
 	t.tail.appended()
+	if res.Stored > 0 && !h.cfg.NoMetrics {
+		n := 0
+		for i, e := range res.Events {
+			if !res.Repeated[i] {
+				n += len(e.Data) + len(e.Meta)
+			}
+		}
+		h.counters().Appended(t.name, res.Stored, n, res.Head.Seq, uint64(max(res.LogBytes, 0)), res.Entities)
+	}
 	return res, nil
 }
 

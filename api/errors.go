@@ -133,6 +133,15 @@ var statusOf = map[string]int{
 	"disk_full":            http.StatusInsufficientStorage,
 	// broadcast under CGI, where no process outlives its request
 	"needs_server": http.StatusNotImplemented,
+	// GET /ready: the server cannot take writes (the reasons say why)
+	"not_ready": http.StatusServiceUnavailable,
+}
+
+// authFailure reports whether an answer with the error code refused a
+// request for its credentials (401) or its access (forbidden,
+// wrong_tenant): strata_auth_failures_total.
+func authFailure(code string) bool {
+	return statusOf[code] == http.StatusUnauthorized || code == "forbidden" || code == "wrong_tenant"
 }
 
 // faultMessage is what a client is told of a fault on the server's side
@@ -157,7 +166,7 @@ func fault(code string) *apiError { return errorf(code, "%s", faultMessage[code]
 // logged and answered in general terms. A quota's 507 and needs_server's
 // 501 are not: the client is told exactly why, and nothing failed.
 func (e *apiError) isFault() bool {
-	return e.status >= 500 && e.code != "quota_exceeded" && e.code != "needs_server"
+	return e.status >= 500 && e.code != "quota_exceeded" && e.code != "needs_server" && e.code != "not_ready"
 }
 
 // apiError is an error with its HTTP answer.
@@ -321,6 +330,10 @@ func entityError(err error, entity string) error {
 // under that id, for the operator.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := classify(err)
+	if ri := infoOf(r); ri != nil {
+		ri.errCode = e.code
+		ri.quota, _ = e.extra["quota"].(string)
+	}
 	id := requestID(r)
 	msg := e.message
 	if e.isFault() {

@@ -10,6 +10,7 @@ import (
 	"strata/audit"
 	"strata/auth"
 	"strata/log"
+	"strata/metrics"
 )
 
 // Defaults for Config.
@@ -97,6 +98,9 @@ type Config struct {
 	// the details of every 5xx answer, under the request's id. Default:
 	// text lines on standard error, which Apache keeps in its error log.
 	Logger *slog.Logger
+	// NoMetrics keeps this process from counting anything in the shared
+	// metrics file (GET /metrics still answers, with what others count).
+	NoMetrics bool
 }
 
 // Handler serves the HTTP API for every tenant under Config.DataDir.
@@ -116,6 +120,9 @@ type Handler struct {
 	closing []*tenant // dropped and let go of, closed by unlock
 
 	inflight *budget // append requests' memory; nil: unbounded
+
+	metricsOnce sync.Once
+	metrics     *metrics.Set // nil: off, or the file could not be opened
 
 	auditOnce sync.Once
 	audit     *audit.Log
@@ -188,5 +195,6 @@ func (h *Handler) Close() error {
 		}
 	}
 	h.acc.close()
+	h.metrics.Close()
 	return first
 }

@@ -31,6 +31,9 @@ type reqInfo struct {
 	id  string
 	log *slog.Logger
 	c   *call // once routed: the tenant and principal
+	// errCode is the code of the error answered, quota the quota that
+	// refused the request: for the metrics.
+	errCode, quota string
 }
 
 type reqInfoKey struct{}

@@ -115,6 +115,13 @@ var routes = []route{
 	// The OpenAPI 3.1 document of this table (openapi.go).
 	{"GET", "/openapi.json", "", public, (*Handler).openapi},
 	{"HEAD", "/openapi.json", "", public, (*Handler).openapi},
+	// Operations (issue 10 §3): readiness, metrics, stats.
+	{"GET", "/ready", "", public, (*Handler).ready},
+	{"HEAD", "/ready", "", public, (*Handler).ready},
+	{"GET", "/metrics", auth.PermMetrics, system, (*Handler).metricsGet},
+	{"HEAD", "/metrics", auth.PermMetrics, system, (*Handler).metricsGet},
+	{"GET", "/stats", auth.PermMetrics, inTenant, (*Handler).stats},
+	{"GET", "/admin/stats", auth.PermMetrics, system, (*Handler).adminStats},
 	{"GET", "/audit", auth.PermAdmin, system, (*Handler).auditRead},
 	{"GET", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantList},
 	{"POST", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantCreate},
@@ -167,4 +174,14 @@ func matchPath(pattern, path string) (string, bool) {
 		return "", false
 	}
 	return arg, true
+}
+
+// patternOf is the pattern of the first route whose path matches path.
+func patternOf(path string) string {
+	for i := range routes {
+		if _, ok := matchPath(routes[i].path, path); ok {
+			return routes[i].path
+		}
+	}
+	return ""
 }

@@ -36,7 +36,12 @@ type call struct {
 // ServeHTTP authorizes and routes a request. r.URL.Path is the path below
 // the mount point.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t0 := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	w = sw
 	r, ri := h.begin(w, r)
+	var rt *route
+	defer func() { h.observe(sw, r, rt, ri, t0) }()
 	defer recoverPanic(w, r)
 	securityHeaders(w, r)
 	p := r.URL.Path
@@ -63,6 +68,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, errorf("no_route", "no such path: %s", clip(p)))
 			return
 		}
+		// Counted under the path's pattern, never the raw path.
+		rt = &route{method: r.Method, path: patternOf(p)}
 		methods = append(methods, http.MethodOptions)
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		writeError(w, r, errorf("method_not_allowed", "%s is not allowed on %s; use %s", r.Method, clip(p), strings.Join(methods, ", ")))

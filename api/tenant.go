@@ -154,7 +154,11 @@ func (h *Handler) tenant(name string) (*tenant, tenants.Config, error) {
 		return nil, tenants.Config{}, err
 	}
 	dir := tenants.Dir(h.cfg.DataDir, name)
-	l, err := log.Open(dir, h.cfg.Log)
+	opts := h.cfg.Log
+	if !h.cfg.NoMetrics {
+		opts.Observer = observer{h}
+	}
+	l, err := log.Open(dir, opts)
 	if err != nil {
 		return nil, tenants.Config{}, err
 	}

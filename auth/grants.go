@@ -25,6 +25,9 @@ func (g Grant) check() error {
 		_, err := ParseRole(string(g.Role))
 		return err
 	}
+	if g.Role == RoleMetrics {
+		return fmt.Errorf("the metrics role is for a scraper's token (strata token create --role metrics), not a user")
+	}
 	if g.Tenant == AnyTenant {
 		if g.Role != RoleAdmin {
 			return fmt.Errorf("only an admin may be granted every tenant (%q), not a %s", AnyTenant, g.Role)

@@ -303,6 +303,8 @@ func (c *JWTConfig) principal(payload []byte, now time.Time) (Principal, error) 
 		return Principal{}, fmt.Errorf("%w: role: %v", ErrClaims, err)
 	}
 	switch {
+	case p.Role == RoleMetrics:
+		return Principal{}, fmt.Errorf("%w: role metrics is a token's only", ErrClaims)
 	case p.Tenant == "" || p.Tenant == AnyTenant:
 		if p.Role != RoleAdmin {
 			return Principal{}, fmt.Errorf("%w: tenant is missing (only an admin may have none)", ErrClaims)

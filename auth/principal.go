@@ -59,7 +59,7 @@ func (p Principal) Reaches(id string, created time.Time) bool {
 // are confined to their tenant, as what was shown when they were made
 // said, rather than reaching everything.
 func (p Principal) Can(perm Permission) bool {
-	if perm == PermAdmin && p.Tenant != "" {
+	if (perm == PermAdmin || perm == PermMetrics) && p.Tenant != "" {
 		return false
 	}
 	return p.Role.Can(perm)

@@ -11,6 +11,9 @@ const (
 	RoleWriter   Role = "writer"
 	RoleReader   Role = "reader"
 	RoleAppender Role = "appender"
+	// RoleMetrics is a scraper's: GET /metrics and the stats of every
+	// tenant, nothing else. Only a token bound to no tenant has it.
+	RoleMetrics Role = "metrics"
 )
 
 // Permission names one kind of request; each route requires one.
@@ -28,14 +31,17 @@ const (
 	// disk, so writers and administrators, not readers.
 	PermDefine Permission = "define"
 	PermAdmin  Permission = "admin" // accounts, tenants, audit, every tenant
+	// PermMetrics reads the installation's metrics and stats: counts of
+	// every tenant, no event. Administrators and scrapers' tokens.
+	PermMetrics Permission = "metrics"
 )
 
 // Roles lists the roles, most powerful first.
-func Roles() []Role { return []Role{RoleAdmin, RoleWriter, RoleReader, RoleAppender} }
+func Roles() []Role { return []Role{RoleAdmin, RoleWriter, RoleReader, RoleAppender, RoleMetrics} }
 
 // Permissions lists every permission.
 func Permissions() []Permission {
-	return []Permission{PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine, PermAdmin}
+	return []Permission{PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine, PermAdmin, PermMetrics}
 }
 
 // Can reports whether the role grants p. This switch is the one table of
@@ -43,7 +49,7 @@ func Permissions() []Permission {
 func (r Role) Can(p Permission) bool {
 	switch r {
 	case RoleAdmin:
-		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo || p == PermDefine || p == PermAdmin
+		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo || p == PermDefine || p == PermAdmin || p == PermMetrics
 	case RoleWriter:
 		return p == PermRead || p == PermAppend || p == PermBlobWrite || p == PermBlobDelete || p == PermInfo || p == PermDefine
 	case RoleReader:
@@ -52,6 +58,8 @@ func (r Role) Can(p Permission) bool {
 		// An appender (a sensor, a service writing its own trail) writes
 		// but cannot read back what others wrote.
 		return p == PermAppend || p == PermBlobWrite || p == PermInfo
+	case RoleMetrics:
+		return p == PermMetrics
 	}
 	return false
 }
@@ -59,7 +67,7 @@ func (r Role) Can(p Permission) bool {
 // Valid reports whether r is one of the four roles.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleAdmin, RoleWriter, RoleReader, RoleAppender:
+	case RoleAdmin, RoleWriter, RoleReader, RoleAppender, RoleMetrics:
 		return true
 	}
 	return false
@@ -70,7 +78,7 @@ func ParseRole(s string) (Role, error) {
 	if r := Role(s); r.Valid() {
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q: the roles are admin, writer, reader and appender", clip(s))
+	return "", fmt.Errorf("unknown role %q: the roles are admin, writer, reader, appender and metrics", clip(s))
 }
 
 // ValidTenant reports whether name is a valid tenant name: 1–63 bytes of

@@ -9,10 +9,11 @@ import (
 func TestRoleCan(t *testing.T) {
 	// The whole matrix, written out: a change to Role.Can must change this.
 	want := map[Role][]Permission{
-		RoleAdmin:    {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine, PermAdmin},
+		RoleAdmin:    {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine, PermAdmin, PermMetrics},
 		RoleWriter:   {PermRead, PermAppend, PermBlobWrite, PermBlobDelete, PermInfo, PermDefine},
 		RoleReader:   {PermRead, PermInfo},
 		RoleAppender: {PermAppend, PermBlobWrite, PermInfo},
+		RoleMetrics:  {PermMetrics},
 		"":           nil,
 		"root":       nil,
 	}
@@ -30,8 +31,8 @@ func TestRoleCan(t *testing.T) {
 }
 
 func TestRolesAndPermissionsAreComplete(t *testing.T) {
-	if got := len(Roles()); got != 4 {
-		t.Errorf("Roles() has %d roles, want 4", got)
+	if got := len(Roles()); got != 5 {
+		t.Errorf("Roles() has %d roles, want 5", got)
 	}
 	for _, r := range Roles() {
 		if !r.Valid() {
@@ -44,8 +45,8 @@ func TestRolesAndPermissionsAreComplete(t *testing.T) {
 			t.Errorf("admin cannot %q", p)
 		}
 	}
-	if got := len(Permissions()); got != 7 {
-		t.Errorf("Permissions() has %d, want 7", got)
+	if got := len(Permissions()); got != 8 {
+		t.Errorf("Permissions() has %d, want 8", got)
 	}
 }
 

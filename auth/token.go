@@ -178,11 +178,12 @@ func (s *TokenStore) Create(t Token) error {
 	if !t.Role.Valid() {
 		return fmt.Errorf("create token %s: invalid role %q", t.ID, clip(string(t.Role)))
 	}
-	if t.Tenant == "" && t.Role != RoleAdmin || t.Tenant != "" && !ValidTenant(t.Tenant) {
-		return fmt.Errorf("create token %s: invalid tenant %q (only an admin token may have none)", t.ID, clip(t.Tenant))
+	global := t.Role == RoleAdmin || t.Role == RoleMetrics
+	if t.Tenant == "" && !global || t.Tenant != "" && !ValidTenant(t.Tenant) {
+		return fmt.Errorf("create token %s: invalid tenant %q (only an admin or metrics token may have none)", t.ID, clip(t.Tenant))
 	}
-	if t.Tenant != "" && t.Role == RoleAdmin {
-		return fmt.Errorf("create token %s: an admin token takes no tenant", t.ID)
+	if t.Tenant != "" && global {
+		return fmt.Errorf("create token %s: an %s token takes no tenant", t.ID, t.Role)
 	}
 	if !validTenantID(t.TenantID) {
 		return fmt.Errorf("create token %s: invalid tenant id %q", t.ID, clip(t.TenantID))

@@ -47,6 +47,20 @@ type Options struct {
 	// for a long-running process; a CGI process, which closes after every
 	// request, leaves it off and relies on the periodic sync.
 	SyncOnClose bool
+	// Observer, when set, is told of the log's work (metrics).
+	Observer Observer
+}
+
+// Observer is told of a log's work as it happens; its methods must be
+// cheap, and cannot fail the work.
+type Observer interface {
+	// Synced: one fdatasync of a segment took d.
+	Synced(d time.Duration)
+	// Group: one group commit wrote n events.
+	Group(n int)
+	// LockWaited: the tenant lock was held by another process, and taking
+	// it took d.
+	LockWaited(d time.Duration)
 }
 
 func (o *Options) fill() {
@@ -328,6 +342,23 @@ func (l *Log) lockTenant() error {
 	var waiting func(int64)
 	if v := l.v(); v != nil && v.head != nil {
 		waiting = v.head.addWaiter
+	}
+	if o := l.opts.Observer; o != nil {
+		// Timed only when the lock was found taken: a wait is what an
+		// operator looks for, an uncontended flock is not one.
+		inner, waited := waiting, false
+		waiting = func(d int64) {
+			waited = true
+			if inner != nil {
+				inner(d)
+			}
+		}
+		t0 := time.Now()
+		err := l.lk.lock(l.opts.LockTimeout, waiting)
+		if waited {
+			o.LockWaited(time.Since(t0))
+		}
+		return err
 	}
 	return l.lk.lock(l.opts.LockTimeout, waiting)
 }

@@ -3,6 +3,7 @@ package log
 import (
 	"encoding/binary"
 	"sync"
+	"time"
 
 	"strata/internal/fileutil"
 )
@@ -83,7 +84,7 @@ func (p *pipeline) inFlight(t *ticket) []*group {
 func (l *Log) finish(t *ticket, queued []*pending) {
 	err := t.err
 	if err == nil && t.g != nil && !l.opts.NoSync {
-		err = t.seg.sync(t.n)
+		err = t.seg.sync(t.n, l.opts.Observer)
 		if err != nil {
 			err = l.fail("fsync", err)
 		}
@@ -125,6 +126,7 @@ func (l *Log) finish(t *ticket, queued []*pending) {
 		}
 		if q.res != nil && t.g != nil {
 			q.res.Head = head
+			q.res.LogBytes, q.res.Entities = t.g.logBytes, t.g.entities
 		}
 		q.wake <- false
 	}
@@ -145,7 +147,7 @@ func (l *Log) publish(t *ticket) error {
 
 // sync makes every write to the segment up to ticket n durable, sharing one
 // fdatasync among the tickets that wait for it together.
-func (s *segment) sync(n uint64) error {
+func (s *segment) sync(n uint64, o Observer) error {
 	if s.synced.Load() >= n {
 		return nil
 	}
@@ -155,8 +157,12 @@ func (s *segment) sync(n uint64) error {
 		return nil
 	}
 	upTo := s.written.Load()
+	t0 := time.Now()
 	if err := fileutil.Fdatasync(s.f); err != nil {
 		return err
+	}
+	if o != nil {
+		o.Synced(time.Since(t0))
 	}
 	s.synced.Store(upTo)
 	return nil

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"strata/auth"
+	"strata/metrics"
+)
+
+// A scraper's token (role metrics, no tenant) reads /metrics and
+// /admin/stats and nothing else; the counters move as requests are made.
+func TestMetricsToken(t *testing.T) {
+	f := newAuthHandler(t, Config{})
+	secret, _, err := f.svc.CreateToken("", auth.RoleMetrics, "scraper", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.CreateToken("own", auth.RoleMetrics, "", 0); err == nil {
+		t.Errorf("a metrics token bound to a tenant was made")
+	}
+	scraper := []string{"Authorization", "Bearer " + secret}
+	writer := []string{"Authorization", "Bearer " + f.tokens["own/writer"]}
+	if w := f.do("POST", "/events", `[{"type":"a","entity":"e","data":1},{"type":"a","entity":"f","data":22}]`, writer...); w.Code != 201 {
+		t.Fatalf("append: %d %s", w.Code, w.Body)
+	}
+	f.do("GET", "/events", "", writer...)
+	f.do("GET", "/events", "", "Authorization", "Bearer nonsense")
+	w := f.do("GET", "/metrics", "", scraper...)
+	if w.Code != 200 || w.Header().Get("Content-Type") != metrics.ContentType {
+		t.Fatalf("GET /metrics: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	body := w.Body.String()
+	for _, want := range []string{
+		`strata_events_appended_total{tenant="own"} 2`,
+		`strata_appended_bytes_total{tenant="own"} 3`,
+		`strata_log_events{tenant="own"} 2`,
+		`strata_http_requests_total{method="POST",route="/events",code="201"} 1`,
+		`strata_http_requests_total{method="GET",route="/events",code="200"} 1`,
+		`strata_http_requests_total{method="GET",route="/events",code="401"} 1`,
+		`strata_auth_failures_total{code="unauthorized"} 1`,
+		`strata_reads_total{kind="events"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if w := f.do("GET", "/admin/stats", "", scraper...); w.Code != 200 || !strings.Contains(w.Body.String(), `"tenant":"own","events":2,"entities":2`) {
+		t.Errorf("GET /admin/stats: %d %s", w.Code, w.Body)
+	}
+	for _, p := range []string{"/events", "/stats", "/admin/tenants", "/session"} {
+		if w := f.do("GET", p, "", scraper...); w.Code != 403 {
+			t.Errorf("metrics token on GET %s: %d, want 403", p, w.Code)
+		}
+	}
+	if w := f.do("GET", "/stats", "", writer...); w.Code != 403 {
+		t.Errorf("writer on GET /stats: %d, want 403", w.Code)
+	}
+	admin := []string{"Authorization", "Bearer " + f.tokens["own/admin"], TenantHeader, "own"}
+	if w := f.do("GET", "/stats", "", admin...); w.Code != 200 || !strings.Contains(w.Body.String(), `"events":2`) {
+		t.Errorf("admin GET /stats: %d %s", w.Code, w.Body)
+	}
+}
+
+// The metrics file cannot be made (a directory stands in its place): the
+// request is served all the same; metrics are best-effort.
+func TestMetricsFileUnusable(t *testing.T) {
+	h := newHandler(t, Config{NoAuth: true})
+	os.MkdirAll(filepath.Join(h.cfg.DataDir, systemDir, metrics.FileName), 0o700)
+	if w := serve(h, "POST", "/events", strings.NewReader(`{"type":"a","entity":"e","data":1}`)); w.Code != 201 {
+		t.Fatalf("append with no metrics file: %d %s", w.Code, w.Body)
+	}
+	if w := serve(h, "GET", "/metrics", nil); w.Code != 200 || !strings.Contains(w.Body.String(), "strata_goroutines") {
+		t.Errorf("GET /metrics: %d %s", w.Code, w.Body)
+	}
+	if w := serve(h, "GET", "/ready", nil); w.Code != 200 {
+		t.Errorf("GET /ready: %d %s", w.Code, w.Body)
+	}
+}
