@@ -98,6 +98,7 @@ type config struct {
 	origins    string // comma-separated CORS origins for every tenant
 	trustProxy bool
 	auditAll   bool // record every append in the audit log
+	noMetrics  bool // count nothing in the shared metrics file
 	setupKey   string
 
 	snapshotEvery int // versions between automatic snapshots; 0: off
@@ -135,6 +136,7 @@ func (s settings) config() config {
 		origins:      s.get("STRATA_CORS_ORIGINS", ""),
 		trustProxy:   s.get("STRATA_TRUST_PROXY", "") == "1",
 		auditAll:     s.get("STRATA_AUDIT_APPENDS", "") == "1",
+		noMetrics:    s.get("STRATA_METRICS", "on") == "off",
 		setupKey:     s.get("STRATA_SETUP_KEY", ""),
 
 		snapshotEvery: atoi(s.get("STRATA_SNAPSHOT_EVERY", ""), projections.DefaultSnapshotEvery),
@@ -196,6 +198,7 @@ func (c config) api() (api.Config, error) {
 		TrustProxy:   c.trustProxy,
 		AuditAppends: c.auditAll,
 		SetupKey:     c.setupKey,
+		NoMetrics:    c.noMetrics,
 	}
 	switch {
 	case c.snapshotEvery < 0:

@@ -35,7 +35,6 @@ func TestMetricsToken(t *testing.T) {
 	body := w.Body.String()
 	for _, want := range []string{
 		`strata_events_appended_total{tenant="own"} 2`,
-		`strata_appended_bytes_total{tenant="own"} 3`,
 		`strata_log_events{tenant="own"} 2`,
 		`strata_http_requests_total{method="POST",route="/events",code="201"} 1`,
 		`strata_http_requests_total{method="GET",route="/events",code="200"} 1`,

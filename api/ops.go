@@ -75,7 +75,9 @@ func statsOf(t *tenant) (tenantStats, error) {
 	if head.Seq > 0 {
 		s.Head = hex.EncodeToString(head.ID[:])
 	}
-	s.Entities = t.log.Entities()
+	if s.Entities, err = t.log.Entities(); err != nil {
+		return s, err
+	}
 	if s.LogBytes, err = t.log.Bytes(); err != nil {
 		return s, err
 	}

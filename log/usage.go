@@ -1,6 +1,7 @@
 package log
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"time"
@@ -95,10 +96,23 @@ func (l *Log) EventsToday() (uint64, error) {
 
 // Entities returns how many entities the log's index holds: those of
 // every event published, in any process, as of its last look at the
-// index. It reads one mapped word.
-func (l *Log) Entities() uint64 {
-	if v := l.v(); v != nil && v.ents != nil && v.ents.m.mapped() {
-		return v.ents.used()
+// index. It reads one word of the entities index's header (mapped, or
+// read with pread by a process that has not mapped it: a reader never
+// does).
+func (l *Log) Entities() (uint64, error) {
+	if err := l.remapIfStale(); err != nil {
+		return 0, err
 	}
-	return 0
+	v := l.v()
+	if v == nil || v.ents == nil {
+		return 0, ErrClosed
+	}
+	if v.ents.m.mapped() {
+		return v.ents.used(), nil
+	}
+	var b [8]byte
+	if _, err := v.ents.m.f.ReadAt(b[:], hixOffUsed); err != nil {
+		return 0, &Error{Op: "count entities", Dir: l.dir, Err: err}
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
 }

@@ -458,6 +458,43 @@ longpoll() {
 	fi
 }
 
+# ops MODE BASE DATA: GET /ready, and GET /metrics with a scraper's token
+# (role metrics): the counters move with a request made through Apache
+# (another process under CGI), promtool accepts the exposition, and the
+# token reads nothing else.
+ops() {
+	local mode=$1 base=$2 data=$3 scraper before after
+	req GET "$base/ready"
+	expect "$mode: GET /ready → 200 ready" 200 '.status=="ready"'
+	cli "$mode: strata token create --role metrics" token create --role metrics --name e2e-scraper --data "$data" &&
+		scraper=$(grep -m1 "^strata_" <<<"$CLI")
+	with "Bearer $scraper" GET "$base/metrics"
+	before=$(grep -m1 '^strata_events_appended_total{tenant="default"} ' "$OUT/body" | cut -d' ' -f2)
+	http POST "$base/events" "${CT_JSON[@]}" --data-binary '{"type":"apache.metrics","entity":"m","data":1}'
+	with "Bearer $scraper" GET "$base/metrics"
+	after=$(grep -m1 '^strata_events_appended_total{tenant="default"} ' "$OUT/body" | cut -d' ' -f2)
+	if [ "$ST" = 200 ] && [[ "$(hdr Content-Type)" == "text/plain; version=0.0.4"* ]] && [ "$after" = $((${before:-0} + 1)) ]; then
+		ok "$mode: GET /metrics with a metrics token → 200, strata_events_appended_total ${before:-0} → $after after an append"
+	else
+		nok "$mode: GET /metrics counts an append made through Apache" "before '$before' after '$after'; $(what)"
+	fi
+	if command -v promtool >/dev/null; then
+		if out=$(promtool check metrics <"$OUT/body" 2>&1) && [ -z "$out" ]; then
+			ok "$mode: promtool check metrics accepts GET /metrics"
+		else
+			nok "$mode: promtool check metrics accepts GET /metrics" "$out"
+		fi
+	elif [ "${STRATA_REQUIRE_PROMTOOL:-}" = 1 ]; then
+		nok "$mode: promtool check metrics" "promtool is not installed (apt-get install --no-install-recommends prometheus)"
+	else
+		skip "$mode: promtool check metrics" "promtool is not installed"
+	fi
+	with "Bearer $scraper" GET "$base/events"
+	expect "$mode: a metrics token cannot read events → 403 forbidden" 403 '.error.code=="forbidden"'
+	with "Bearer $scraper" GET "$base/admin/stats"
+	expect "$mode: a metrics token reads GET /admin/stats → 200" 200 '.tenants|map(select(.tenant=="default"))|.[0].events > 0'
+}
+
 # stream MODE BASE: GET /stream through Apache arrives incrementally: an
 # event appended while a stream is open (another request: another process
 # under CGI) reaches the client within a second, long before the stream
@@ -1370,6 +1407,7 @@ websocket cgi "http://127.0.0.1:$PORT_CGI/api"
 consumers cgi "http://127.0.0.1:$PORT_CGI/api"
 coordination cgi "http://127.0.0.1:$PORT_CGI/api"
 cloudevents cgi "http://127.0.0.1:$PORT_CGI/api"
+ops cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 faults cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 accounts cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI" "$WWW_CGI"
 reborn cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI" "$USERS_CGI"
@@ -1383,6 +1421,7 @@ websocket fcgid "http://127.0.0.1:$PORT_FCGID/api"
 consumers fcgid "http://127.0.0.1:$PORT_FCGID/api"
 coordination fcgid "http://127.0.0.1:$PORT_FCGID/api"
 cloudevents fcgid "http://127.0.0.1:$PORT_FCGID/api"
+ops fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 faults fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 accounts fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID" "$WWW_FCGID"
 reborn fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID" "$USERS_FCGID"

@@ -294,7 +294,7 @@ func TestBlobMaxBlob(t *testing.T) {
 	// Only the blob that fits is in the store: no temp files left behind.
 	n := 0
 	filepath.WalkDir(s.data, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, "/system/metrics") { // the metrics file: 1 MiB
 			if info, _ := d.Info(); info != nil && info.Size() >= 1<<20 {
 				n++
 			}
