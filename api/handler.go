@@ -195,6 +195,10 @@ func (h *Handler) Close() error {
 		}
 	}
 	h.acc.close()
-	h.metrics.Close()
+	if h.cfg.LongRunning {
+		// A CGI process exits next, which unmaps the file for nothing;
+		// munmap would cost a TLB shootdown on every core it ran on.
+		h.metrics.Close()
+	}
 	return first
 }

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -28,9 +30,14 @@ func (h *Handler) counters() *metrics.Set {
 			return
 		}
 		dir := filepath.Join(h.cfg.DataDir, systemDir)
-		err := fileutil.MkdirAll(dir, 0o700)
-		if err == nil {
-			h.metrics, err = metrics.Open(filepath.Join(dir, metrics.FileName))
+		path := filepath.Join(dir, metrics.FileName)
+		var err error
+		if h.metrics, err = metrics.Open(path); errors.Is(err, fs.ErrNotExist) {
+			// The first request of a new data directory: make the system
+			// directory (not stat'ed first on every CGI request).
+			if err = fileutil.MkdirAll(dir, 0o700); err == nil {
+				h.metrics, err = metrics.Open(path)
+			}
 		}
 		if err != nil {
 			h.log.Warn("metrics are off in this process: the metrics file cannot be opened", "err", err.Error())

@@ -21,7 +21,12 @@ const (
 	headerSize = 64
 	slots      = 4096 // a power of two: the first slot of a key is a mask of its hash
 	slotSize   = 256
-	fileSize   = headerSize + slots*slotSize
+	// The first page holds the header and the installation-wide rows
+	// (fsyncs, group commits, lock waits) at fixed places: a CGI append
+	// touches that page anyway, and every page it touches is a fault on a
+	// fresh mapping. The hashed rows start on the second page.
+	rowsAt   = 4096
+	fileSize = rowsAt + slots*slotSize
 
 	keyOff  = 8   // the key's length byte, then the key
 	keyMax  = 95  // bytes of a key
@@ -45,9 +50,9 @@ const Other = "_other"
 const (
 	kindHTTP   = 'h' // "h" method " " pattern "\x00" code
 	kindTenant = 't' // "t" tenant
-	kindFsync  = 'f' // "f"
-	kindGroup  = 'g' // "g"
-	kindLock   = 'l' // "l"
+	kindFsync  = 'f' // "f", fixed at fixedRow(kindFsync)
+	kindGroup  = 'g' // "g", fixed
+	kindLock   = 'l' // "l", fixed
 	kindAuth   = 'a' // "a" error code
 )
 
@@ -150,7 +155,7 @@ func row(mem []byte, newRow func(mem []byte) bool, parts ...string) int {
 	h := fnv(parts...)
 	want := h | ready
 	for i := 0; i < probes; i++ {
-		off := headerSize + int((h+uint64(i))&(slots-1))*slotSize
+		off := rowsAt + int((h+uint64(i))&(slots-1))*slotSize
 		p := shm.Word(mem, off)
 		st := atomic.LoadUint64(p)
 		if st == 0 {
@@ -189,6 +194,20 @@ func keyIs(k []byte, parts []string) bool {
 		k = k[len(p):]
 	}
 	return len(k) == 0
+}
+
+// fixedRow is the offset of an installation-wide row in the first page
+// (its key bytes unused).
+func fixedRow(kind byte) int {
+	switch kind {
+	case kindFsync:
+		return 1 * slotSize
+	case kindGroup:
+		return 2 * slotSize
+	case kindLock:
+		return 3 * slotSize
+	}
+	return -1
 }
 
 // val is the i'th value of the row at off.
@@ -301,7 +320,7 @@ func (s *Set) AuthFailed(code string) {
 // Synced counts one fdatasync of a log segment that took d.
 func (s *Set) Synced(d time.Duration) {
 	s.do(func(mem []byte) {
-		if off := row(mem, nil, "f"); off >= 0 {
+		if off := fixedRow(kindFsync); off >= 0 {
 			observe(mem, off, fsyncBounds, d.Seconds(), uint64(d))
 		}
 	})
@@ -310,7 +329,7 @@ func (s *Set) Synced(d time.Duration) {
 // Group counts one group commit of n events.
 func (s *Set) Group(n int) {
 	s.do(func(mem []byte) {
-		if off := row(mem, nil, "g"); off >= 0 {
+		if off := fixedRow(kindGroup); off >= 0 {
 			observe(mem, off, groupBounds, float64(n), uint64(n))
 		}
 	})
@@ -319,7 +338,7 @@ func (s *Set) Group(n int) {
 // LockWaited counts a wait of d for a tenant's lock.
 func (s *Set) LockWaited(d time.Duration) {
 	s.do(func(mem []byte) {
-		if off := row(mem, nil, "l"); off >= 0 {
+		if off := fixedRow(kindLock); off >= 0 {
 			observe(mem, off, secondsBounds, d.Seconds(), uint64(d))
 		}
 	})

@@ -151,3 +151,25 @@ func BenchmarkAppended(b *testing.B) {
 		s.HTTP("POST", "/events", 201, time.Millisecond)
 	}
 }
+
+// BenchmarkCGIRequest is what one CGI append pays for metrics: map the
+// file, count an append, its request, its fsync and its group, unmap.
+func BenchmarkCGIRequest(b *testing.B) {
+	path := filepath.Join(b.TempDir(), FileName)
+	if s, err := Open(path); err == nil {
+		s.Close()
+	}
+	for i := 0; i < b.N; i++ {
+		s, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Group(1)
+		s.Synced(time.Millisecond)
+		s.Appended("default", 1, 100, uint64(i), 1, 1)
+		s.HTTP("POST", "/events", 201, time.Millisecond)
+		if os.Getenv("NOCLOSE") == "" {
+			s.Close()
+		}
+	}
+}

@@ -23,8 +23,15 @@ func (s *Set) read() snapshot {
 	s.do(func(mem []byte) {
 		clear(snap.rows)
 		snap.dropped = atomic.LoadUint64(shm.Word(mem, offDropped))
+		for _, k := range []byte{kindFsync, kindGroup, kindLock} {
+			v := new([nvals]uint64)
+			for j := range v {
+				v[j] = atomic.LoadUint64(val(mem, fixedRow(k), j))
+			}
+			snap.rows[string(k)] = v
+		}
 		for i := 0; i < slots; i++ {
-			off := headerSize + i*slotSize
+			off := rowsAt + i*slotSize
 			if atomic.LoadUint64(shm.Word(mem, off))&ready == 0 {
 				continue
 			}
