@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"strata/auth"
+	"strata/internal/fileutil"
 	"strata/metrics"
 )
 
@@ -76,5 +78,33 @@ func TestMetricsFileUnusable(t *testing.T) {
 	}
 	if w := serve(h, "GET", "/ready", nil); w.Code != 200 {
 		t.Errorf("GET /ready: %d %s", w.Code, w.Body)
+	}
+}
+
+// Every step of making and mapping the metrics file fails in turn (a full
+// disk, a failed map): the append is served, and the next request, the
+// fault gone, counts again.
+func TestMetricsFileFaults(t *testing.T) {
+	for _, op := range []fileutil.Op{fileutil.OpCreate, fileutil.OpTruncate, fileutil.OpPreallocate, fileutil.OpMmap} {
+		t.Run(string(op), func(t *testing.T) {
+			data := t.TempDir()
+			undo := fileutil.Inject(func(o fileutil.Op, path string) error {
+				if o == op && strings.HasSuffix(path, metrics.FileName) {
+					return syscall.ENOSPC
+				}
+				return nil
+			})
+			h := newHandler(t, Config{DataDir: data})
+			if w := serve(h, "POST", "/events", strings.NewReader(`{"type":"a","entity":"e","data":1}`)); w.Code != 201 {
+				t.Fatalf("append with %s failing: %d %s", op, w.Code, w.Body)
+			}
+			undo()
+			h2 := newHandler(t, Config{DataDir: data})
+			serve(h2, "POST", "/events", strings.NewReader(`{"type":"a","entity":"e","data":2}`))
+			w := serve(h2, "GET", "/metrics", nil)
+			if !strings.Contains(w.Body.String(), `strata_events_appended_total{tenant="default"} 1`+"\n") {
+				t.Errorf("after the fault: %s", w.Body)
+			}
+		})
 	}
 }

@@ -168,8 +168,7 @@ func BenchmarkCGIRequest(b *testing.B) {
 		s.Synced(time.Millisecond)
 		s.Appended("default", 1, 100, uint64(i), 1, 1)
 		s.HTTP("POST", "/events", 201, time.Millisecond)
-		if os.Getenv("NOCLOSE") == "" {
-			s.Close()
-		}
+		s.Close() // a CGI process skips it (its exit unmaps): this is the worst case
+
 	}
 }
