@@ -10,6 +10,8 @@ import (
 	"strata/auth"
 	"strata/internal/fileutil"
 	"strata/metrics"
+	"strata/quota"
+	"strata/tenants"
 )
 
 // A scraper's token (role metrics, no tenant) reads /metrics and
@@ -106,5 +108,36 @@ func TestMetricsFileFaults(t *testing.T) {
 				t.Errorf("after the fault: %s", w.Body)
 			}
 		})
+	}
+}
+
+// A request refused by a quota is counted by tenant and quota; one
+// refused for its credentials by error code.
+func TestMetricsRefusals(t *testing.T) {
+	f := newAuthHandler(t, Config{})
+	one := int64(1)
+	if _, err := f.svc.UpdateTenant("own", "quota.update", nil, func(c *tenants.Config) error {
+		c.Quota = quota.Overrides{EventsPerDay: &one}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.forget("own")
+	writer := []string{"Authorization", "Bearer " + f.tokens["own/writer"]}
+	if w := f.do("POST", "/events", `[{"type":"a","entity":"x","data":1},{"type":"a","entity":"x","data":2}]`, writer...); w.Code != 429 {
+		t.Fatalf("over events_per_day: %d %s", w.Code, w.Body)
+	}
+	f.do("GET", "/events", "", "Authorization", "Bearer "+f.tokens["own/writer/expired"])
+	f.do("GET", "/admin/tenants", "", writer...)
+	w := f.do("GET", "/metrics", "", "Authorization", "Bearer "+f.tokens["own/admin"])
+	for _, want := range []string{
+		`strata_quota_refusals_total{tenant="own",quota="events_per_day"} 1`,
+		`strata_auth_failures_total{code="token_expired"} 1`,
+		`strata_auth_failures_total{code="forbidden"} 1`,
+		`strata_http_requests_total{method="POST",route="/events",code="429"} 1`,
+	} {
+		if !strings.Contains(w.Body.String(), want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }
