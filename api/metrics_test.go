@@ -141,3 +141,41 @@ func TestMetricsRefusals(t *testing.T) {
 		}
 	}
 }
+
+// GET /ready answers 503 not_ready, with reasons naming no path or
+// tenant, while the data directory cannot be written or an open log
+// refuses appends after a failed write; 200 otherwise.
+func TestReady(t *testing.T) {
+	h := newHandler(t, Config{})
+	if w := serve(h, "GET", "/ready", nil); w.Code != 200 || !strings.Contains(w.Body.String(), `"status":"ready"`) {
+		t.Fatalf("GET /ready: %d %s", w.Code, w.Body)
+	}
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpCreate && path == h.cfg.DataDir { // the probe's temp file
+
+			return syscall.EROFS
+		}
+		return nil
+	})
+	w := serve(h, "GET", "/ready", nil)
+	undo()
+	if w.Code != 503 || !strings.Contains(w.Body.String(), `"code":"not_ready"`) || !strings.Contains(w.Body.String(), "data directory is not writable") || strings.Contains(w.Body.String(), h.cfg.DataDir) {
+		t.Errorf("GET /ready, data directory read-only: %d %s", w.Code, w.Body)
+	}
+	serve(h, "POST", "/events", strings.NewReader(`{"type":"a","entity":"e","data":0}`)) // the segment exists
+	undo = fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpWrite && strings.HasSuffix(path, ".seg") {
+			return syscall.EIO
+		}
+		return nil
+	})
+	w = serve(h, "POST", "/events", strings.NewReader(`{"type":"a","entity":"e","data":1}`))
+	undo()
+	if w.Code < 500 {
+		t.Fatalf("append with fsync failing: %d %s", w.Code, w.Body)
+	}
+	w = serve(h, "GET", "/ready", nil)
+	if w.Code != 503 || !strings.Contains(w.Body.String(), "refuse appends") || strings.Contains(w.Body.String(), `default`) {
+		t.Errorf("GET /ready, a failed log: %d %s", w.Code, w.Body)
+	}
+}

@@ -3,10 +3,10 @@ package api
 import (
 	"encoding/hex"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 
+	"strata/internal/fileutil"
 	"strata/tenants"
 )
 
@@ -18,17 +18,17 @@ import (
 // details.
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request, c *call) {
 	var reasons []string
-	if f, err := os.CreateTemp(h.cfg.DataDir, ".ready-*"); err != nil {
+	if f, err := fileutil.CreateTemp(h.cfg.DataDir, ".ready-*", 0o600); err != nil {
 		infoOf(r).logger(h).Warn("not ready: the data directory is not writable", "err", err.Error())
 		reasons = append(reasons, "the data directory is not writable")
 	} else {
 		f.Close()
-		os.Remove(f.Name())
+		fileutil.Remove(f.Name())
 	}
 	h.mu.Lock()
 	failed := 0
 	for name, t := range h.tenants {
-		if !t.failedAt.IsZero() {
+		if !t.failedAt.IsZero() || t.log != nil && t.log.Failed() != nil {
 			failed++
 			infoOf(r).logger(h).Warn("not ready: a tenant's log refuses appends after a failed write", "tenant", name)
 		}

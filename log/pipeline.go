@@ -177,3 +177,7 @@ func offsetsOf(g *group, pos int64) []byte {
 	}
 	return offs
 }
+
+// Failed returns why the log refuses appends (a write, fsync or index
+// update failed: reopen it), or nil while it takes them.
+func (l *Log) Failed() error { return l.pipe.failed() }
