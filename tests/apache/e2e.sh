@@ -495,6 +495,29 @@ ops() {
 	expect "$mode: a metrics token reads GET /admin/stats → 200" 200 '.tenants|map(select(.tenant=="default"))|.[0].events > 0'
 }
 
+# openapi MODE BASE: GET /openapi.json through Apache, without credentials:
+# the document byte for byte, its ETag, a 304 to If-None-Match, HEAD.
+openapi() {
+	local mode=$1 base=$2 etag
+	req GET "$base/openapi.json"
+	if [ "$ST" = 200 ] && [ "$(hdr Content-Type)" = application/json ] && cmp -s "$OUT/body" "$REPO/api/openapi.json" &&
+		[[ $(jq -r .openapi "$OUT/body") == 3.1.* ]]; then
+		ok "$mode: GET /openapi.json is api/openapi.json, public"
+	else
+		nok "$mode: GET /openapi.json is api/openapi.json, public" "$(what)"
+	fi
+	etag=$(hdr ETag)
+	req GET "$base/openapi.json" -H "If-None-Match: $etag"
+	expect "$mode: /openapi.json with If-None-Match its ETag ($etag) is 304" 304
+	req HEAD "$base/openapi.json"
+	# (curl --head writes the headers where the body would go)
+	if [ "$ST" = 200 ] && ! grep -q '"openapi"' "$OUT/body" && [ "$(hdr ETag)" = "$etag" ]; then
+		ok "$mode: HEAD /openapi.json"
+	else
+		nok "$mode: HEAD /openapi.json" "$(what)"
+	fi
+}
+
 # stream MODE BASE: GET /stream through Apache arrives incrementally: an
 # event appended while a stream is open (another request: another process
 # under CGI) reaches the client within a second, long before the stream
@@ -1402,6 +1425,7 @@ TOKEN=$TOKEN_CGI
 smoke cgi "http://127.0.0.1:$PORT_CGI/api" "$DATA_CGI"
 projections cgi "http://127.0.0.1:$PORT_CGI/api"
 longpoll cgi "http://127.0.0.1:$PORT_CGI/api"
+openapi cgi "http://127.0.0.1:$PORT_CGI/api"
 stream cgi "http://127.0.0.1:$PORT_CGI/api"
 websocket cgi "http://127.0.0.1:$PORT_CGI/api"
 consumers cgi "http://127.0.0.1:$PORT_CGI/api"
@@ -1416,6 +1440,7 @@ TOKEN=$TOKEN_FCGID
 smoke fcgid "http://127.0.0.1:$PORT_FCGID/api" "$DATA_FCGID"
 projections fcgid "http://127.0.0.1:$PORT_FCGID/api"
 longpoll fcgid "http://127.0.0.1:$PORT_FCGID/api"
+openapi fcgid "http://127.0.0.1:$PORT_FCGID/api"
 stream fcgid "http://127.0.0.1:$PORT_FCGID/api"
 websocket fcgid "http://127.0.0.1:$PORT_FCGID/api"
 consumers fcgid "http://127.0.0.1:$PORT_FCGID/api"
