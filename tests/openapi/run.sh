@@ -19,9 +19,10 @@ command -v npm >/dev/null || { echo "error: npm not installed (apt-get install n
 cd "$HERE"
 
 # npm ci only when the lock changed since the last install.
-if ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+if ! cmp -s package-lock.json node_modules/.strata-installed 2>/dev/null; then
 	start=$(date +%s)
 	npm ci --no-audit --no-fund --loglevel=error
+	cp package-lock.json node_modules/.strata-installed
 	echo "# npm ci: $(($(date +%s) - start)) s"
 fi
 
