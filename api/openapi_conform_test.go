@@ -23,7 +23,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 	}
 	h := newHandler(t, Config{})
 	zero := strings.Repeat("0", 64)
-	var first, blob string
+	var first, blob, replay, token string
 	steps := []struct {
 		method, target, body string
 		headers              []string
@@ -57,13 +57,22 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		{"POST", "/snapshots", `{"entity":"orders/1"}`, nil, nil},
 		{"GET", "/snapshots?entity=orders/1", "", nil, nil},
 		{"GET", "/snapshots/orders/1/latest", "", nil, nil},
-		{"POST", "/projections", `{"name":"n","kind":"count","filter":{"types":["order.*"]}}`, nil, nil},
+		{"POST", "/projections", `{"name":"n","kind":"counter","by":"type","filter":{"types":["order.*"]}}`, nil, nil},
 		{"GET", "/projections", "", nil, nil},
 		{"GET", "/projections/n", "", nil, nil},
 		{"GET", "/projections/n/result", "", nil, nil},
 		{"POST", "/projections/n/pause", "", nil, nil},
 		{"POST", "/projections/n/resume", "", nil, nil},
+		{"POST", "/projections/n/rebuild", "", nil, func(b map[string]any) { replay, _ = b["id"].(string) }},
 		{"GET", "/replays", "", nil, nil},
+		{"GET", "/replays/{replay}", "", nil, nil},
+		{"POST", "/replays/{replay}/cancel", "", nil, nil},
+		{"DELETE", "/replays/{replay}", "", nil, nil},
+		{"PUT", "/projections/n?expected_version=1", `{"kind":"counter","by":"entity"}`, nil, nil},
+		{"GET", "/projections/n?version=1", "", nil, nil},
+		{"POST", "/projections", `{"name":"n","kind":"counter"}`, nil, nil}, // 409 exists
+		{"POST", "/projections", `{"name":"spend","kind":"custom","init":0,"reduce":"$state + 1","key":"$event.entity"}`, nil, nil},
+		{"GET", "/projections/spend/result/orders/1", "", nil, nil},
 		{"PUT", "/consumers/c", `{"filter":{"types":["order.*"]}}`, nil, nil},
 		{"GET", "/consumers", "", nil, nil},
 		{"GET", "/consumers/c", "", nil, nil},
@@ -76,6 +85,23 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		{"GET", "/cache/k", "", nil, nil},
 		{"POST", "/mutex/m/lock?ttl=60", "", nil, nil},
 		{"POST", "/mutex/m/lock?ttl=60", "", nil, nil}, // 409 mutex_held
+		{"POST", "/mutex/m/renew?ttl=60", `{"token":1}`, nil, nil},
+		{"POST", "/mutex/m/unlock", `{"token":1}`, nil, nil},
+		{"POST", "/mutex/m/unlock", `{"token":1}`, nil, nil}, // 409 not_holder
+		{"POST", "/broadcast/room", `{"a":1}`, nil, nil},
+		{"POST", "/events/{first}/ack?consumer=c", "", nil, nil},
+		{"POST", "/session", `{"user":"u","password":"p"}`, nil, nil},
+		{"POST", "/setup", `{"key":"k"}`, nil, nil},
+		{"POST", "/admin/tenants", `{"name":"shop"}`, nil, nil},
+		{"GET", "/admin/tenants/shop", "", nil, nil},
+		{"PATCH", "/admin/tenants/shop", `{"tier":"unlimited"}`, nil, nil},
+		{"POST", "/admin/tenants/shop/suspend", `{"reason":"r"}`, nil, nil},
+		{"POST", "/admin/tenants/shop/resume", "", nil, nil},
+		{"POST", "/admin/tokens", `{"tenant":"shop","role":"reader","name":"t"}`, nil, func(b map[string]any) { token, _ = b["id"].(string) }},
+		{"DELETE", "/admin/tokens/{token}", "", nil, nil},
+		{"PUT", "/admin/users/alice", `{"password":"correct horse battery","tenant":"shop","role":"reader"}`, nil, nil},
+		{"DELETE", "/admin/users/alice", "", nil, nil},
+		{"DELETE", "/admin/tenants/shop", "", nil, nil},
 		{"GET", "/quota", "", nil, nil},
 		{"GET", "/health", "", nil, nil},
 		{"GET", "/ready", "", nil, nil},
@@ -92,7 +118,7 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		{"DELETE", "/projections/n", "", nil, nil},
 	}
 	for _, s := range steps {
-		target := strings.NewReplacer("{first}", first, "{blob}", blob).Replace(s.target)
+		target := strings.NewReplacer("{first}", first, "{blob}", blob, "{replay}", replay, "{token}", token).Replace(s.target)
 		w := serve(h, s.method, target, strings.NewReader(s.body), s.headers...)
 		where := fmt.Sprintf("%s %s → %d", s.method, target, w.Code)
 		schema, ok := responseSchema(t, doc, s.method, strings.SplitN(target, "?", 2)[0], w.Code, w.Header().Get("Content-Type"))
@@ -113,6 +139,9 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		}
 		if err := checkSchema(doc, schema, v, "body"); err != nil {
 			t.Errorf("%s: %v\n%s", where, err, w.Body.Bytes())
+		}
+		if testing.Verbose() {
+			t.Logf("%s %.200s", where, w.Body.Bytes())
 		}
 		if m, ok := v.(map[string]any); ok && s.after != nil {
 			s.after(m)
