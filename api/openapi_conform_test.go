@@ -157,15 +157,16 @@ func responseSchema(t *testing.T, doc map[string]any, method, path string, statu
 	paths := doc["paths"].(map[string]any)
 	// The most literal template that matches: /entities/{entity}/history
 	// before /entities/{entity}.
-	best, bestVars := "", 1<<30
+	best, bestLiteral := "", -1
 	for p := range paths {
 		// A parameter matches one segment or more (a rest segment).
 		re := "^" + regexp.MustCompile(`\\\{[^}]*\\\}`).ReplaceAllString(regexp.QuoteMeta(p), `.+`) + "$"
-		if regexp.MustCompile(re).MatchString(path) {
-			n := strings.Count(p, "{")
-			if _, has := paths[p].(map[string]any)[strings.ToLower(method)]; has && (n < bestVars || n == bestVars && len(p) > len(best)) {
-				best, bestVars = p, n
-			}
+		if !regexp.MustCompile(re).MatchString(path) {
+			continue
+		}
+		literal := len(templateVar.ReplaceAllString(p, ""))
+		if _, has := paths[p].(map[string]any)[strings.ToLower(method)]; has && literal > bestLiteral {
+			best, bestLiteral = p, literal
 		}
 	}
 	if best == "" {
