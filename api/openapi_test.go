@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -299,4 +301,61 @@ func TestOpenAPIQueryParams(t *testing.T) {
 		t.Errorf("only %d operations refused an unknown parameter: the probe no longer reaches the handlers' checks", probed)
 	}
 	t.Logf("%d operations probed", probed)
+}
+
+// servedByNetHTTP are request headers the document describes that
+// net/http answers for strata (http.ServeContent), not strata's own code.
+var servedByNetHTTP = map[string]bool{"Range": true, "If-None-Match": true}
+
+// TestOpenAPIHeaders: every request header the document describes is one
+// that strata reads — its name is a string in api's code — so that the
+// document cannot promise a header nothing looks at.
+func TestOpenAPIHeaders(t *testing.T) {
+	var src strings.Builder
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(b)
+	}
+	seen := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if x["in"] == "header" {
+				if name, _ := x["name"].(string); name != "" {
+					seen[name] = true
+				}
+			}
+			for _, y := range x {
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		}
+	}
+	var doc any
+	if err := json.Unmarshal([]byte(openapiDoc), &doc); err != nil {
+		t.Fatal(err)
+	}
+	walk(doc)
+	if len(seen) == 0 {
+		t.Fatal("no header parameters found in the document")
+	}
+	for name := range seen {
+		if !servedByNetHTTP[name] && !strings.Contains(src.String(), `"`+name+`"`) {
+			t.Errorf("the document describes request header %s, which no code in api reads", name)
+		}
+	}
 }
