@@ -61,6 +61,7 @@ func TestLayering(t *testing.T) {
 		{"strata/coord", []string{"strata/quota", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/shm"}, true},
 		{"strata/audit", []string{"strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/admin", []string{"strata/audit", "strata/auth", "strata/tenants", "strata/quota", "strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/shm"}, true},
+		{"strata/backup", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil"}, true},
 		{"strata/cgi", nil, false},
 		{"strata/standalone", nil, false},
 	} {

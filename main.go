@@ -27,6 +27,8 @@ Commands:
   reindex   rebuild every index from its log (or --tenant NAME, --audit)
   rebuild   rebuild a projection's result, with progress (PROJECTION --tenant NAME)
   projection list|show a tenant's projections
+  backup    back up into a directory (--to DIR, --incremental); list, verify
+  restore   restore backups into an empty data directory, then verify
   version   print the version
 
 Run 'strata COMMAND --help' for a command's flags. Every command takes
@@ -67,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		return cmdServe(rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(rest, stdout, stderr)
+	case "restore":
+		return cmdRestore(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
 	case "reindex":

@@ -1,0 +1,169 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"strata/internal/fileutil"
+	"strata/log"
+)
+
+// mustTenant makes a data directory with tenant shop holding n events and
+// a small file beside its log, and returns the data directory.
+func mustTenant(t *testing.T, data string, from, n int) {
+	t.Helper()
+	dir := filepath.Join(data, "tenants", "shop")
+	l, err := log.Open(dir, log.Options{NoSync: true, SegmentSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := from; i < from+n; i++ {
+		ev := log.Proposed{Type: "t", Entity: fmt.Sprintf("e%d", i%7), Data: []byte(fmt.Sprintf(`{"n":%d}`, i)), ExpectedVersion: -1}
+		if _, err := l.Append(&log.Request{Events: []log.Proposed{ev}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tenant.json"), []byte(`{"state":"active"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustVerify(t *testing.T, dir string) log.VerifyReport {
+	t.Helper()
+	rep, err := log.Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *rep
+}
+
+// TestChainRestore: a full backup and two incremental ones restore to the
+// log as it was at each, to a seq in the middle, and the incremental ones
+// store only what was new.
+func TestChainRestore(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	var heads []log.VerifyReport
+	var ms []*Manifest
+	for i := 0; i < 3; i++ {
+		mustTenant(t, data, i*100, 100)
+		m, err := Create(data, bk, Options{Incremental: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		heads = append(heads, mustVerify(t, filepath.Join(data, "tenants", "shop")))
+		ms = append(ms, m)
+	}
+	if ms[0].Parent != "" || ms[1].Parent != ms[0].ID || ms[2].Parent != ms[1].ID {
+		t.Fatalf("parents %q %q %q", ms[0].Parent, ms[1].Parent, ms[2].Parent)
+	}
+	if ms[2].Logs[0].From != 201 || ms[2].Logs[0].Through != 300 || ms[2].Bytes >= ms[0].Bytes*2 {
+		t.Fatalf("third backup: %+v, %d bytes (first %d)", ms[2].Logs, ms[2].Bytes, ms[0].Bytes)
+	}
+	if _, err := Verify(bk, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		to := t.TempDir()
+		got, err := Restore(bk, to, RestoreOptions{ID: m.ID}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Events != heads[i].Events || got[0].Head != heads[i].Head.ID {
+			t.Fatalf("restore of %d: %+v, want %d events head %x", i, got, heads[i].Events, heads[i].Head.ID)
+		}
+	}
+	to := t.TempDir()
+	got, err := Restore(bk, to, RestoreOptions{Tenant: "shop", Seq: 150}, nil)
+	if err != nil || got[0].Events != 150 {
+		t.Fatalf("restore to seq 150: %+v %v", got, err)
+	}
+	if _, err := Restore(bk, to, RestoreOptions{}, nil); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("restore into a full directory: %v", err)
+	}
+}
+
+// TestDamageDetected: a flipped byte in any stored file is named by Verify
+// and refused by Restore.
+func TestDamageDetected(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	mustTenant(t, data, 0, 300)
+	m, err := Create(data, bk, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Files {
+		p := filepath.Join(bk, m.ID, f.Stored)
+		b, _ := os.ReadFile(p)
+		b[len(b)/2] ^= 1
+		os.WriteFile(p, b, 0o600)
+		_, err := Verify(bk, nil)
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), f.Stored) {
+			t.Fatalf("%s damaged: verify says %v", f.Path, err)
+		}
+		if _, err := Restore(bk, t.TempDir(), RestoreOptions{}, nil); err == nil {
+			t.Fatalf("%s damaged: restore succeeded", f.Path)
+		}
+		b[len(b)/2] ^= 1
+		os.WriteFile(p, b, 0o600)
+	}
+	if _, err := Verify(bk, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailedWriteLeavesNoBackup: whatever write of a backup fails, no
+// manifest claims a backup, and the next backup succeeds and cleans up.
+func TestFailedWriteLeavesNoBackup(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	mustTenant(t, data, 0, 200)
+	for _, op := range []fileutil.Op{fileutil.OpCreate, fileutil.OpWrite, fileutil.OpSync, fileutil.OpSyncDir, fileutil.OpRename} {
+		for nth := 1; nth <= 3; nth++ {
+			n := 0
+			undo := fileutil.Inject(func(o fileutil.Op, path string) error {
+				if o == op && strings.HasPrefix(path, bk) {
+					if n++; n == nth {
+						return syscall.EIO
+					}
+				}
+				return nil
+			})
+			_, err := Create(data, bk, Options{})
+			undo()
+			all, lerr := List(bk)
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if n < nth { // fewer such steps than nth
+				for _, m := range all {
+					os.RemoveAll(filepath.Join(bk, m.ID))
+				}
+				continue
+			}
+			if err == nil && op != fileutil.OpSyncDir {
+				t.Fatalf("%s #%d failed, the backup did not", op, nth)
+			}
+			if err != nil && len(all) != 0 {
+				t.Fatalf("%s #%d failed (%v), yet %d backups are listed", op, nth, err, len(all))
+			}
+			for _, m := range all {
+				os.RemoveAll(filepath.Join(bk, m.ID))
+			}
+		}
+	}
+	if _, err := Create(data, bk, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(bk)
+	if len(ents) != 1 {
+		for _, e := range ents {
+			t.Log(e.Name())
+		}
+		t.Fatalf("%d entries in the backup directory, want the one backup", len(ents))
+	}
+}

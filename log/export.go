@@ -1,0 +1,114 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Span is the part of one segment file that holds a prefix of the log:
+// bytes [0, Size) of the file are its header and the records of First
+// through Last. Records up to the committed head are never rewritten in
+// place by an append, so a copy of those bytes taken while writers append
+// is a consistent prefix of the chain (what a backup copies).
+type Span struct {
+	Name        string // the file's base name under log/
+	Path        string // the file
+	First, Last uint64 // seqs of its first and last record in the prefix
+	Size        int64  // bytes from offset 0 holding them
+}
+
+// Spans returns the segments holding events 1..through, through at most
+// Through(), each with the length of its part of that prefix. A log with no
+// event has none.
+func (l *Log) Spans(through uint64) ([]Span, error) {
+	if through > l.Through() {
+		return nil, fmt.Errorf("spans through %d: the head is %d", through, l.Through())
+	}
+	if through == 0 {
+		return nil, nil
+	}
+	if err := l.openSegments(); err != nil {
+		return nil, err
+	}
+	segs := l.segments()
+	var out []Span
+	for i, s := range segs {
+		if s.first > through {
+			break
+		}
+		last := through
+		if i+1 < len(segs) && segs[i+1].first-1 < last {
+			last = segs[i+1].first - 1
+		}
+		if last < s.first {
+			continue // an empty segment (the writer just started it)
+		}
+		s, off, err := l.locate(last)
+		if err != nil {
+			return nil, fmt.Errorf("spans: %w", err)
+		}
+		_, n, err := readRecordAt(s.f, off)
+		if err != nil {
+			return nil, fmt.Errorf("spans: seq %d: %w", last, err)
+		}
+		name := segmentName(s.first)
+		out = append(out, Span{Name: name, Path: filepath.Join(l.logDir(), name), First: s.first, Last: last, Size: off + int64(n)})
+	}
+	return out, nil
+}
+
+// SegmentName returns the file name of the segment whose first event is
+// first (FORMAT.md, "Segment files").
+func SegmentName(first uint64) string { return segmentName(first) }
+
+// ParseSegmentName returns the first seq a segment file name stands for.
+func ParseSegmentName(name string) (uint64, bool) { return parseSegmentName(name) }
+
+// CutAfter makes the log in dir end at seq: it removes the segments that
+// start after it and truncates the one holding it after its record. It is
+// for a log no process has open (a restore into an empty directory): it
+// takes no lock and leaves the indexes, if any, to be rebuilt. A log that
+// ends before seq is an error.
+func CutAfter(dir string, seq uint64) error {
+	ldir := filepath.Join(dir, logDirName)
+	firsts, err := listSegments(ldir)
+	if err != nil {
+		return err
+	}
+	for i := len(firsts) - 1; i >= 0; i-- {
+		first := firsts[i]
+		name := filepath.Join(ldir, segmentName(first))
+		if first > seq {
+			if err := os.Remove(name); err != nil {
+				return err
+			}
+			continue
+		}
+		f, err := os.OpenFile(name, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := newScanner(f, segmentHeaderLen)
+		for at := first; ; at++ {
+			_, _, err := sc.next()
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("cut after seq %d: the log ends at seq %d", seq, at-1)
+			}
+			if err != nil {
+				return fmt.Errorf("cut after seq %d: %s: %w", seq, segmentName(first), err)
+			}
+			if at == seq {
+				end := sc.off + int64(sc.pos)
+				if err := f.Truncate(end); err != nil {
+					return err
+				}
+				return f.Sync()
+			}
+		}
+	}
+	return fmt.Errorf("cut after seq %d: no segment holds it", seq)
+}
