@@ -27,7 +27,8 @@ if ! cmp -s package-lock.json node_modules/.strata-installed 2>/dev/null; then
 fi
 
 echo "# validate: OpenAPI 3.1 schema"
-npx --no-install validate-api "$REPO/api/openapi.json" | grep -q '"valid": true'
+out=$(npx --no-install validate-api "$REPO/api/openapi.json") || true
+grep -q '"valid": true' <<<"$out" || { echo "$out" >&2; exit 1; }
 echo "# validate: redocly lint"
 npx --no-install redocly lint --config redocly.yaml "$REPO/api/openapi.json"
 
