@@ -213,7 +213,17 @@ func (h *Handler) tenantDelete(w http.ResponseWriter, r *http.Request, c *call) 
 		adminError(w, r, err)
 		return
 	}
-	writeValue(w, r, http.StatusOK, map[string]any{"deleted": c.arg, "purged": purge, "moved_to": d.MovedTo,
+	// Where the data went, relative to the data directory: a client is
+	// never told a server path.
+	moved := d.MovedTo
+	if moved != "" {
+		if rel, err := filepath.Rel(h.cfg.DataDir, moved); err == nil && filepath.IsLocal(rel) {
+			moved = filepath.ToSlash(rel)
+		} else {
+			moved = filepath.Base(moved)
+		}
+	}
+	writeValue(w, r, http.StatusOK, map[string]any{"deleted": c.arg, "purged": purge, "moved_to": moved,
 		"tokens_revoked": d.Tokens, "grants_removed": d.Users})
 }
 

@@ -70,13 +70,23 @@ func TestDeletedTenantCredentials(t *testing.T) {
 		timeNow = func() time.Time { return time.Now().Add(time.Hour) }
 		w = f.do("DELETE", target, "", root...)
 		var d struct {
-			Tokens []string `json:"tokens_revoked"`
-			Users  []string `json:"grants_removed"`
+			Tokens  []string `json:"tokens_revoked"`
+			Users   []string `json:"grants_removed"`
+			MovedTo string   `json:"moved_to"`
 		}
 		json.Unmarshal(w.Body.Bytes(), &d)
 		// own's writer, reader and appender, and one expired of each
 		if w.Code != 200 || len(d.Tokens) != 6 || len(d.Users) != 1 || d.Users[0] != "alice" {
 			t.Fatalf("delete: %d %s", w.Code, w.Body)
+		}
+		// Where the data went, as a path in the data directory: never the
+		// server's own path.
+		if purge != (d.MovedTo == "") || strings.HasPrefix(d.MovedTo, "/") || strings.Contains(d.MovedTo, f.data) {
+			t.Errorf("delete (purge %v): moved_to %q", purge, d.MovedTo)
+		} else if !purge {
+			if _, err := os.Stat(filepath.Join(f.data, d.MovedTo)); err != nil {
+				t.Errorf("moved_to %q is not in the data directory: %v", d.MovedTo, err)
+			}
 		}
 		if w := f.do("POST", "/admin/tenants", `{"name":"own"}`, root...); w.Code != 201 {
 			t.Fatalf("create again: %d %s", w.Code, w.Body)
