@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"strata/backup"
+	"strata/blobs"
+	"strata/log"
 	"strata/tenants"
 )
 
@@ -173,7 +176,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 	}
 	bar := newProgress(stderr, "restore")
 	start := time.Now()
-	logs, err := backup.Restore(*from, *to, backup.RestoreOptions{ID: *id, Tenant: *tenant, Seq: *seq, Progress: rated(bar, start)}, reindex)
+	logs, err := backup.Restore(*from, *to, backup.RestoreOptions{ID: *id, Tenant: *tenant, Seq: *seq, Progress: rated(bar, start)}, buildCaches)
 	bar.done()
 	if errors.Is(err, backup.ErrNotEmpty) {
 		fmt.Fprintln(stderr, "strata: restore:", err)
@@ -191,4 +194,26 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(stdout, "restored %d logs, %d events into %s in %.2fs (%s events/s)\n", len(logs), events, *to, secs, si(float64(events)/secs))
 	return exitOK
+}
+
+// buildCaches builds the indexes of a restored log, which has none (Open
+// builds missing ones: no second pass as Reindex would make), and counts
+// its blobs.
+func buildCaches(dir string) error {
+	l, err := log.Open(dir, log.Options{SyncOnClose: true})
+	if err != nil {
+		return err
+	}
+	if err := l.Close(); err != nil {
+		return err
+	}
+	if isDir(filepath.Join(dir, "blobs")) {
+		st, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{})
+		if err != nil {
+			return err
+		}
+		_, err = st.Recount()
+		return err
+	}
+	return nil
 }

@@ -10,7 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -139,29 +142,20 @@ func Create(data, dir string, o Options) (*Manifest, error) {
 	if err := fileutil.MkdirAll(filepath.Join(tmp, filesDir), 0o700); err != nil {
 		return nil, err
 	}
-	w := newWriter(tmp)
-	defer w.close()
-	var done uint64
+	// What to store, in manifest order; the stores run in parallel.
+	var jobs []job
 	for _, x := range logs {
 		m.Logs = append(m.Logs, x.head)
 		for _, s := range x.spans {
 			path := x.head.Dir + "/log/" + s.Name
 			from := segSize[path]
-			if s.Last < x.head.From || from >= s.Size {
-				continue
-			}
 			if from > s.Size {
 				return nil, fmt.Errorf("segment %s is shorter than in the parent backup", path)
 			}
-			f, err := w.store(path, KindSegment, s.Path, from, s.Size-from)
-			if err != nil {
-				return nil, err
+			if s.Last < x.head.From || from == s.Size {
+				continue
 			}
-			m.Files = append(m.Files, f)
-			done += s.Last - max(s.First, x.head.From) + 1
-			if o.Progress != nil {
-				o.Progress(done, total)
-			}
+			jobs = append(jobs, job{path: path, kind: KindSegment, src: s.Path, off: from, n: s.Size - from, events: s.Last - max(s.First, x.head.From) + 1})
 		}
 	}
 	for _, rel := range files {
@@ -172,16 +166,19 @@ func Create(data, dir string, o Options) (*Manifest, error) {
 				continue
 			}
 		}
-		src := filepath.Join(data, filepath.FromSlash(rel))
-		f, err := w.store(rel, kind, src, 0, -1)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the walk (a deleted blob)
-		}
-		if err != nil {
-			return nil, err
-		}
-		m.Files = append(m.Files, f)
+		jobs = append(jobs, job{path: rel, kind: kind, src: filepath.Join(data, filepath.FromSlash(rel)), n: -1})
 	}
+	var done uint64
+	stored, err := storeAll(tmp, jobs, func(j *job) {
+		done += j.events
+		if o.Progress != nil {
+			o.Progress(done, total)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.Files = stored
 	for _, f := range m.Files {
 		m.Bytes += f.Size
 		m.Stored += f.StoredSize
@@ -284,66 +281,121 @@ func walk(data, root string) (files, logDirs []string, err error) {
 	return files, logDirs, err
 }
 
-// writer stores files compressed under a backup's files/ directory.
-type writer struct {
-	dir string
-	n   int
-	enc *zstd.Encoder
+// job is one file to store: n bytes of src from off (n < 0: to its end).
+type job struct {
+	path, kind, src string
+	off, n          int64
+	events          uint64 // what it holds, for the progress
 }
 
-func newWriter(dir string) *writer { return &writer{dir: dir} }
-
-func (w *writer) close() {
-	if w.enc != nil {
-		w.enc.Close()
+// storeAll stores the jobs compressed under dir/files/, numbered in their
+// order, on as many workers as there are CPUs (at most 4), and returns
+// their entries in that order. A file that vanished since the walk (a
+// deleted blob) is left out. done is called, one call at a time, as each
+// job ends.
+func storeAll(dir string, jobs []job, done func(*job)) ([]File, error) {
+	out := make([]File, len(jobs))
+	errs := make([]error, len(jobs))
+	var mu sync.Mutex
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for range min(runtime.GOMAXPROCS(0), 4, max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var enc *zstd.Encoder
+			defer func() {
+				if enc != nil {
+					enc.Close()
+				}
+			}()
+			for !failed.Load() {
+				i := int(next.Add(1)) - 1
+				if i >= len(jobs) {
+					return
+				}
+				j := &jobs[i]
+				stored := fmt.Sprintf("%s/%08d.zst", filesDir, i+1)
+				out[i], errs[i] = store(dir, stored, &enc, j)
+				if errs[i] != nil && !errors.Is(errs[i], errVanished) {
+					failed.Store(true)
+					return
+				}
+				mu.Lock()
+				done(j)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
+	var files []File
+	for i := range jobs {
+		if errors.Is(errs[i], fs.ErrNotExist) && jobs[i].kind != KindSegment {
+			continue
+		}
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if out[i].Stored == "" {
+			return nil, fmt.Errorf("back up %s: not stored", jobs[i].path)
+		}
+		files = append(files, out[i])
+	}
+	return files, nil
 }
 
-// store compresses n bytes of src from off (n < 0: to its end) into the
-// next stored file, fsynced, and returns its entry.
-func (w *writer) store(path, kind, src string, off, n int64) (File, error) {
-	in, err := os.Open(src)
+// store compresses one job into dir/stored, fdatasynced, with enc (made on
+// first use), and returns its entry.
+func store(dir, stored string, enc **zstd.Encoder, j *job) (File, error) {
+	in, err := os.Open(j.src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return File{}, fmt.Errorf("back up %s: %w", j.path, errVanished)
+	}
 	if err != nil {
 		return File{}, err
 	}
 	defer in.Close()
-	var r io.Reader = io.NewSectionReader(in, off, 1<<62)
-	if n >= 0 {
-		r = io.NewSectionReader(in, off, n)
+	var r io.Reader = io.NewSectionReader(in, j.off, 1<<62)
+	if j.n >= 0 {
+		r = io.NewSectionReader(in, j.off, j.n)
 	}
-	w.n++
-	stored := fmt.Sprintf("%s/%08d.zst", filesDir, w.n)
-	out, err := fileutil.OpenFile(filepath.Join(w.dir, filepath.FromSlash(stored)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	out, err := fileutil.OpenFile(filepath.Join(dir, filepath.FromSlash(stored)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return File{}, err
+		return File{}, fmt.Errorf("back up %s: %w", j.path, err)
 	}
 	defer out.Close()
 	h := blake3.New()
 	cw := &countWriter{f: out, h: h}
-	if w.enc == nil {
-		w.enc, err = zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(true))
+	if *enc == nil {
+		*enc, err = zstd.NewWriter(cw, zstd.WithEncoderLevel(level), zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
 		if err != nil {
 			return File{}, err
 		}
 	} else {
-		w.enc.Reset(cw)
+		(*enc).Reset(cw)
 	}
-	size, err := io.Copy(w.enc, r)
+	size, err := io.Copy(*enc, r)
 	if err == nil {
-		err = w.enc.Close()
+		err = (*enc).Close()
 	}
-	if err == nil && n >= 0 && size != n {
-		err = fmt.Errorf("%s: read %d bytes of %d", path, size, n)
+	if err == nil && j.n >= 0 && size != j.n {
+		err = fmt.Errorf("read %d bytes of %d", size, j.n)
 	}
 	if err == nil {
 		err = fileutil.Fdatasync(out)
 	}
 	if err != nil {
-		return File{}, fmt.Errorf("back up %s: %w", path, err)
+		return File{}, fmt.Errorf("back up %s: %w", j.path, err)
 	}
-	sum := h.Sum(nil)
-	return File{Path: path, Kind: kind, Offset: off, Size: size, Stored: stored, StoredSize: cw.n, BLAKE3: hex.EncodeToString(sum)}, nil
+	return File{Path: j.path, Kind: j.kind, Offset: j.off, Size: size, Stored: stored, StoredSize: cw.n, BLAKE3: hex.EncodeToString(h.Sum(nil))}, nil
 }
+
+// errVanished is a file removed between the walk and its copy.
+var errVanished = errors.New("removed since the backup began")
+
+// level is the compression level of every stored file.
+var level = zstd.SpeedFastest
 
 // countWriter writes through fileutil (fault points), hashing and counting.
 type countWriter struct {

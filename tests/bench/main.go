@@ -38,7 +38,7 @@ type bench struct {
 	ds10k *dataset // 10,000 events, for the CGI read at a small log
 }
 
-var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "limits", "auth", "entity", "projections", "jq", "statekind", "live", "metrics", "rebuild"}
+var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "limits", "auth", "entity", "projections", "jq", "statekind", "live", "metrics", "backup", "rebuild"}
 
 func main() {
 	var (
@@ -123,6 +123,7 @@ func main() {
 	run("statekind", b.measureStateKind)
 	run("live", b.measureLive)
 	run("metrics", b.measureMetrics)
+	run("backup", b.measureBackup)
 	run("rebuild", b.measureRebuildCLI) // last: it writes definitions into the shared 1M log
 
 	b.rep.print(os.Stdout, time.Since(start))
