@@ -155,18 +155,20 @@ func cmdBackupVerify(args []string, stdout, stderr io.Writer) int {
 const restoreAbout = `Restore the newest backup in --from (with the backups it builds on) into
 --to, an empty or new data directory; then verify every restored log
 from its segments and rebuild its indexes. --seq N ends the log at event
-N (one tenant: a tenant's backup, or --tenant).
+N, --time T at its last event at or before T (one tenant: a tenant's
+backup, or --tenant).
 
 Exit status: 0 restored and verified; 1 a backup file is damaged (named)
 or a write failed; 2 a wrong command line.`
 
 func cmdRestore(args []string, stdout, stderr io.Writer) int {
-	f := newCmdFlags("restore", "--from DIR --to DATA [--tenant NAME] [--seq N]", restoreAbout, stdout, stderr)
+	f := newCmdFlags("restore", "--from DIR --to DATA [--tenant NAME] [--seq N | --time T]", restoreAbout, stdout, stderr)
 	from := f.String("from", "", "the backup `dir`ectory")
 	to := f.String("to", "", "the data `dir`ectory to restore into (empty or new)")
 	tenant := f.String("tenant", "", "only this `tenant`")
 	id := f.String("backup", "", "restore this backup `id` (default: the newest)")
 	seq := f.Uint64("seq", 0, "end the log at this `seq`")
+	at := f.String("time", "", "end the log at its last event at or before this `time` (RFC 3339)")
 	f.require("from", "to")
 	if _, code := f.parse(args, 0, 0); code >= 0 {
 		return code
@@ -174,9 +176,17 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 	if *tenant != "" && !tenants.ValidName(*tenant) {
 		return f.usageError("--tenant %q: %v", *tenant, tenants.ErrInvalidName)
 	}
+	var ns int64
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339Nano, *at)
+		if err != nil {
+			return f.usageError("--time %q: not an RFC 3339 time (2026-12-02T15:00:00Z)", *at)
+		}
+		ns = t.UnixNano()
+	}
 	bar := newProgress(stderr, "restore")
 	start := time.Now()
-	logs, err := backup.Restore(*from, *to, backup.RestoreOptions{ID: *id, Tenant: *tenant, Seq: *seq, Progress: rated(bar, start)}, buildCaches)
+	logs, err := backup.Restore(*from, *to, backup.RestoreOptions{ID: *id, Tenant: *tenant, Seq: *seq, Time: ns, Progress: rated(bar, start)}, buildCaches)
 	bar.done()
 	if errors.Is(err, backup.ErrNotEmpty) {
 		fmt.Fprintln(stderr, "strata: restore:", err)

@@ -167,3 +167,32 @@ func TestFailedWriteLeavesNoBackup(t *testing.T) {
 		t.Fatalf("%d entries in the backup directory, want the one backup", len(ents))
 	}
 }
+
+// TestRestoreToTime: --time ends the restored log at its last event at or
+// before the time.
+func TestRestoreToTime(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	mustTenant(t, data, 0, 100)
+	l, err := log.Open(filepath.Join(data, "tenants", "shop"), log.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := l.Event(40)
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(data, bk, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Restore(bk, t.TempDir(), RestoreOptions{Time: e.Time}, nil)
+	if err != nil || len(got) != 1 || got[0].Events < 40 || got[0].Head == [32]byte{} {
+		t.Fatalf("restore to the time of seq 40: %+v %v", got, err)
+	}
+	if got[0].Events == 40 && got[0].Head != e.ID {
+		t.Fatalf("head %x, want %x", got[0].Head, e.ID)
+	}
+	if _, err := Restore(bk, t.TempDir(), RestoreOptions{Time: 1}, nil); err == nil {
+		t.Fatal("restore to a time before the first event succeeded")
+	}
+}

@@ -26,6 +26,9 @@ type RestoreOptions struct {
 	// Seq, when not 0, ends the restored log at that event (needs one log:
 	// a backup of one tenant, or Tenant).
 	Seq uint64
+	// Time, when not 0 (unix nanoseconds), ends the restored log at its
+	// last event at or before it (one log, as Seq).
+	Time int64
 	// Progress, when set, is told of the files restored out of the total.
 	Progress func(done, total uint64)
 }
@@ -98,14 +101,26 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 			return nil, err
 		}
 	}
-	if o.Seq > 0 && len(heads) != 1 {
-		return nil, fmt.Errorf("--seq needs one log; the backup holds %d: name a tenant", len(heads))
+	if (o.Seq > 0 || o.Time != 0) && len(heads) != 1 {
+		return nil, fmt.Errorf("--seq and --time need one log; the backup holds %d: name a tenant", len(heads))
 	}
 	var out []Restored
 	for rel, h := range heads {
 		ldir := filepath.Join(data, filepath.FromSlash(rel))
 		if h.Through == 0 {
 			continue
+		}
+		if o.Time != 0 {
+			seq, err := log.SeqThrough(ldir, o.Time)
+			if err != nil {
+				return nil, err
+			}
+			if seq == 0 {
+				return nil, fmt.Errorf("--time: the log's first event is after %s", log.FormatTime(o.Time))
+			}
+			if o.Seq == 0 || seq < o.Seq {
+				o.Seq = seq
+			}
 		}
 		if o.Seq > 0 {
 			if o.Seq > h.Through {

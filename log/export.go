@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -70,9 +71,12 @@ func ParseSegmentName(name string) (uint64, bool) { return parseSegmentName(name
 // CutAfter makes the log in dir end at seq: it removes the segments that
 // start after it and truncates the one holding it after its record. It is
 // for a log no process has open (a restore into an empty directory): it
-// takes no lock and leaves the indexes, if any, to be rebuilt. A log that
-// ends before seq is an error.
+// takes no lock and removes the indexes, if any (they would reach past the
+// cut): the next Open rebuilds them. A log that ends before seq is an error.
 func CutAfter(dir string, seq uint64) error {
+	if err := os.RemoveAll(filepath.Join(dir, indexDirName)); err != nil {
+		return err
+	}
 	ldir := filepath.Join(dir, logDirName)
 	firsts, err := listSegments(ldir)
 	if err != nil {
@@ -111,4 +115,22 @@ func CutAfter(dir string, seq uint64) error {
 		}
 	}
 	return fmt.Errorf("cut after seq %d: no segment holds it", seq)
+}
+
+// SeqThrough returns the seq of the last event of the log in dir whose
+// time is at or before ns (0: none), for a log no process has open.
+func SeqThrough(dir string, ns int64) (uint64, error) {
+	l, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	if ns == math.MaxInt64 {
+		return l.Through(), nil
+	}
+	seq, err := l.SeqAtTime(ns + 1)
+	if err != nil {
+		return 0, err
+	}
+	return seq - 1, nil
 }
