@@ -205,6 +205,15 @@ func (m *cpuMeter) serverPer(n int64) time.Duration {
 	return (cpuTime(m.pid) - m.srv0) / time.Duration(n)
 }
 
+// clientPer is the load generator's CPU time since start divided by n
+// units.
+func (m *cpuMeter) clientPer(n int64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return (selfCPU() - m.cli0) / time.Duration(n)
+}
+
 // procStatus reads a field such as VmHWM (in kB) from /proc/PID/status.
 func procStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
