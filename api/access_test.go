@@ -256,6 +256,7 @@ var accessMatrix = func() map[string]access {
 		"HEAD /metrics":                      adminOnly,
 		"GET /stats":                         access{true, false, [nPrincipals]int{0, no, no, no, no}},
 		"GET /admin/stats":                   adminOnly,
+		"GET /admin/backup":                  adminOnly,
 		"GET /audit":                         adminOnly,
 		"GET /admin/tenants":                 adminOnly,
 		"POST /admin/tenants":                adminOnly,

@@ -122,6 +122,8 @@ var routes = []route{
 	{"HEAD", "/metrics", auth.PermMetrics, system, (*Handler).metricsGet},
 	{"GET", "/stats", auth.PermMetrics, inTenant, (*Handler).stats},
 	{"GET", "/admin/stats", auth.PermMetrics, system, (*Handler).adminStats},
+	// Backups over HTTP (issue 10 §1)
+	{"GET", "/admin/backup", auth.PermAdmin, system, (*Handler).adminBackup},
 	{"GET", "/audit", auth.PermAdmin, system, (*Handler).auditRead},
 	{"GET", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantList},
 	{"POST", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantCreate},

@@ -32,6 +32,11 @@ type Options struct {
 	// directory (of the same scope): log records after its heads, blobs it
 	// lacks, and the small files whole. Without a parent it is a full one.
 	Incremental bool
+	// Parent, when set, is the backup in the directory this one adds to
+	// (incremental after it, whatever is newer); only the manifests of its
+	// chain are read, so a directory may keep manifests alone (what
+	// GET /admin/backup does).
+	Parent string
 	// Progress, when set, is told of events copied out of the total.
 	Progress func(done, total uint64)
 	// Now is the clock; time.Now when nil.
@@ -50,7 +55,15 @@ func Create(data, dir string, o Options) (*Manifest, error) {
 	}
 	cleanTmp(dir)
 	var parent []*Manifest
-	if o.Incremental {
+	if o.Parent != "" {
+		var err error
+		if parent, err = Chain(dir, o.Parent); err != nil {
+			return nil, err
+		}
+		if m := parent[len(parent)-1]; m.Tenant != o.Tenant {
+			return nil, fmt.Errorf("backup %s is of another scope", o.Parent)
+		}
+	} else if o.Incremental {
 		all, err := List(dir)
 		if err != nil {
 			return nil, err
@@ -231,8 +244,13 @@ func skipDir(rel, name string) bool {
 	case "index", "cache", "tmp":
 		return true
 	}
-	return rel == "deleted"
+	return rel == "deleted" || rel == ServedDir
 }
+
+// ServedDir is where, in the data directory, the manifests of the backups
+// served over HTTP are kept (their files are streamed, not kept), so that a
+// later one can add to any of them.
+const ServedDir = "system/backups"
 
 // skipFile names the files that are caches, locks or shared counters.
 func skipFile(rel, name string) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -145,3 +146,9 @@ func Chain(dir, id string) ([]*Manifest, error) {
 
 // ErrMissing is a backup a chain needs that is not in the directory.
 var ErrMissing = errors.New("not in the backup directory (a chain needs its parents)")
+
+// ValidID says s has the form of a backup id (FORMAT.md), so it can be
+// joined to a path.
+func ValidID(s string) bool { return idRE.MatchString(s) }
+
+var idRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[0-9a-f]{8}$`)
