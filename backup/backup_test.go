@@ -196,3 +196,23 @@ func TestRestoreToTime(t *testing.T) {
 		t.Fatal("restore to a time before the first event succeeded")
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"20261202T153630.111603671Z-b963da55":     true,
+		"20261202T153630.111603671Z-B963da55":     false,
+		"20261202T153630.111603671Z-b963da5":      false,
+		"../61202T153630.111603671Z-b963da55":     false,
+		"20261202T153630.111603671Z-b963da55.tmp": false,
+	} {
+		if ValidID(s) != want {
+			t.Errorf("ValidID(%q) = %v", s, !want)
+		}
+	}
+	data, bk := t.TempDir(), t.TempDir()
+	mustTenant(t, data, 0, 3)
+	m, err := Create(data, bk, Options{})
+	if err != nil || !ValidID(m.ID) {
+		t.Fatalf("id %q: %v", m.ID, err)
+	}
+}
