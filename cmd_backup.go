@@ -138,10 +138,18 @@ func cmdBackupVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	bar := newProgress(stderr, "backup verify")
 	start := time.Now()
-	var n uint64
-	all, err := backup.Verify(*from, func(*backup.Manifest, backup.File) {
+	var n, events, total uint64
+	if all, err := backup.List(*from); err == nil {
+		for _, m := range all {
+			for _, f := range m.Files {
+				total += f.Events
+			}
+		}
+	}
+	all, err := backup.Verify(*from, func(_ *backup.Manifest, f backup.File) {
 		n++
-		rated(bar, start)(n, 0)
+		events += f.Events
+		rated(bar, start)(events, total)
 	})
 	bar.done()
 	if err != nil {

@@ -406,7 +406,7 @@ func store(dir, stored string, enc **zstd.Encoder, j *job) (File, error) {
 	if err != nil {
 		return File{}, fmt.Errorf("back up %s: %w", j.path, err)
 	}
-	return File{Path: j.path, Kind: j.kind, Offset: j.off, Size: size, Stored: stored, StoredSize: cw.n, BLAKE3: hex.EncodeToString(h.Sum(nil))}, nil
+	return File{Path: j.path, Kind: j.kind, Offset: j.off, Size: size, Stored: stored, StoredSize: cw.n, BLAKE3: hex.EncodeToString(h.Sum(nil)), Events: j.events}, nil
 }
 
 // errVanished is a file removed between the walk and its copy.

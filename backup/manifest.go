@@ -58,6 +58,7 @@ type File struct {
 	Stored     string `json:"stored"`           // in the backup's directory
 	StoredSize int64  `json:"stored_size"`
 	BLAKE3     string `json:"blake3"` // of the stored (compressed) file
+	Events     uint64 `json:"events,omitempty"` // segments: the events these bytes add
 }
 
 // ReadManifest reads the manifest of backup id in dir.

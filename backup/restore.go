@@ -29,7 +29,7 @@ type RestoreOptions struct {
 	// Time, when not 0 (unix nanoseconds), ends the restored log at its
 	// last event at or before it (one log, as Seq).
 	Time int64
-	// Progress, when set, is told of the files restored out of the total.
+	// Progress, when set, is told of the events restored out of the total.
 	Progress func(done, total uint64)
 }
 
@@ -67,7 +67,7 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 	for _, m := range chain {
 		for _, f := range m.Files {
 			if want(f.Path) {
-				total++
+				total += f.Events
 			}
 		}
 	}
@@ -90,7 +90,7 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 			if err := restoreFile(dir, data, m, f, dec, dirs); err != nil {
 				return nil, err
 			}
-			done++
+			done += f.Events
 			if o.Progress != nil {
 				o.Progress(done, total)
 			}
