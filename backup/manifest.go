@@ -57,7 +57,7 @@ type File struct {
 	Size       int64  `json:"size"`             // bytes restored
 	Stored     string `json:"stored"`           // in the backup's directory
 	StoredSize int64  `json:"stored_size"`
-	BLAKE3     string `json:"blake3"` // of the stored (compressed) file
+	BLAKE3     string `json:"blake3"`           // of the stored (compressed) file
 	Events     uint64 `json:"events,omitempty"` // segments: the events these bytes add
 }
 
