@@ -53,6 +53,17 @@ func Create(data, dir string, o Options) (*Manifest, error) {
 	if err := fileutil.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	// One backup at a time into a directory: the next one's parent is the
+	// newest, and cleanTmp must not remove a backup still being written.
+	lf, err := fileutil.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	if err := fileutil.Lock(lf, lockTimeout, nil); err != nil {
+		return nil, fmt.Errorf("another backup into %s is running: %w", dir, err)
+	}
+	defer fileutil.Unlock(lf)
 	cleanTmp(dir)
 	var parent []*Manifest
 	if o.Parent != "" {
@@ -220,6 +231,13 @@ func Create(data, dir string, o Options) (*Manifest, error) {
 	}
 	return m, nil
 }
+
+// lockName is the file a backup flocks in its directory; lockTimeout is
+// how long it waits for another backup into the same directory.
+const (
+	lockName    = "lock"
+	lockTimeout = time.Minute
+)
 
 // cleanTmp removes what failed backups left.
 func cleanTmp(dir string) {
