@@ -100,14 +100,14 @@ func TestMutexContention(t *testing.T) {
 	do(t, "POST", cgiBase+"/mutex/a%20b/lock", nil).wantError(t, 400, "invalid_key")
 
 	// Expiry frees a lock nobody released, across processes.
-	r := do(t, "POST", s.url+"/mutex/short/lock?ttl=1", nil).want(t, 200)
+	r := do(t, "POST", s.url+"/mutex/short/lock?ttl=2", nil).want(t, 200)
 	first := decode[struct {
 		Key     string
 		Token   uint64
 		Expires string
 	}](t, r.body)
 	do(t, "POST", cgiBase+"/mutex/short/lock", nil).wantError(t, 409, "mutex_held")
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	r = do(t, "POST", cgiBase+"/mutex/short/lock", nil).want(t, 200)
 	if g := decode[struct {
 		Key     string
@@ -119,7 +119,9 @@ func TestMutexContention(t *testing.T) {
 	do(t, "POST", s.url+"/mutex/short/unlock", fmt.Sprintf(`{"token":%d}`, first.Token)).wantError(t, 409, "not_holder")
 
 	// A holder renews its lock past its first expiry, keeping its token.
-	r = do(t, "POST", cgiBase+"/mutex/long/lock?ttl=1", nil).want(t, 200)
+	// (ttl=3: under the race detector a CGI lock and the renewal can
+	// take over a second.)
+	r = do(t, "POST", cgiBase+"/mutex/long/lock?ttl=3", nil).want(t, 200)
 	g := decode[struct {
 		Key     string
 		Token   uint64
@@ -176,22 +178,24 @@ func TestCache(t *testing.T) {
 	do(t, "PUT", s.url+"/cache/x", strings.Repeat(" ", 1<<20+1)).wantError(t, 413, "body_too_large")
 
 	// TTL: gone for every process once it passed.
-	do(t, "PUT", s.url+"/cache/brief?ttl=1", `true`).want(t, 200)
+	do(t, "PUT", s.url+"/cache/brief?ttl=2", `true`).want(t, 200)
 	do(t, "GET", cgiBase+"/cache/brief", nil).want(t, 200)
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	do(t, "GET", cgiBase+"/cache/brief", nil).wantError(t, 404, "not_found")
 	do(t, "GET", s.url+"/cache/brief", nil).wantError(t, 404, "not_found")
 
 	// The tier limit, set like the others; expired entries make room.
 	strataCLI(t, data, "", "tenant", "set", "default", "--cache-entries", "2")
 	time.Sleep(1100 * time.Millisecond) // the server looks at the tenant's file once a second
-	do(t, "PUT", cgiBase+"/cache/a?ttl=1", `1`).want(t, 200)
+	// (a lives 3 s: under the race detector the next two CGI requests
+	// can take over a second, and a must still count when c is refused.)
+	do(t, "PUT", cgiBase+"/cache/a?ttl=3", `1`).want(t, 200)
 	do(t, "PUT", s.url+"/cache/b", `1`).want(t, 200)
 	e := do(t, "PUT", cgiBase+"/cache/c", `1`).wantError(t, 507, "quota_exceeded")
 	if e["quota"] != "cache_entries" {
 		t.Fatalf("quota refusal names %v", e["quota"])
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(3100 * time.Millisecond)
 	do(t, "PUT", s.url+"/cache/c", `1`).want(t, 200)
 	// GET /quota shows the cache's usage: b and c (a was swept), 33 bytes each.
 	q := decode[map[string]any](t, do(t, "GET", cgiBase+"/quota", nil).want(t, 200).body)
