@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"strata/backup"
-	"strata/blobs"
 	"strata/log"
 	"strata/tenants"
 )
@@ -225,13 +223,5 @@ func buildCaches(dir string) error {
 	if err := l.Close(); err != nil {
 		return err
 	}
-	if isDir(filepath.Join(dir, "blobs")) {
-		st, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{})
-		if err != nil {
-			return err
-		}
-		_, err = st.Recount()
-		return err
-	}
-	return nil
+	return recountBlobs(dir)
 }

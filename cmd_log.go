@@ -166,13 +166,19 @@ func reindex(dir string) error {
 	if err != nil {
 		return err
 	}
-	if isDir(filepath.Join(dir, "blobs")) {
-		st, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{})
-		if err != nil {
-			return err
-		}
-		_, err = st.Recount()
+	return recountBlobs(dir)
+}
+
+// recountBlobs rebuilds the usage counter of the blobs under dir, if
+// there are any.
+func recountBlobs(dir string) error {
+	if !isDir(filepath.Join(dir, "blobs")) {
+		return nil
+	}
+	st, err := blobs.Open(filepath.Join(dir, "blobs"), blobs.Options{})
+	if err != nil {
 		return err
 	}
-	return nil
+	_, err = st.Recount()
+	return err
 }
