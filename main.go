@@ -29,6 +29,8 @@ Commands:
   projection list|show a tenant's projections
   backup    back up into a directory (--to DIR, --incremental); list, verify
   restore   restore backups into an empty data directory, then verify
+  export    write a tenant's events as NDJSON (--tenant NAME, --out FILE)
+  import    append NDJSON events to a tenant, resumably (--tenant NAME FILE)
   version   print the version
 
 Run 'strata COMMAND --help' for a command's flags. Every command takes
@@ -73,6 +75,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBackup(rest, stdout, stderr)
 	case "restore":
 		return cmdRestore(rest, stdout, stderr)
+	case "export":
+		return cmdExport(rest, stdout, stderr)
+	case "import":
+		return cmdImport(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
 	case "reindex":
