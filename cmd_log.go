@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"strata/admin"
 	"strata/blobs"
@@ -110,7 +111,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		if len(targets) > 1 || t.name == "audit" {
 			prefix = t.name + ": "
 		}
-		rep, err := log.Verify(t.dir)
+		bar := newProgress(stderr, "verify "+t.name)
+		rep, err := log.VerifyProgress(t.dir, rated(bar, time.Now()))
+		bar.done()
 		if err != nil {
 			fmt.Fprintf(stdout, "%sFAIL after %d good events: %v\n", prefix, rep.Events, err)
 			code = exitFail

@@ -24,7 +24,16 @@ type VerifyReport struct {
 // decrease, and every entity's versions run 1, 2, 3 … with correct links.
 // It takes no lock and changes nothing. The first bad record is reported as
 // an error wrapping ErrCorrupt.
-func Verify(dir string) (*VerifyReport, error) {
+func Verify(dir string) (*VerifyReport, error) { return VerifyProgress(dir, nil) }
+
+// verifyEvery is how many events VerifyProgress checks between two calls
+// of its progress function.
+const verifyEvery = 4096
+
+// VerifyProgress is Verify calling progress (when not nil) every few
+// thousand events with the events checked and the total expected: the
+// acknowledged head as the head file says, or 0 when it is unknown.
+func VerifyProgress(dir string, progress func(done, total uint64)) (*VerifyReport, error) {
 	firsts, err := listSegments(filepath.Join(dir, logDirName))
 	if err != nil {
 		return nil, err
@@ -115,6 +124,9 @@ func Verify(dir string) (*VerifyReport, error) {
 			rep.Events = e.Seq
 			rep.Head = Head{Seq: e.Seq, ID: e.ID, Time: e.Time}
 			expect++
+			if progress != nil && e.Seq%verifyEvery == 0 {
+				progress(e.Seq, committed)
+			}
 			switch {
 			case !e.more:
 				open, whole = 0, *rep

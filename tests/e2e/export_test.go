@@ -172,3 +172,19 @@ func logBytes(dir string) int64 {
 	}
 	return n
 }
+
+// TestVerifyShowsProgress: verify of a long chain reports its progress on
+// standard error (plain lines when it is not a terminal), its result on
+// standard output.
+func TestVerifyShowsProgress(t *testing.T) {
+	data := t.TempDir()
+	strataCLI(t, data, "", "tenant", "create", "a")
+	strataCLI(t, data, eventLines(5000), "import", "--tenant", "a")
+	out, stderr, code := cliRun(t, "", "verify", "--tenant", "a", "--data", data)
+	if code != 0 || !strings.HasPrefix(out, "OK 5000 events") {
+		t.Errorf("verify: exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(stderr, "verify tenant a: 4096 of 5000 events") || !strings.Contains(stderr, "events/s") {
+		t.Errorf("verify shows no progress:\n%s", stderr)
+	}
+}
