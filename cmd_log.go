@@ -142,7 +142,10 @@ func cmdReindex(args []string, stdout, stderr io.Writer) int {
 	}
 	code = exitOK
 	for _, t := range targets {
-		if err := reindex(t.dir); err != nil {
+		bar := newProgress(stderr, "reindex "+t.name)
+		err := reindex(t.dir, rated(bar, time.Now()))
+		bar.done()
+		if err != nil {
 			if errors.Is(err, log.ErrCorrupt) {
 				fmt.Fprintf(stderr, "strata: %s: the log itself is damaged; run strata verify\n", t.name)
 			}
@@ -157,8 +160,8 @@ func cmdReindex(args []string, stdout, stderr io.Writer) int {
 
 // reindex rebuilds the indexes of the log in dir, and the blobs' usage
 // counter (a cache too) where there are blobs.
-func reindex(dir string) error {
-	l, err := log.Open(dir, log.Options{SyncOnClose: true})
+func reindex(dir string, progress func(done, total uint64)) error {
+	l, err := log.Open(dir, log.Options{SyncOnClose: true, RebuildProgress: progress})
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	SyncOnClose bool
 	// Observer, when set, is told of the log's work (metrics).
 	Observer Observer
+	// RebuildProgress, when set, is called as a rebuild of the indexes
+	// (Reindex, or recovery at Open) goes, every buildChunk events and at
+	// its end, with the events indexed and the log's head: for a bar.
+	RebuildProgress func(done, total uint64)
 }
 
 // Observer is told of a log's work as it happens; its methods must be

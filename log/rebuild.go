@@ -209,6 +209,9 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 		if err := b.mark(e.Seq, e.ID); err != nil {
 			return err
 		}
+		if l.opts.RebuildProgress != nil {
+			l.opts.RebuildProgress(e.Seq, head.through())
+		}
 		if buildMarked != nil {
 			return buildMarked(e.Seq)
 		}
@@ -219,6 +222,9 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 	}
 	if err := l.finishWalk(last); err != nil {
 		return err
+	}
+	if l.opts.RebuildProgress != nil {
+		l.opts.RebuildProgress(last, max(last, head.through()))
 	}
 	if !l.opts.NoSync {
 		for _, x := range b.tables.tables() {

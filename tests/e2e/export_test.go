@@ -188,3 +188,18 @@ func TestVerifyShowsProgress(t *testing.T) {
 		t.Errorf("verify shows no progress:\n%s", stderr)
 	}
 }
+
+// TestReindexShowsProgress: reindex reports each log's progress on
+// standard error.
+func TestReindexShowsProgress(t *testing.T) {
+	data := t.TempDir()
+	strataCLI(t, data, "", "tenant", "create", "a")
+	strataCLI(t, data, eventLines(100), "import", "--tenant", "a")
+	out, stderr, code := cliRun(t, "", "reindex", "--tenant", "a", "--data", data)
+	if code != 0 || strings.TrimSpace(out) != "reindexed tenant a" {
+		t.Errorf("reindex: exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(stderr, "reindex tenant a: 100 of 100 events") {
+		t.Errorf("reindex shows no progress:\n%s", stderr)
+	}
+}
