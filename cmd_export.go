@@ -76,13 +76,16 @@ func exportOutput(path string, stdout io.Writer) (w *bufio.Writer, commit func()
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		if err := tmp.Sync(); err != nil {
+		if err := fileutil.Fsync(tmp); err != nil {
 			return err
 		}
 		if err := tmp.Close(); err != nil {
 			return err
 		}
-		return fileutil.Rename(tmp.Name(), path)
+		if err := fileutil.Rename(tmp.Name(), path); err != nil {
+			return err
+		}
+		return fileutil.SyncDir(filepath.Dir(path))
 	}
 	abort = func() {
 		tmp.Close()
