@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -541,11 +542,16 @@ func (l *Log) write(t *ticket, g *group) error {
 	if err := fileutil.Preallocate(s.off, offsAt, int64(4*len(g.events))); err != nil {
 		return l.refuse("reserve offsets", err)
 	}
-	if err := fileutil.Preallocate(s.f, l.w.end, int64(len(buf))); err != nil {
+	sf := s.wfile()
+	if sf == nil {
+		// Only a sealed segment is compressed, and a later one exists.
+		return l.refuse("write", fmt.Errorf("%w: the last segment %d is compressed", ErrCorrupt, s.first))
+	}
+	if err := fileutil.Preallocate(sf, l.w.end, int64(len(buf))); err != nil {
 		return l.refuse("reserve segment space", err)
 	}
-	if _, err := fileutil.WriteAt(s.f, buf, l.w.end); err != nil {
-		fileutil.Truncate(s.f, l.w.end) // best effort: leave no partial records
+	if _, err := fileutil.WriteAt(sf, buf, l.w.end); err != nil {
+		fileutil.Truncate(sf, l.w.end) // best effort: leave no partial records
 		return l.fail("write", err)
 	}
 	s.written.Store(t.n)
@@ -708,6 +714,9 @@ func (l *Log) fail(op string, err error) error {
 func removeTemps(dir string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
 	for _, m := range matches {
+		if strings.HasSuffix(m, zsegTmpExt) {
+			continue // a compaction's, maybe running now: Compact removes it under its lock
+		}
 		os.Remove(m)
 	}
 }

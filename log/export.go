@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"strata/internal/fileutil"
 )
 
 // Span is the part of one segment file that holds a prefix of the log:
@@ -51,12 +53,11 @@ func (l *Log) Spans(through uint64) ([]Span, error) {
 		if err != nil {
 			return nil, fmt.Errorf("spans: %w", err)
 		}
-		_, n, err := readRecordAt(s.f, off)
+		_, n, err := readRecordAt(s.reader(), off)
 		if err != nil {
 			return nil, fmt.Errorf("spans: seq %d: %w", last, err)
 		}
-		name := segmentName(s.first)
-		out = append(out, Span{Name: name, Path: filepath.Join(l.logDir(), name), First: s.first, Last: last, Size: off + int64(n)})
+		out = append(out, Span{Name: segmentName(s.first), Path: s.file.Load().path, First: s.first, Last: last, Size: off + int64(n)})
 	}
 	return out, nil
 }
@@ -69,7 +70,8 @@ func SegmentName(first uint64) string { return segmentName(first) }
 func ParseSegmentName(name string) (uint64, bool) { return parseSegmentName(name) }
 
 // CutAfter makes the log in dir end at seq: it removes the segments that
-// start after it and truncates the one holding it after its record. It is
+// start after it and truncates the one holding it after its record (first
+// decompressing it if it is compressed: the last segment never is). It is
 // for a log no process has open (a restore into an empty directory): it
 // takes no lock and removes the indexes, if any (they would reach past the
 // cut): the next Open rebuilds them. A log that ends before seq is an error.
@@ -78,18 +80,33 @@ func CutAfter(dir string, seq uint64) error {
 		return err
 	}
 	ldir := filepath.Join(dir, logDirName)
-	firsts, err := listSegments(ldir)
+	ents, err := listSegmentFiles(ldir)
 	if err != nil {
 		return err
 	}
-	for i := len(firsts) - 1; i >= 0; i-- {
-		first := firsts[i]
+	for i := len(ents) - 1; i >= 0; i-- {
+		first := ents[i].first
 		name := filepath.Join(ldir, segmentName(first))
+		zname := filepath.Join(ldir, zsegName(first))
 		if first > seq {
-			if err := os.Remove(name); err != nil {
-				return err
+			for _, p := range []string{name, zname} {
+				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
 			}
 			continue
+		}
+		switch {
+		case !ents[i].seg:
+			if err := decompressSegment(ldir, first); err != nil {
+				return fmt.Errorf("cut after seq %d: %w", seq, err)
+			}
+		case ents[i].zseg:
+			// Both: a compaction stopped before removing the .seg, which
+			// holds the same bytes.
+			if err := os.Remove(zname); err != nil {
+				return err
+			}
 		}
 		f, err := os.OpenFile(name, os.O_RDWR, 0)
 		if err != nil {
@@ -115,6 +132,43 @@ func CutAfter(dir string, seq uint64) error {
 		}
 	}
 	return fmt.Errorf("cut after seq %d: no segment holds it", seq)
+}
+
+// decompressSegment replaces the .zseg of the segment of ldir starting at
+// first by its .seg, in the order that leaves one of them whole at any
+// crash: the .seg is written, fsynced and renamed into place before the
+// .zseg is removed.
+func decompressSegment(ldir string, first uint64) error {
+	z, err := openZseg(filepath.Join(ldir, zsegName(first)))
+	if err != nil {
+		return err
+	}
+	defer z.Close()
+	tmp, err := fileutil.CreateTemp(ldir, "."+segmentName(first)+".*.tmp", 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.CopyBuffer(faultWriter{tmp}, io.NewSectionReader(z, 0, z.size), make([]byte, 1<<20))
+	if err == nil {
+		err = fileutil.Fsync(tmp)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fileutil.Rename(tmp.Name(), filepath.Join(ldir, segmentName(first)))
+	}
+	if err == nil {
+		err = fileutil.SyncDir(ldir)
+	}
+	if err == nil {
+		err = fileutil.Remove(filepath.Join(ldir, zsegName(first)))
+	}
+	if err == nil {
+		err = fileutil.SyncDir(ldir)
+	}
+	return err
 }
 
 // SeqThrough returns the seq of the last event of the log in dir whose

@@ -19,9 +19,11 @@ import (
 //	u64 synced   — last seq whose index pages are known to be on disk |
 //	u64 gen      — bumped whenever an index file is replaced |
 //	[40] boot id of the machine that last advanced through |
-//	i64 waiters  — processes waiting for the tenant lock
+//	i64 waiters  — processes waiting for the tenant lock |
+//	u64 compacted — bumped after each segment a compaction replaced
 //
-// through and gen are read without the lock; everything is written under it.
+// through, gen and compacted are read without the lock; everything but
+// compacted (and waiters, added to atomically) is written under it.
 const (
 	headFileName = "head"
 	headMagic    = "STRATHED"
@@ -34,6 +36,9 @@ const (
 	headOffBoot    = 40
 	headBootLen    = 40
 	headOffWaiters = 80
+	// headOffCompacted counts compacted segments (compact.go): a Log that
+	// sees it move reads the segments it has open from their .zseg now.
+	headOffCompacted = 88
 )
 
 type headFile struct{ m *mapping }
@@ -78,8 +83,13 @@ func (h *headFile) through() uint64 { return h.m.load(headOffThrough) }
 func (h *headFile) synced() uint64  { return h.m.load(headOffSynced) }
 func (h *headFile) gen() uint64     { return h.m.load(headOffGen) }
 
+func (h *headFile) compacted() uint64 { return h.m.load(headOffCompacted) }
+
 func (h *headFile) setThrough(seq uint64) { h.m.store(headOffThrough, seq) }
 func (h *headFile) bumpGen()              { h.m.store(headOffGen, h.gen()+1) }
+
+// bumpCompacted is atomic: a compactor holds no tenant lock.
+func (h *headFile) bumpCompacted() { atomic.AddUint64(h.m.u64(headOffCompacted), 1) }
 
 func (h *headFile) boot() []byte {
 	return bytes.TrimRight(h.m.mem[headOffBoot:headOffBoot+headBootLen], "\x00")

@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,6 +115,12 @@ type Log struct {
 	// retiredSegs are segments replaced by reopenSegments, under segMu:
 	// their files stay open until Close, for the reads still using them.
 	retiredSegs []*segment
+	// retiredFiles are .seg files replaced by their .zseg (compaction.go),
+	// under segMu, closed retireGrace later or at Close.
+	retiredFiles []*segFile
+	// compactSeen is the head's compaction count as this Log last acted
+	// on it.
+	compactSeen atomic.Uint64
 
 	// view holds the memory maps, replaced whole under vmu; retired maps
 	// stay mapped (their pages released) until Close, because a reader may
@@ -266,11 +273,31 @@ type segment struct {
 	written, synced atomic.Uint64
 	syncMu          sync.Mutex
 	prev            [32]byte // id of the event before first, from the header
-	// size is the file's size once it is sealed (0: not known yet); only
-	// the writer, holding w.mu, uses it.
-	size int64
-	f    *os.File // the records
+	// size is the file's size on disk once it is sealed (0: not known
+	// yet), as of compaction count sizeAt; only the writer, holding w.mu,
+	// uses it.
+	size, sizeAt int64
+	// file is what the records are read (and, for the active segment,
+	// written) through; replaced when the segment is found compressed.
+	file atomic.Pointer[segFile]
 	off  *os.File // index/<first>.off: u32 LE offset of each record
+}
+
+// reader returns what s's original bytes are read through now: its .seg,
+// or a reader of its .zseg. A reader that has been replaced stays open for
+// retireGrace, so a read that fetched it just before finishes.
+func (s *segment) reader() io.ReaderAt {
+	s.dir.noticeCompaction()
+	return s.file.Load()
+}
+
+// wfile returns s's .seg file for writing, or nil if s is compressed
+// (only sealed segments are, and nothing writes to one).
+func (s *segment) wfile() *os.File {
+	if f := s.file.Load(); f != nil {
+		return f.w
+	}
+	return nil
 }
 
 // ensure opens the segment's files if they are not open yet. A failure is
@@ -408,7 +435,7 @@ func (l *Log) load() error {
 			if err := segs[0].ensure(); err != nil {
 				return err
 			}
-			if st, err := segs[0].f.Stat(); err != nil || st.Size() > segmentHeaderLen {
+			if size, err := segs[0].file.Load().size(); err != nil || size > segmentHeaderLen {
 				return errors.New("index is empty but the log is not")
 			}
 		}
@@ -427,9 +454,9 @@ func (l *Log) load() error {
 		off, _ := readOffset(s, through)
 		end = off + int64(recordSize(e))
 	}
-	if st, err := segs[len(segs)-1].f.Stat(); err != nil {
+	if size, err := segs[len(segs)-1].file.Load().size(); err != nil {
 		return err
-	} else if st.Size() != end {
+	} else if size != end {
 		return errPastHead
 	}
 	return nil
@@ -508,7 +535,7 @@ func (l *Log) reopenSegments() {
 }
 
 func (l *Log) openSegmentFiles(s *segment) error {
-	f, err := os.OpenFile(filepath.Join(l.logDir(), segmentName(s.first)), os.O_RDWR, 0)
+	f, err := openSegFile(l.logDir(), s.first, true)
 	if err != nil {
 		return err
 	}
@@ -530,7 +557,8 @@ func (l *Log) openSegmentFiles(s *segment) error {
 		f.Close()
 		return err
 	}
-	s.f, s.off, s.prev = f, off, h.Prev
+	s.file.Store(f)
+	s.off, s.prev = off, h.Prev
 	s.open.Store(true)
 	return nil
 }
@@ -556,12 +584,15 @@ func (l *Log) Close() error {
 	l.segMu.Lock()
 	for _, s := range append(l.segments(), l.retiredSegs...) {
 		if s.opened() {
-			s.f.Close()
+			s.file.Load().Close()
 			s.off.Close()
 		}
 	}
+	for _, f := range l.retiredFiles {
+		f.Close()
+	}
 	l.segs.Store(nil)
-	l.retiredSegs = nil
+	l.retiredSegs, l.retiredFiles = nil, nil
 	l.segMu.Unlock()
 	l.vmu.Lock()
 	if v := l.view.Swap(nil); v != nil {

@@ -158,7 +158,11 @@ func (s *segment) sync(n uint64, o Observer) error {
 	}
 	upTo := s.written.Load()
 	t0 := time.Now()
-	if err := fileutil.Fdatasync(s.f); err != nil {
+	f := s.wfile()
+	if f == nil {
+		return nil // compressed, so sealed and durable long ago
+	}
+	if err := fileutil.Fdatasync(f); err != nil {
 		return err
 	}
 	if o != nil {

@@ -120,7 +120,7 @@ func (it *RawIter) Next() bool {
 			if it.to-it.next < 32 {
 				size = smallScanChunk
 			}
-			it.seg, it.sc = s, newScannerSize(s.f, off, size)
+			it.seg, it.sc = s, newSegmentScanner(s, off, size)
 		}
 		body, at, err := it.sc.next()
 		if errors.Is(err, io.EOF) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 )
 
@@ -226,7 +225,7 @@ func (l *Log) readSeq(seq uint64) (*Event, *segment, error) {
 		return nil, nil, err
 	}
 	e := new(Event)
-	body, _, err := readRecordAt(s.f, off)
+	body, _, err := readRecordAt(s.reader(), off)
 	if err == nil {
 		err = decodeBody(body, e)
 	}
@@ -245,7 +244,7 @@ func (l *Log) readSeq(seq uint64) (*Event, *segment, error) {
 }
 
 // readRecordAt reads the framed record at off. It returns a fresh body.
-func readRecordAt(f *os.File, off int64) ([]byte, int, error) {
+func readRecordAt(f io.ReaderAt, off int64) ([]byte, int, error) {
 	buf := make([]byte, 1024)
 	n, err := f.ReadAt(buf, off)
 	if err != nil && !errors.Is(err, io.EOF) {

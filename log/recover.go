@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -214,7 +215,11 @@ func (l *Log) finishWalk(last uint64) error {
 	}
 	if last > l.floor && !l.opts.NoSync {
 		for _, s := range l.segments() {
-			if err := fileutil.Fdatasync(s.f); err != nil {
+			f := s.wfile()
+			if f == nil {
+				continue // compressed: durable before it was
+			}
+			if err := fileutil.Fdatasync(f); err != nil {
 				return err
 			}
 		}
@@ -364,7 +369,7 @@ func (l *Log) walkTail(after uint64, fn func(*segment, int64, *Event) error) err
 			}
 			off = segmentHeaderLen
 		}
-		sc := newScanner(s.f, off)
+		sc := newSegmentScanner(s, off, scanChunk)
 		for {
 			body, at, err := sc.next()
 			if errors.Is(err, io.EOF) {
@@ -379,7 +384,7 @@ func (l *Log) walkTail(after uint64, fn func(*segment, int64, *Event) error) err
 				if len(held) > 0 {
 					cutAt, cutSeq = held[0].off, held[0].e.Seq
 				}
-				if why := judgeDamage(s.f, at, expect, cutSeq, l.floor, l.floorKnown, last, err); why != nil {
+				if why := judgeDamage(s.reader(), at, expect, cutSeq, l.floor, l.floorKnown, last, err); why != nil {
 					return fmt.Errorf("%w: segment %d %v", ErrCorrupt, s.first, why)
 				}
 				if err := l.cutTail(s, cutAt); err != nil {
@@ -451,7 +456,7 @@ func isTail(err error) bool {
 // seq is the damaged record's, first that of the first record of its
 // request: a request is acknowledged whole, so first decides, and seq is
 // what the report names.
-func judgeDamage(f *os.File, at int64, seq, first, acknowledged uint64, known, lastSegment bool, err error) error {
+func judgeDamage(f io.ReaderAt, at int64, seq, first, acknowledged uint64, known, lastSegment bool, err error) error {
 	switch {
 	case !lastSegment || !isTail(err):
 		return fmt.Errorf("offset %d (seq %d): %v", at, seq, err)
@@ -469,13 +474,9 @@ func judgeDamage(f *os.File, at int64, seq, first, acknowledged uint64, known, l
 // findRecordAfter looks for any whole, checksummed record starting after
 // offset at. Finding one means the damage at at is not a torn tail but a hole
 // in the middle, which must be reported, not cut.
-func findRecordAfter(f *os.File, at int64) (int64, bool) {
-	st, err := f.Stat()
-	if err != nil || st.Size() <= at+1 {
-		return 0, false
-	}
-	b := make([]byte, st.Size()-at-1)
-	if _, err := f.ReadAt(b, at+1); err != nil && !errors.Is(err, io.EOF) {
+func findRecordAfter(f io.ReaderAt, at int64) (int64, bool) {
+	b, err := io.ReadAll(io.NewSectionReader(f, at+1, math.MaxInt64-at-1))
+	if err != nil {
 		return 0, false
 	}
 	for i := 0; i+recordHeaderLen+minBodyLen <= len(b); i++ {
@@ -494,19 +495,23 @@ func findRecordAfter(f *os.File, at int64) (int64, bool) {
 // cutTail keeps a copy of the torn bytes beside the segment
 // (<segment>.broken-<unix time>) and truncates the segment to at.
 func (l *Log) cutTail(s *segment, at int64) error {
-	st, err := s.f.Stat()
+	f := s.wfile()
+	if f == nil {
+		return fmt.Errorf("%w: segment %d is compressed", ErrCorrupt, s.first)
+	}
+	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	torn := make([]byte, st.Size()-at)
-	if _, err := s.f.ReadAt(torn, at); err != nil && !errors.Is(err, io.EOF) {
+	if _, err := f.ReadAt(torn, at); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	name := filepath.Join(l.logDir(), fmt.Sprintf("%s.broken-%d", segmentName(s.first), time.Now().UnixNano()))
 	if err := writeFileAtomic(name, torn, l.opts.NoSync); err != nil {
 		return fmt.Errorf("keep torn tail: %w", err)
 	}
-	if err := fileutil.Truncate(s.f, at); err != nil {
+	if err := fileutil.Truncate(f, at); err != nil {
 		return err
 	}
 	// Nothing acknowledged was cut, but an operator should learn that a
@@ -517,5 +522,5 @@ func (l *Log) cutTail(s *segment, at int64) error {
 	if l.opts.NoSync {
 		return nil
 	}
-	return fileutil.Fsync(s.f)
+	return fileutil.Fsync(f)
 }

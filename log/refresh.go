@@ -45,11 +45,11 @@ func (l *Log) refreshLocked() error {
 	if len(segs) == 0 {
 		return nil
 	}
-	st, err := segs[len(segs)-1].f.Stat()
+	size, err := segs[len(segs)-1].file.Load().size()
 	if err != nil {
 		return &Error{Op: "append", Dir: l.dir, Err: err}
 	}
-	if st.Size() != l.w.end {
+	if size != l.w.end {
 		// Bytes past the committed head: a writer died between its write
 		// and its index update. Recovery keeps whole records, cuts a torn
 		// tail, and reports anything else.
@@ -74,7 +74,7 @@ func (l *Log) quiet() bool {
 		return false
 	}
 	active := segs[len(segs)-1]
-	if st, err := active.f.Stat(); err != nil || st.Size() != l.w.end {
+	if size, err := active.file.Load().size(); err != nil || size != l.w.end {
 		return false
 	}
 	if next := l.w.seen + 1; active.first != next {

@@ -4,15 +4,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"os"
 )
 
 // scanner reads the records of one segment in order from an offset, with a
 // buffer, so that a long read costs sequential I/O and no per-record system
 // call.
 type scanner struct {
-	f   *os.File
-	off int64 // file offset of buf[0]
+	r   io.ReaderAt
+	seg *segment // when set, r is the segment's current file, fetched at each fill
+	off int64    // file offset of buf[0]
 	buf []byte
 	pos int // next record in buf
 	eof bool
@@ -26,14 +26,21 @@ const (
 	smallScanChunk = 16 << 10
 )
 
-func newScanner(f *os.File, off int64) *scanner {
-	return newScannerSize(f, off, scanChunk)
+func newScanner(r io.ReaderAt, off int64) *scanner {
+	return newScannerSize(r, off, scanChunk)
 }
 
 // newScannerSize is newScanner reading size bytes at a time (more for a
 // larger record).
-func newScannerSize(f *os.File, off int64, size int) *scanner {
-	return &scanner{f: f, off: off, buf: make([]byte, 0, size)}
+func newScannerSize(r io.ReaderAt, off int64, size int) *scanner {
+	return &scanner{r: r, off: off, buf: make([]byte, 0, size)}
+}
+
+// newSegmentScanner scans segment s: each fill reads through the file the
+// segment has then, so a scan that outlives a compaction of s moves to the
+// .zseg and lets the .seg go.
+func newSegmentScanner(s *segment, off int64, size int) *scanner {
+	return &scanner{seg: s, off: off, buf: make([]byte, 0, size)}
 }
 
 // next returns the body of the next record and its offset in the file. At
@@ -78,7 +85,11 @@ func (s *scanner) fill() error {
 	copy(s.buf[:rest], s.buf[s.pos:])
 	s.off += int64(s.pos)
 	s.buf, s.pos = s.buf[:rest], 0
-	n, err := s.f.ReadAt(s.buf[rest:cap(s.buf)], s.off+int64(rest))
+	r := s.r
+	if s.seg != nil {
+		r = s.seg.reader()
+	}
+	n, err := r.ReadAt(s.buf[rest:cap(s.buf)], s.off+int64(rest))
 	s.buf = s.buf[:rest+n]
 	if errors.Is(err, io.EOF) {
 		s.eof = true

@@ -1,10 +1,12 @@
 package log
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,8 +36,25 @@ func parseSegmentName(name string) (uint64, bool) {
 	return first, err == nil && first > 0
 }
 
-// listSegments returns the first seqs of the segments in dir, in order.
-func listSegments(dir string) ([]uint64, error) {
+// parseZsegName is parseSegmentName for a compressed segment's name.
+func parseZsegName(name string) (uint64, bool) {
+	base, ok := strings.CutSuffix(name, zsegExt)
+	if !ok {
+		return 0, false
+	}
+	return parseSegmentName(base + segmentExt)
+}
+
+// segEntry is one segment as the directory lists it: its .seg, its .zseg,
+// or both (a compaction that stopped between its rename and the removal
+// of the .seg; either holds the same bytes).
+type segEntry struct {
+	first     uint64
+	seg, zseg bool
+}
+
+// listSegmentFiles returns the segments in dir, in order.
+func listSegmentFiles(dir string) ([]segEntry, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -43,14 +62,30 @@ func listSegments(dir string) ([]uint64, error) {
 		}
 		return nil, err
 	}
-	var firsts []uint64
+	byFirst := map[uint64]*segEntry{}
+	var out []segEntry
 	for _, ent := range ents {
-		if first, ok := parseSegmentName(ent.Name()); ok {
-			firsts = append(firsts, first)
+		first, seg := parseSegmentName(ent.Name())
+		if !seg {
+			var z bool
+			if first, z = parseZsegName(ent.Name()); !z {
+				continue
+			}
+		}
+		e := byFirst[first]
+		if e == nil {
+			out = append(out, segEntry{first: first})
+			e = &out[len(out)-1]
+			byFirst[first] = e
+		}
+		if seg {
+			e.seg = true
+		} else {
+			e.zseg = true
 		}
 	}
-	slices.Sort(firsts)
-	return firsts, nil
+	slices.SortFunc(out, func(a, b segEntry) int { return cmp.Compare(a.first, b.first) })
+	return out, nil
 }
 
 // segmentHeader opens every segment (FORMAT.md, "Segment files"):
@@ -105,4 +140,104 @@ func writeFileAtomic(path string, data []byte, noSync bool) error {
 		return fileutil.WriteFileNoSync(path, data, 0o644)
 	}
 	return fileutil.WriteFile(path, data, 0o644)
+}
+
+// listSegments returns the first seqs of the segments in dir, in order,
+// compressed or not.
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := listSegmentFiles(dir)
+	firsts := make([]uint64, len(ents))
+	for i, e := range ents {
+		firsts[i] = e.first
+	}
+	return firsts, err
+}
+
+// segFile is what a segment's original bytes are read through: its .seg
+// file (w, also what appends write to), or a reader of its .zseg (z; w is
+// nil, since only sealed segments are compressed).
+type segFile struct {
+	r    io.ReaderAt
+	w    *os.File
+	z    *zsegReader
+	path string // the file
+}
+
+// A nil *segFile (a segment whose files did not open) fails every call
+// with os.ErrInvalid, as a nil *os.File does.
+
+func (f *segFile) ReadAt(p []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, os.ErrInvalid
+	}
+	return f.r.ReadAt(p, off)
+}
+
+// Close closes the file.
+func (f *segFile) Close() error {
+	if f == nil {
+		return os.ErrInvalid
+	}
+	if f.z != nil {
+		return f.z.Close()
+	}
+	return f.w.Close()
+}
+
+// size returns the size of the original bytes.
+func (f *segFile) size() (int64, error) {
+	if f == nil {
+		return 0, os.ErrInvalid
+	}
+	if f.z != nil {
+		return f.z.size, nil
+	}
+	st, err := f.w.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+// openSegFile opens the segment of dir starting at first: its .seg (for
+// writing too, if write), else its .zseg. A compaction may replace the
+// one by the other at any time, but it creates the .zseg before it
+// removes the .seg, so when the .seg is gone the .zseg is there.
+func openSegFile(dir string, first uint64, write bool) (*segFile, error) {
+	flag := os.O_RDONLY
+	if write {
+		flag = os.O_RDWR
+	}
+	path := filepath.Join(dir, segmentName(first))
+	f, err := os.OpenFile(path, flag, 0)
+	if err == nil {
+		return &segFile{r: f, w: f, path: path}, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	zpath := filepath.Join(dir, zsegName(first))
+	z, zerr := openZseg(zpath)
+	if zerr == nil {
+		return &segFile{r: z, z: z, path: zpath}, nil
+	}
+	if errors.Is(zerr, os.ErrNotExist) {
+		return nil, err // neither: name the segment as it was
+	}
+	return nil, zerr
+}
+
+// statSegment returns the size on disk of the segment of dir starting at
+// first: its .seg's, else its .zseg's.
+func statSegment(dir string, first uint64) (int64, error) {
+	fi, err := os.Stat(filepath.Join(dir, segmentName(first)))
+	if errors.Is(err, os.ErrNotExist) {
+		if zfi, zerr := os.Stat(filepath.Join(dir, zsegName(first))); zerr == nil {
+			return zfi.Size(), nil
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }

@@ -2,8 +2,6 @@ package log
 
 import (
 	"encoding/binary"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -43,42 +41,44 @@ func (l *Log) today(now int64, seq uint64) (uint64, error) {
 	return seq - l.w.dayFirst + 1, nil
 }
 
-// bytes returns the size of every segment but the active one (stat'ed once
-// each: a sealed segment never changes) plus the active segment's end.
-// w.mu is held.
+// bytes returns the size on disk of every segment but the active one
+// (stat'ed once each: a sealed segment changes only when compacted, which
+// the head's compaction count tells) plus the active segment's end. w.mu
+// is held.
 func (l *Log) bytes() (int64, error) {
 	segs := l.segments()
+	compacted := int64(l.v().head.compacted())
 	var n int64
 	for i, s := range segs {
 		if i == len(segs)-1 {
 			break
 		}
-		if s.size == 0 {
-			fi, err := os.Stat(filepath.Join(l.logDir(), segmentName(s.first)))
+		if s.size == 0 || s.sizeAt != compacted {
+			size, err := statSegment(l.logDir(), s.first)
 			if err != nil {
 				return 0, &Error{Op: "size", Dir: l.dir, Err: err}
 			}
-			s.size = fi.Size()
+			s.size, s.sizeAt = size, compacted
 		}
 		n += s.size
 	}
 	return n + l.w.end, nil
 }
 
-// Bytes returns the size of the log's segments as of now, the log's share
-// of a storage quota. It takes no lock; a write in progress may or may not
-// be counted.
+// Bytes returns the size on disk of the log's segments as of now (a
+// compressed one counts its .zseg), the log's share of a storage quota. It
+// takes no lock; a write in progress may or may not be counted.
 func (l *Log) Bytes() (int64, error) {
 	if err := l.openSegments(); err != nil {
 		return 0, &Error{Op: "size", Dir: l.dir, Err: err}
 	}
 	var n int64
 	for _, s := range l.segments() {
-		fi, err := os.Stat(filepath.Join(l.logDir(), segmentName(s.first)))
+		size, err := statSegment(l.logDir(), s.first)
 		if err != nil {
 			return 0, &Error{Op: "size", Dir: l.dir, Err: err}
 		}
-		n += fi.Size()
+		n += size
 	}
 	return n, nil
 }

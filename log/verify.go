@@ -60,11 +60,11 @@ func VerifyProgress(dir string, progress func(done, total uint64)) (*VerifyRepor
 	var openAt int64
 	var whole VerifyReport
 	for i, first := range firsts {
-		name := filepath.Join(dir, logDirName, segmentName(first))
-		f, err := os.Open(name)
+		f, err := openSegFile(filepath.Join(dir, logDirName), first, false)
 		if err != nil {
 			return rep, err
 		}
+		name := f.path
 		bad := func(format string, args ...any) error {
 			f.Close()
 			return fmt.Errorf("%w: %s: %s", ErrCorrupt, filepath.Base(name), fmt.Sprintf(format, args...))
