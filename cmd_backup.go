@@ -192,7 +192,19 @@ func cmdRestore(args []string, stdout, stderr io.Writer) int {
 	}
 	bar := newProgress(stderr, "restore")
 	start := time.Now()
-	logs, err := backup.Restore(*from, *to, backup.RestoreOptions{ID: *id, Tenant: *tenant, Seq: *seq, Time: ns, Progress: rated(bar, start)}, buildCaches)
+	// The copy's bar, then one per log while it is verified (told first
+	// with 0 done when its verify starts).
+	verifying, vstart := "", time.Time{}
+	verify := func(log string, done, total uint64) {
+		if log != verifying {
+			bar.done()
+			bar, verifying, vstart = newProgress(stderr, "restore: verify "+log), log, time.Now()
+		}
+		if done > 0 {
+			rated(bar, vstart)(done, total)
+		}
+	}
+	logs, err := backup.Restore(*from, *to, backup.RestoreOptions{ID: *id, Tenant: *tenant, Seq: *seq, Time: ns, Progress: rated(bar, start), VerifyProgress: verify}, buildCaches)
 	bar.done()
 	if errors.Is(err, backup.ErrNotEmpty) {
 		fmt.Fprintln(stderr, "strata: restore:", err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -124,10 +125,10 @@ func TestFailedWriteLeavesNoBackup(t *testing.T) {
 	mustTenant(t, data, 0, 200)
 	for _, op := range []fileutil.Op{fileutil.OpCreate, fileutil.OpWrite, fileutil.OpSync, fileutil.OpSyncDir, fileutil.OpRename} {
 		for nth := 1; nth <= 3; nth++ {
-			n := 0
+			var n atomic.Int64 // the stores run in parallel
 			undo := fileutil.Inject(func(o fileutil.Op, path string) error {
 				if o == op && strings.HasPrefix(path, bk) {
-					if n++; n == nth {
+					if n.Add(1) == int64(nth) {
 						return syscall.EIO
 					}
 				}
@@ -139,7 +140,7 @@ func TestFailedWriteLeavesNoBackup(t *testing.T) {
 			if lerr != nil {
 				t.Fatal(lerr)
 			}
-			if n < nth { // fewer such steps than nth
+			if n.Load() < int64(nth) { // fewer such steps than nth
 				for _, m := range all {
 					os.RemoveAll(filepath.Join(bk, m.ID))
 				}

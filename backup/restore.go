@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -31,6 +32,10 @@ type RestoreOptions struct {
 	Time int64
 	// Progress, when set, is told of the events restored out of the total.
 	Progress func(done, total uint64)
+	// VerifyProgress, when set, is told, while each restored log is
+	// verified, of the events checked out of its total (log.VerifyProgress),
+	// with 0 done when its verify starts.
+	VerifyProgress func(log string, done, total uint64)
 }
 
 // Restored is one log a restore brought back and proved.
@@ -71,12 +76,7 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 			}
 		}
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	defer dec.Close()
-	dirs := map[string]bool{}
+	var parts []part
 	for _, m := range chain {
 		for _, h := range m.Logs {
 			if want(h.Dir) {
@@ -84,17 +84,19 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 			}
 		}
 		for _, f := range m.Files {
-			if !want(f.Path) {
-				continue
-			}
-			if err := restoreFile(dir, data, m, f, dec, dirs); err != nil {
-				return nil, err
-			}
-			done += f.Events
-			if o.Progress != nil {
-				o.Progress(done, total)
+			if want(f.Path) {
+				parts = append(parts, part{m, f})
 			}
 		}
+	}
+	dirs, err := restoreAll(dir, data, parts, func(f File) {
+		done += f.Events
+		if o.Progress != nil {
+			o.Progress(done, total)
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	for d := range dirs {
 		if err := fileutil.SyncDir(d); err != nil {
@@ -141,7 +143,18 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 				rerr = reindex(ldir)
 			}()
 		}
-		rep, err := log.Verify(ldir)
+		var progress func(done, total uint64)
+		if o.VerifyProgress != nil {
+			// The total is what the backup holds: the head file that
+			// log.VerifyProgress reads is being rebuilt alongside.
+			through := h.Through
+			if o.Seq > 0 {
+				through = o.Seq
+			}
+			progress = func(done, _ uint64) { o.VerifyProgress(rel, done, through) }
+			progress(0, through)
+		}
+		rep, err := log.VerifyProgress(ldir, progress)
 		wg.Wait()
 		if err != nil {
 			return nil, fmt.Errorf("verify the restored %s: %w", rel, err)
@@ -160,51 +173,140 @@ func Restore(dir, data string, o RestoreOptions, reindex func(dir string) error)
 // ErrNotEmpty is a restore's target that holds files already.
 var ErrNotEmpty = errors.New("the directory is not empty: restore only into an empty or new one")
 
+// part is one stored file of one backup of a chain.
+type part struct {
+	m *Manifest
+	f File
+}
+
+// restoreAll restores parts (in chain order, root first) into data on as
+// many workers as there are CPUs (at most 4), and returns the directories
+// written into. A file's parts (a segment's bytes from each backup, a
+// file each backup stored whole) go on one worker in their order; files
+// are independent. The error is the first damaged part in chain order, as
+// a one-by-one restore would report: parts are taken in that order and
+// none is taken past a failed one. done is called, one call at a time, as
+// each part is written.
+func restoreAll(dir, data string, parts []part, done func(File)) (map[string]bool, error) {
+	// Files in the order of their first part; each file's parts in order.
+	type file struct{ idx []int }
+	var files []*file
+	byPath := map[string]*file{}
+	for i, p := range parts {
+		fl := byPath[p.f.Path]
+		if fl == nil {
+			fl = &file{}
+			byPath[p.f.Path] = fl
+			files = append(files, fl)
+		}
+		fl.idx = append(fl.idx, i)
+	}
+	var (
+		mu     sync.Mutex
+		next   int
+		failAt = len(parts) // the first failed part
+		errs   = map[int]error{}
+		dirs   = map[string]bool{}
+		wg     sync.WaitGroup
+	)
+	// claim returns the next file to restore, or nil when none is left
+	// before the first failure.
+	claim := func() *file {
+		mu.Lock()
+		defer mu.Unlock()
+		if next >= len(files) || files[next].idx[0] > failAt {
+			return nil
+		}
+		next++
+		return files[next-1]
+	}
+	for range min(runtime.GOMAXPROCS(0), 4, max(len(files), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+			if err != nil {
+				mu.Lock()
+				errs[-1] = err
+				failAt = -1
+				mu.Unlock()
+				return
+			}
+			defer dec.Close()
+			for fl := claim(); fl != nil; fl = claim() {
+				for _, i := range fl.idx {
+					d, err := restoreFile(dir, data, parts[i].m, parts[i].f, dec)
+					mu.Lock()
+					if d != "" {
+						dirs[d] = true
+					}
+					if err != nil {
+						errs[i] = err
+						failAt = min(failAt, i)
+					} else {
+						done(parts[i].f)
+					}
+					mu.Unlock()
+					if err != nil {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failAt < len(parts) {
+		return nil, errs[failAt]
+	}
+	return dirs, nil
+}
+
 // restoreFile writes one stored file into data, checking it against the
-// manifest as it reads.
-func restoreFile(dir, data string, m *Manifest, f File, dec *zstd.Decoder, dirs map[string]bool) error {
+// manifest as it reads, and returns the directory it wrote into (to be
+// synced) once it has made it.
+func restoreFile(dir, data string, m *Manifest, f File, dec *zstd.Decoder) (string, error) {
 	name := m.ID + "/" + f.Stored
 	in, err := os.Open(filepath.Join(dir, m.ID, filepath.FromSlash(f.Stored)))
 	if err != nil {
-		return fmt.Errorf("%s (%s): %w", name, f.Path, err)
+		return "", fmt.Errorf("%s (%s): %w", name, f.Path, err)
 	}
 	defer in.Close()
 	h := blake3.New()
 	hr := &hashReader{r: in, h: h}
 	if err := dec.Reset(hr); err != nil {
-		return fmt.Errorf("%s (%s): %w", name, f.Path, err)
+		return "", fmt.Errorf("%s (%s): %w", name, f.Path, err)
 	}
 	dst := filepath.Join(data, filepath.FromSlash(f.Path))
 	if err := fileutil.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
+		return "", err
 	}
-	dirs[filepath.Dir(dst)] = true
+	d := filepath.Dir(dst)
 	flag := os.O_CREATE | os.O_WRONLY
 	if f.Kind != KindSegment || f.Offset == 0 {
 		flag |= os.O_TRUNC
 	}
 	out, err := fileutil.OpenFile(dst, flag, 0o600)
 	if err != nil {
-		return err
+		return d, err
 	}
 	defer out.Close()
 	if f.Offset > 0 {
 		if fi, err := out.Stat(); err != nil || fi.Size() != f.Offset {
-			return fmt.Errorf("%s (%s): goes at byte %d of a file restored so far to another size: %w", name, f.Path, f.Offset, ErrDamaged)
+			return d, fmt.Errorf("%s (%s): goes at byte %d of a file restored so far to another size: %w", name, f.Path, f.Offset, ErrDamaged)
 		}
 	}
 	if _, err := out.Seek(f.Offset, io.SeekStart); err != nil {
-		return err
+		return d, err
 	}
 	n, err := io.Copy(&fileWriter{out}, dec)
 	if err != nil {
-		return fmt.Errorf("%s (%s): %w (%w)", name, f.Path, ErrDamaged, err)
+		return d, fmt.Errorf("%s (%s): %w (%w)", name, f.Path, ErrDamaged, err)
 	}
 	io.Copy(io.Discard, hr) // the frame may end before the file
 	if n != f.Size || hr.n != f.StoredSize || hex.EncodeToString(h.Sum(nil)) != f.BLAKE3 {
-		return fmt.Errorf("%s (%s): %w", name, f.Path, ErrDamaged)
+		return d, fmt.Errorf("%s (%s): %w", name, f.Path, ErrDamaged)
 	}
-	return fileutil.Fdatasync(out)
+	return d, fileutil.Fdatasync(out)
 }
 
 type hashReader struct {

@@ -235,3 +235,24 @@ func TestIncrementalChainOfFive(t *testing.T) {
 		t.Fatalf("verify after restore to a seq: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestRestoreShowsProgress: restore reports its progress on standard
+// error while it copies and, per log, while it verifies the chain.
+func TestRestoreShowsProgress(t *testing.T) {
+	t.Parallel()
+	data, bk := t.TempDir(), t.TempDir()
+	strataCLI(t, data, "", "tenant", "create", "a")
+	strataCLI(t, data, eventLines(5000), "import", "--tenant", "a")
+	if out, errOut, code := cliRun(t, "", "backup", "--to", bk, "--data", data); code != 0 {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
+	}
+	out, stderr, code := cliRun(t, "", "restore", "--from", bk, "--to", filepath.Join(t.TempDir(), "r"))
+	if code != 0 || !strings.Contains(out, "tenants/a: OK 5000 events") {
+		t.Fatalf("restore: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"restore: ", "restore: verify tenants/a: 4096 of 5000 events"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("restore shows no progress %q:\n%s", want, stderr)
+		}
+	}
+}
