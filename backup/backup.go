@@ -179,7 +179,7 @@ func Create(data, dir string, o Options) (*Manifest, error) {
 			if s.Last < x.head.From || from == s.Size {
 				continue
 			}
-			jobs = append(jobs, job{path: path, kind: KindSegment, src: s.Path, off: from, n: s.Size - from, events: s.Last - max(s.First, x.head.From) + 1})
+			jobs = append(jobs, job{path: path, kind: KindSegment, span: s, off: from, n: s.Size - from, events: s.Last - max(s.First, x.head.From) + 1})
 		}
 	}
 	for _, rel := range files {
@@ -301,7 +301,9 @@ func walk(data, root string) (files, logDirs []string, err error) {
 				return filepath.SkipDir
 			}
 			if d.Name() == "log" && p != root {
-				if segs, _ := filepath.Glob(filepath.Join(p, "*.seg")); len(segs) > 0 {
+				segs, _ := filepath.Glob(filepath.Join(p, "*.seg"))
+				zsegs, _ := filepath.Glob(filepath.Join(p, "*.zseg"))
+				if len(segs)+len(zsegs) > 0 {
 					logDirs = append(logDirs, filepath.ToSlash(filepath.Dir(rel)))
 					return filepath.SkipDir
 				}
@@ -317,11 +319,29 @@ func walk(data, root string) (files, logDirs []string, err error) {
 	return files, logDirs, err
 }
 
-// job is one file to store: n bytes of src from off (n < 0: to its end).
+// job is one file to store: n bytes of src from off (n < 0: to its end),
+// or of a segment's original bytes (span: its .seg or .zseg, whichever
+// holds it when it is read).
 type job struct {
 	path, kind, src string
+	span            log.Span
 	off, n          int64
 	events          uint64 // what it holds, for the progress
+}
+
+// open opens what the job copies.
+func (j *job) open() (io.ReaderAt, io.Closer, error) {
+	if j.kind == KindSegment {
+		// A compaction may replace the .seg by a .zseg at any time;
+		// OpenSpan reads the original bytes from either.
+		r, err := log.OpenSpan(j.span)
+		return r, r, err
+	}
+	f, err := os.Open(j.src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("back up %s: %w", j.path, errVanished)
+	}
+	return f, f, err
 }
 
 // storeAll stores the jobs compressed under dir/files/, numbered in their
@@ -384,14 +404,11 @@ func storeAll(dir string, jobs []job, done func(*job)) ([]File, error) {
 // store compresses one job into dir/stored, fdatasynced, with enc (made on
 // first use), and returns its entry.
 func store(dir, stored string, enc **zstd.Encoder, j *job) (File, error) {
-	in, err := os.Open(j.src)
-	if errors.Is(err, fs.ErrNotExist) {
-		return File{}, fmt.Errorf("back up %s: %w", j.path, errVanished)
-	}
+	in, c, err := j.open()
 	if err != nil {
 		return File{}, err
 	}
-	defer in.Close()
+	defer c.Close()
 	var r io.Reader = io.NewSectionReader(in, j.off, 1<<62)
 	if j.n >= 0 {
 		r = io.NewSectionReader(in, j.off, j.n)
