@@ -4,7 +4,7 @@
 // servers on a free loopback port, CGI requests by exec'ing the binary with
 // a CGI environment, and Apache through tests/apache/bench.sh when present.
 //
-//	go run ./tests/bench [-only ingest,appends,latency,apache,cgi,read,disk,memory,limits,auth,entity,projections,jq,statekind,live,metrics,rebuild] [-full]
+//	go run ./tests/bench [-only ingest,appends,latency,apache,cgi,read,disk,memory,limits,auth,entity,projections,jq,statekind,live,metrics,backup,compaction,rebuild] [-full]
 //
 // The load generator runs on the same machine as the server, so the two
 // share its cores; each throughput figure says how the CPU was split.
@@ -38,7 +38,7 @@ type bench struct {
 	ds10k *dataset // 10,000 events, for the CGI read at a small log
 }
 
-var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "limits", "auth", "entity", "projections", "jq", "statekind", "live", "metrics", "backup", "rebuild"}
+var allMeasurements = []string{"ingest", "appends", "latency", "apache", "cgi", "read", "disk", "memory", "limits", "auth", "entity", "projections", "jq", "statekind", "live", "metrics", "backup", "compaction", "rebuild"}
 
 func main() {
 	var (
@@ -124,6 +124,7 @@ func main() {
 	run("live", b.measureLive)
 	run("metrics", b.measureMetrics)
 	run("backup", b.measureBackup)
+	run("compaction", b.measureCompaction)
 	run("rebuild", b.measureRebuildCLI) // last: it writes definitions into the shared 1M log
 
 	b.rep.print(os.Stdout, time.Since(start))
