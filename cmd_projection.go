@@ -274,6 +274,8 @@ type progress struct {
 	tty   bool
 	last  time.Time
 	drawn bool
+	// bytes: done and total count bytes (compact), not events.
+	bytes bool
 }
 
 // progressEvery is how often a progress line is written where it cannot
@@ -306,7 +308,12 @@ func (p *progress) update(done, total uint64, rate float64, eta *float64) {
 	if eta != nil {
 		left = (time.Duration(*eta*float64(time.Second)) + time.Second/2).Truncate(time.Second).String()
 	}
-	if !p.tty {
+	if p.bytes {
+		if !p.tty {
+			fmt.Fprintf(p.w, "%s: %s of %s (%.0f%%), %s/s, %s left\n", p.label, sizeSI(float64(done)), sizeSI(float64(total)), pct, sizeSI(rate), left)
+			return
+		}
+	} else if !p.tty {
 		fmt.Fprintf(p.w, "%s: %d of %d events (%.0f%%), %s events/s, %s left\n", p.label, done, total, pct, si(rate), left)
 		return
 	}
@@ -316,7 +323,11 @@ func (p *progress) update(done, total uint64, rate float64, eta *float64) {
 	if n < width {
 		bar = bar[:n] + ">" + bar[n+1:]
 	}
-	fmt.Fprintf(p.w, "\r%s [%s] %3.0f%% %d/%d  %s events/s  ETA %s\x1b[K", p.label, bar, pct, done, total, si(rate), left)
+	if p.bytes {
+		fmt.Fprintf(p.w, "\r%s [%s] %3.0f%% %s/%s  %s/s  ETA %s\x1b[K", p.label, bar, pct, sizeSI(float64(done)), sizeSI(float64(total)), sizeSI(rate), left)
+	} else {
+		fmt.Fprintf(p.w, "\r%s [%s] %3.0f%% %d/%d  %s events/s  ETA %s\x1b[K", p.label, bar, pct, done, total, si(rate), left)
+	}
 	p.drawn = true
 }
 
@@ -325,6 +336,20 @@ func (p *progress) done() {
 	if p.drawn {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// sizeSI writes a byte count (or a rate in bytes) in decimal units: 950 B,
+// 12.3 MB, 1.02 GB.
+func sizeSI(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.2f GB", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.1f MB", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1f kB", v/1e3)
+	}
+	return fmt.Sprintf("%.0f B", v)
 }
 
 // si writes a rate with a k or M suffix.

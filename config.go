@@ -109,6 +109,9 @@ type config struct {
 	// 0: never in standalone, api.DefaultStreamTimeout under CGI and
 	// FastCGI. heartbeat is an idle stream's comment interval.
 	streamTimeout, heartbeat time.Duration
+	// compactAge: a long-running server compresses sealed segments
+	// unwritten this long, in the background; "off" or "0": never.
+	compactAge string
 }
 
 func (s settings) config() config {
@@ -143,7 +146,28 @@ func (s settings) config() config {
 		catchupBudget: budget,
 		streamTimeout: streamTimeout,
 		heartbeat:     heartbeat,
+		compactAge:    s.get("STRATA_COMPACT_AGE", defaultCompactAge),
 	}
+}
+
+// defaultCompactAge is how long a sealed segment goes unwritten before a
+// long-running server compresses it: an hour keeps the segments that
+// readers catching up just left uncompressed for a while, and costs a
+// busy log one segment's compression (~1 s of one core for 64 MB) per
+// segment sealed.
+const defaultCompactAge = "1h"
+
+// parseCompactAge reads --compact-age: a duration, or 0 / off for never.
+func parseCompactAge(v string) (time.Duration, error) {
+	switch strings.TrimSpace(v) {
+	case "off", "0", "":
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("compact-age %q: use a duration such as 1h or 30m, or off", v)
+	}
+	return d, nil
 }
 
 func (c *config) flags(fs *flag.FlagSet) {
@@ -168,6 +192,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.catchupBudget, "catchup-budget", c.catchupBudget, "longest a read catches a projection's result up from the log; past it the answer is the result so far, marked behind")
 	fs.DurationVar(&c.streamTimeout, "stream-timeout", c.streamTimeout, "end a stream (GET /stream) after this long, with its resume point, so the client reconnects; 0: never (under CGI and FastCGI, where 0 means 25s, a stream holds a process)")
 	fs.DurationVar(&c.heartbeat, "stream-heartbeat", c.heartbeat, "how often an idle stream sends a heartbeat comment (keep it under the Timeout of any proxy in front)")
+	fs.StringVar(&c.compactAge, "compact-age", c.compactAge, "compress sealed log segments unwritten this long (a `duration`), in the background; off (or 0) never does (strata compact and POST /admin/compaction still do)")
 	fs.IntVar(&c.snapshotEvery, "snapshot-every", c.snapshotEvery, "write an entity's snapshot every `n` versions, when a read folds through them; 0 for no automatic snapshots")
 }
 
@@ -222,6 +247,11 @@ func (c config) api() (api.Config, error) {
 		return api.Config{}, fmt.Errorf("stream-heartbeat %v: must be more than 0 (e.g. 15s)", c.heartbeat)
 	}
 	cfg.StreamTimeout, cfg.Heartbeat = c.streamTimeout, c.heartbeat
+	age, err := parseCompactAge(c.compactAge)
+	if err != nil {
+		return api.Config{}, err
+	}
+	cfg.CompactAge = age
 	if c.maxEvents <= 0 {
 		return api.Config{}, fmt.Errorf("max-events %d: must be at least 1", c.maxEvents)
 	}

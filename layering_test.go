@@ -62,6 +62,7 @@ func TestLayering(t *testing.T) {
 		{"strata/audit", []string{"strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/zstdx"}, true},
 		{"strata/admin", []string{"strata/audit", "strata/auth", "strata/tenants", "strata/quota", "strata/log", "strata/query", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/shm", "strata/internal/zstdx"}, true},
 		{"strata/backup", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/zstdx"}, true},
+		{"strata/compaction", []string{"strata/log", "strata/jsonx", "strata/internal/blake3", "strata/internal/fileutil", "strata/internal/zstdx"}, true},
 		{"strata/cgi", nil, false},
 		{"strata/standalone", nil, false},
 	} {

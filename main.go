@@ -25,6 +25,7 @@ Commands:
   user      add|passwd|grant|delete|list users with passwords
   verify    check every hash chain (or --tenant NAME, --audit)
   reindex   rebuild every index from its log (or --tenant NAME, --audit)
+  compact   compress every sealed log segment now (or --tenant NAME, --audit)
   rebuild   rebuild a projection's result, with progress (PROJECTION --tenant NAME)
   projection list|show a tenant's projections
   backup    back up into a directory (--to DIR, --incremental); list, verify
@@ -83,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdVerify(rest, stdout, stderr)
 	case "reindex":
 		return cmdReindex(rest, stdout, stderr)
+	case "compact":
+		return cmdCompact(rest, stdout, stderr)
 	case "rebuild":
 		return cmdRebuild(rest, stdout, stderr)
 	case "projection":

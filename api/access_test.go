@@ -257,6 +257,8 @@ var accessMatrix = func() map[string]access {
 		"GET /stats":                         access{true, false, [nPrincipals]int{0, no, no, no, no}},
 		"GET /admin/stats":                   adminOnly,
 		"GET /admin/backup":                  adminOnly,
+		"POST /admin/compaction":             adminOnly,
+		"GET /admin/compaction":              adminOnly,
 		"GET /audit":                         adminOnly,
 		"GET /admin/tenants":                 adminOnly,
 		"POST /admin/tenants":                adminOnly,

@@ -108,6 +108,8 @@ var statusOf = map[string]int{
 	// whose token is not the holder's
 	"mutex_held": http.StatusConflict,
 	"not_holder": http.StatusConflict,
+	// another compaction of the tenant's log is running (Retry-After)
+	"compaction_busy": http.StatusConflict,
 	// 411, 413, 415: the body.
 	"length_required":        http.StatusLengthRequired,
 	"body_too_large":         http.StatusRequestEntityTooLarge,

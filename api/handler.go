@@ -101,6 +101,10 @@ type Config struct {
 	// NoMetrics keeps this process from counting anything in the shared
 	// metrics file (GET /metrics still answers, with what others count).
 	NoMetrics bool
+	// CompactAge, in a long-running server, compresses in the background
+	// the sealed segments of the tenants open in this process once they
+	// have not been written for this long (compaction.go); 0: never.
+	CompactAge time.Duration
 }
 
 // Handler serves the HTTP API for every tenant under Config.DataDir.
@@ -127,6 +131,10 @@ type Handler struct {
 	auditOnce sync.Once
 	audit     *audit.Log
 	auditErr  error
+
+	// compact is the background compaction (compaction.go); nil when
+	// there is none.
+	compact *compactor
 }
 
 // New returns the handler. It opens tenants lazily, on their first request.
@@ -164,6 +172,7 @@ func New(cfg Config) *Handler {
 		h.log = defaultLogger()
 	}
 	h.acc = newAccounts(&h.cfg)
+	h.startCompactor()
 	return h
 }
 
@@ -175,6 +184,8 @@ func (h *Handler) Close() error {
 	// have run yet) end saying so, not as if the tenant were reopened.
 	h.Drain()
 	h.waitWebSockets(wsCloseWait)
+	// Before the tenants close: it holds references to those it works on.
+	h.stopCompactor()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var first error

@@ -107,6 +107,10 @@ func TestOpenAPIResponsesConform(t *testing.T) {
 		{"GET", "/ready", "", nil, nil},
 		{"GET", "/stats", "", nil, nil},
 		{"GET", "/admin/stats", "", nil, nil},
+		{"POST", "/admin/compaction?budget=5s", "", nil, nil},
+		{"POST", "/admin/compaction?budget=forever", "", nil, nil}, // 400
+		{"GET", "/admin/compaction", "", nil, nil},
+		{"GET", "/admin/compaction?tenant=nosuch", "", nil, nil}, // 404
 		{"GET", "/session", "", nil, nil},
 		{"GET", "/audit", "", nil, nil},
 		{"GET", "/admin/tenants", "", nil, nil},

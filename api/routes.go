@@ -124,6 +124,9 @@ var routes = []route{
 	{"GET", "/admin/stats", auth.PermMetrics, system, (*Handler).adminStats},
 	// Backups over HTTP (issue 10 §1)
 	{"GET", "/admin/backup", auth.PermAdmin, system, (*Handler).adminBackup},
+	// Compaction of sealed segments (issue 10 §2): run within a budget, stats
+	{"POST", "/admin/compaction", auth.PermAdmin, system, (*Handler).compactionRun},
+	{"GET", "/admin/compaction", auth.PermAdmin, system, (*Handler).compactionStats},
 	{"GET", "/audit", auth.PermAdmin, system, (*Handler).auditRead},
 	{"GET", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantList},
 	{"POST", "/admin/tenants", auth.PermAdmin, system, (*Handler).tenantCreate},

@@ -69,6 +69,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{args: []string{"user", "add", "--help"}, code: 0, stdout: "--password-stdin"},
 		{args: []string{"version", "--help"}, code: 0, stdout: "Usage: strata version"},
 		{args: []string{"reindex", "--help"}, code: 0, stdout: "--audit"},
+		{args: []string{"help", "compact"}, code: 0, stdout: "--compact-age"},
 
 		// Wrong command lines: exit 2, saying what is wrong.
 		{args: []string{}, code: 2, stderr: "Usage: strata COMMAND"},
@@ -94,6 +95,8 @@ func TestCLIExitCodes(t *testing.T) {
 		{args: []string{"verify", "--all", "--data", missing}, code: 2, stderr: "no data directory"},
 		{args: []string{"verify", "--all", "--data", t.TempDir()}, code: 2, stderr: "no tenant and no audit log"},
 		{args: []string{"reindex", "--data", missing}, code: 2, stderr: "no data directory"},
+		{args: []string{"compact", "--data", missing}, code: 2, stderr: "no data directory"},
+		{args: []string{"compact", "--tenant", "nosuch", "--data", data}, code: 2, stderr: `no tenant "nosuch"`},
 		{args: []string{"token", "list", "--data", missing}, code: 2, stderr: "no data directory"},
 		{args: []string{"tenant", "list", "--data", missing}, code: 2, stderr: "no data directory"},
 		{args: []string{"user", "list", "--data", missing}, code: 2, stderr: "no data directory"},
