@@ -88,8 +88,12 @@ func (h *Handler) compactionRun(w http.ResponseWriter, r *http.Request, c *call)
 	start := time.Now()
 	deadline := start.Add(budget)
 	out := struct {
-		Tenants []compactRun `json:"tenants"`
-		compactRun
+		Tenants     []compactRun `json:"tenants"`
+		Segments    int          `json:"segments"`
+		BytesBefore int64        `json:"bytes_before"`
+		BytesAfter  int64        `json:"bytes_after"`
+		Seconds     float64      `json:"seconds"`
+		Remaining   int          `json:"remaining"`
 	}{Tenants: []compactRun{}}
 	busy := false
 	for _, name := range names {
@@ -175,12 +179,23 @@ func (h *Handler) compactTenant(r *http.Request, t *tenant, left time.Duration) 
 		// let the operator find the failure in the log.
 		infoOf(r).logger(h).Warn("compaction failed part way", "tenant", t.name, "segments", res.Segments, "err", err.Error())
 	}
+	h.countCompaction(t, res)
 	run.Segments, run.BytesBefore, run.BytesAfter = res.Segments, res.BytesBefore, res.BytesAfter
 	run.Seconds, run.Remaining = compaction.Seconds(res.Duration), res.Remaining
 	if err != nil && run.Remaining == 0 {
 		run.Remaining = 1 // the one that failed is not done
 	}
 	return run, nil
+}
+
+// countCompaction adds a compaction that did something to the metrics
+// (strata_compaction_*), with the log's new size on disk.
+func (h *Handler) countCompaction(t *tenant, res log.CompactResult) {
+	if res.Segments == 0 {
+		return
+	}
+	size, _ := t.log.Bytes()
+	h.counters().Compacted(t.name, res.Segments, res.BytesBefore-res.BytesAfter, size)
 }
 
 // pending is the number of sealed segments not compressed yet: every
@@ -345,6 +360,7 @@ func (h *Handler) compactBackground(ctx context.Context, t *tenant, age time.Dur
 	for ctx.Err() == nil {
 		res, recErr, err := compaction.Compact(t.log, t.dir, compaction.ByAuto, log.CompactOptions{MinAge: age, Budget: compactSlice})
 		if res.Segments > 0 {
+			h.countCompaction(t, res)
 			h.log.Info("compacted sealed segments", "tenant", t.name, "segments", res.Segments,
 				"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "seconds", compaction.Seconds(res.Duration))
 		}

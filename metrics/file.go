@@ -65,7 +65,10 @@ const (
 	tLogBytes        // gauge: the log's bytes at its last append
 	tEntities        // gauge: entities at the last append
 	tRefusals        // quota refusals, one value per quotaNames entry
-	tEnd      = tRefusals + len(quotaNames)
+	// segments compressed by a server's compaction, and the bytes it saved
+	tCompacted    = tRefusals + len(quotaNames)
+	tCompactSaved = tCompacted + 1
+	tEnd          = tCompactSaved + 1
 )
 
 // quotaNames are the quotas whose refusals a tenant row counts apart; the
@@ -303,6 +306,23 @@ func (s *Set) QuotaRefused(tenant, q string) {
 	s.do(func(mem []byte) {
 		if off := tenantRow(mem, tenant); off >= 0 {
 			atomic.AddUint64(val(mem, off, tRefusals+i), 1)
+		}
+	})
+}
+
+// Compacted counts segments of tenant's log that a compaction in a server
+// (POST /admin/compaction, the background one) compressed, saving saved
+// bytes, after which the log's segments took logBytes on disk.
+func (s *Set) Compacted(tenant string, segments int, saved, logBytes int64) {
+	s.do(func(mem []byte) {
+		off := tenantRow(mem, tenant)
+		if off < 0 {
+			return
+		}
+		atomic.AddUint64(val(mem, off, tCompacted), uint64(max(segments, 0)))
+		atomic.AddUint64(val(mem, off, tCompactSaved), uint64(max(saved, 0)))
+		if logBytes > 0 {
+			atomic.StoreUint64(val(mem, off, tLogBytes), uint64(logBytes))
 		}
 	})
 }

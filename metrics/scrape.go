@@ -158,8 +158,10 @@ func writeTenants(w *Writer, snap snapshot) {
 	each("strata_appended_bytes_total", "counter", "Bytes of event data and meta appended, by tenant.", tBytes)
 	each("strata_append_requests_total", "counter", "Append requests that stored events, by tenant.", tRequests)
 	each("strata_log_events", "gauge", "Events in the tenant's log (its head seq) as of its last append.", tEvents)
-	each("strata_log_bytes", "gauge", "Bytes of the tenant's log segments as of its last append.", tLogBytes)
+	each("strata_log_bytes", "gauge", "Bytes of the tenant's log segments on disk as of its last append or compaction.", tLogBytes)
 	each("strata_entities", "gauge", "Entities in the tenant's log as of its last append.", tEntities)
+	each("strata_compaction_segments_total", "counter", "Sealed log segments compressed by a server's compaction (POST /admin/compaction, background), by tenant.", tCompacted)
+	each("strata_compaction_saved_bytes_total", "counter", "Bytes those compactions saved (segment size before minus after), by tenant.", tCompactSaved)
 	w.Family("strata_quota_refusals_total", "counter", "Requests refused by a quota, by tenant and quota.")
 	for _, k := range keys {
 		for i, q := range quotaNames {
