@@ -89,7 +89,7 @@ func compactLog(dir string, progress func(done, total uint64)) (log.CompactResul
 // compactSummary says what a compaction did, in a line.
 func compactSummary(r log.CompactResult) string {
 	if r.Segments == 0 {
-		return "nothing to compress (every sealed segment is compressed already)"
+		return "nothing to compress (no sealed segment is left uncompressed; the active one never is)"
 	}
 	ratio := float64(r.BytesBefore) / float64(max(r.BytesAfter, 1))
 	secs := r.Duration.Seconds()
