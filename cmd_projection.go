@@ -60,7 +60,14 @@ func tenantLog(f *cmdFlags, args []string, min, max int) (l *log.Log, tenant str
 		fmt.Fprintf(f.stderr, "strata: no tenant %q in %s (strata tenant list shows them)\n", tenant, c.data)
 		return nil, "", nil, exitUsage
 	}
-	l, err := log.Open(tenants.Dir(c.data, tenant), log.Options{LockTimeout: c.lockTimeout})
+	// The configured segment size (STRATA_SEGMENT_SIZE), as a server on
+	// the same data directory uses: strata import writes segments too.
+	segSize, err := parseSize(c.segmentSize)
+	if err != nil || segSize > log.MaxSegmentSize {
+		fmt.Fprintf(f.stderr, "strata: STRATA_SEGMENT_SIZE %q: a size up to 4095M, such as 64M\n", c.segmentSize)
+		return nil, "", nil, exitUsage
+	}
+	l, err = log.Open(tenants.Dir(c.data, tenant), log.Options{LockTimeout: c.lockTimeout, SegmentSize: segSize})
 	if err != nil {
 		fmt.Fprintf(f.stderr, "strata: tenant %s: %v\n", tenant, err)
 		return nil, "", nil, exitFail

@@ -529,7 +529,7 @@ backups() {
 
 # compaction MODE BASE DATA: POST /admin/compaction through Apache compresses
 # the sealed segments of a tenant (made small by importing with
-# STRATA_SEGMENT_SIZE=64K), within the request, and GET /admin/compaction
+# STRATA_SEGMENT_SIZE=64K, 100 events a batch), within the request, and GET /admin/compaction
 # shows it; reads are byte-identical and strata verify passes (issue 10 §2).
 compaction() {
 	local mode=$1 base=$2 data=$3 admin dir before t0 ms auto=0
@@ -538,12 +538,12 @@ compaction() {
 		admin=$(grep -m1 "^strata_" <<<"$CLI")
 	cli "$mode: strata tenant create compact" tenant create compact --data "$data"
 	dir=$(mktemp -d)
-	for i in $(seq 1 3000); do
+	for i in $(seq 1 6000); do
 		printf '{"type":"apache.compact","entity":"c%d","data":{"i":%d,"note":"words that repeat, as in a real log %d"}}\n' $((i % 20)) "$i" $((i % 7))
 	done >"$dir/events.ndjson"
 	chmod -R a+rX "$dir"
-	STRATA_SEGMENT_SIZE=64K cli "$mode: strata import into tenant compact, 64K segments" import --tenant compact --data "$data" "$dir/events.ndjson"
-	with "Bearer $admin" GET "$base/t/compact/events?limit=3000"
+	STRATA_SEGMENT_SIZE=64K cli "$mode: strata import into tenant compact, 64K segments" import --tenant compact --batch 100 --data "$data" "$dir/events.ndjson"
+	with "Bearer $admin" GET "$base/t/compact/events?limit=6000"
 	before=$(b3sum <"$OUT/body")
 	t0=$(date +%s%N)
 	with "Bearer $admin" POST "$base/admin/compaction?tenant=compact"
@@ -552,7 +552,7 @@ compaction() {
 	with "Bearer $admin" GET "$base/admin/compaction?tenant=compact"
 	expect "$mode: GET /admin/compaction → 200, segments compressed, none pending, last run by http, auto_age_seconds $auto" 200 \
 		".auto_age_seconds == $auto and .tenants[0].compressed > 3 and .tenants[0].pending == 0 and .tenants[0].ratio > 2 and .tenants[0].last_run.by == \"http\""
-	with "Bearer $admin" GET "$base/t/compact/events?limit=3000"
+	with "Bearer $admin" GET "$base/t/compact/events?limit=6000"
 	if [ "$ST" = 200 ] && [ "$(b3sum <"$OUT/body")" = "$before" ]; then
 		ok "$mode: GET /events after compaction is byte-identical"
 	else
