@@ -565,6 +565,8 @@ compaction() {
 	req GET "$base/admin/compaction"
 	expect "$mode: GET /admin/compaction without credentials → 401" 401
 	rm -rf "$dir"
+	# Later steps check every tenant there is.
+	cli "$mode: strata tenant delete compact --purge" tenant delete compact --purge --data "$data"
 }
 
 # openapi MODE BASE: GET /openapi.json through Apache, without credentials:
