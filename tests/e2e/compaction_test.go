@@ -399,7 +399,7 @@ func TestCompactionKill(t *testing.T) {
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
 		// It starts compressing when the first .zseg.tmp appears.
-		delay := time.Duration(rng.IntN(40_000)) * time.Microsecond
+		delay := time.Duration(rng.IntN(20_000)) * time.Microsecond
 		started := false
 	wait:
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
