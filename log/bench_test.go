@@ -2,8 +2,11 @@ package log
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func benchEvents(n, offset int) []Proposed {
@@ -160,4 +163,93 @@ func BenchmarkScan(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
+}
+
+// BenchmarkCompressedRead: reads by seq, by id and of an entity's newest
+// events, from sealed segments stored plain and compressed (.zseg), with
+// each read timed to report its p50. "warm": the reads fall in 8 MiB of
+// log, whose frames the frame cache (16 MiB) keeps; "cold": in 48 MiB of
+// log, so most compressed reads decode their frame (32 KiB) first. The
+// issue's target is p50 within 2× of uncompressed; NOTES.md has figures.
+func BenchmarkCompressedRead(b *testing.B) {
+	for _, span := range []struct {
+		name   string
+		events int
+	}{{"warm", 20_000}, {"cold", 120_000}} {
+		for _, compressed := range []bool{false, true} {
+			dir := b.TempDir()
+			l, err := Open(dir, Options{NoSync: true, SegmentSize: 4 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			for i := 0; i < span.events; i += 1000 {
+				evs := realisticEvents(r, 1000)
+				for j := range evs {
+					evs[j].Entity = fmt.Sprintf("order-%d", r.IntN(2000))
+				}
+				if _, err := l.Append(&Request{Events: evs}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// Reads stay in the sealed segments, the ones compressed.
+			segs := l.segments()
+			sealed := segs[len(segs)-1].first - 1
+			if compressed {
+				if _, err := l.Compact(CompactOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ids := make([][32]byte, 4096)
+			for i := range ids {
+				e, err := l.Event(1 + r.Uint64N(sealed))
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = e.ID
+			}
+			name := fmt.Sprintf("%s/compressed=%v", span.name, compressed)
+			timed := func(b *testing.B, read func(i int)) {
+				times := make([]time.Duration, 0, b.N)
+				for i := 0; b.Loop(); i++ {
+					t0 := time.Now()
+					read(i)
+					times = append(times, time.Since(t0))
+				}
+				slices.Sort(times)
+				b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "p50-ns")
+			}
+			b.Run("seq/"+name, func(b *testing.B) {
+				timed(b, func(int) {
+					if _, err := l.Event(1 + r.Uint64N(sealed)); err != nil {
+						b.Fatal(err)
+					}
+				})
+			})
+			b.Run("id/"+name, func(b *testing.B) {
+				timed(b, func(i int) {
+					if _, err := l.Lookup(ids[i%len(ids)]); err != nil {
+						b.Fatal(err)
+					}
+				})
+			})
+			b.Run("entity/"+name, func(b *testing.B) {
+				// An entity's first 10 events up to a random one of it
+				// (a checkpoint, then back along its chain).
+				timed(b, func(int) {
+					e, err := l.Event(1 + r.Uint64N(sealed))
+					if err != nil {
+						b.Fatal(err)
+					}
+					it := l.ScanEntity(e.Entity, 0, e.Seq)
+					for n := 0; n < 10 && it.Next(); n++ {
+					}
+					if it.Err() != nil {
+						b.Fatal(it.Err())
+					}
+				})
+			})
+			l.Close()
+		}
+	}
 }

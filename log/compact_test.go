@@ -8,9 +8,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"strata/internal/fileutil"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -334,5 +339,254 @@ func TestCompactWhileWorking(t *testing.T) {
 	}
 	if len(segFiles(t, dir, zsegExt)) == 0 {
 		t.Fatal("nothing compacted")
+	}
+}
+
+// heldSegs lists the files of dir/log this process has open whose names
+// end in ext (a deleted one too).
+func heldSegs(tb testing.TB, dir, ext string) []string {
+	tb.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		tb.Skip("no /proc/self/fd")
+	}
+	var held []string
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, filepath.Join(dir, logDirName)) && strings.HasSuffix(strings.TrimSuffix(target, " (deleted)"), ext) {
+			held = append(held, target)
+		}
+	}
+	return held
+}
+
+// TestCompactOtherLog compacts through a second Log, as another process
+// would: the first keeps reading the same bytes, moves onto the .zseg
+// files, and closes the .seg files after the grace period, so their disk
+// is freed.
+func TestCompactOtherLog(t *testing.T) {
+	defer func(g time.Duration) { retireGrace = g }(retireGrace)
+	retireGrace = 50 * time.Millisecond
+	dir := t.TempDir()
+	l := mustOpen(t, dir, compactOpts)
+	fillLog(t, l, 1, 800)
+	before := reads(t, l) // every segment open now
+	if n := len(heldSegs(t, dir, segmentExt)); n < 5 {
+		t.Fatalf("%d segments held open before", n)
+	}
+	other := mustOpen(t, dir, compactOpts)
+	if res, err := other.Compact(CompactOptions{}); err != nil || res.Segments == 0 {
+		t.Fatalf("compact: %+v %v", res, err)
+	}
+	if got := reads(t, l); got != before {
+		t.Fatal("reads differ after another Log compacted")
+	}
+	if held := heldSegs(t, dir, zsegExt); len(held) == 0 {
+		t.Fatal("the first Log did not move onto the .zseg files")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Only the active segment's .seg (never compressed; both Logs
+		// have it) may stay open.
+		segs := l.segments()
+		active := filepath.Join(dir, logDirName, segmentName(segs[len(segs)-1].first))
+		held := heldSegs(t, dir, segmentExt)
+		if !slices.ContainsFunc(held, func(p string) bool { return p != active }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still open after the grace period: %v", held)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Appends and reads go on in both.
+	fillLog(t, l, 2, 200)
+	if got, want := reads(t, other), reads(t, l); got != want {
+		t.Fatal("the two Logs read differently")
+	}
+}
+
+// TestCompactFaults fails each step of a compaction before its rename:
+// the .seg stays, no .zseg appears, reads are the same, and a later
+// compaction succeeds.
+func TestCompactFaults(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		op   fileutil.Op
+		ext  string
+		err  error
+	}{
+		{"create", fileutil.OpCreate, zsegTmpExt, syscall.EACCES},
+		{"write ENOSPC", fileutil.OpWrite, zsegTmpExt, syscall.ENOSPC},
+		{"fsync", fileutil.OpSync, zsegTmpExt, syscall.EIO},
+		{"rename", fileutil.OpRename, zsegExt, syscall.EIO},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := mustOpen(t, dir, Options{SegmentSize: 64 << 10})
+			fillLog(t, l, 1, 400)
+			before := reads(t, l)
+			segs := segFiles(t, dir, segmentExt)
+			hit := 0
+			undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+				if op == c.op && strings.HasSuffix(path, c.ext) {
+					hit++
+					return c.err
+				}
+				return nil
+			})
+			_, err := l.Compact(CompactOptions{})
+			undo()
+			if err == nil || hit == 0 || !errors.Is(err, c.err) {
+				t.Fatalf("compact: %v (fault hit %d times)", err, hit)
+			}
+			if got := segFiles(t, dir, segmentExt); len(got) != len(segs) {
+				t.Fatalf("%d .seg files, were %d", len(got), len(segs))
+			}
+			if z, tmp := segFiles(t, dir, zsegExt), segFiles(t, dir, zsegTmpExt); len(z)+len(tmp) != 0 {
+				t.Fatalf("left %v %v", z, tmp)
+			}
+			if reads(t, l) != before || reads(t, mustOpen(t, dir, Options{})) != before {
+				t.Fatal("reads differ")
+			}
+			if res, err := l.Compact(CompactOptions{}); err != nil || res.Segments != len(segs)-1 {
+				t.Fatalf("later compaction: %+v %v", res, err)
+			}
+			if reads(t, l) != before {
+				t.Fatal("reads differ after")
+			}
+		})
+	}
+}
+
+// TestCompactInterrupted: a compaction that stopped between its rename and
+// the removal of the .seg (both files present), or that was killed while
+// writing (a .zseg.tmp), leaves a log that reads the same; the next
+// compaction tidies up.
+func TestCompactInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, Options{SegmentSize: 64 << 10})
+	fillLog(t, l, 1, 400)
+	before := reads(t, l)
+	segs := segFiles(t, dir, segmentExt)
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpRemove && strings.HasSuffix(path, segmentExt) {
+			return syscall.EIO
+		}
+		return nil
+	})
+	_, err := l.Compact(CompactOptions{})
+	undo()
+	if err == nil {
+		t.Fatal("compaction did not fail")
+	}
+	if z := segFiles(t, dir, zsegExt); len(z) != 1 || len(segFiles(t, dir, segmentExt)) != len(segs) {
+		t.Fatalf("want the first segment in both forms: %v", z)
+	}
+	// A killed compaction's temp file, which an open's recovery leaves to
+	// the compactor.
+	tmp := filepath.Join(dir, logDirName, zsegName(segFirst(t, segs[1]))+".tmp")
+	if err := os.WriteFile(tmp, []byte("half a zstd frame"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l2 := mustOpen(t, dir, Options{})
+	if reads(t, l2) != before || reads(t, l) != before {
+		t.Fatal("reads differ")
+	}
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("open removed a compaction's temp file: %v", err)
+	}
+	if _, err := Verify(dir); err != nil {
+		t.Fatal(err)
+	}
+	res, err := l2.Compact(CompactOptions{})
+	if err != nil || res.Segments != len(segs)-2 {
+		t.Fatalf("next compaction: %+v %v", res, err)
+	}
+	if got := segFiles(t, dir, segmentExt); len(got) != 1 {
+		t.Fatalf(".seg files left: %v", got)
+	}
+	if got := segFiles(t, dir, zsegTmpExt); len(got) != 0 {
+		t.Fatalf("temp files left: %v", got)
+	}
+	if reads(t, l) != before || reads(t, l2) != before {
+		t.Fatal("reads differ after")
+	}
+}
+
+func segFirst(tb testing.TB, path string) uint64 {
+	first, ok := parseSegmentName(filepath.Base(path))
+	if !ok {
+		tb.Fatalf("not a segment: %s", path)
+	}
+	return first
+}
+
+// TestCompactDamage: a damaged .zseg is reported as ErrCorrupt naming it,
+// by a read and by Verify, never a panic.
+func TestCompactDamage(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(b []byte) []byte
+	}{
+		{"frame byte", func(b []byte) []byte {
+			z := &zsegReader{}
+			if err := z.readSeekTable(bytes.NewReader(b), int64(len(b))); err != nil {
+				t.Fatal(err)
+			}
+			fr := z.frames[len(z.frames)/2]
+			b[fr.coff+int64(fr.csize)/2] ^= 0x40
+			return b
+		}},
+		{"seek table cut", func(b []byte) []byte { return b[:len(b)-5] }},
+		{"seek table entry", func(b []byte) []byte {
+			b[len(b)-seekFooterLen-seekEntryLen] ^= 1 // the last frame's compressed size
+			return b
+		}},
+		{"truncated frames", func(b []byte) []byte {
+			return append(b[:len(b)/3], b[len(b)-(len(b)/3):]...)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := Open(dir, compactOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fillLog(t, l, 1, 400)
+			if _, err := l.Compact(CompactOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			zs := segFiles(t, dir, zsegExt)
+			victim := zs[len(zs)/2]
+			b, _ := os.ReadFile(victim)
+			if err := os.WriteFile(victim, c.damage(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			name := filepath.Base(victim)
+			_, err = Verify(dir)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), name) {
+				t.Fatalf("verify: %v", err)
+			}
+			l, err = Open(dir, compactOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			var bad error
+			for seq := uint64(1); seq <= l.Through() && bad == nil; seq++ {
+				_, bad = l.Event(seq)
+			}
+			if !errors.Is(bad, ErrCorrupt) || !strings.Contains(bad.Error(), name) {
+				t.Fatalf("read: %v", bad)
+			}
+			it := l.ScanRaw(1, l.Through())
+			for it.Next() {
+			}
+			if !errors.Is(it.Err(), ErrCorrupt) {
+				t.Fatalf("scan: %v", it.Err())
+			}
+		})
 	}
 }

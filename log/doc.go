@@ -27,6 +27,13 @@
 //   - Fail stop: after a failed write or fsync the open Log refuses further
 //     appends until it is reopened.
 //
+//   - Compression changes nothing a reader sees: a sealed segment may be
+//     replaced by its compressed form (Compact; FORMAT.md, "Compressed
+//     segments"), which decompresses to the same bytes, so no id, offset,
+//     chain link or read result changes, and a crash at any point of a
+//     compaction leaves a whole copy of every segment. Compaction runs
+//     beside appends and reads, one per tenant at a time.
+//
 // Everything under index/ is a cache derived from the segments under log/:
 // it can be deleted at any time and is rebuilt on the next open (Reindex
 // does it on purpose), beside the indexes in use and published by rename,

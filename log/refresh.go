@@ -35,6 +35,8 @@ func (l *Log) refreshLocked() error {
 	if err := l.openSegments(); err != nil {
 		return &Error{Op: "append", Dir: l.dir, Err: err}
 	}
+	// A writer that reads little still lets go of compacted .seg files.
+	l.noticeCompaction()
 	through := l.v().head.through()
 	if through != l.w.seen || l.w.end == 0 {
 		if err := l.loadTail(through); err != nil {

@@ -23,30 +23,34 @@ import (
 // they were.
 //
 // Frame size and level were chosen by measuring 40,000 realistic events
-// (zseg_gen_test.go: ~560 bytes of NDJSON each, random ids and correlation
+// (zseg_gen_test.go: ~510 bytes of NDJSON each, random ids and correlation
 // ids) in a 14 MB segment, klauspost/compress on one core:
 //
-//	level    frame  size/NDJSON  size/.seg  encode   decode a frame
-//	fastest  32K    0.219        0.317      265 MB/s 26 µs
-//	default  16K    0.230        0.332      224 MB/s 17 µs
-//	default  32K    0.219        0.317      243 MB/s 26 µs
-//	default  64K    0.214        0.309      250 MB/s 47 µs
-//	default  256K   0.209        0.302      211 MB/s 159 µs
-//	better   32K    0.215        0.311      141 MB/s 25 µs
-//	best     64K    0.206        0.297      35 MB/s  41 µs
+//	level    frame  size/NDJSON  size/.seg  encode    decode a frame
+//	fastest  32K    0.219        0.317      265 MB/s  26 µs
+//	default  16K    0.230        0.332      224 MB/s  17 µs
+//	default  32K    0.219        0.317      243 MB/s  26 µs
+//	default  64K    0.214        0.309      250 MB/s  47 µs
+//	default  256K   0.209        0.302      211 MB/s  159 µs
+//	better   32K    0.215        0.311      141 MB/s  25 µs
+//	best     64K    0.206        0.297      35 MB/s   41 µs
 //
-// The ids (32 random bytes each, and each prev repeating the id before)
-// bound the ratio, so bigger frames or levels gain a percent or two while a
-// read that misses the frame cache pays for the whole frame: 32 KiB at the
-// default level (zstd level 3, internal/zstdx's encoder) is well under the
-// 0.3× target and costs ~25 µs on a miss.
+// The ids (32 random bytes each; each prev repeats the id before) bound
+// the ratio, so bigger frames or higher levels gain a percent or two while
+// a read that misses the frame cache pays for decoding its whole frame.
+// 16 KiB at the default level (zstd level 3, internal/zstdx's encoder) is
+// well under the 0.3× target and keeps a miss near 20 µs:
+// BenchmarkCompressedRead measured p50 by seq 1.2 µs compressed / 1.6 µs
+// plain when the frames are cached ("warm"), 19 µs / 1.7 µs when most
+// reads miss ("cold", 48 MB of log against the 16 MiB cache); 32 KiB
+// frames made that 31 µs, 8 KiB 13 µs.
 const (
 	zsegExt    = ".zseg"
 	zsegTmpExt = ".zseg.tmp"
 
 	// zsegFrameSize is the most original bytes a frame holds, unless a
 	// single record is bigger (it then has a frame of its own).
-	zsegFrameSize = 32 << 10
+	zsegFrameSize = 16 << 10
 
 	// The seek table (zstd contrib/seekable_format): a skippable frame
 	// (magic, u32 content length) of entries (u32 compressed size, u32
@@ -75,9 +79,10 @@ type zframe struct {
 // zsegReader reads the original bytes of a .zseg. It is safe for
 // concurrent use; decoded frames are shared through frameCache.
 type zsegReader struct {
-	f      *os.File
-	name   string // base name, for errors
-	id     uint64 // this reader's key in frameCache
+	f      io.ReaderAt
+	c      io.Closer // f's, nil when there is nothing to close
+	name   string    // base name, for errors
+	id     uint64    // this reader's key in frameCache
 	frames []zframe
 	size   int64 // original size
 	csize  int64 // file size
@@ -92,22 +97,23 @@ func openZseg(path string) (*zsegReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	z, err := newZsegReader(f)
-	if err != nil {
-		f.Close()
-		return nil, err
+	st, err := f.Stat()
+	if err == nil {
+		var z *zsegReader
+		if z, err = newZsegReader(f, st.Size(), st.Name()); err == nil {
+			z.c = f
+			return z, nil
+		}
 	}
-	return z, nil
+	f.Close()
+	return nil, err
 }
 
-// newZsegReader reads f's seek table; f belongs to the reader after.
-func newZsegReader(f *os.File) (*zsegReader, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	z := &zsegReader{f: f, name: st.Name(), csize: st.Size()}
-	if err := z.readSeekTable(f, st.Size()); err != nil {
+// newZsegReader reads the seek table of the size bytes of a .zseg that r
+// holds; name is for errors.
+func newZsegReader(r io.ReaderAt, size int64, name string) (*zsegReader, error) {
+	z := &zsegReader{f: r, name: name, csize: size}
+	if err := z.readSeekTable(r, size); err != nil {
 		return nil, fmt.Errorf("%w: %s: seek table: %v", ErrCorrupt, z.name, err)
 	}
 	z.id = zsegIDs.Add(1)
@@ -171,7 +177,10 @@ func (z *zsegReader) Size() int64 { return z.size }
 // Close closes the file and drops its frames from the cache.
 func (z *zsegReader) Close() error {
 	frameCache.drop(z.id)
-	return z.f.Close()
+	if z.c == nil {
+		return nil
+	}
+	return z.c.Close()
 }
 
 // ReadAt reads original bytes, as (*os.File).ReadAt reads a .seg: io.EOF
