@@ -146,7 +146,7 @@ func (l *Log) compactCleanup() ([]segEntry, error) {
 		ents[i].seg, removed = false, true
 	}
 	if removed {
-		l.v().head.bumpCompacted()
+		l.bumpCompacted()
 		if !l.opts.NoSync {
 			return ents, fileutil.SyncDir(ldir)
 		}
@@ -308,8 +308,15 @@ func (l *Log) compactSegment(first, next uint64, progress func(int64)) (int64, e
 			return 0, err
 		}
 	}
-	l.v().head.bumpCompacted()
+	l.bumpCompacted()
 	return zsize, nil
+}
+
+// bumpCompacted tells every process that a segment was compressed.
+func (l *Log) bumpCompacted() {
+	if v := l.v(); v != nil && v.head != nil {
+		v.head.bumpCompacted()
+	}
 }
 
 // faultWriter writes to f through fileutil's fault point.

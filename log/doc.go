@@ -26,7 +26,6 @@
 //     the disk (pipeline.go); a process waiting for the lock is let in.
 //   - Fail stop: after a failed write or fsync the open Log refuses further
 //     appends until it is reopened.
-//
 //   - Compression changes nothing a reader sees: a sealed segment may be
 //     replaced by its compressed form (Compact; FORMAT.md, "Compressed
 //     segments"), which decompresses to the same bytes, so no id, offset,
