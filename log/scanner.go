@@ -16,6 +16,10 @@ type scanner struct {
 	buf []byte
 	pos int // next record in buf
 	eof bool
+	// err is a read that failed after returning some bytes (a damaged
+	// frame of a .zseg after whole ones): the records before it are
+	// served first, and it is reported at the first record it cut.
+	err error
 }
 
 // scanChunk is the read size of a long scan; smallScanChunk that of a
@@ -73,6 +77,9 @@ func (s *scanner) next() (body []byte, off int64, err error) {
 			}
 			return nil, s.off + int64(s.pos), errShort
 		}
+		if s.err != nil {
+			return nil, s.off + int64(s.pos), s.err
+		}
 		if err := s.fill(); err != nil {
 			return nil, s.off + int64(s.pos), err
 		}
@@ -91,9 +98,13 @@ func (s *scanner) fill() error {
 	}
 	n, err := r.ReadAt(s.buf[rest:cap(s.buf)], s.off+int64(rest))
 	s.buf = s.buf[:rest+n]
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, io.EOF):
 		s.eof = true
-		return nil
+	case err != nil && n > 0:
+		s.err = err
+	default:
+		return err
 	}
-	return err
+	return nil
 }

@@ -304,10 +304,13 @@ func (p *verifyPipe) read(f io.ReaderAt, off int64) {
 		b.buf = b.buf[:len(b.buf)+n]
 		off += int64(n)
 		eof := errors.Is(err, io.EOF)
+		// A failed read (a damaged frame of a .zseg) still returns the
+		// bytes before it: their whole records count, and the error is
+		// reported at the first record it cut, as the scanner does, so
+		// that where a chunk ends changes nothing.
+		var rerr error
 		if err != nil && !eof {
-			b.err, b.errAt = err, base
-			p.send(b)
-			return
+			rerr = err
 		}
 		pos := 0
 		for b.err == nil {
@@ -332,6 +335,9 @@ func (p *verifyPipe) read(f io.ReaderAt, off int64) {
 				}
 			}
 			break
+		}
+		if rerr != nil && b.err == nil {
+			b.err, b.errAt = rerr, base+int64(pos)
 		}
 		carry = append(carry[:0], b.buf[pos:]...)
 		if !p.send(b) || b.err != nil {
