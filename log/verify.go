@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"unsafe"
 )
 
 // VerifyReport is what Verify found.
@@ -129,7 +131,8 @@ func VerifyProgress(dir string, progress func(done, total uint64)) (*VerifyRepor
 					return rep, bad("seq %d: entity %q version %d (link %d) after version %d at seq %d", e.Seq, e.Entity, e.Version, e.PrevInEntity, pv, ps)
 				}
 				if ep == nil {
-					ents[e.Entity] = &entPos{e.Version, e.Seq}
+					// e.Entity aliases the batch, which is reused.
+					ents[strings.Clone(e.Entity)] = &entPos{e.Version, e.Seq}
 				} else {
 					ep.version, ep.seq = e.Version, e.Seq
 				}
@@ -368,8 +371,7 @@ func (p *verifyPipe) decode() {
 	for b := range p.work {
 		for i := range b.recs {
 			r := &b.recs[i]
-			r.e = Event{}
-			if r.err = decodeBody(r.body, &r.e); r.err != nil {
+			if r.err = decodeAliased(r.body, &r.e); r.err != nil {
 				break
 			}
 			r.valid = ValidateType(r.e.Type) == nil && validStoredEntity(r.e.Entity) == nil
@@ -378,3 +380,21 @@ func (p *verifyPipe) decode() {
 		close(b.ready)
 	}
 }
+
+// decodeAliased is decodeBody without a copy: e's strings alias body (no
+// allocation for each of a million events), so e is valid only while body
+// is — the batch's life. Whoever keeps one (Verify's entity map) clones it.
+func decodeAliased(body []byte, e *Event) error {
+	var r RawEvent
+	if err := r.parse(body); err != nil {
+		return err
+	}
+	*e = Event{Seq: r.Seq, Time: r.Time, Version: r.Version, PrevInEntity: r.PrevInEntity,
+		Type: aliasString(r.Type), Entity: aliasString(r.Entity), Key: aliasString(r.key),
+		Meta: r.Meta(), Data: r.data, Erased: r.Erased(), more: r.flags&flagMore != 0}
+	copy(e.ID[:], r.id)
+	copy(e.Prev[:], r.prev)
+	return nil
+}
+
+func aliasString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
