@@ -175,13 +175,14 @@ func (b *bench) measureCompressedReads(ds *dataset, zdata string, held int64) {
 	const target = "target p50 within 2× of uncompressed"
 	seqName := "read by seq from a compressed segment (standalone, GET /events?after=<seq-1>&limit=1)"
 	idName := "read by id from a compressed segment (standalone, GET /events/<id>)"
-	plain, err := b.startServer(ds.data)
+	// The uncompressed copy must stay so: no background compaction.
+	plain, err := b.startServer(ds.data, "--compact-age", "off")
 	if err != nil {
 		b.rep.errorRow("C2", seqName, target, err)
 		return
 	}
 	defer plain.stop()
-	comp, err := b.startServer(zdata)
+	comp, err := b.startServer(zdata, "--compact-age", "off")
 	if err != nil {
 		b.rep.errorRow("C2", seqName, target, err)
 		return
