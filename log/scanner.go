@@ -20,6 +20,10 @@ type scanner struct {
 	// frame of a .zseg after whole ones): the records before it are
 	// served first, and it is reported at the first record it cut.
 	err error
+	// grow, when over cap(buf), is the read size a fill works up to,
+	// four times the last each time; filled says a fill was made.
+	grow   int
+	filled bool
 }
 
 // scanChunk is the read size of a long scan; smallScanChunk that of a
@@ -42,9 +46,13 @@ func newScannerSize(r io.ReaderAt, off int64, size int) *scanner {
 
 // newSegmentScanner scans segment s: each fill reads through the file the
 // segment has then, so a scan that outlives a compaction of s moves to the
-// .zseg and lets the .seg go.
+// .zseg and lets the .seg go. Its first read is small and the next ones
+// grow to size: a page of a few events (GET /events?limit=1 ends its scan
+// at the head) then reads 16 KiB of the file, or decodes a frame or two
+// of a .zseg, not a megabyte's worth; a long scan soon reads size at a
+// time.
 func newSegmentScanner(s *segment, off int64, size int) *scanner {
-	return &scanner{seg: s, off: off, buf: make([]byte, 0, size)}
+	return &scanner{seg: s, off: off, buf: make([]byte, 0, min(size, smallScanChunk)), grow: size}
 }
 
 // next returns the body of the next record and its offset in the file. At
@@ -88,6 +96,12 @@ func (s *scanner) next() (body []byte, off int64, err error) {
 
 // fill moves the unread bytes to the front and reads more after them.
 func (s *scanner) fill() error {
+	if s.filled && cap(s.buf) < s.grow {
+		grown := make([]byte, len(s.buf), min(s.grow, 4*cap(s.buf)))
+		copy(grown, s.buf)
+		s.buf = grown
+	}
+	s.filled = true
 	rest := len(s.buf) - s.pos
 	copy(s.buf[:rest], s.buf[s.pos:])
 	s.off += int64(s.pos)
