@@ -240,7 +240,7 @@ func (z *zsegReader) decode(i int, dst []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("%s frame %d: %w", z.name, i, err)
 	}
-	out, err := zstdx.Decode(dst, src, int(fr.dsize))
+	out, err := zstdx.DecodeParallel(dst, src, int(fr.dsize))
 	if err == nil && len(out)-len(dst) != int(fr.dsize) {
 		err = fmt.Errorf("%d bytes where the seek table says %d", len(out)-len(dst), fr.dsize)
 	}

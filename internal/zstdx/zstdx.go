@@ -11,7 +11,9 @@
 //     nothing.
 //   - Low memory: one single-threaded encoder and one single-threaded
 //     low-memory decoder; concurrent callers take turns, which suits
-//     buffers of kilobytes to a few megabytes.
+//     buffers of kilobytes to a few megabytes. DecodeParallel has its own
+//     low-memory decoder of GOMAXPROCS for small frames many readers
+//     decode at once (compressed log segments), made only if used.
 //   - A bound on what a decode may produce: Decode refuses (ErrTooLarge) a
 //     frame that declares or expands past its limit, before allocating
 //     past it, so a damaged or hostile file cannot exhaust memory.
@@ -43,6 +45,9 @@ var (
 	decOnce sync.Once
 	dec     *zstd.Decoder
 	decErr  error
+	parOnce sync.Once
+	par     *zstd.Decoder
+	parErr  error
 )
 
 func encoder() (*zstd.Encoder, error) {
@@ -67,6 +72,18 @@ func decoder() (*zstd.Decoder, error) {
 	return dec, decErr
 }
 
+// parallelDecoder is decoder for up to GOMAXPROCS callers at once.
+func parallelDecoder() (*zstd.Decoder, error) {
+	parOnce.Do(func() {
+		par, parErr = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(0), // GOMAXPROCS
+			zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxMemory(MaxLimit),
+			zstd.WithDecodeAllCapLimit(true))
+	})
+	return par, parErr
+}
+
 // Encode appends the zstd frame of src to dst and returns it.
 func Encode(dst, src []byte) ([]byte, error) {
 	e, err := encoder()
@@ -81,6 +98,18 @@ func Encode(dst, src []byte) ([]byte, error) {
 // past MaxLimit means MaxLimit), and with ErrCorrupt if src is not one
 // whole valid frame.
 func Decode(dst, src []byte, limit int) ([]byte, error) {
+	return decode(decoder, dst, src, limit)
+}
+
+// DecodeParallel is Decode for many small frames that concurrent callers
+// decode at once (a compressed log segment's, one per read): its shared
+// decoder serves up to GOMAXPROCS of them together, where Decode's has
+// them take turns. It is made on first use too.
+func DecodeParallel(dst, src []byte, limit int) ([]byte, error) {
+	return decode(parallelDecoder, dst, src, limit)
+}
+
+func decode(decoder func() (*zstd.Decoder, error), dst, src []byte, limit int) ([]byte, error) {
 	if limit <= 0 || limit > MaxLimit {
 		limit = MaxLimit
 	}

@@ -76,6 +76,10 @@ func TestCorrupt(t *testing.T) {
 		if err == nil && !bytes.Equal(out, src) {
 			t.Fatalf("byte %d flipped: decoded wrong bytes without an error", i)
 		}
+		pout, perr := DecodeParallel(nil, bad, len(src))
+		if (perr == nil) != (err == nil) || !bytes.Equal(pout, out) {
+			t.Fatalf("byte %d flipped: DecodeParallel says %v where Decode says %v", i, perr, err)
+		}
 	}
 }
 
@@ -92,10 +96,12 @@ func TestConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				out, err := Decode(nil, z, 0)
-				if err != nil || !bytes.Equal(out, src) {
-					t.Errorf("goroutine %d: %v", g, err)
-					return
+				for _, decode := range []func(dst, src []byte, limit int) ([]byte, error){Decode, DecodeParallel} {
+					out, err := decode(nil, z, 0)
+					if err != nil || !bytes.Equal(out, src) {
+						t.Errorf("goroutine %d: %v", g, err)
+						return
+					}
 				}
 			}
 		}(g)
