@@ -432,23 +432,3 @@ func fileSize(path string) (int64, error) {
 	}
 	return fi.Size(), nil
 }
-
-// SpanReader reads the original bytes of a Span's segment.
-type SpanReader interface {
-	io.ReaderAt
-	io.Closer
-}
-
-// OpenSpan opens the original bytes of a Span, whether the segment is a
-// .seg or a .zseg now (it may be compressed between Spans and OpenSpan).
-func OpenSpan(sp Span) (SpanReader, error) {
-	first, ok := parseSegmentName(sp.Name)
-	if !ok {
-		return nil, fmt.Errorf("open span: %q is not a segment name", sp.Name)
-	}
-	f, err := openSegFile(filepath.Dir(sp.Path), first, false)
-	if err != nil {
-		return nil, fmt.Errorf("open span %s: %w", sp.Name, err)
-	}
-	return f, nil
-}

@@ -17,8 +17,8 @@ import (
 // place by an append, so a copy of those bytes taken while writers append
 // is a consistent prefix of the chain (what a backup copies).
 type Span struct {
-	Name        string // the file's base name under log/
-	Path        string // the file
+	Name        string // the segment's .seg name under log/, even when compressed
+	Path        string // the file holding it now (.seg or .zseg): read it through OpenSpan
 	First, Last uint64 // seqs of its first and last record in the prefix
 	Size        int64  // bytes from offset 0 holding them
 }
@@ -60,6 +60,26 @@ func (l *Log) Spans(through uint64) ([]Span, error) {
 		out = append(out, Span{Name: segmentName(s.first), Path: s.file.Load().path, First: s.first, Last: last, Size: off + int64(n)})
 	}
 	return out, nil
+}
+
+// SpanReader reads the original bytes of a Span's segment.
+type SpanReader interface {
+	io.ReaderAt
+	io.Closer
+}
+
+// OpenSpan opens the original bytes of a Span, whether the segment is a
+// .seg or a .zseg now (it may be compressed between Spans and OpenSpan).
+func OpenSpan(sp Span) (SpanReader, error) {
+	first, ok := parseSegmentName(sp.Name)
+	if !ok {
+		return nil, fmt.Errorf("open span: %q is not a segment name", sp.Name)
+	}
+	f, err := openSegFile(filepath.Dir(sp.Path), first, false)
+	if err != nil {
+		return nil, fmt.Errorf("open span %s: %w", sp.Name, err)
+	}
+	return f, nil
 }
 
 // SegmentName returns the file name of the segment whose first event is

@@ -245,7 +245,13 @@ func (l *Log) readSeq(seq uint64) (*Event, *segment, error) {
 
 // readRecordAt reads the framed record at off. It returns a fresh body.
 func readRecordAt(f io.ReaderAt, off int64) ([]byte, int, error) {
-	buf := make([]byte, 1024)
+	want := int64(1024)
+	if z, ok := f.(interface{ frameEnd(int64) int64 }); ok {
+		// In a .zseg the record ends with its frame: reading past it
+		// would decode the next frame for nothing.
+		want = max(min(want, z.frameEnd(off)-off), recordHeaderLen)
+	}
+	buf := make([]byte, want)
 	n, err := f.ReadAt(buf, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, 0, err

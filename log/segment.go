@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -171,6 +172,15 @@ func (f *segFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, os.ErrInvalid
 	}
 	return f.r.ReadAt(p, off)
+}
+
+// frameEnd is how far a read of the record at off need go: the end of its
+// frame in a .zseg (zsegReader.frameEnd), no bound in a .seg.
+func (f *segFile) frameEnd(off int64) int64 {
+	if f != nil && f.z != nil {
+		return f.z.frameEnd(off)
+	}
+	return math.MaxInt64
 }
 
 // Close closes the file.

@@ -224,6 +224,17 @@ func (z *zsegReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// frameEnd returns the end (in original bytes) of the frame holding off:
+// a record that starts at off ends by then, so a read of it need not go
+// further and decode the next frame.
+func (z *zsegReader) frameEnd(off int64) int64 {
+	i := sort.Search(len(z.frames), func(i int) bool { return z.frames[i].doff+int64(z.frames[i].dsize) > off })
+	if i == len(z.frames) {
+		return z.size
+	}
+	return z.frames[i].doff + int64(z.frames[i].dsize)
+}
+
 // frame returns frame i decoded, from the cache or decoded into it.
 func (z *zsegReader) frame(i int) ([]byte, error) {
 	if b := frameCache.get(z.id, i); b != nil {

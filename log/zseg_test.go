@@ -176,3 +176,26 @@ func FuzzZsegReader(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameCacheBudget: the cache keeps at most its budget, drops the
+// least recently used first, and forgets a closed reader's frames.
+func TestFrameCacheBudget(t *testing.T) {
+	var c lruFrames
+	frame := make([]byte, frameCacheBytes/8)
+	for i := 0; i < 8; i++ {
+		c.put(1, i, frame)
+	}
+	c.get(1, 0) // now the most recent
+	c.put(2, 0, frame)
+	if c.bytes > frameCacheBytes || c.get(1, 1) != nil || c.get(1, 0) == nil || c.get(2, 0) == nil {
+		t.Fatalf("after one frame past the budget: %d bytes, frame 1 kept %v", c.bytes, c.get(1, 1) != nil)
+	}
+	c.put(3, 0, make([]byte, frameCacheBytes/8+1)) // too big to keep
+	if c.get(3, 0) != nil {
+		t.Fatal("kept a frame bigger than an eighth of the budget")
+	}
+	c.drop(1)
+	if c.get(1, 0) != nil || c.get(2, 0) == nil || c.bytes != len(frame) {
+		t.Fatalf("after drop: %d bytes", c.bytes)
+	}
+}
