@@ -225,6 +225,12 @@ func TestCompaction(t *testing.T) {
 	if segs < 8 {
 		t.Fatalf("%d segments; the test wants several sealed ones", segs)
 	}
+	// The first segment as it was, for zstd -d of its .zseg below.
+	firstSeg := filepath.Join(data, "tenants", "default", "log", "00000000000000000001.seg")
+	original, err := os.ReadFile(firstSeg)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var (
 		stop    atomic.Bool
@@ -289,6 +295,17 @@ func TestCompaction(t *testing.T) {
 	}
 	if _, zseg, _ := segmentFiles(t, data); zseg < segs-1 {
 		t.Errorf("%d .zseg files after strata compact, want at least the %d segments sealed before it", zseg, segs-1)
+	}
+	// README: zstd -d of a .zseg gives the original segment, byte for byte.
+	if _, err := exec.LookPath("zstd"); err == nil {
+		cmd := exec.Command("zstd", "-d", "-c", strings.TrimSuffix(firstSeg, ".seg")+".zseg")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if out, err := cmd.Output(); err != nil || !bytes.Equal(out, original) {
+			t.Errorf("zstd -d of the first .zseg: %v (%d bytes, the .seg had %d; equal %v)\n%s", err, len(out), len(original), bytes.Equal(out, original), stderr.String())
+		}
+	} else {
+		t.Log("zstd is not installed: zstd -d of a .zseg not checked")
 	}
 
 	// POST with a budget too short for all: what remains is counted, and
