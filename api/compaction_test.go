@@ -124,9 +124,15 @@ func TestCompactionFault(t *testing.T) {
 		}
 		return nil
 	})
-	w := serve(h, "POST", "/admin/compaction", nil)
-	undo()
+	w := serve(h, "POST", "/admin/compaction?tenant=default", nil)
 	checkFault(t, w, data, 500, "internal", &fl, "injected")
+	// Every tenant asked for: the failed one is marked, the answer a 200
+	// (one damaged tenant must not keep the others uncompressed).
+	w = serve(h, "POST", "/admin/compaction", nil)
+	undo()
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"failed":true`) || strings.Contains(w.Body.String(), `"remaining":0}`) || strings.Contains(w.Body.String(), data) {
+		t.Fatalf("POST /admin/compaction of every tenant, one failing: %d %s", w.Code, w.Body)
+	}
 	w = serve(h, "GET", "/admin/compaction?tenant=default", nil)
 	if w.Code != 200 || !strings.Contains(w.Body.String(), `"compressed":0,`) {
 		t.Fatalf("GET /admin/compaction after the failure: %d %s", w.Code, w.Body)
