@@ -636,3 +636,28 @@ func TestCutAfterCompressed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCompactReindex: the indexes rebuild from compressed segments (a
+// deleted index directory, and Reindex) to the same reads.
+func TestCompactReindex(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, compactOpts)
+	fillLog(t, l, 1, 600)
+	before := reads(t, l)
+	if _, err := l.Compact(CompactOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reindex(); err != nil {
+		t.Fatal(err)
+	}
+	if reads(t, l) != before {
+		t.Fatal("reads differ after Reindex")
+	}
+	l.Close()
+	if err := os.RemoveAll(filepath.Join(dir, indexDirName)); err != nil {
+		t.Fatal(err)
+	}
+	if reads(t, mustOpen(t, dir, compactOpts)) != before {
+		t.Fatal("reads differ after a rebuild at open")
+	}
+}
