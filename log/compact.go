@@ -338,18 +338,16 @@ func (l *Log) noticeCompaction() {
 	if c == l.compactSeen.Load() {
 		return
 	}
-	l.openSegments() // the one this Log took for the last may be sealed now
 	l.segMu.Lock()
 	defer l.segMu.Unlock()
 	if l.closed.Load() || c == l.compactSeen.Load() {
 		return
 	}
 	l.compactSeen.Store(c)
-	segs := l.segments()
-	for i, s := range segs {
-		if i == len(segs)-1 {
-			break // the active segment is never compressed
-		}
+	// Every segment open here, the last too: it may be sealed by now
+	// (segments this Log has not listed yet followed it). The active
+	// segment never has a .zseg.
+	for _, s := range l.segments() {
 		s.openMu.Lock()
 		if old := s.file.Load(); s.opened() && old.z == nil {
 			if z, err := openZseg(filepath.Join(l.logDir(), zsegName(s.first))); err == nil {

@@ -423,6 +423,9 @@ func (l *Log) load() error {
 	l.vmu.Lock()
 	l.setView(nv)
 	l.vmu.Unlock()
+	// Segments are opened as the directory has them from now on: only a
+	// compaction after this need move them (noticeCompaction).
+	l.compactSeen.Store(head.compacted())
 	if err := l.openSegments(); err != nil {
 		return err
 	}
