@@ -165,11 +165,11 @@ func BenchmarkScan(b *testing.B) {
 	})
 }
 
-// BenchmarkCompressedRead: reads by seq, by id and of an entity's newest
-// events, from sealed segments stored plain and compressed (.zseg), with
+// BenchmarkCompressedRead: reads by seq, by id and of an entity's first
+// ten events, from sealed segments stored plain and compressed (.zseg), with
 // each read timed to report its p50. "warm": the reads fall in 8 MiB of
 // log, whose frames the frame cache (16 MiB) keeps; "cold": in 48 MiB of
-// log, so most compressed reads decode their frame (32 KiB) first. The
+// log, so most compressed reads decode their frame (16 KiB) first. The
 // issue's target is p50 within 2× of uncompressed; NOTES.md has figures.
 func BenchmarkCompressedRead(b *testing.B) {
 	for _, span := range []struct {

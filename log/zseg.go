@@ -46,11 +46,11 @@ import (
 // plain when the frames are cached ("warm"), 19 µs / 1.7 µs when most
 // reads miss ("cold", 48 MB of log against the 16 MiB cache); 32 KiB
 // frames made that 31 µs, 8 KiB 13 µs (at a ratio of 0.254). Over HTTP
-// (strata serve, loopback, random reads of a 37 MB log compacted to 12 MB)
-// the p50 of a read by seq went from ~100 µs to ~130–170 µs, by id from
-// ~75 µs to ~100–130 µs. A page of an entity's events walks back along its
-// chain through up to 64 records, each in another frame when the cache is
-// cold: ~280 µs became ~920 µs there.
+// (strata serve, loopback, random reads of a 37 MB log compacted to 12 MB,
+// several runs) the p50 of a read by seq went from 90–120 µs to 95–170 µs,
+// by id from 70–95 µs to 85–135 µs: within 1.5×. A page of an entity's
+// events walks back along its chain through up to 64 records, each in
+// another frame when the cache is cold: 260–310 µs became 830–930 µs (~3×).
 const (
 	zsegExt    = ".zseg"
 	zsegTmpExt = ".zseg.tmp"
@@ -269,7 +269,7 @@ func (z *zsegReader) decode(i int, dst []byte) ([]byte, error) {
 }
 
 // frameCacheBytes is the budget of decoded frames kept for all compressed
-// segments of the process: 512 frames of 32 KiB. Reads near one another
+// segments of the process: 1,024 frames of 16 KiB. Reads near one another
 // (an entity's recent events, a page of the log, the records around a
 // lookup) come back to a frame; a scan decodes past the cache.
 const frameCacheBytes = 16 << 20
