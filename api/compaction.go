@@ -5,8 +5,11 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
+	"strata/audit"
 	"strata/compaction"
 	"strata/log"
 	"strata/tenants"
@@ -20,8 +23,9 @@ import (
 //     is left is counted in "remaining", and a cron job calls it again
 //     until that is 0.
 //   - A long-running server (standalone, FastCGI) compresses, in the
-//     background, the sealed segments of the tenants it has open once they
-//     have not been written for Config.CompactAge.
+//     background, the sealed segments of the tenants it has open, and of
+//     the audit log, once they have not been written for
+//     Config.CompactAge.
 //   - `strata compact` (package main) compresses everything now.
 //
 // One compaction of a log runs at a time, across processes (the log's
@@ -343,11 +347,28 @@ func (h *Handler) compactLoop(ctx context.Context, done chan struct{}) {
 		}
 		for _, t := range h.openTenants() {
 			if ctx.Err() == nil {
-				h.compactBackground(ctx, t, age, warned)
+				h.compactBackground(ctx, t.log, t.dir, age, warned, "tenant", t.name, func(res log.CompactResult) { h.countCompaction(t, res) })
 			}
 			h.release(t)
 		}
+		if a, dir := h.existingAuditLog(); a != nil && ctx.Err() == nil {
+			h.compactBackground(ctx, a.Events(), dir, age, warned, "log", "audit", nil)
+		}
 	}
+}
+
+// existingAuditLog is the audit log and its directory, if the data
+// directory has one (the compactor makes none).
+func (h *Handler) existingAuditLog() (*audit.Log, string) {
+	dir := filepath.Join(h.cfg.DataDir, systemDir, auditDir)
+	if _, err := os.Stat(filepath.Join(dir, "log")); err != nil {
+		return nil, ""
+	}
+	a, err := h.auditLog()
+	if err != nil {
+		return nil, ""
+	}
+	return a, dir
 }
 
 // openTenants returns the tenants open in this process with a log that
@@ -365,24 +386,28 @@ func (h *Handler) openTenants() []*tenant {
 	return ts
 }
 
-// compactBackground compresses t's segments unwritten for age, a slice of
-// time at a time, until none is left or ctx ends. Another compaction of
-// the tenant running (ErrCompactBusy) does the work instead; a failure is
-// logged (at most every compactWarnEvery) and tried again next time.
-func (h *Handler) compactBackground(ctx context.Context, t *tenant, age time.Duration, warned map[string]time.Time) {
+// compactBackground compresses the segments of l (opened on dir)
+// unwritten for age, a slice of time at a time, until none is left or ctx
+// ends; key, name say which log it is in the server's log, and count, if
+// set, counts a run that did something. Another compaction of the log
+// running (ErrCompactBusy) does the work instead; a failure is logged (at
+// most every compactWarnEvery) and tried again next time.
+func (h *Handler) compactBackground(ctx context.Context, l *log.Log, dir string, age time.Duration, warned map[string]time.Time, key, name string, count func(log.CompactResult)) {
 	for ctx.Err() == nil {
-		res, recErr, err := compaction.Compact(t.log, t.dir, compaction.ByAuto, log.CompactOptions{MinAge: age, Budget: compactSlice})
+		res, recErr, err := compaction.Compact(l, dir, compaction.ByAuto, log.CompactOptions{MinAge: age, Budget: compactSlice})
 		if res.Segments > 0 {
-			h.countCompaction(t, res)
-			h.log.Info("compacted sealed segments", "tenant", t.name, "segments", res.Segments,
+			if count != nil {
+				count(res)
+			}
+			h.log.Info("compacted sealed segments", key, name, "segments", res.Segments,
 				"bytes_before", res.BytesBefore, "bytes_after", res.BytesAfter, "seconds", compaction.Seconds(res.Duration))
 		}
 		if recErr != nil {
 			err = errors.Join(err, recErr)
 		}
-		if err != nil && !errors.Is(err, log.ErrCompactBusy) && time.Since(warned[t.name]) > compactWarnEvery {
-			warned[t.name] = time.Now()
-			h.log.Warn("background compaction failed; tried again later", "tenant", t.name, "err", err.Error())
+		if err != nil && !errors.Is(err, log.ErrCompactBusy) && time.Since(warned[dir]) > compactWarnEvery {
+			warned[dir] = time.Now()
+			h.log.Warn("background compaction failed; tried again later", key, name, "err", err.Error())
 		}
 		if err != nil || res.Remaining == 0 {
 			return

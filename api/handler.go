@@ -102,8 +102,9 @@ type Config struct {
 	// metrics file (GET /metrics still answers, with what others count).
 	NoMetrics bool
 	// CompactAge, in a long-running server, compresses in the background
-	// the sealed segments of the tenants open in this process once they
-	// have not been written for this long (compaction.go); 0: never.
+	// the sealed segments of the tenants open in this process, and of the
+	// audit log, once they have not been written for this long
+	// (compaction.go); 0: never.
 	CompactAge time.Duration
 }
 

@@ -477,7 +477,8 @@ func TestCompactionKill(t *testing.T) {
 func TestCompactionAuto(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	s := startServer(t, data, "--segment-size", "64K", "--compact-age", "500ms")
+	// Every append in the audit log too, so that it has sealed segments.
+	s := startServer(t, data, "--segment-size", "64K", "--compact-age", "500ms", "--audit-appends")
 	const n = 3000
 	compactFill(t, s.url, n)
 	before := compactReads(t, s.url, n)
@@ -530,6 +531,21 @@ func TestCompactionAuto(t *testing.T) {
 	}
 	if !strings.Contains(s.log(), "compacted sealed segments") {
 		t.Errorf("the server logged no background compaction:\n%s", s.log())
+	}
+	// The audit log's sealed segments too.
+	auditLog := filepath.Join(data, "system", "audit", "log")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		zsegs, _ := filepath.Glob(filepath.Join(auditLog, "*.zseg"))
+		segs, _ := filepath.Glob(filepath.Join(auditLog, "*.seg"))
+		if len(zsegs) > 0 && len(segs) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit log's sealed segments were not compressed within 10 s: %d .zseg, %d .seg", len(zsegs), len(segs))
+		}
+	}
+	if out, errOut, code := cliRun(t, "", "verify", "--audit", "--data", data); code != 0 {
+		t.Errorf("strata verify --audit after the background compaction: exit %d\n%s%s", code, out, errOut)
 	}
 	sameReads(t, "after the background compaction", before, compactReads(t, s.url, n))
 	mustVerify(t, data, n+int(appended.Load()))
