@@ -187,12 +187,13 @@ func VerifyProgress(dir string, progress func(done, total uint64)) (*VerifyRepor
 	return rep, nil
 }
 
-// verifyChunk is how many bytes of a segment one batch of Verify's
-// pipeline holds (and what a worker checks at a time); verifyAhead how
-// many batches may be read ahead of the checks, per worker.
+// verifyAhead is how many batches of Verify's pipeline may be read ahead
+// of the checks, per worker.
 const verifyAhead = 3
 
-var verifyChunk = 1 << 20 // a variable for the tests
+// verifyChunk is how many bytes of a segment one batch holds (what a
+// worker checks at a time); a variable for the tests.
+var verifyChunk = 1 << 20
 
 // verifyBatch is the whole records of one chunk of a segment, in order,
 // then how the chunk ended: err is nil when more follows, io.EOF at the
