@@ -69,7 +69,7 @@ soak: build
 # Every package under the race detector, and the end-to-end tests against a
 # server built with it (slow: minutes).
 race:
-	CGO_ENABLED=1 $(GO) test -race -count=1 . ./standalone ./log ./api ./cgi ./query ./projections ./blobs ./jsonx ./auth ./quota ./tenants ./audit ./admin ./coord ./consumers ./metrics ./internal/...
+	CGO_ENABLED=1 $(GO) test -race -count=1 . ./standalone ./log ./api ./cgi ./query ./projections ./blobs ./jsonx ./auth ./quota ./tenants ./audit ./admin ./coord ./consumers ./metrics ./backup ./compaction ./internal/...
 	STRATA_E2E_RACE=1 $(GO) test -count=1 -timeout 20m ./tests/e2e
 
 bench: build
