@@ -106,7 +106,8 @@ strata_cli() {
 # files USERS_CGI USERS_FCGID (named in the config, outside both document
 # roots, not created: the test makes them with htpasswd), and TOKEN_CGI
 # TOKEN_FCGID: a writer token of tenant "default" (tier unlimited) in each.
-# Optional: MAX_BODY (bytes) is configured the way a user would.
+# Optional: MAX_BODY (bytes) is configured the way a user would, and
+# COMPACT_AGE_FCGID (STRATA_COMPACT_AGE of the mod_fcgid processes).
 setup_apache() {
 	local bin=$1 ship=$REPO/cgi-bin f
 	for f in cgi.htaccess fcgid.htaccess docroot.htaccess docroot-fcgid.htaccess; do
@@ -157,6 +158,7 @@ setup_apache() {
 		echo "STRATA_DATA=$DATA_FCGID"
 		echo "STRATA_USERS=$USERS_FCGID"
 		[ -n "${MAX_BODY:-}" ] && echo "STRATA_MAX_BODY=$MAX_BODY"
+		[ -n "${COMPACT_AGE_FCGID:-}" ] && echo "STRATA_COMPACT_AGE=$COMPACT_AGE_FCGID"
 	} >"$WWW_FCGID/cgi-bin/strata.conf"
 	chmod 644 "$WWW_FCGID/cgi-bin/strata.conf"
 
