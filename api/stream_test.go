@@ -197,7 +197,14 @@ func TestStreamLive(t *testing.T) {
 	for _, s := range []<-chan sseMsg{ch, filtered, resumed, ce} {
 		m := next(t, s)
 		reason, after, from := endOf(t, m)
-		if reason != "shutdown" || after != 7 || len(from) != 64 {
+		// The filtered stream has sent seq 5; the shutdown may reach it
+		// before it has looked at 6 and 7 (neither matches), and then
+		// names where it stands: a resume from there misses nothing.
+		low := uint64(7)
+		if s == filtered {
+			low = 5
+		}
+		if reason != "shutdown" || after < low || after > 7 || len(from) != 64 {
 			t.Fatalf("end: %+v", m)
 		}
 	}
