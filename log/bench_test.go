@@ -211,6 +211,7 @@ func BenchmarkCompressedRead(b *testing.B) {
 			name := fmt.Sprintf("%s/compressed=%v", span.name, compressed)
 			timed := func(b *testing.B, read func(i int)) {
 				times := make([]time.Duration, 0, b.N)
+				r0 := l.RecordsRead()
 				for i := 0; b.Loop(); i++ {
 					t0 := time.Now()
 					read(i)
@@ -218,6 +219,7 @@ func BenchmarkCompressedRead(b *testing.B) {
 				}
 				slices.Sort(times)
 				b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "p50-ns")
+				b.ReportMetric(float64(l.RecordsRead()-r0)/float64(len(times)), "records/op")
 			}
 			b.Run("seq/"+name, func(b *testing.B) {
 				timed(b, func(int) {
@@ -246,6 +248,35 @@ func BenchmarkCompressedRead(b *testing.B) {
 					}
 					if it.Err() != nil {
 						b.Fatal(it.Err())
+					}
+				})
+			})
+			b.Run("page/"+name, func(b *testing.B) {
+				// The next 10 events of an entity after a random one of
+				// it (a later page: a binary search over the
+				// checkpoints, then back along its chain).
+				timed(b, func(int) {
+					e, err := l.Event(1 + r.Uint64N(sealed))
+					if err != nil {
+						b.Fatal(err)
+					}
+					it := l.ScanEntity(e.Entity, e.Seq, sealed)
+					for n := 0; n < 10 && it.Next(); n++ {
+					}
+					if it.Err() != nil {
+						b.Fatal(it.Err())
+					}
+				})
+			})
+			b.Run("version/"+name, func(b *testing.B) {
+				// Time travel: the seq of a random event's version.
+				timed(b, func(int) {
+					e, err := l.Event(1 + r.Uint64N(sealed))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := l.EntityVersion(e.Entity, e.Version); err != nil {
+						b.Fatal(err)
 					}
 				})
 			})

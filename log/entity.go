@@ -27,7 +27,8 @@ type EntityIter struct {
 	ev        *Event
 	err       error
 	done      bool
-	bytes     int64 // bytes of records read so far
+	bytes     int64  // bytes of records read so far
+	last      *Event // the event read last (read)
 }
 
 // ScanEntity returns an iterator over entity's committed events with a seq
@@ -94,10 +95,17 @@ func (it *EntityIter) Err() error {
 // Bytes returns how many bytes of records the iterator has read.
 func (it *EntityIter) Bytes() int64 { return it.bytes }
 
+// read returns the event at seq. The last one read is kept: a chunk's walk
+// starts at the checkpoint that was just read to check it, which with a
+// fine stride is a read more every few events.
 func (it *EntityIter) read(seq uint64) (*Event, error) {
+	if it.last != nil && it.last.Seq == seq {
+		return it.last, nil
+	}
 	e, _, err := it.l.readSeq(seq)
 	if err == nil {
 		it.bytes += int64(recordSize(e))
+		it.last = e
 	}
 	return e, err
 }

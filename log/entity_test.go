@@ -1,9 +1,12 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -124,5 +127,102 @@ func TestEntityVersion(t *testing.T) {
 		if _, err := l.EntityVersion(c.entity, c.version); !errors.Is(err, ErrNotFound) {
 			t.Errorf("%s version %d: %v, want ErrNotFound", c.entity, c.version, err)
 		}
+	}
+}
+
+// TestOldStrideRebuilt: an index directory whose versions table was written
+// with another checkpoint stride (every 64th version, its header's stride
+// zero: strata before the stride was recorded) is rebuilt once at the next
+// open, and every entity page and version reads the same as before.
+func TestOldStrideRebuilt(t *testing.T) {
+	dir, _ := rebuildFixture(t, 3000)
+	type page struct {
+		entity string
+		after  uint64
+	}
+	read := func(l *Log) (map[page][]uint64, map[string][]uint64) {
+		pages, versions := map[page][]uint64{}, map[string][]uint64{}
+		for i := 0; i < 13; i++ {
+			ent := fmt.Sprintf("e%d", i)
+			for _, after := range []uint64{0, 1, 500, 1300, 2990} {
+				it := l.ScanEntity(ent, after, l.Through())
+				for n := 0; n < 10 && it.Next(); n++ {
+					pages[page{ent, after}] = append(pages[page{ent, after}], it.Event().Seq)
+				}
+				if err := it.Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for v := uint64(1); ; v++ {
+				seq, err := l.EntityVersion(ent, v)
+				if errors.Is(err, ErrNotFound) {
+					break
+				} else if err != nil {
+					t.Fatalf("%s version %d: %v", ent, v, err)
+				}
+				versions[ent] = append(versions[ent], seq)
+			}
+		}
+		return pages, versions
+	}
+	l, err := Open(dir, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, versions := read(l)
+	if len(versions["e0"]) < 2*64 {
+		t.Fatalf("fixture too small: %d versions of e0", len(versions["e0"]))
+	}
+
+	// Put an old table in place: a checkpoint every 64th version, header
+	// stride zero.
+	path := filepath.Join(dir, indexDirName, hixNames[kindVersions])
+	old, err := createHashIndex(path+".old", kindVersions, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for it := l.Scan(1, l.Through()); it.Next(); {
+		if e := it.Event(); e.Version%64 == 0 {
+			old.insert(old.versionTag(e.Entity, e.Version), e.Seq)
+		}
+	}
+	if _, err := old.m.f.WriteAt(make([]byte, 4), hixOffStride); err != nil {
+		t.Fatal(err)
+	}
+	old.close()
+	l.Close()
+	if err := os.Rename(path+".old", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openHashIndex(path, kindVersions); !errors.Is(err, errBadIndex) {
+		t.Fatalf("old stride opened: %v, want errBadIndex", err)
+	}
+
+	l = mustOpen(t, dir, Options{NoSync: true})
+	h, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want uint64
+	for _, seqs := range versions {
+		want += uint64(len(seqs)) / versionStride
+	}
+	if stride := binary.LittleEndian.Uint32(h[hixOffStride:]); stride != versionStride {
+		t.Errorf("rebuilt table's stride %d, want %d", stride, versionStride)
+	}
+	if got := binary.LittleEndian.Uint64(h[hixOffUsed:]); got != want {
+		t.Errorf("rebuilt table holds %d checkpoints, want %d", got, want)
+	}
+	gotPages, gotVersions := read(l)
+	if !reflect.DeepEqual(gotPages, pages) || !reflect.DeepEqual(gotVersions, versions) {
+		t.Fatal("entity reads differ after the rebuild")
+	}
+	// And they cost what the new stride says.
+	before := l.RecordsRead()
+	if _, err := l.EntityVersion("e0", 3); err != nil {
+		t.Fatal(err)
+	}
+	if cost := l.RecordsRead() - before; cost > versionStride+4 {
+		t.Errorf("EntityVersion read %d records", cost)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // linear probing, kept in a memory-mapped file (FORMAT.md, "Hash indexes").
 //
 //	page 0: [8] magic "STRATHIX" | u32 version | u32 kind | u64 slots |
-//	        u64 used | [32] seed
+//	        u64 used | [32] seed | u32 stride (versions only, else 0)
 //	then the slots: for ids and keys 16 bytes, u64 tag (0 = empty) | u64 seq;
 //	for entities 32 bytes, u64 tag | u64 check | u64 seq | u64 version.
 //
@@ -34,9 +34,10 @@ const (
 	hixHeaderLen = 4096
 	hixMinSlots  = 1 << 12
 
-	hixOffSlots = 16
-	hixOffUsed  = 24
-	hixOffSeed  = 32
+	hixOffSlots  = 16
+	hixOffUsed   = 24
+	hixOffSeed   = 32
+	hixOffStride = 64 // versions: the versionStride it was written with
 )
 
 // Kinds of hash index, by what they map to seqs.
@@ -56,9 +57,16 @@ var hixNames = map[uint32]string{kindIDs: "ids.hix", kindEntities: "entities.hix
 type counts [kindVersions + 1]uint64
 
 // versionStride: the versions index holds the seq of each entity's
-// versions 64, 128, 192 …, so that a forward read of an entity from any
+// versions 8, 16, 24 …, so that a forward read of an entity from any
 // point walks back at most this many events along its chain (entity.go).
-const versionStride = 64
+// Each step back may be a record in another compressed frame (zseg.go), so
+// the stride bounds what an entity page costs from a cold frame cache: 64
+// made it 3× a plain segment's over HTTP. 8 over 16: EntityVersion reads
+// half as many records, for 2 more bytes of index an event (bench_test.go,
+// BenchmarkCompressedRead). The table's header records the stride; a table
+// written with another (every 64th, before the header said) is a bad
+// index, rebuilt once.
+const versionStride = 8
 
 func checkpointed(version uint64) bool { return version%versionStride == 0 }
 
@@ -103,7 +111,7 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		os.Remove(tmp)
 		return nil, err
 	}
-	h := make([]byte, 64)
+	h := make([]byte, hixOffStride+4)
 	copy(h, hixMagic)
 	binary.LittleEndian.PutUint32(h[8:], hixVersion)
 	binary.LittleEndian.PutUint32(h[12:], kind)
@@ -113,6 +121,9 @@ func createHashIndex(path string, kind uint32, n uint64, seed *[32]byte) (*hashI
 		rand.Read(seed[:])
 	}
 	copy(h[hixOffSeed:], seed[:])
+	if kind == kindVersions {
+		binary.LittleEndian.PutUint32(h[hixOffStride:], versionStride)
+	}
 	if _, err := fileutil.WriteAt(f, h, 0); err != nil {
 		f.Close()
 		os.Remove(tmp)
@@ -144,7 +155,7 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 		f.Close()
 		return nil, err
 	}
-	var h [64]byte
+	var h [hixOffStride + 4]byte
 	if _, err := f.ReadAt(h[:], 0); errors.Is(err, io.EOF) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is too short", errBadIndex, path)
@@ -158,6 +169,10 @@ func openHashIndex(path string, kind uint32) (*hashIndex, error) {
 		err = errors.New("bad magic or version")
 	case binary.LittleEndian.Uint32(h[12:]) != kind:
 		err = errors.New("wrong kind")
+	case kind == kindVersions && binary.LittleEndian.Uint32(h[hixOffStride:]) != versionStride:
+		// Its checkpoints are not the ones readers look for: a read would
+		// find none and walk an entity's whole chain (entity.go).
+		err = fmt.Errorf("checkpoint stride %d (0: 64, not recorded), want %d", binary.LittleEndian.Uint32(h[hixOffStride:]), versionStride)
 	case slots < hixMinSlots || slots&(slots-1) != 0 || st.Size() != hixHeaderLen+int64(slots)*int64(slotLen(kind)):
 		err = errors.New("size does not match the slot count")
 	}

@@ -42,7 +42,7 @@ const (
 // 0.5 ms a state read is allowed), and an entity's snapshots take one
 // compressed state per 128 events — a few percent of the events' own size
 // for states of a kilobyte. A multiple of the log's version checkpoint
-// stride (64), so a fold from a snapshot starts on a checkpoint.
+// stride (8), so a fold from a snapshot starts on a checkpoint.
 const DefaultSnapshotEvery = 128
 
 // Snapshot kinds.
