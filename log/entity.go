@@ -121,6 +121,25 @@ func (it *EntityIter) start() error {
 		return err
 	}
 	it.head, it.top = head, e.Version
+	if it.after > 0 {
+		// A read going on from one of the entity's events (the next page,
+		// a fold from a snapshot) learns its version from it, and so the
+		// checkpoint above it, in one read: the search below costs one a
+		// halving, each maybe a frame to decode.
+		e, err := it.read(it.after)
+		if err != nil {
+			return err
+		}
+		if e.Entity == it.entity {
+			end := it.head
+			if v := (e.Version/versionStride + 1) * versionStride; v < it.top {
+				if end, err = it.checkpoint(v); err != nil {
+					return err
+				}
+			}
+			return it.walkBack(end, it.after)
+		}
+	}
 	// The first checkpoint whose seq is past after: a binary search over
 	// the checkpoints (their seqs grow with their versions).
 	n := it.top / versionStride
