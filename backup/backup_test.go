@@ -1,6 +1,10 @@
 package backup
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
+	"strata/internal/blake3"
 	"strata/internal/fileutil"
 	"strata/log"
 )
@@ -394,4 +401,206 @@ func TestCompactedWhileBackingUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameSegments(t, to, want)
+}
+
+// storedBytes returns what stored file f of backup m holds, decompressed.
+func storedBytes(t *testing.T, bk string, m *Manifest, f File) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(bk, m.ID, filepath.FromSlash(f.Stored)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	out, err := d.DecodeAll(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// restoreSame restores backup id into a new directory and checks that its
+// segments are want, byte for byte, and that the log verifies.
+func restoreSame(t *testing.T, bk, id string, want map[string][]byte) {
+	t.Helper()
+	to := t.TempDir()
+	if _, err := Restore(bk, to, RestoreOptions{ID: id}, nil); err != nil {
+		t.Fatalf("restore %s: %v", id, err)
+	}
+	sameSegments(t, to, want)
+	mustVerify(t, filepath.Join(to, "tenants", "shop"))
+}
+
+// TestSegmentCRCsZeroed: format 2 stores every segment part, whole or
+// incremental, from a .seg or a .zseg, with its records' CRCs zeroed (and
+// nothing else changed), and restore gives the original segments back.
+func TestSegmentCRCsZeroed(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	var wants []map[string][]byte
+	var ms []*Manifest
+	for i := 0; i < 3; i++ {
+		mustTenant(t, data, i*100, 100)
+		if i == 2 {
+			compact(t, data)
+		}
+		m, err := Create(data, bk, Options{Incremental: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Format != 2 {
+			t.Fatalf("format %d", m.Format)
+		}
+		want := segments(t, data)
+		wants, ms = append(wants, want), append(ms, m)
+		parts := 0
+		for _, f := range m.Files {
+			if f.Kind != KindSegment {
+				continue
+			}
+			parts++
+			got := storedBytes(t, bk, m, f)
+			orig := want[strings.TrimPrefix(f.Path, "tenants/shop/log/")][f.Offset : f.Offset+f.Size]
+			var back bytes.Buffer
+			if _, err := log.CopySettingCRCs(&back, bytes.NewReader(got), f.Offset); err != nil {
+				t.Fatalf("%s at %d: the stored part does not hold zeroed CRCs: %v", f.Path, f.Offset, err)
+			}
+			if bytes.Equal(got, orig) || !bytes.Equal(back.Bytes(), orig) {
+				t.Fatalf("%s at %d: stored bytes are not the original with zeroed CRCs", f.Path, f.Offset)
+			}
+		}
+		if parts == 0 || (i > 0 && ms[i].Files[0].Offset == 0 && ms[i].Files[0].Kind == KindSegment) {
+			t.Fatalf("backup %d: %d segment parts, the first %+v", i, parts, m.Files[0])
+		}
+	}
+	for i, m := range ms {
+		restoreSame(t, bk, m.ID, wants[i])
+	}
+}
+
+// TestFormat1Restores: backups written in format 1 (segments stored as
+// they are) still restore, alone and in a chain mixed with format 2 ones.
+func TestFormat1Restores(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	defer func() { writeFormat = Format }()
+	var wants []map[string][]byte
+	var ms []*Manifest
+	for i, format := range []int{1, 2, 1} {
+		writeFormat = format
+		mustTenant(t, data, i*100, 100)
+		m, err := Create(data, bk, Options{Incremental: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := segments(t, data)
+		if m.Format != format {
+			t.Fatalf("format %d, want %d", m.Format, format)
+		}
+		if format == 1 {
+			for _, f := range m.Files {
+				orig := want[strings.TrimPrefix(f.Path, "tenants/shop/log/")]
+				if f.Kind == KindSegment && !bytes.Equal(storedBytes(t, bk, m, f), orig[f.Offset:f.Offset+f.Size]) {
+					t.Fatalf("format 1: %s at %d is not stored as it is", f.Path, f.Offset)
+				}
+			}
+		}
+		wants, ms = append(wants, want), append(ms, m)
+	}
+	writeFormat = Format
+	for i, m := range ms {
+		restoreSame(t, bk, m.ID, wants[i])
+	}
+	b, _ := os.ReadFile(filepath.Join(bk, ms[0].ID, manifestName))
+	os.WriteFile(filepath.Join(bk, ms[0].ID, manifestName), bytes.Replace(b, []byte(`"format": 1`), []byte(`"format": 3`), 1), 0o600)
+	if _, err := List(bk); err == nil || !strings.Contains(err.Error(), "format 3") {
+		t.Fatalf("a format-3 manifest: %v", err)
+	}
+}
+
+// TestBadRecordFailsBackup: a record whose CRC does not match its body in
+// a source segment fails the backup, naming the segment and the offset,
+// and no backup is published: storing it with a zeroed CRC would let
+// restore give it a fresh, valid one.
+func TestBadRecordFailsBackup(t *testing.T) {
+	data, bk := t.TempDir(), t.TempDir()
+	mustTenant(t, data, 0, 100)
+	seg := filepath.Join(data, "tenants", "shop", "log", log.SegmentName(1))
+	b, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The third record's body, 20 bytes in.
+	off := 64
+	for range 2 {
+		off += 8 + int(binary.LittleEndian.Uint32(b[off:]))
+	}
+	b[off+8+20] ^= 0x40
+	if err := os.WriteFile(seg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(data, bk, Options{})
+	if !errors.Is(err, log.ErrCorrupt) || !strings.Contains(err.Error(), log.SegmentName(1)) || !strings.Contains(err.Error(), fmt.Sprintf("offset %d", off)) {
+		t.Fatalf("backup of a damaged record: %v", err)
+	}
+	if all, err := List(bk); err != nil || len(all) != 0 {
+		t.Fatalf("%d backups listed after a failed one (%v)", len(all), err)
+	}
+}
+
+// rewritePart replaces the bytes of stored segment part i of backup m by
+// edit's, recompressed, and updates the manifest to match: the part is
+// whole as stored, only its records are wrong.
+func rewritePart(t *testing.T, bk string, m *Manifest, i int, edit func([]byte) []byte) {
+	t.Helper()
+	f := &m.Files[i]
+	b := edit(storedBytes(t, bk, m, *f))
+	e, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := e.EncodeAll(b, nil)
+	e.Close()
+	if err := os.WriteFile(filepath.Join(bk, m.ID, filepath.FromSlash(f.Stored)), z, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := blake3.New()
+	h.Write(z)
+	f.Size, f.StoredSize, f.BLAKE3 = int64(len(b)), int64(len(z)), hex.EncodeToString(h.Sum(nil))
+	j, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(filepath.Join(bk, m.ID, manifestName), j, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnframedPartRefused: a stored segment part that matches its
+// manifest but whose records do not frame exactly (cut, one byte more, a
+// CRC field not zeroed) is refused by restore as damaged.
+func TestUnframedPartRefused(t *testing.T) {
+	for name, edit := range map[string]func([]byte) []byte{
+		"cut":        func(b []byte) []byte { return b[:len(b)-1] },
+		"longer":     func(b []byte) []byte { return append(b, 0) },
+		"crc kept":   func(b []byte) []byte { b[64+4] ^= 1; return b },
+		"bad length": func(b []byte) []byte { binary.LittleEndian.PutUint32(b[64:], 3); return b },
+	} {
+		t.Run(name, func(t *testing.T) {
+			data, bk := t.TempDir(), t.TempDir()
+			mustTenant(t, data, 0, 100)
+			m, err := Create(data, bk, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Files[0].Kind != KindSegment || m.Files[0].Offset != 0 {
+				t.Fatalf("first file %+v", m.Files[0])
+			}
+			rewritePart(t, bk, m, 0, edit)
+			if _, err := Verify(bk, nil); err != nil {
+				t.Fatalf("verify checks the stored bytes only: %v", err)
+			}
+			if _, err := Restore(bk, t.TempDir(), RestoreOptions{}, nil); !errors.Is(err, ErrDamaged) {
+				t.Fatalf("restore: %v", err)
+			}
+		})
+	}
 }

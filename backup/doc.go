@@ -14,6 +14,9 @@
 //     removes it).
 //   - Caches are not copied (index/, cache/, rate tables, lock files, the
 //     metrics file, blob usage counters): restore rebuilds them.
+//   - Segments are stored with each record's CRC checked, then zeroed
+//     (format 2): a record that fails its CRC fails the backup, and
+//     restore computes every CRC again, giving the original bytes.
 //   - Verify checks every stored file's size and BLAKE3 against its
 //     manifest; Restore checks them too as it reads, then proves each
 //     restored log with log.Verify and rebuilds its indexes.

@@ -10,8 +10,14 @@ import (
 	"strings"
 )
 
-// Format is the manifest's format version.
-const Format = 1
+// Format is the manifest's format version a backup is written in. Format
+// 2 stores segment parts with their records' CRCs zeroed; restore reads
+// format 1 (segments as they are) too.
+const Format = 2
+
+// writeFormat is the format Create writes: a test makes format-1 backups
+// with it, to prove they still restore.
+var writeFormat = Format
 
 const (
 	manifestName = "manifest.json"
@@ -71,8 +77,8 @@ func ReadManifest(dir, id string) (*Manifest, error) {
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, fmt.Errorf("%s/%s: %w", id, manifestName, err)
 	}
-	if m.Format != Format {
-		return nil, fmt.Errorf("%s/%s: format %d, this program reads %d", id, manifestName, m.Format, Format)
+	if m.Format < 1 || m.Format > Format {
+		return nil, fmt.Errorf("%s/%s: format %d, this program reads 1 to %d", id, manifestName, m.Format, Format)
 	}
 	if m.ID != id {
 		return nil, fmt.Errorf("%s/%s: names backup %q", id, manifestName, m.ID)

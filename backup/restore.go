@@ -298,7 +298,14 @@ func restoreFile(dir, data string, m *Manifest, f File, dec *zstd.Decoder) (stri
 	if _, err := out.Seek(f.Offset, io.SeekStart); err != nil {
 		return d, err
 	}
-	n, err := io.Copy(&fileWriter{out}, dec)
+	var n int64
+	if f.Kind == KindSegment && m.Format >= 2 {
+		// The records' CRCs were stored as zeros: computed again here,
+		// on the worker that copies the part.
+		n, err = log.CopySettingCRCs(&fileWriter{out}, dec, f.Offset)
+	} else {
+		n, err = io.Copy(&fileWriter{out}, dec)
+	}
 	if err != nil {
 		return d, fmt.Errorf("%s (%s): %w (%w)", name, f.Path, ErrDamaged, err)
 	}
