@@ -50,6 +50,7 @@ fuzz:
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzParseEvents$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./log -run '^$$' -fuzz '^FuzzZsegReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./log -run '^$$' -fuzz '^FuzzCopySettingCRCs$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/blake3 -run '^$$' -fuzz '^FuzzSum256$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzSetMember$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./jsonx -run '^$$' -fuzz '^FuzzMergePatch$$' -fuzztime $(FUZZTIME)
