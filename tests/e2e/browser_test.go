@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,10 +55,21 @@ var devtoolsLine = regexp.MustCompile(`DevTools listening on (ws://\S+)`)
 // openBrowser starts chromium on pageURL and connects to that page.
 func openBrowser(t *testing.T, pageURL string) *browser {
 	path := chromiumPath(t)
+	// The profile is not t.TempDir(): chromium's helper processes (renderer,
+	// crash handler) may still write into it after the browser itself
+	// exited, and TempDir's cleanup fails the test when its RemoveAll meets
+	// a file appearing. The whole process group is killed, then the
+	// directory removed, retried while stragglers exit.
+	profile, err := os.MkdirTemp("", "strata-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--user-data-dir="+t.TempDir(),
+		"--no-first-run", "--no-default-browser-check", "--user-data-dir="+profile,
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", pageURL)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +77,21 @@ func openBrowser(t *testing.T, pageURL string) *browser {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Logf("chromium profile not removed: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	found := make(chan string, 1)
 	var said strings.Builder
 	go func() {
