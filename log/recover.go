@@ -55,6 +55,12 @@ func (l *Log) rebuildLocked(full bool) error {
 	nv := &view{}
 	if v := l.v(); v != nil && v.head != nil && l.published(v.head) {
 		*nv = *v
+		if nv.gen != nv.head.gen() {
+			// Another process replaced (grew) a hash index since this view
+			// mapped it — between Open's look and its wait for the lock,
+			// say: map the ones there now, below.
+			nv = &view{head: v.head}
+		}
 	}
 	var opened []*mapping // mapped here: closed if they end up in no view
 	defer func() {

@@ -20,6 +20,9 @@ import (
 type eventSource struct {
 	url    string
 	lastID string
+	// deadline, if set, ends a connection still open then ("deadline"):
+	// a stream that stalls fails its test rather than hanging it.
+	deadline time.Time
 }
 
 // sseMessage is one message of a stream.
@@ -29,9 +32,12 @@ type sseMessage struct {
 
 // connect opens the stream once and calls fn with each message until fn
 // returns false (the client hangs up), the stream ends, or it breaks. It
-// returns why it stopped: "hangup", "end" or the error.
+// returns why it stopped: "hangup", "end", "deadline" or the error.
 func (es *eventSource) connect(t testing.TB, fn func(sseMessage) bool) string {
 	ctx, cancel := context.WithCancel(context.Background())
+	if !es.deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(context.Background(), es.deadline)
+	}
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", es.url, nil)
 	req.Header.Set("Accept", "text/event-stream")
@@ -52,6 +58,9 @@ func (es *eventSource) connect(t testing.TB, fn func(sseMessage) bool) string {
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
+			if ctx.Err() != nil {
+				return "deadline"
+			}
 			return "eof"
 		}
 		line = strings.TrimSuffix(line, "\n")
@@ -124,11 +133,10 @@ func TestStreamResume(t *testing.T) {
 	follow := func(name, url string, seed uint64) {
 		defer wg.Done()
 		rng := rand.New(rand.NewPCG(seed, 1))
-		es := &eventSource{url: url}
+		es := &eventSource{url: url, deadline: time.Now().Add(60 * time.Second)}
 		var want uint64 = 1
 		var ends, hangups int
-		deadline := time.Now().Add(60 * time.Second)
-		for want <= total && time.Now().Before(deadline) {
+		for want <= total && time.Now().Before(es.deadline) {
 			budget := rng.IntN(3000) + 1 // messages before hanging up
 			why := es.connect(t, func(m sseMessage) bool {
 				if m.event == "end" {
@@ -156,7 +164,18 @@ func TestStreamResume(t *testing.T) {
 			}
 		}
 		if want <= total {
+			failed := t.Failed() // a writer failed: that says why
 			t.Errorf("%s: got through seq %d of %d", name, want-1, total)
+			if name == "standalone" && !failed {
+				// Why: the server's goroutines, which SIGQUIT prints.
+				s.cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-s.done:
+				case <-time.After(5 * time.Second):
+				}
+				t.Logf("server:\n%s", s.log())
+			}
+			return
 		}
 		t.Logf("%s: %d events exactly once, in order, over %d hang-ups and %d ends (%v)", name, total, hangups, ends, time.Since(began))
 	}
