@@ -600,7 +600,7 @@ func putWriteBuf(bp *[]byte) {
 func (l *Log) reserveIndexes(g *group) error {
 	var n counts
 	for _, x := range append([]*group{g}, g.ahead...) {
-		m := need(x.events)
+		m := need(x.events, false)
 		m[kindEntities] = uint64(len(x.ents))
 		for k := range n {
 			n[k] += m[k]

@@ -172,17 +172,19 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 	offs := &offsetWriter{last: &last}
 	var chunk []*Event
 	fill := func() error {
-		// The build's tables are in no view: each is unmapped before its
-		// bigger copy is mapped.
-		nt, old, err := growTables(b.tables, need(chunk), true)
-		b.tables = nt
-		for _, x := range old {
-			x.close()
+		for rest, every := chunk, false; len(rest) > 0; every = true {
+			// The build's tables are in no view: each is unmapped before
+			// its bigger copy is mapped.
+			nt, old, err := growTables(b.tables, need(rest, every), true)
+			b.tables = nt
+			for _, x := range old {
+				x.close()
+			}
+			if err != nil {
+				return err
+			}
+			rest = rest[fillTables(b.tables, rest):]
 		}
-		if err != nil {
-			return err
-		}
-		fillTables(b.tables, chunk)
 		chunk = chunk[:0]
 		return nil
 	}

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -357,4 +358,62 @@ func TestRecoverAfterIndexGrew(t *testing.T) {
 	seesAll(t, "the recovered process", r, ids)
 	add(r, 1)
 	seesAll(t, "the other writer", w, ids)
+}
+
+// TestEntitiesTableSize: a full rebuild sizes the entities table for the
+// entities there are, not for a chunk of events each taken for a new one;
+// and a log whose versions say no event began an entity (forged, but with
+// its hashes right) is indexed whole all the same, the table grown as it
+// fills rather than overfilled (a full table's probe would never end).
+func TestEntitiesTableSize(t *testing.T) {
+	dir, ids := rebuildFixture(t, 20000) // 13 entities
+	l := mustOpen(t, dir, Options{NoSync: true, SegmentSize: 64 << 10})
+	if err := l.Reindex(); err != nil {
+		t.Fatal(err)
+	}
+	seesAll(t, "after the rebuild", l, ids)
+	if slots := l.v().ents.slots(); slots != hixMinSlots {
+		t.Fatalf("entities table of %d slots for 13 entities, want %d", slots, hixMinSlots)
+	}
+
+	var events []*Event
+	for i := range 3 * hixMinSlots {
+		e := &Event{Seq: uint64(i + 1), Entity: fmt.Sprintf("forged-%d", i), Version: 7, PrevInEntity: 3}
+		binary.LittleEndian.PutUint64(e.ID[:], uint64(i+1)<<8|0xab)
+		events = append(events, e)
+	}
+	b := &build{tables: &view{}}
+	for _, k := range kinds {
+		x, err := createHashIndex(filepath.Join(t.TempDir(), hixNames[k]), k, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.tables = b.tables.with(x)
+	}
+	defer b.close()
+	rounds := 0
+	for rest, every := events, false; len(rest) > 0; every = true {
+		nt, old, err := growTables(b.tables, need(rest, every), true)
+		b.tables = nt
+		for _, x := range old {
+			x.close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[fillTables(b.tables, rest):]
+		rounds++
+	}
+	if rounds != 2 {
+		t.Fatalf("%d rounds of fillTables, want 2: the test tests nothing", rounds)
+	}
+	ents := b.tables.ents
+	if ents.used() != uint64(len(events)) || ents.used() > ents.slots()/2 {
+		t.Fatalf("entities table: %d used of %d slots, want %d at most half full", ents.used(), ents.slots(), len(events))
+	}
+	for _, e := range events {
+		if seq, _ := ents.entity(ents.hashString(e.Entity)); seq != e.Seq {
+			t.Fatalf("%s: seq %d, want %d", e.Entity, seq, e.Seq)
+		}
+	}
 }

@@ -192,7 +192,7 @@ func (l *Log) catchUp(trusted uint64) error {
 
 // slim copies what the hash indexes need of an event the walk lends.
 func slim(e *Event) *Event {
-	return &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key, Version: e.Version}
+	return &Event{ID: e.ID, Seq: e.Seq, Entity: e.Entity, Key: e.Key, Version: e.Version, PrevInEntity: e.PrevInEntity}
 }
 
 // finishWalk checks that the walk reached every acknowledged event, drops
@@ -271,17 +271,25 @@ func (l *Log) replayIndex(events []*Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if err := l.reserve(need(events)); err != nil {
-		return err
+	for every := false; len(events) > 0; every = true {
+		if err := l.reserve(need(events, every)); err != nil {
+			return err
+		}
+		events = events[fillTables(l.v(), events):]
 	}
-	fillTables(l.v(), events)
 	return nil
 }
 
 // fillTables adds events to v's tables, which have room for them, unless
-// they are there already, keeping for each entity the newest seq.
-func fillTables(v *view, events []*Event) {
-	for _, e := range events {
+// they are there already, keeping for each entity the newest seq. It
+// returns how many it added: fewer than all if the entities table filled
+// past the room need made (a log whose versions say an entity began
+// where it did not); the caller makes room for the rest with every set.
+func fillTables(v *view, events []*Event) int {
+	for i, e := range events {
+		if v.ents.used() > v.ents.slots()/2 {
+			return i
+		}
 		if !hasSeq(v.ids, tagID(&e.ID), e.Seq) {
 			v.ids.insert(tagID(&e.ID), e.Seq)
 		}
@@ -298,16 +306,24 @@ func fillTables(v *view, events []*Event) {
 			}
 		}
 	}
+	return len(events)
 }
 
-// need is the room events may take in each hash index (entities and keys
-// already there need none; counting them only grows a table a little
-// early).
-func need(events []*Event) counts {
+// need is the room events may take in each hash index (keys already there
+// need none; counting them only grows a table a little early). An entity
+// takes a slot at its first event, the one with version 1 and no previous
+// event: replayed in log order after every event before them, only those
+// can add one — or, with every, any event may (fillTables found the log
+// saying otherwise). Counting every event made a rebuild's entities table
+// room for a whole chunk of new ones: 8 MB for a tenant of a few thousand
+// entities.
+func need(events []*Event, every bool) counts {
 	var n counts
 	n[kindIDs] = uint64(len(events))
-	n[kindEntities] = uint64(len(events))
 	for _, e := range events {
+		if every || e.Version <= 1 || e.PrevInEntity == 0 {
+			n[kindEntities]++
+		}
 		if e.Key != "" {
 			n[kindKeys]++
 		}
