@@ -634,15 +634,28 @@ func (l *Log) syncIndexesLocked() error {
 		l.w.dirty = false
 		return nil
 	}
+	// The mark covers what every process wrote since the last one: sync
+	// the tables there are now (another may have grown one), and the
+	// offsets of every segment written since, opened here or not.
+	if err := l.remapIfStale(); err != nil {
+		return err
+	}
+	if err := l.openSegments(); err != nil {
+		return err
+	}
 	v := l.v()
 	for _, x := range v.tables() {
 		if err := x.sync(); err != nil {
 			return err
 		}
 	}
-	for _, s := range l.segments() {
-		if !s.opened() {
-			continue // nothing written through it by this process
+	segs := l.segments()
+	for i, s := range segs {
+		if !s.opened() && i+1 < len(segs) && segs[i+1].first-1 <= v.head.synced() {
+			continue // all of it was synced under an earlier mark
+		}
+		if err := s.ensure(); err != nil {
+			return err
 		}
 		if err := fileutil.Fsync(s.off); err != nil {
 			return err

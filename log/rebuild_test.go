@@ -417,3 +417,51 @@ func TestEntitiesTableSize(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncCoversOtherWriters: the synced mark says every index page up to
+// it is on disk, whoever wrote it; so the process that marks it syncs the
+// offsets of segments other processes filled since the last mark (which
+// it never opened) and the tables as they are now (another grew one).
+// It used to sync only its own: after a machine crash, recovery trusted
+// offsets that may never have reached the disk.
+func TestSyncCoversOtherWriters(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 4 << 10}
+	a := mustOpen(t, dir, opts)
+	b := mustOpen(t, dir, opts)
+	mustAppend(t, a, faultEvents(0, 1)...)
+	for i := 1; i < 6000; i += 500 {
+		mustAppend(t, b, faultEvents(i, 500)...)
+	}
+	mark := a.v().head.synced()
+	segs, err := listSegments(filepath.Join(dir, logDirName))
+	if err != nil || len(segs) < 10 {
+		t.Fatalf("fixture: %d segments, %v", len(segs), err)
+	}
+	synced := map[string]bool{}
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpSync {
+			synced[path] = true
+		}
+		return nil
+	})
+	defer undo()
+	if err := a.withLock(a.syncIndexesLocked); err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	for i, first := range segs {
+		if i+1 < len(segs) && segs[i+1]-1 <= mark {
+			continue
+		}
+		if !synced[a.offsetsPath(first)] {
+			t.Errorf("offsets of segment %d (after the mark %d) not synced", first, mark)
+		}
+	}
+	if v := a.v(); v.gen != v.head.gen() {
+		t.Errorf("synced tables of gen %d, the head is at %d", v.gen, v.head.gen())
+	}
+	if got := a.v().head.synced(); got != 6001 {
+		t.Errorf("synced mark %d, want 6001", got)
+	}
+}
