@@ -349,12 +349,21 @@ func Open(dir string, opts Options) (*Log, error) {
 			l.Close()
 			return nil, &Error{Op: "open", Dir: dir, Err: err}
 		}
+		if errors.Is(err, errPastHead) && pastHeadSeen != nil {
+			pastHeadSeen()
+		}
 		if errors.Is(err, errPastHead) && !l.lk.tryLock() {
 			// A writer holds the lock and is between its write and its
 			// publication: what is committed is whole, serve that.
 			return l, nil
 		} else if errors.Is(err, errPastHead) {
-			l.lk.unlock() // no writer: a dead one left the bytes; recover
+			// No writer now: the one seen finished meanwhile (look again,
+			// holding the lock), or it died and left the bytes (recover).
+			if l.load() == nil {
+				l.lk.unlock()
+				return l, nil
+			}
+			l.lk.unlock()
 		}
 		if err := l.withLock(l.recoverLocked); err != nil {
 			l.Close()
@@ -406,6 +415,10 @@ func (l *Log) withLock(fn func() error) error {
 // errPastHead: the active segment holds bytes past the committed head — a
 // writer at work, or one that died.
 var errPastHead = errors.New("bytes past the committed head")
+
+// pastHeadSeen, if set (by tests), is called when Open has seen bytes past
+// the committed head, before it looks at the lock.
+var pastHeadSeen func()
 
 // load maps the index files and opens the segments, and reports an error if
 // anything is missing or does not agree with the log, which calls for

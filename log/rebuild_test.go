@@ -465,3 +465,36 @@ func TestSyncCoversOtherWriters(t *testing.T) {
 		t.Errorf("synced mark %d, want 6001", got)
 	}
 }
+
+// TestOpenWriterFinished: Open sees bytes past the committed head (a
+// writer between its write and its publication), then finds the lock free
+// — the writer finished meanwhile. It looks again, holding the lock, and
+// serves what is committed; it does not recover (a needless replay and
+// fsyncs, in a CGI request that only reads).
+func TestOpenWriterFinished(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 64 << 10}
+	w := mustOpen(t, dir, opts)
+	mustAppend(t, w, faultEvents(0, 10)...)
+	head := w.v().head
+	head.setThrough(9) // as if seq 10 were written, not yet published
+	syncs := 0
+	undo := fileutil.Inject(func(op fileutil.Op, path string) error {
+		if op == fileutil.OpSync || op == fileutil.OpMsync {
+			syncs++
+		}
+		return nil
+	})
+	defer undo()
+	pastHeadSeen = func() { head.setThrough(10) } // published
+	defer func() { pastHeadSeen = nil }()
+	r := mustOpen(t, dir, opts)
+	pastHeadSeen = nil
+	undo()
+	if syncs != 0 {
+		t.Errorf("Open synced %d times: it recovered a log a writer had left whole", syncs)
+	}
+	if h, err := r.Head(); err != nil || h.Seq != 10 {
+		t.Fatalf("head %d, %v", h.Seq, err)
+	}
+}
