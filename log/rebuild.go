@@ -61,6 +61,24 @@ func (b *build) close() {
 	b.progress.Close()
 }
 
+// add puts events in the build's tables, growing them as needed.
+func (b *build) add(events []*Event) error {
+	for every := false; len(events) > 0; every = true {
+		// The build's tables are in no view: each is unmapped before its
+		// bigger copy is mapped.
+		nt, old, err := growTables(b.tables, need(events, every), true)
+		b.tables = nt
+		for _, x := range old {
+			x.close()
+		}
+		if err != nil {
+			return err
+		}
+		events = events[fillTables(b.tables, events):]
+	}
+	return nil
+}
+
 // mark records that the build holds every event through seq.
 func (b *build) mark(seq uint64, id [32]byte) error {
 	var p [progressLen]byte
@@ -172,21 +190,9 @@ func (l *Log) buildBeside(head *headFile, published bool) error {
 	offs := &offsetWriter{last: &last}
 	var chunk []*Event
 	fill := func() error {
-		for rest, every := chunk, false; len(rest) > 0; every = true {
-			// The build's tables are in no view: each is unmapped before
-			// its bigger copy is mapped.
-			nt, old, err := growTables(b.tables, need(rest, every), true)
-			b.tables = nt
-			for _, x := range old {
-				x.close()
-			}
-			if err != nil {
-				return err
-			}
-			rest = rest[fillTables(b.tables, rest):]
-		}
+		err := b.add(chunk)
 		chunk = chunk[:0]
-		return nil
+		return err
 	}
 	err = l.walkTail(from, func(s *segment, off int64, e *Event) error {
 		if e == nil {
